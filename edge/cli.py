@@ -1,0 +1,106 @@
+"""The `envpatrol` command. Subcommands register under the `envpatrol.commands` entry-point group,
+so this dispatcher (installed on every vehicle) never imports a server package itself."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import Any
+
+from edge import __version__
+
+Command = Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], int]]
+
+_HELP = {
+    "edge": "run the edge agent on a vehicle (serial box + GPS -> disk outbox -> MQTT)",
+    "sim": "run a simulated box and GPS on pseudo-terminals for a patrol vehicle",
+    "demo": "run the whole system on this machine with simulated vehicles",
+    "replay": "replay a recorded drive through the pipeline",
+    "ingest": "run the ingest service (MQTT -> PostgreSQL)",
+    "migrate": "apply the database migrations",
+    "api": "run the officers' HTTP API",
+}
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, so services shut down cleanly."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="envpatrol",
+        description="Mobile environmental sensing on city patrol vehicles.",
+    )
+    parser.add_argument("--version", action="version", version=f"envpatrol {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    runners: dict[str, Callable[[argparse.Namespace], int]] = {}
+    missing: dict[str, str] = {}
+    for ep in sorted(entry_points(group="envpatrol.commands"), key=lambda e: e.name):
+        help_text = _HELP.get(ep.name, "")
+        try:
+            register: Command = ep.load()
+        except ImportError as exc:
+            missing[ep.name] = str(exc)
+            sub.add_parser(ep.name, help=f"{help_text} [not installed here]")
+            continue
+        command_parser = sub.add_parser(ep.name, help=help_text, description=help_text)
+        command_parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        runners[ep.name] = register(command_parser)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command in missing:
+        print(
+            f"envpatrol {args.command}: this installation lacks its dependencies "
+            f"({missing[args.command]}). Install them with: pip install 'envpatrol[server]'",
+            file=sys.stderr,
+        )
+        return 3
+    setup_logging(getattr(args, "verbose", False))
+    return runners[args.command](args)
+
+
+def edge_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.add_argument("--config", help="edge TOML file (see deploy/config/edge.toml)")
+
+    def run(args: argparse.Namespace) -> int:
+        from edge.agent import Agent
+        from edge.config import load_edge_settings
+        from edge.mqtt import SettingsError
+        from edge.profile import ProfileError
+
+        try:
+            settings = load_edge_settings(args.config)
+            agent = Agent(settings)
+        except (SettingsError, ProfileError) as exc:
+            print(f"envpatrol edge: {exc}", file=sys.stderr)
+            return 2
+        agent.run(stop_on_signals())
+        return 0
+
+    return run
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

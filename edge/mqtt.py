@@ -1,0 +1,122 @@
+"""Broker connection settings and the paho client built from them (shared with the ingest)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+Protocol = Literal["5", "3.1.1"]
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; `key` says which."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    protocol: Protocol = "5"
+    keepalive_s: int = 30
+    topic_root: str = "envpatrol"
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: object) -> MqttSettings:
+        """`mqtt://[user[:password]@]host[:port]` or `mqtts://...` (TLS, default port 8883).
+
+        A `?protocol=3.1.1` query selects MQTT 3.1.1 for brokers without MQTT 5.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise SettingsError("mqtt.url", f"scheme must be mqtt:// or mqtts://, got {url!r}")
+        tls = parts.scheme in ("mqtts", "ssl")
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as exc:
+            raise SettingsError("mqtt.url", f"bad port in {url!r}") from exc
+        protocol: Protocol = "5"
+        for item in filter(None, parts.query.split("&")):
+            key, _, value = item.partition("=")
+            if key == "protocol" and value in ("5", "3.1.1"):
+                protocol = value  # type: ignore[assignment]
+            else:
+                raise SettingsError("mqtt.url", f"unknown option {item!r}")
+        base = cls(
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            protocol=protocol,
+        )
+        return base.replace(**overrides)
+
+    def replace(self, **changes: object) -> MqttSettings:
+        from dataclasses import replace
+
+        clean = {k: v for k, v in changes.items() if v is not None and v != ""}
+        return replace(self, **clean)  # type: ignore[arg-type]
+
+    @property
+    def url(self) -> str:
+        """The broker's address without credentials, for logs."""
+        scheme = "mqtts" if self.tls else "mqtt"
+        suffix = "?protocol=3.1.1" if self.protocol == "3.1.1" else ""
+        return f"{scheme}://{self.host}:{self.port}{suffix}"
+
+
+def read_secret(path: str | None, key: str) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SettingsError(key, f"cannot read {path}: {exc.strerror}") from exc
+
+
+def make_client(settings: MqttSettings, client_id: str, *, clean_start: bool = True) -> paho.Client:
+    """A paho client configured for `settings`; the caller sets callbacks and connects."""
+    v5 = settings.protocol == "5"
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+        clean_session=None if v5 else clean_start,
+    )
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.tls:
+        context = ssl.create_default_context(cafile=settings.ca_file)
+        if settings.cert_file:
+            context.load_cert_chain(settings.cert_file, settings.key_file or None)
+        client.tls_set_context(context)
+    client.reconnect_delay_set(1, 60)
+    return client
+
+
+def connect_properties(session_expiry_s: int = 0, receive_maximum: int | None = None) -> paho.Properties:
+    from paho.mqtt.packettypes import PacketTypes
+
+    props = paho.Properties(PacketTypes.CONNECT)
+    if session_expiry_s:
+        props.SessionExpiryInterval = session_expiry_s
+    if receive_maximum:
+        props.ReceiveMaximum = receive_maximum
+    return props

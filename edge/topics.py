@@ -1,0 +1,61 @@
+"""MQTT topics of the v1 contract: `{root}/v1/{vehicle}/{kind}`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+CONTRACT = "v1"
+TopicKind = Literal["readings", "status", "health"]
+KINDS: tuple[TopicKind, ...] = ("readings", "status", "health")
+_VEHICLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ROOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63})*$")
+
+
+class TopicError(ValueError):
+    def __init__(self, value: str, problem: str) -> None:
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{problem}: {value!r}")
+
+
+def check_vehicle(vehicle: str) -> str:
+    """A vehicle id is one topic level: letters, digits, '_', '-', '.'; at most 64 characters."""
+    if not _VEHICLE.match(vehicle):
+        raise TopicError(vehicle, "a vehicle id must be 1-64 letters, digits, '_', '-' or '.'")
+    return vehicle
+
+
+def check_root(root: str) -> str:
+    if not _ROOT.match(root):
+        raise TopicError(root, "a topic root must be plain topic levels without wildcards")
+    return root
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topics one deployment uses, under a root (default `envpatrol`)."""
+
+    root: str = "envpatrol"
+
+    def __post_init__(self) -> None:
+        check_root(self.root)
+
+    def of(self, vehicle: str, kind: TopicKind) -> str:
+        return f"{self.root}/{CONTRACT}/{check_vehicle(vehicle)}/{kind}"
+
+    def all_of(self, kind: TopicKind) -> str:
+        """The subscription filter for one kind from every vehicle."""
+        return f"{self.root}/{CONTRACT}/+/{kind}"
+
+    def parse(self, topic: str) -> tuple[str, TopicKind]:
+        prefix = f"{self.root}/{CONTRACT}/"
+        if not topic.startswith(prefix):
+            raise TopicError(topic, f"not under {prefix}")
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 2 or parts[1] not in KINDS:
+            raise TopicError(topic, "expected {vehicle}/readings|status|health")
+        vehicle = check_vehicle(parts[0])
+        kind: TopicKind = parts[1]  # type: ignore[assignment]
+        return vehicle, kind

@@ -1,0 +1,248 @@
+"""The v1 readings payload: what a vehicle publishes and the ingest accepts.
+
+One message carries one or more readings of one vehicle (several when the agent catches up
+after an outage). The shape is documented in docs/wire-format.md; this module is its reference
+implementation, pure and shared by both sides of the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from edge.topics import TopicError, check_vehicle
+from edge.units import CHANNELS
+
+SCHEMA_VERSION = 1
+MAX_READINGS_PER_MESSAGE = 500
+
+TimeSource = Literal["gnss", "host"]
+
+# Reading-level quality flags. A flagged reading is stored like any other; analysis decides.
+READING_FLAGS = frozenset({"no_fix", "stale_fix", "host_time", "stationary", "warmup"})
+# Channel-level flags, per value.
+CHANNEL_FLAGS = frozenset({"sentinel", "out_of_range", "stuck", "spike", "warmup"})
+
+
+class WireError(ValueError):
+    """A payload that does not follow the contract. `reason` is a short stable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    lat: float
+    lon: float
+    valid: bool
+    quality: int | None = None
+    satellites: int | None = None
+    hdop: float | None = None
+    speed_mps: float | None = None
+    course_deg: float | None = None
+    age_s: float | None = None  # seconds between the fix and the reading
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    vehicle: str
+    seq: int  # per vehicle, strictly increasing, never reused
+    time: datetime  # UTC; GNSS time when time_source is "gnss"
+    time_source: TimeSource
+    position: Position | None
+    values: dict[str, float | None]
+    profile: str
+    flags: tuple[str, ...] = ()
+    channel_flags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def reading_to_dict(reading: Reading) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "seq": reading.seq,
+        "time": format_time(reading.time),
+        "time_source": reading.time_source,
+        "position": None,
+        "values": reading.values,
+        "units": {name: CHANNELS[name].unit for name in reading.values},
+        "flags": list(reading.flags),
+        "channel_flags": {k: list(v) for k, v in reading.channel_flags.items()},
+        "profile": reading.profile,
+    }
+    p = reading.position
+    if p is not None:
+        out["position"] = {
+            "lat": round(p.lat, 7),
+            "lon": round(p.lon, 7),
+            "valid": p.valid,
+            "quality": p.quality,
+            "satellites": p.satellites,
+            "hdop": p.hdop,
+            "speed_mps": None if p.speed_mps is None else round(p.speed_mps, 2),
+            "course_deg": None if p.course_deg is None else round(p.course_deg, 1),
+            "age_s": None if p.age_s is None else round(p.age_s, 2),
+        }
+    return out
+
+
+def encode_message(vehicle: str, readings: list[Reading]) -> bytes:
+    """One MQTT payload for readings of one vehicle, oldest first."""
+    if not readings:
+        raise ValueError("a message carries at least one reading")
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "vehicle": vehicle,
+        "readings": [reading_to_dict(r) for r in readings],
+    }
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_message(payload: bytes, loads: Any = json.loads) -> tuple[str, list[Reading]]:
+    """Parse and check one payload. Raises WireError with a stable reason code.
+
+    `loads` may be a faster JSON parser with the same contract (orjson.loads on servers).
+    """
+    try:
+        doc = loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WireError("malformed_json", str(exc)[:200]) from exc
+    if not isinstance(doc, dict):
+        raise WireError("not_an_object", "the payload must be a JSON object")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise WireError("schema_version", f"expected schema_version {SCHEMA_VERSION}, got {version!r}")
+    vehicle = doc.get("vehicle")
+    if not isinstance(vehicle, str):
+        raise WireError("missing_field", "vehicle must be a string")
+    try:
+        check_vehicle(vehicle)
+    except TopicError as exc:
+        raise WireError("bad_vehicle", str(exc)) from exc
+    items = doc.get("readings")
+    if not isinstance(items, list) or not items:
+        raise WireError("missing_field", "readings must be a non-empty list")
+    if len(items) > MAX_READINGS_PER_MESSAGE:
+        raise WireError("too_many_readings", f"{len(items)} > {MAX_READINGS_PER_MESSAGE}")
+    return vehicle, [_reading(vehicle, item, i) for i, item in enumerate(items)]
+
+
+def _reading(vehicle: str, item: Any, index: int) -> Reading:
+    where = f"readings[{index}]"
+    if not isinstance(item, dict):
+        raise WireError("bad_type", f"{where} must be an object")
+    seq = item.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
+        raise WireError("bad_type", f"{where}.seq must be a non-negative integer")
+    moment = _time(item.get("time"), where)
+    source = item.get("time_source")
+    if source not in ("gnss", "host"):
+        raise WireError("bad_type", f"{where}.time_source must be 'gnss' or 'host'")
+    values = item.get("values")
+    if not isinstance(values, dict):
+        raise WireError("missing_field", f"{where}.values must be an object")
+    units = item.get("units")
+    if not isinstance(units, dict):
+        raise WireError("missing_field", f"{where}.units must be an object")
+    clean: dict[str, float | None] = {}
+    for name, value in values.items():
+        spec = CHANNELS.get(name)
+        if spec is None:
+            raise WireError("unknown_channel", f"{where}.values.{name}")
+        if units.get(name) != spec.unit:
+            raise WireError(
+                "bad_unit", f"{where}.units.{name} is {units.get(name)!r}, expected {spec.unit!r}"
+            )
+        if value is None:
+            clean[name] = None
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise WireError("bad_type", f"{where}.values.{name} must be a number or null")
+        clean[name] = float(value)
+    flags = item.get("flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise WireError("bad_type", f"{where}.flags must be a list of strings")
+    unknown = set(flags) - READING_FLAGS
+    if unknown:
+        raise WireError("unknown_flag", f"{where}.flags: {sorted(unknown)}")
+    channel_flags = item.get("channel_flags", {})
+    if not isinstance(channel_flags, dict):
+        raise WireError("bad_type", f"{where}.channel_flags must be an object")
+    cflags: dict[str, tuple[str, ...]] = {}
+    for name, names in channel_flags.items():
+        if name not in CHANNELS or not isinstance(names, list):
+            raise WireError("bad_type", f"{where}.channel_flags.{name}")
+        if set(names) - CHANNEL_FLAGS:
+            raise WireError("unknown_flag", f"{where}.channel_flags.{name}: {names}")
+        cflags[name] = tuple(names)
+    profile = item.get("profile")
+    if not isinstance(profile, str) or len(profile) > 64:
+        raise WireError("bad_type", f"{where}.profile must be a short string")
+    return Reading(
+        vehicle=vehicle,
+        seq=seq,
+        time=moment,
+        time_source=source,
+        position=_position(item.get("position"), where),
+        values=clean,
+        profile=profile,
+        flags=tuple(flags),
+        channel_flags=cflags,
+    )
+
+
+def _time(value: Any, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise WireError("bad_time", f"{where}.time must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise WireError("bad_time", f"{where}.time {value!r} is not ISO 8601") from exc
+    if moment.tzinfo is None:
+        raise WireError("bad_time", f"{where}.time {value!r} has no UTC offset")
+    return moment.astimezone(UTC)
+
+
+def _number(doc: dict[str, Any], key: str, where: str, *, integer: bool = False) -> Any:
+    value = doc.get(key)
+    if value is None:
+        return None
+    ok = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok or not math.isfinite(value):
+        raise WireError("bad_type", f"{where}.position.{key} must be a number or null")
+    return value
+
+
+def _position(value: Any, where: str) -> Position | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise WireError("bad_type", f"{where}.position must be an object or null")
+    lat = _number(value, "lat", where)
+    lon = _number(value, "lon", where)
+    if lat is None or lon is None:
+        raise WireError("bad_position", f"{where}.position needs lat and lon")
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        raise WireError("bad_position", f"{where}.position ({lat}, {lon}) is not on Earth")
+    valid = value.get("valid")
+    if not isinstance(valid, bool):
+        raise WireError("bad_type", f"{where}.position.valid must be true or false")
+    return Position(
+        lat=float(lat),
+        lon=float(lon),
+        valid=valid,
+        quality=_number(value, "quality", where, integer=True),
+        satellites=_number(value, "satellites", where, integer=True),
+        hdop=_number(value, "hdop", where),
+        speed_mps=_number(value, "speed_mps", where),
+        course_deg=_number(value, "course_deg", where),
+        age_s=_number(value, "age_s", where),
+    )

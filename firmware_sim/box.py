@@ -1,0 +1,87 @@
+"""The simulated box: answers Modbus RTU read requests on a pseudo-terminal from a profile.
+
+It reuses the edge's codec from the device's side. Every response it sends is reported to
+`on_served` with the values it encodes, which is the ground truth the end-to-end tests compare
+the database against.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from edge.modbus import decode_request, encode_exception_response, encode_read_response
+from edge.profile import BoxProfile
+from firmware_sim.pty import PseudoTerminal
+
+log = logging.getLogger("envpatrol.sim.box")
+
+ILLEGAL_DATA_ADDRESS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One response the box sent: when (simulated), the raw registers, the decoded values."""
+
+    time: datetime
+    registers: tuple[int, ...]
+    values: dict[str, float | None]
+
+
+class SimulatedBox:
+    def __init__(
+        self,
+        profile: BoxProfile,
+        sample: Callable[[], tuple[datetime, dict[str, float | None]]],
+        on_served: Callable[[Served], None] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.pty = PseudoTerminal()
+        self._sample = sample
+        self._on_served = on_served
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sim-box", daemon=True)
+        self.requests = 0
+        self.ignored_bytes = 0
+
+    @property
+    def path(self) -> str:
+        return self.pty.path
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.pty.close()
+
+    def respond(self, request_start: int, count: int, function: int) -> bytes:
+        p = self.profile
+        if function != p.function or request_start != p.start or count != p.count:
+            return encode_exception_response(p.address, function, ILLEGAL_DATA_ADDRESS)
+        moment, values = self._sample()
+        registers = tuple(p.encode(values))
+        if self._on_served is not None:
+            self._on_served(Served(moment, registers, p.decode(registers).values))
+        return encode_read_response(p.address, p.function, registers)
+
+    def _run(self) -> None:
+        buffer = b""
+        while not self._stop.is_set():
+            data = self.pty.read(0.1)
+            if not data:
+                continue
+            buffer += data
+            while True:
+                decoded = decode_request(buffer, self.profile.address)
+                self.ignored_bytes += decoded.skipped
+                buffer = buffer[decoded.consumed :]
+                if decoded.frame is None:
+                    break
+                self.requests += 1
+                req = decoded.frame
+                self.pty.write(self.respond(req.start, req.count, req.function))

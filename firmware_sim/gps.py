@@ -1,0 +1,67 @@
+"""The simulated GPS receiver: RMC and GGA once per simulated second on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from edge.nmea import format_gga, format_rmc
+from firmware_sim.drive import Drive, SimClock
+from firmware_sim.pty import PseudoTerminal
+
+
+class SimulatedGps:
+    def __init__(
+        self,
+        drive: Drive,
+        clock: SimClock,
+        talker: str = "GN",
+        on_epoch: Callable[[datetime], None] | None = None,
+    ) -> None:
+        self.drive = drive
+        self.clock = clock
+        self.talker = talker
+        self.pty = PseudoTerminal()
+        self._on_epoch = on_epoch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sim-gps", daemon=True)
+        self.epochs = 0
+
+    @property
+    def path(self) -> str:
+        return self.pty.path
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.pty.close()
+
+    def sentences(self, moment: datetime) -> bytes:
+        state = self.drive.state(moment)
+        rmc = format_rmc(
+            moment,
+            state.lat,
+            state.lon,
+            speed_mps=state.speed_mps,
+            course_deg=state.heading_deg,
+            talker=self.talker,
+        )
+        gga = format_gga(moment, state.lat, state.lon, talker=self.talker)
+        return (gga + rmc).encode("ascii")
+
+    def _run(self) -> None:
+        last = None
+        while not self._stop.is_set():
+            now = self.clock.now().replace(microsecond=0)
+            if now != last:
+                self.pty.write(self.sentences(now), timeout=0.05)
+                self.epochs += 1
+                last = now
+                if self._on_epoch is not None:
+                    self._on_epoch(now)
+            wait = min(1.0 / self.clock.speed, 0.2)
+            self._stop.wait(wait)
