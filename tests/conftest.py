@@ -1,0 +1,46 @@
+"""Shared fixtures: a fresh database per test module on the real PostgreSQL, a broker address.
+
+The machine's PostgreSQL (ENVPATROL_TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/postgres)
+and Mosquitto (ENVPATROL_TEST_MQTT_URL, default mqtt://127.0.0.1:1883) are used when they answer;
+otherwise the tests that need them start the embedded ones the demo uses.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.services import admin_database_url, mqtt_url, scratch_database
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> str:
+    return admin_database_url()
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    return mqtt_url()
+
+
+@pytest.fixture
+def database_url(admin_url: str) -> Iterator[str]:
+    """A new, migrated database (plain PostgreSQL or TimescaleDB), dropped afterwards."""
+    with scratch_database(admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def topic_root() -> str:
+    """A topic root of its own, so tests sharing a broker never see each other's messages."""
+    return f"eptest-{uuid.uuid4().hex[:10]}"
+
+
+def pytest_report_header() -> list[str]:
+    return [
+        "database: " + os.environ.get("ENVPATROL_TEST_DATABASE_URL", "machine PostgreSQL or embedded"),
+        "broker: " + os.environ.get("ENVPATROL_TEST_MQTT_URL", "machine Mosquitto or embedded"),
+    ]
