@@ -222,10 +222,11 @@ def _parse(sentence: str) -> pynmea2.NMEASentence:
         raise FixError(sentence, f"unparseable: {exc}") from exc
 
 
-def _float(text: str | None) -> float | None:
-    if text in (None, ""):
+def _float(field: object) -> float | None:
+    """A numeric field as pynmea2 gives it (str, float or None); empty means absent."""
+    if field is None or field == "":
         return None
-    value = float(text)  # type: ignore[arg-type]
+    value = float(field)  # type: ignore[arg-type]
     return value if math.isfinite(value) else None
 
 
@@ -251,8 +252,8 @@ def _parse_rmc(sentence: str) -> _Rmc:
     day = msg.datestamp if isinstance(msg.datestamp, date) else None
     lat, lon = _coord(sentence, msg)
     try:
-        speed = _float(msg.spd_over_grnd if isinstance(msg.spd_over_grnd, str) else str(msg.spd_over_grnd or ""))
-        course = _float(msg.true_course if isinstance(msg.true_course, str) else str(msg.true_course or ""))
+        speed = _float(msg.spd_over_grnd)
+        course = _float(msg.true_course)
     except ValueError as exc:
         raise FixError(sentence, "bad speed or course") from exc
     return _Rmc(
@@ -276,7 +277,7 @@ def _parse_gga(sentence: str) -> _Gga:
         quality = int(msg.gps_qual or 0)
         sats = int(msg.num_sats) if msg.num_sats not in (None, "") else None
         hdop = _float(msg.horizontal_dil)
-        altitude = _float(str(msg.altitude)) if msg.altitude not in (None, "") else None
+        altitude = _float(msg.altitude)
     except (ValueError, TypeError) as exc:
         raise FixError(sentence, "bad quality, satellites, HDOP or altitude") from exc
     return _Gga(

@@ -1,0 +1,109 @@
+"""Box profiles: every built-in profile round-trips, bad profiles are refused with a reason."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.profile import BoxProfile, ProfileError, builtin_profiles, load_profile, parse_profile
+from edge.units import CHANNELS, converter, inverse_converter
+
+PROFILES = [load_profile(name) for name in builtin_profiles()]
+
+
+def test_default_profile_covers_every_module() -> None:
+    profile = load_profile("default-multi")
+    assert {c.channel for c in profile.channels} == set(CHANNELS)
+    assert (profile.line.baudrate, profile.line.parity) == (9600, "N")
+
+
+def _values(profile: BoxProfile) -> st.SearchStrategy[dict[str, float | None]]:
+    return st.fixed_dictionaries(
+        {
+            c.channel: st.one_of(
+                st.none(),
+                st.floats(0.0, 500.0, allow_nan=False).map(
+                    lambda v, c=c: converter(c.channel, c.unit)(round(v / c.scale) * c.scale)
+                ),
+            )
+            for c in profile.channels
+        }
+    )
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+@given(data=st.data())
+def test_profile_round_trip(profile: BoxProfile, data: st.DataObject) -> None:
+    values = data.draw(_values(profile))
+    registers = profile.encode(values)
+    assert len(registers) == profile.count
+    assert all(0 <= r <= 0xFFFF for r in registers)
+    decoded = profile.decode(registers)
+    for channel, value in values.items():
+        if value is None:
+            assert decoded.values[channel] is None
+            assert channel in decoded.sentinel
+        else:
+            got = decoded.values[channel]
+            assert got is not None
+            assert got == pytest.approx(value, rel=1e-5, abs=1e-3)
+    # Encoding the decoded values again gives the same registers.
+    assert profile.encode(decoded.values) == registers
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+@given(data=st.data())
+def test_any_register_block_decodes_without_error(profile: BoxProfile, data: st.DataObject) -> None:
+    block = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=profile.count, max_size=profile.count))
+    decoded = profile.decode(block)
+    assert set(decoded.values) == {c.channel for c in profile.channels}
+
+
+def test_signed_temperature_and_sentinel() -> None:
+    profile = load_profile("default-multi")
+    block = [0] * profile.count
+    block[0] = 0xFFE0  # -3.2 degC
+    block[1] = 0xFFFF  # humidity module missing
+    decoded = profile.decode(block)
+    assert decoded.values["temperature"] == pytest.approx(-3.2)
+    assert decoded.values["humidity"] is None
+    assert "humidity" in decoded.sentinel
+
+
+def test_gas_conversion_at_25c() -> None:
+    assert converter("no2", "ppb")(1.0) == pytest.approx(1.880, abs=1e-3)
+    assert converter("co", "ppm")(1.0) == pytest.approx(1.145, abs=1e-3)
+    assert converter("so2", "ppb")(1.0) == pytest.approx(2.619, abs=1e-3)
+    assert inverse_converter("no2", "ppb")(converter("no2", "ppb")(37.0)) == pytest.approx(37.0)
+
+
+BASE = """
+name = "x"
+start = 0
+count = 4
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ('[[channels]]\nchannel = "radon"\nregister = 0\n', "unknown channel"),
+        ('[[channels]]\nchannel = "pm25"\nregister = 9\n', "outside the polled block"),
+        (
+            '[[channels]]\nchannel = "pm25"\nregister = 0\ntype = "f32"\n'
+            '[[channels]]\nchannel = "pm10"\nregister = 1\n',
+            "overlap",
+        ),
+        ('[[channels]]\nchannel = "no2"\nregister = 0\nunit = "furlongs"\n', "cannot convert"),
+        ('[[channels]]\nchannel = "pm25"\nregister = 0\ntype = "u64"\n', "unknown type"),
+    ],
+)
+def test_bad_profiles_are_refused(extra: str, problem: str) -> None:
+    with pytest.raises(ProfileError, match=problem):
+        parse_profile(BASE + extra, "test.toml")
+
+
+def test_unknown_builtin_names_the_known_ones() -> None:
+    with pytest.raises(ProfileError, match="default-multi"):
+        load_profile("no-such-box")

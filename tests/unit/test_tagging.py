@@ -1,0 +1,51 @@
+"""How a reading gets its time, position and flags from the newest fix."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from edge.agent import Tagging, tag_reading
+from edge.gps import TimedFix
+from edge.nmea import Fix
+from edge.profile import load_profile
+
+PROFILE = load_profile("default-multi")
+BLOCK = tuple(PROFILE.encode({"pm25": 30.0, "temperature": 10.0}))
+WALL = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+GNSS = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+
+def _fix(valid: bool = True) -> Fix:
+    return Fix(GNSS, 39.89, 116.46, valid, 1 if valid else 0, 10, 0.8, 40.0, 5.0, 90.0, "GN")
+
+
+def test_valid_fix_gives_gnss_time_plus_age() -> None:
+    reading = tag_reading("v", 1, PROFILE, BLOCK, TimedFix(_fix(), 100.0), 100.5, WALL, Tagging(5.0, 1.0))
+    assert reading.time == GNSS + timedelta(seconds=0.5)
+    assert reading.time_source == "gnss"
+    assert reading.position is not None
+    assert reading.position.age_s == 0.5
+    assert reading.flags == ()
+    assert reading.values["pm25"] == 30.0
+    assert reading.channel_flags["humidity"] == ("sentinel",)
+
+
+def test_age_is_scaled_in_simulated_drives() -> None:
+    reading = tag_reading("v", 1, PROFILE, BLOCK, TimedFix(_fix(), 100.0), 100.5, WALL, Tagging(5.0, 60.0))
+    assert reading.time == GNSS + timedelta(seconds=30)
+    assert "stale_fix" in reading.flags
+
+
+def test_no_fix_uses_host_time_and_flags_it() -> None:
+    reading = tag_reading("v", 1, PROFILE, BLOCK, None, 0.0, WALL, Tagging())
+    assert reading.time == WALL
+    assert reading.position is None
+    assert set(reading.flags) == {"no_fix", "host_time"}
+
+
+def test_invalid_fix_keeps_position_but_not_time() -> None:
+    reading = tag_reading("v", 1, PROFILE, BLOCK, TimedFix(_fix(False), 0.0), 0.0, WALL, Tagging())
+    assert reading.position is not None
+    assert not reading.position.valid
+    assert reading.time == WALL
+    assert "no_fix" in reading.flags
