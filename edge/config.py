@@ -33,13 +33,16 @@ class GpsSettings:
     max_fix_age_s: float = 5.0  # a fix older than this is "stale" for a reading
 
 
+DEFAULT_OUTBOX = "/var/lib/envpatrol/outbox.sqlite3"
+
+
 @dataclass(frozen=True, slots=True)
 class EdgeSettings:
     vehicle: str
     mqtt: MqttSettings
     box: BoxSettings = field(default_factory=BoxSettings)
     gps: GpsSettings = field(default_factory=GpsSettings)
-    outbox_path: str = "/var/lib/envpatrol/outbox.sqlite3"
+    outbox_path: str = DEFAULT_OUTBOX
     poll_interval_s: float = 10.0
     # Simulated drives run faster than the wall clock: sim seconds per wall second. A real
     # vehicle leaves this at 1.
@@ -152,7 +155,7 @@ def load_edge_settings(path: str | None, environ: Mapping[str, str] = os.environ
         mqtt=mqtt_settings,
         box=box_settings,
         gps=GpsSettings(**gps),
-        outbox_path=environ.get("ENVPATROL_OUTBOX") or outbox.get("path", EdgeSettings.outbox_path),
+        outbox_path=environ.get("ENVPATROL_OUTBOX") or outbox.get("path", DEFAULT_OUTBOX),
         poll_interval_s=top.get("poll_interval_s", 10.0),
         time_scale=float(environ.get("ENVPATROL_TIME_SCALE") or top.get("time_scale", 1.0)),
         health_interval_s=top.get("health_interval_s", 60.0),

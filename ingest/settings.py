@@ -13,15 +13,19 @@ from edge.config import mqtt_from
 from edge.mqtt import MqttSettings, SettingsError
 
 
+DEFAULT_CLIENT_ID = "envpatrol-ingest-1"
+DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     database_url: str
     mqtt: MqttSettings
-    client_id: str = "envpatrol-ingest-1"
+    client_id: str = DEFAULT_CLIENT_ID
     h3_resolution: int = 10
     batch_max_messages: int = 1000
     batch_max_wait_s: float = 0.5
-    session_expiry_s: int = 7 * 24 * 3600
+    session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
 
 
 def load_ingest_settings(path: str | None, environ: Mapping[str, str] = os.environ) -> IngestSettings:
@@ -53,11 +57,11 @@ def load_ingest_settings(path: str | None, environ: Mapping[str, str] = os.envir
     settings = IngestSettings(
         database_url=url,
         mqtt=mqtt,
-        client_id=client_id or IngestSettings.client_id,
+        client_id=client_id or DEFAULT_CLIENT_ID,
         h3_resolution=resolution,
         batch_max_messages=int(ingest.get("batch_max_messages", 1000)),
         batch_max_wait_s=float(ingest.get("batch_max_wait_s", 0.5)),
-        session_expiry_s=int(ingest.get("session_expiry_s", IngestSettings.session_expiry_s)),
+        session_expiry_s=int(ingest.get("session_expiry_s", DEFAULT_SESSION_EXPIRY_S)),
     )
     if settings.batch_max_messages < 1 or settings.batch_max_wait_s <= 0:
         raise SettingsError("ingest", "batch_max_messages >= 1 and batch_max_wait_s > 0 required")

@@ -1,0 +1,174 @@
+"""The whole path on real parts: simulated box and GPS on pseudo-terminals, the edge agent opening
+them with pyserial, the machine's Mosquitto, the ingest, PostgreSQL, and the HTTP API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from edge.agent import Agent
+from edge.config import BoxSettings, EdgeSettings, GpsSettings
+from edge.mqtt import MqttSettings
+from edge.profile import load_profile
+from firmware_sim.drive import Drive, SimClock
+from firmware_sim.embedded import free_port
+from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
+from firmware_sim.geo import haversine_m
+from firmware_sim.route import SHUANGJING_LOOP
+from firmware_sim.vehicle import SimVehicle, TruthRecord
+from ingest.service import IngestService
+from ingest.settings import IngestSettings
+
+pytestmark = pytest.mark.e2e
+
+SPEED = 400.0  # simulated seconds per wall second
+SIM_HOURS = 2.5
+VEHICLES = 2
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def api_base(database_url: str) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "ENVPATROL_DATABASE_URL": database_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"API exited: {process.stderr.read() if process.stderr else b''!r}")
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, 30, "the API")
+    yield base
+    process.terminate()
+    process.wait(10)
+
+
+def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as_hotspots(
+    database_url: str, broker_url: str, topic_root: str, api_base: str
+) -> None:
+    mqtt = MqttSettings.from_url(broker_url, topic_root=topic_root)
+    ingest = IngestService(
+        IngestSettings(database_url=database_url, mqtt=mqtt, client_id=f"{topic_root}-ingest")
+    )
+    stop_ingest = threading.Event()
+    ingest_thread = threading.Thread(target=ingest.run, args=(stop_ingest,))
+    ingest_thread.start()
+
+    clock = SimClock(datetime.now(UTC) - timedelta(hours=6), speed=SPEED)
+    field = PollutionField(SHUANGJING_SOURCES, seed=3)
+    profile = load_profile("default-multi")
+    truth: dict[str, list[TruthRecord]] = {}
+    vehicles: list[SimVehicle] = []
+    agents: list[tuple[Agent, threading.Thread, threading.Event]] = []
+    work = Path(tempfile.mkdtemp(prefix="envpatrol-e2e-"))
+    for i in range(VEHICLES):
+        name = f"e2e-{i + 1}"
+        truth[name] = []
+        drive = Drive(SHUANGJING_LOOP, clock.start, speed_mps=6.0 + i, offset_m=i * 1500.0)
+        vehicle = SimVehicle(name, profile, drive, clock, field, seed=i, on_truth=truth[name].append)
+        vehicle.start()
+        vehicles.append(vehicle)
+        settings = EdgeSettings(
+            vehicle=name,
+            mqtt=mqtt,
+            box=BoxSettings(port=vehicle.box_path),
+            gps=GpsSettings(port=vehicle.gps_path),
+            outbox_path=str(work / f"{name}.sqlite3"),
+            poll_interval_s=10.0,
+            time_scale=SPEED,
+        )
+        agent = Agent(settings)
+        stop = threading.Event()
+        thread = threading.Thread(target=agent.run, args=(stop,))
+        thread.start()
+        agents.append((agent, thread, stop))
+
+    try:
+        time.sleep(SIM_HOURS * 3600 / SPEED)  # the drive itself: simulated hours, not a wait
+        for _, thread, stop in agents:
+            stop.set()
+            thread.join(30)
+        for vehicle in vehicles:
+            vehicle.stop()
+        produced = sum(len(t) for t in truth.values())
+        wait_until(
+            lambda: ingest.counters.readings_inserted >= produced, 60, "the ingest to store everything"
+        )
+    finally:
+        stop_ingest.set()
+        ingest_thread.join(30)
+
+    # Everything the boxes served, stored once, read back through the API.
+    stored: list[dict[str, Any]] = []
+    cursor: str | None = None
+    with httpx.Client(base_url=api_base, timeout=30) as http:
+        while True:
+            params: dict[str, Any] = {"limit": 500, "from": "2000-01-01T00:00:00Z"}
+            if cursor:
+                params["cursor"] = cursor
+            page = http.get("/v1/readings", params=params)
+            assert page.status_code == 200, page.text
+            body = page.json()
+            stored.extend(body["results"])
+            cursor = body["meta"].get("next_cursor")
+            if not cursor:
+                break
+        for name, records in truth.items():
+            rows = sorted((r for r in stored if r["vehicle"] == name), key=lambda r: r["seq"])
+            assert [r["seq"] for r in rows] == list(range(1, len(records) + 1)), name
+            for record, row in zip(records, rows, strict=True):
+                for channel, value in record.served.values.items():
+                    got = row["values"][channel]
+                    if value is None:
+                        assert got is None
+                    else:
+                        assert got == pytest.approx(value, abs=1e-3), (name, row["seq"], channel)
+                if row["lat"] is not None and "no_fix" not in row["flags"]:
+                    # The reading's position is the fix at most a couple of GPS epochs old.
+                    error = haversine_m(row["lat"], row["lon"], record.state.lat, record.state.lon)
+                    assert error < 8.0 * 3 * record.state.speed_mps, (name, row["seq"], error)
+        assert len(stored) == produced
+
+        # Each injected source is found as a hotspot on its pollutant.
+        expected = {"dust": "pm10", "cooking": "cooking_fume", "traffic": "no2"}
+        for source in SHUANGJING_SOURCES:
+            response = http.get(
+                "/v1/hotspots", params={"pollutant": expected[source.kind], "from": "2000-01-01T00:00:00Z"}
+            )
+            assert response.status_code == 200, response.text
+            features = response.json()["features"]
+            distances = [
+                haversine_m(f["properties"]["lat"], f["properties"]["lon"], source.lat, source.lon)
+                for f in features
+            ]
+            assert distances, f"no hotspot at all for {source.name}"
+            assert min(distances) < 150, (source.name, sorted(distances)[:3])
