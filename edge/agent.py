@@ -60,7 +60,7 @@ def tag_reading(
     """Build a reading from a register block and the newest fix (pure: no clocks read here)."""
     block = profile.decode(registers)
     flags: list[str] = []
-    channel_flags: dict[str, tuple[str, ...]] = {name: ("sentinel",) for name in block.sentinel}
+    channel_flags: dict[str, tuple[str, ...]] = dict.fromkeys(block.sentinel, ("sentinel",))
     for name, value in block.values.items():
         spec = CHANNELS[name]
         if value is not None and not spec.low <= value <= spec.high:

@@ -10,6 +10,8 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 Protocol = Literal["5", "3.1.1"]
 
@@ -111,10 +113,8 @@ def make_client(settings: MqttSettings, client_id: str, *, clean_start: bool = T
     return client
 
 
-def connect_properties(session_expiry_s: int = 0, receive_maximum: int | None = None) -> paho.Properties:
-    from paho.mqtt.packettypes import PacketTypes
-
-    props = paho.Properties(PacketTypes.CONNECT)
+def connect_properties(session_expiry_s: int = 0, receive_maximum: int | None = None) -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     if session_expiry_s:
         props.SessionExpiryInterval = session_expiry_s
     if receive_maximum:

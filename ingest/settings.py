@@ -12,7 +12,6 @@ from typing import Any
 from edge.config import mqtt_from
 from edge.mqtt import MqttSettings, SettingsError
 
-
 DEFAULT_CLIENT_ID = "envpatrol-ingest-1"
 DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
 

@@ -24,7 +24,7 @@ def _values(profile: BoxProfile) -> st.SearchStrategy[dict[str, float | None]]:
             c.channel: st.one_of(
                 st.none(),
                 st.floats(0.0, 500.0, allow_nan=False).map(
-                    lambda v, c=c: converter(c.channel, c.unit)(round(v / c.scale) * c.scale)
+                    lambda v, c=c: converter(c.channel, c.unit)(round(v / c.scale) * c.scale)  # type: ignore[misc]
                 ),
             )
             for c in profile.channels

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from edge.outbox import Entry
 from edge.publisher import batch_payload
-from edge.topics import Topics, TopicError
+from edge.topics import TopicError, Topics
 from edge.units import CHANNELS
 from edge.wire import Position, Reading, WireError, decode_message, encode_message, reading_to_dict
 

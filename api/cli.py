@@ -1,0 +1,40 @@
+"""`envpatrol api`: serve the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable
+
+# Imported here so that on a vehicle, which lacks the server packages, the `envpatrol` command
+# lists `api` as not installed instead of failing when it runs.
+import uvicorn
+
+from api.settings import SettingsError, load_api_settings
+
+
+def api_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.add_argument("--config", help="API TOML file (see deploy/config/api.toml)")
+    parser.add_argument("--host", help="listen address (default: [api] host, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default: [api] port, else 8080)")
+
+    def run(args: argparse.Namespace) -> int:
+        from api.app import create_app
+
+        try:
+            settings = load_api_settings(args.config)
+            overrides: dict[str, object] = {}
+            if args.host is not None:
+                overrides["host"] = args.host
+            if args.port is not None:
+                overrides["port"] = args.port
+            settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+        except SettingsError as exc:
+            print(f"envpatrol api: {exc}", file=sys.stderr)
+            return 2
+        # log_config=None keeps the logging the `envpatrol` command set up.
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+        return 0
+
+    return run

@@ -1,0 +1,19 @@
+"""The response envelope every list route shares, as in OpenAQ v3: `meta` plus `results`."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+
+
+class Meta(BaseModel):
+    found: int  # results in this response
+
+
+class Envelope(BaseModel, Generic[M, R]):
+    meta: M
+    results: list[R]

@@ -1,0 +1,161 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), from one set of handlers.
+
+Bad input is always a 400 with the offending parameter named; the database being down or too
+slow is a 503. The query layer raises `QueryError` in its own vocabulary; this module translates
+its parameter names to the API's (`channel` is `pollutant` here, `start` is `from`).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from ingest.queries import QueryError
+
+log = logging.getLogger("envpatrol.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_TYPE_PREFIX = "urn:envpatrol:problem:"
+_API_NAMES = {
+    "channel": "pollutant",
+    "start": "from",
+    "end": "to",
+    "online_window": "online_window_s",
+}
+
+
+class ParameterProblem(BaseModel):
+    parameter: str
+    problem: str
+
+
+class Problem(BaseModel):
+    """An error response (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    parameter: str | None = None
+    errors: list[ParameterProblem] | None = None
+
+
+class ApiError(Exception):
+    """An error that carries its HTTP status and the problem details that explain it."""
+
+    def __init__(self, status: int, kind: str, detail: str, parameter: str | None = None) -> None:
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.parameter = parameter
+        super().__init__(f"{status} {kind}: {detail}")
+
+    def problem(self) -> Problem:
+        return Problem(
+            type=_TYPE_PREFIX + self.kind,
+            title=HTTPStatus(self.status).phrase,
+            status=self.status,
+            detail=self.detail,
+            parameter=self.parameter,
+        )
+
+
+class ParameterError(ApiError):
+    def __init__(self, parameter: str, problem: str) -> None:
+        super().__init__(400, "invalid-parameter", f"{parameter}: {problem}", parameter)
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    return JSONResponse(
+        problem.model_dump(mode="json", exclude_none=True),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+# For the OpenAPI document: every route may answer with these.
+_PROBLEM_CONTENT: dict[str, Any] = {PROBLEM_MEDIA_TYPE: {"schema": Problem.model_json_schema()}}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "Invalid parameters (problem details)", "content": _PROBLEM_CONTENT},
+    503: {"description": "Database unavailable or too slow", "content": _PROBLEM_CONTENT},
+}
+
+
+async def _api_problem(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return problem_response(exc.problem())
+
+
+async def _query_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QueryError)
+    parameter = _API_NAMES.get(exc.parameter, exc.parameter)
+    return problem_response(ParameterError(parameter, exc.problem).problem())
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part not in ("query", "path")]
+        errors.append(
+            ParameterProblem(parameter=".".join(location) or "request", problem=error["msg"])
+        )
+    detail = "; ".join(f"{e.parameter}: {e.problem}" for e in errors) or "invalid request"
+    problem = Problem(
+        type=_TYPE_PREFIX + "invalid-parameter",
+        title=HTTPStatus.BAD_REQUEST.phrase,
+        status=400,
+        detail=detail,
+        parameter=errors[0].parameter if len(errors) == 1 else None,
+        errors=errors,
+    )
+    return problem_response(problem)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404:
+        detail = f"no resource at {request.url.path}"
+    response = problem_response(ApiError(exc.status_code, kind, detail).problem())
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _query_canceled(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("query cancelled on %s: %s", request.url.path, exc)
+    detail = "the query took too long and was cancelled; ask for a shorter time range"
+    return problem_response(ApiError(503, "query-timeout", detail).problem())
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable on %s: %s", request.url.path, exc)
+    return problem_response(
+        ApiError(503, "database-unavailable", "the database cannot be reached").problem()
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s", request.url.path, exc_info=exc)
+    detail = "an unexpected error; it has been logged"
+    return problem_response(ApiError(500, "internal-error", detail).problem())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_problem)
+    app.add_exception_handler(QueryError, _query_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(psycopg.errors.QueryCanceled, _query_canceled)
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.add_exception_handler(Exception, _internal_error)

@@ -1,0 +1,78 @@
+"""Query parameters shared by several routes, parsed and checked before any database work."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from api.errors import ParameterError
+from edge.units import CHANNELS, ChannelSpec
+from ingest.queries import TimeRange, channel_spec
+
+DEFAULT_SPAN = timedelta(days=30)
+
+# In a query string an unescaped "+" arrives as a space: "...T08:00:00 08:00" meant "+08:00".
+_SPACED_OFFSET = re.compile(r"(T[0-9:.,]+) ([0-9]{2}(:?[0-9]{2})?)$")
+
+
+def parse_instant(text: str, parameter: str) -> datetime:
+    """An ISO 8601 date or date-time; one without a UTC offset is taken as UTC."""
+    cleaned = _SPACED_OFFSET.sub(r"\1+\2", text.strip())
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError as exc:
+        raise ParameterError(
+            parameter, f"{text!r} is not an ISO 8601 date or time, e.g. 2026-05-01T08:00:00Z"
+        ) from exc
+    if moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def time_range(
+    start: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="Start (inclusive), ISO 8601; UTC unless an offset is given. "
+            "Default: 30 days before `to`, or before now.",
+            examples=["2026-05-01T00:00:00Z"],
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            alias="to",
+            description="End (exclusive), ISO 8601. Default: open-ended.",
+            examples=["2026-05-02T00:00:00+08:00"],
+        ),
+    ] = None,
+) -> TimeRange:
+    stop = None if end is None else parse_instant(end, "to")
+    begin = (
+        parse_instant(start, "from")
+        if start is not None
+        else (stop or datetime.now(UTC)) - DEFAULT_SPAN
+    )
+    return TimeRange(begin, stop)
+
+
+Period = Annotated[TimeRange, Depends(time_range)]
+
+
+def pollutant(
+    pollutant: Annotated[
+        str,
+        Query(
+            description="Channel name, as listed by /v1/pollutants.",
+            json_schema_extra={"enum": list(CHANNELS)},
+        ),
+    ],
+) -> ChannelSpec:
+    return channel_spec(pollutant)
+
+
+Pollutant = Annotated[ChannelSpec, Depends(pollutant)]

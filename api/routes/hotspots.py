@@ -1,0 +1,153 @@
+"""`GET /v1/hotspots`: cells where a pollutant stands persistently above the area's background."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from api.database import DbSession
+from api.errors import PROBLEM_RESPONSES
+from api.geojson import Feature, FeatureCollection, cell_polygon
+from api.params import Period, Pollutant
+from ingest import queries
+from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, MAD_TO_SIGMA, Hotspot, HotspotParams
+
+router = APIRouter(prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES)
+
+NOTE = (
+    "Indicative values from mobile monitoring, not compliance values: air quality standards "
+    "(GB 3095-2012, GB 3096-2008) apply to fixed monitoring sites and averaging periods."
+)
+METHOD = (
+    "Passes: one vehicle's contiguous visit to a cell (a gap over pass_gap_s ends it), averaged "
+    "(energy mean for noise), using readings with a valid fix and an unflagged value, not "
+    "stationary/without fix. Background: the 25th percentile of all such readings in each hour. "
+    f"Enhancement: pass mean - background of its hour. sigma: {MAD_TO_SIGMA} x MAD of all "
+    "enhancements. Hotspot: at least min_passes passes and median enhancement >= "
+    "max(z_min x sigma, floor). Persistence: share of passes with enhancement > delta."
+)
+
+
+class MethodParams(BaseModel):
+    pass_gap_s: float
+    min_passes: int
+    z_min: float
+    floor: float
+    delta: float
+    timezone: str
+    excluded_flags: list[str]
+    description: str = METHOD
+
+
+class HotspotsMeta(BaseModel):
+    found: int
+    pollutant: str
+    unit: str
+    start: datetime | None = Field(serialization_alias="from")
+    end: datetime | None = Field(serialization_alias="to")
+    method: MethodParams
+    sigma: float | None = Field(description="Robust spread of all pass enhancements.")
+    passes: int = Field(description="All passes in the time range.")
+    cells: int = Field(description="Cells with at least one pass.")
+    note: str = NOTE
+
+
+class HotspotProperties(BaseModel):
+    cell: str
+    lat: float = Field(description="Cell centre.")
+    lon: float
+    n_passes: int
+    vehicles: int
+    days: int
+    background: float = Field(description="Median of the hourly backgrounds of its passes.")
+    level: float = Field(description="Median pass mean.")
+    enhancement: float = Field(description="Median over passes of pass mean - background.")
+    z: float | None = Field(description="enhancement / sigma; null when sigma is 0.")
+    persistence: float
+    first_pass: datetime
+    last_pass: datetime
+
+
+def hotspot_feature(spot: Hotspot) -> Feature[HotspotProperties]:
+    return Feature[HotspotProperties](
+        id=spot.cell,
+        geometry=cell_polygon(spot.cell),
+        properties=HotspotProperties(
+            cell=spot.cell,
+            lat=spot.lat,
+            lon=spot.lon,
+            n_passes=spot.n_passes,
+            vehicles=spot.vehicles,
+            days=spot.days,
+            background=spot.background,
+            level=spot.level,
+            enhancement=spot.enhancement,
+            z=spot.z,
+            persistence=spot.persistence,
+            first_pass=spot.first_pass,
+            last_pass=spot.last_pass,
+        ),
+    )
+
+
+@router.get("/hotspots", summary="Hotspot cells of one pollutant, most significant first")
+def list_hotspots(
+    *,
+    spec: Pollutant,
+    period: Period,
+    db: DbSession,
+    min_passes: Annotated[int, Query(ge=1, le=100_000, description="Passes a hotspot needs.")] = 3,
+    z_min: Annotated[
+        float, Query(ge=0, le=1000, description="Median enhancement needed, in sigmas.")
+    ] = 3.0,
+    pass_gap_s: Annotated[
+        float, Query(gt=0, le=86_400, description="A longer gap between readings ends a pass.")
+    ] = 120.0,
+    floor: Annotated[
+        float | None,
+        Query(ge=0, description="Absolute minimum median enhancement; default per pollutant."),
+    ] = None,
+    delta: Annotated[
+        float | None,
+        Query(description="Enhancement counted as 'above' for persistence; default: floor."),
+    ] = None,
+    timezone: Annotated[
+        str, Query(description="IANA zone whose calendar days `days` counts.")
+    ] = "UTC",
+) -> FeatureCollection[HotspotsMeta, HotspotProperties]:
+    """Computed per request from the stored readings (indicative, not compliance values)."""
+    queries.hotspot_channel(spec.name)
+    params = HotspotParams(
+        pass_gap_s=pass_gap_s,
+        min_passes=min_passes,
+        z_min=z_min,
+        floor=floor,
+        delta=delta,
+        timezone=timezone,
+    )
+    result = queries.hotspots(db.connection(), spec.name, period, params)
+    return FeatureCollection[HotspotsMeta, HotspotProperties](
+        meta=HotspotsMeta(
+            found=len(result.hotspots),
+            pollutant=spec.name,
+            unit=spec.unit,
+            start=period.start,
+            end=period.end,
+            method=MethodParams(
+                pass_gap_s=params.pass_gap_s,
+                min_passes=params.min_passes,
+                z_min=params.z_min,
+                floor=result.floor,
+                delta=result.delta,
+                timezone=params.timezone,
+                excluded_flags=list(HOTSPOT_EXCLUDED_FLAGS),
+            ),
+            sigma=result.sigma,
+            passes=result.passes,
+            cells=result.cells,
+        ),
+        features=[hotspot_feature(h) for h in result.hotspots],
+    )

@@ -1,0 +1,40 @@
+"""`GET /v1/pollutants`: the measured channels, their canonical units and labels."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.envelope import Envelope, Meta
+from edge.units import CHANNELS, ChannelSpec
+from ingest.queries import HOTSPOT_FLOORS
+
+router = APIRouter(prefix="/v1", tags=["pollutants"])
+
+
+class PollutantOut(BaseModel):
+    name: str
+    unit: str = Field(description="Canonical unit: every stored value of the channel is in it.")
+    label: str
+    label_zh: str
+    energy_mean: bool = Field(description="Logarithmic: averaged as an energy mean.")
+    hotspots: bool = Field(description="Whether /v1/hotspots accepts it.")
+    hotspot_floor: float | None = Field(description="Default absolute hotspot floor.")
+
+
+def pollutant_out(spec: ChannelSpec) -> PollutantOut:
+    return PollutantOut(
+        name=spec.name,
+        unit=spec.unit,
+        label=spec.label,
+        label_zh=spec.label_zh,
+        energy_mean=spec.energy_mean,
+        hotspots=spec.name in HOTSPOT_FLOORS,
+        hotspot_floor=HOTSPOT_FLOORS.get(spec.name),
+    )
+
+
+@router.get("/pollutants", summary="Channels and their units")
+def list_pollutants() -> Envelope[Meta, PollutantOut]:
+    results = [pollutant_out(spec) for spec in CHANNELS.values()]
+    return Envelope[Meta, PollutantOut](meta=Meta(found=len(results)), results=results)

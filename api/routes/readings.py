@@ -1,0 +1,114 @@
+"""`GET /v1/readings`: stored readings, oldest first, in keyset-paginated pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api.database import DbSession
+from api.envelope import Envelope, Meta
+from api.errors import PROBLEM_RESPONSES
+from api.params import Period
+from ingest import queries
+from ingest.queries import MAX_PAGE, BBox, Cursor, ReadingFilters, StoredReading, VehicleFilter
+
+router = APIRouter(prefix="/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
+
+
+class ReadingsMeta(Meta):
+    limit: int
+    next_cursor: str | None  # pass as `cursor` for the next page; null on the last page
+
+
+class FixOut(BaseModel):
+    valid: bool | None
+    quality: int | None
+    satellites: int | None
+    hdop: float | None
+    speed_mps: float | None
+    course_deg: float | None
+    age_s: float | None
+
+
+class ReadingOut(BaseModel):
+    vehicle: str
+    seq: int
+    time: datetime
+    time_source: str
+    lat: float | None
+    lon: float | None
+    fix: FixOut
+    cell: str | None
+    profile: str
+    flags: list[str]
+    channel_flags: dict[str, list[str]]
+    values: dict[str, float | None]
+    units: dict[str, str]
+
+
+def reading_out(reading: StoredReading) -> ReadingOut:
+    fix = reading.fix
+    return ReadingOut(
+        vehicle=reading.vehicle,
+        seq=reading.seq,
+        time=reading.time,
+        time_source=reading.time_source,
+        lat=reading.lat,
+        lon=reading.lon,
+        fix=FixOut(
+            valid=fix.valid,
+            quality=fix.quality,
+            satellites=fix.satellites,
+            hdop=fix.hdop,
+            speed_mps=fix.speed_mps,
+            course_deg=fix.course_deg,
+            age_s=fix.age_s,
+        ),
+        cell=reading.cell,
+        profile=reading.profile,
+        flags=list(reading.flags),
+        channel_flags=reading.channel_flags,
+        values=reading.values,
+        units=reading.units,
+    )
+
+
+@router.get("/readings", summary="Stored readings, in pages")
+def list_readings(
+    *,
+    period: Period,
+    db: DbSession,
+    vehicle: Annotated[str | None, Query(description="Only this vehicle's readings.")] = None,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="west,south,east,north in WGS-84 degrees",
+            examples=["116.40,39.88,116.50,39.94"],
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Readings per page.")] = 1000,
+    cursor: Annotated[
+        str | None, Query(description="`meta.next_cursor` of the previous page.")
+    ] = None,
+) -> Envelope[ReadingsMeta, ReadingOut]:
+    """Readings ordered by (time, vehicle, seq). Every value is in its channel's canonical unit
+    (`units`); a null value was missing or invalid, `channel_flags` says why. Flagged readings
+    are returned like the others."""
+    filters = ReadingFilters(
+        time=period,
+        vehicle=None if vehicle is None else VehicleFilter(vehicle),
+        bbox=None if bbox is None else BBox.parse(bbox),
+    )
+    after = None if cursor is None else Cursor.decode(cursor)
+    page = queries.readings(db.connection(), filters, limit, after)
+    return Envelope[ReadingsMeta, ReadingOut](
+        meta=ReadingsMeta(
+            found=len(page.readings),
+            limit=limit,
+            next_cursor=None if page.next_cursor is None else page.next_cursor.encode(),
+        ),
+        results=[reading_out(r) for r in page.readings],
+    )
