@@ -13,6 +13,9 @@ from edge.units import CHANNELS, ChannelSpec
 from ingest.queries import TimeRange, channel_spec
 
 DEFAULT_SPAN = timedelta(days=30)
+# Far enough from datetime's limits that defaults and hour rounding cannot overflow.
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 # In a query string an unescaped "+" arrives as a space: "...T08:00:00 08:00" meant "+08:00".
 _SPACED_OFFSET = re.compile(r"(T[0-9:.,]+) ([0-9]{2}(:?[0-9]{2})?)$")
@@ -29,6 +32,8 @@ def parse_instant(text: str, parameter: str) -> datetime:
         ) from exc
     if moment.utcoffset() is None:
         moment = moment.replace(tzinfo=UTC)
+    if not _EARLIEST <= moment <= _LATEST:
+        raise ParameterError(parameter, f"{text!r} is outside {_EARLIEST.year}..{_LATEST.year}")
     return moment
 
 

@@ -19,8 +19,8 @@ import math
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import h3
 import psycopg
@@ -171,8 +171,7 @@ class TimeRange:
 
 
 def _floor_hour(moment: datetime) -> datetime:
-    utc = moment.astimezone(zoneinfo.ZoneInfo("UTC"))
-    return utc.replace(minute=0, second=0, microsecond=0)
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +264,9 @@ class Cursor:
             version, moment, vehicle, seq = json.loads(raw)
             if version != cls._VERSION or not isinstance(vehicle, str):
                 raise ValueError("unknown cursor layout")
-            if not isinstance(seq, int) or isinstance(seq, bool):
-                raise ValueError("seq is not an integer")
+            check_vehicle(vehicle)
+            if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
+                raise ValueError("seq is not a sequence number")
             when = datetime.fromisoformat(moment)
             if when.utcoffset() is None:
                 raise ValueError("time without zone")
@@ -524,7 +524,7 @@ class HotspotParams:
             raise QueryError("delta", f"must be a finite number, got {self.delta}")
         try:
             zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise QueryError("timezone", f"unknown time zone {self.timezone!r}") from exc
 
     def floor_for(self, channel: str) -> float:
@@ -740,8 +740,6 @@ def _hotspot(row: dict[str, Any], sigma: float | None) -> Hotspot:
 
 # --- vehicles and health -------------------------------------------------------------------------
 
-VehicleStateName = Literal["online", "offline"]
-
 
 @dataclass(frozen=True, slots=True)
 class VehicleState:
@@ -788,7 +786,8 @@ def vehicles(conn: Conn, online_window: timedelta = timedelta(minutes=5)) -> lis
 @dataclass(frozen=True, slots=True)
 class Health:
     """The database answered. Counts are the planner's estimates (as of the last ANALYZE, which
-    autovacuum keeps current): exact counts would scan the whole table on every probe."""
+    autovacuum keeps current): exact counts would scan the whole table on every probe. Rows in
+    compressed TimescaleDB chunks are not in the estimate."""
 
     readings: int
     dead_letters: int

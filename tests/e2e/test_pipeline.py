@@ -70,6 +70,8 @@ def api_base(database_url: str) -> Iterator[str]:
     yield base
     process.terminate()
     process.wait(10)
+    if process.stderr is not None:
+        process.stderr.close()
 
 
 def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as_hotspots(
