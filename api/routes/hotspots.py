@@ -101,18 +101,34 @@ def list_hotspots(
     db: DbSession,
     min_passes: Annotated[int, Query(ge=1, le=100_000, description="Passes a hotspot needs.")] = 3,
     z_min: Annotated[
-        float, Query(ge=0, le=1000, description="Median enhancement needed, in sigmas.")
+        float,
+        Query(
+            ge=0, le=1000, allow_inf_nan=False, description="Median enhancement needed, in sigmas."
+        ),
     ] = 3.0,
     pass_gap_s: Annotated[
-        float, Query(gt=0, le=86_400, description="A longer gap between readings ends a pass.")
+        float,
+        Query(
+            gt=0,
+            le=86_400,
+            allow_inf_nan=False,
+            description="A longer gap between readings ends a pass.",
+        ),
     ] = 120.0,
     floor: Annotated[
         float | None,
-        Query(ge=0, description="Absolute minimum median enhancement; default per pollutant."),
+        Query(
+            ge=0,
+            allow_inf_nan=False,
+            description="Absolute minimum median enhancement; default per pollutant.",
+        ),
     ] = None,
     delta: Annotated[
         float | None,
-        Query(description="Enhancement counted as 'above' for persistence; default: floor."),
+        Query(
+            allow_inf_nan=False,
+            description="Enhancement counted as 'above' for persistence; default: floor.",
+        ),
     ] = None,
     timezone: Annotated[
         str, Query(description="IANA zone whose calendar days `days` counts.")

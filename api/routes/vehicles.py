@@ -54,7 +54,13 @@ def list_vehicles(
     *,
     db: DbSession,
     online_window_s: Annotated[
-        float, Query(gt=0, le=86_400 * 30, description="What 'recently' means, in seconds.")
+        float,
+        Query(
+            gt=0,
+            le=86_400 * 30,
+            allow_inf_nan=False,
+            description="What 'recently' means, in seconds.",
+        ),
     ] = 300.0,
 ) -> Envelope[VehiclesMeta, VehicleOut]:
     found = queries.vehicles(db.connection(), timedelta(seconds=online_window_s))

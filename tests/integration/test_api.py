@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import base64
 import dataclasses
 import itertools
+import json
 import math
 import statistics
 import warnings
@@ -20,6 +23,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from api.app import create_app
+from api.cli import api_command
 from api.database import Database
 from api.settings import ApiSettings, SettingsError, load_api_settings
 from edge.units import CHANNELS
@@ -550,6 +554,11 @@ def test_openapi_and_docs(client: TestClient) -> None:
 # --- bad input -----------------------------------------------------------------------------------
 
 
+def forged_cursor(vehicle: str = "car-a", seq: int = 1) -> str:
+    doc = [1, "2025-03-03T01:00:00+00:00", vehicle, seq]
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+
+
 @pytest.mark.parametrize(
     ("path", "params", "parameter"),
     [
@@ -564,6 +573,9 @@ def test_openapi_and_docs(client: TestClient) -> None:
         ("/v1/readings", {"bbox": "nan,0,1,1"}, "bbox"),
         ("/v1/readings", {"cursor": "not-a-cursor"}, "cursor"),
         ("/v1/readings", {"cursor": "WzEsMiwzXQ"}, "cursor"),  # base64 of [1,2,3]
+        ("/v1/readings", {"cursor": forged_cursor(vehicle="a\u0000b")}, "cursor"),
+        ("/v1/readings", {"cursor": forged_cursor(seq=2**64)}, "cursor"),
+        ("/v1/readings", {"from": "0001-01-01T00:00:00+14:00"}, "from"),
         ("/v1/readings", {"limit": 0}, "limit"),
         ("/v1/readings", {"limit": 10_001}, "limit"),
         ("/v1/readings", {"limit": "many"}, "limit"),
@@ -575,6 +587,8 @@ def test_openapi_and_docs(client: TestClient) -> None:
         ("/v1/hotspots", {"pollutant": "humidity"}, "pollutant"),
         ("/v1/hotspots", {"pollutant": "pm25", "min_passes": 0}, "min_passes"),
         ("/v1/hotspots", {"pollutant": "pm25", "z_min": -1}, "z_min"),
+        ("/v1/hotspots", {"pollutant": "pm25", "z_min": "nan"}, "z_min"),
+        ("/v1/hotspots", {"pollutant": "pm25", "floor": "inf"}, "floor"),
         ("/v1/hotspots", {"pollutant": "pm25", "pass_gap_s": 0}, "pass_gap_s"),
         ("/v1/hotspots", {"pollutant": "pm25", "timezone": "Mars/Olympus"}, "timezone"),
         ("/v1/hotspots", {"pollutant": "pm25", "from": "2025-01-02", "to": "2025-01-01"}, "from"),
@@ -640,3 +654,15 @@ def test_bad_settings_name_their_key(tmp_path: Path, text: str, key: str) -> Non
     with pytest.raises(SettingsError) as caught:
         load_api_settings(str(path), environ={})
     assert caught.value.key == key
+
+
+def test_api_command_refuses_bad_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ENVPATROL_DATABASE_URL", raising=False)
+    parser = argparse.ArgumentParser()
+    run = api_command(parser)
+    assert run(parser.parse_args(["--config", str(tmp_path / "missing.toml")])) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert run(parser.parse_args(["--port", "9000"])) == 2
+    assert "database.url" in capsys.readouterr().err
