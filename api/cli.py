@@ -11,7 +11,8 @@ from collections.abc import Callable
 # lists `api` as not installed instead of failing when it runs.
 import uvicorn
 
-from api.settings import SettingsError, load_api_settings
+from api.settings import load_api_settings
+from edge.mqtt import SettingsError
 
 
 def api_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:

@@ -12,22 +12,14 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from edge.config import load_toml
+from edge.mqtt import SettingsError
+
 DATABASE_URL_ENV = "ENVPATROL_DATABASE_URL"
-
-
-class SettingsError(ValueError):
-    """A setting that cannot be used; `key` says which."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{key}: {problem}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +70,7 @@ def _checked(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def load_api_settings(path: str | None, environ: Mapping[str, str] = os.environ) -> ApiSettings:
     """Settings from a TOML file (optional) and ENVPATROL_DATABASE_URL (which wins)."""
-    doc: dict[str, Any] = {}
-    if path:
-        try:
-            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SettingsError("config", f"cannot read {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError("config", f"{path} is not valid TOML: {exc}") from exc
+    doc = load_toml(path)
     sections = _checked(doc)
     database = sections.get("database", {})
     api = sections.get("api", {})

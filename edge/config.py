@@ -73,16 +73,21 @@ def _typed(section: str, data: dict[str, Any], types: dict[str, type]) -> dict[s
     return out
 
 
+def load_toml(path: str | None) -> dict[str, Any]:
+    """A service's TOML configuration file, or an empty document when no file is given."""
+    if not path:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError("config", f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError("config", f"{path} is not valid TOML: {exc}") from exc
+
+
 def load_edge_settings(path: str | None, environ: Mapping[str, str] = os.environ) -> EdgeSettings:
     """Build the settings from a TOML file (optional) and ENVPATROL_* environment variables."""
-    doc: dict[str, Any] = {}
-    if path:
-        try:
-            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SettingsError("config", f"cannot read {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError("config", f"{path} is not valid TOML: {exc}") from exc
+    doc = load_toml(path)
     top = _typed(
         "",
         {k: v for k, v in doc.items() if not isinstance(v, dict)},

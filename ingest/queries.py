@@ -29,6 +29,7 @@ from psycopg.rows import dict_row
 
 from edge.topics import TopicError, check_vehicle
 from edge.units import CHANNELS, ChannelSpec
+from ingest.writer import COLUMNS
 
 Conn = psycopg.Connection[Any]
 
@@ -58,25 +59,6 @@ HOTSPOT_EXCLUDED_FLAGS: tuple[str, ...] = ("stationary", "no_fix", "stale_fix")
 # 1.4826 x MAD estimates the standard deviation of normally distributed data.
 MAD_TO_SIGMA = 1.4826
 
-_READING_COLUMNS: tuple[str, ...] = (
-    "vehicle",
-    "seq",
-    "time",
-    "time_source",
-    "lat",
-    "lon",
-    "fix_valid",
-    "fix_quality",
-    "satellites",
-    "hdop",
-    "speed_mps",
-    "course_deg",
-    "fix_age_s",
-    "cell",
-    "profile",
-    "flags",
-    "channel_flags",
-)
 
 
 class QueryError(ValueError):
@@ -368,7 +350,7 @@ def readings(
     if cursor is not None:
         parts.append(cursor.condition())
     where = Condition.all(parts)
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in (*_READING_COLUMNS, *CHANNELS))
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
     query = sql.SQL(
         "SELECT {columns} FROM reading WHERE {where}"
         " ORDER BY time, vehicle, seq LIMIT %(page_rows)s"

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from edge.config import mqtt_from
+from edge.config import load_toml, mqtt_from
 from edge.mqtt import MqttSettings, SettingsError
 
 DEFAULT_CLIENT_ID = "envpatrol-ingest-1"
@@ -28,14 +25,7 @@ class IngestSettings:
 
 
 def load_ingest_settings(path: str | None, environ: Mapping[str, str] = os.environ) -> IngestSettings:
-    doc: dict[str, Any] = {}
-    if path:
-        try:
-            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SettingsError("config", f"cannot read {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError("config", f"{path} is not valid TOML: {exc}") from exc
+    doc = load_toml(path)
     unknown = set(doc) - {"mqtt", "database", "ingest"}
     if unknown:
         raise SettingsError(sorted(unknown)[0], "unknown setting")

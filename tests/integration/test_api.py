@@ -25,7 +25,8 @@ from psycopg.types.json import Jsonb
 from api.app import create_app
 from api.cli import api_command
 from api.database import Database
-from api.settings import ApiSettings, SettingsError, load_api_settings
+from api.settings import ApiSettings, load_api_settings
+from edge.mqtt import SettingsError
 from edge.units import CHANNELS
 
 with warnings.catch_warnings():
