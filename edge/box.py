@@ -112,10 +112,14 @@ class BoxClient:
             return self._port
         now = self.clock()
         if now < self._reopen_at:
-            raise BoxError("port", f"{self.url} unavailable; next try in {self._reopen_at - now:.1f}s", 0)
+            raise BoxError(
+                "port", f"{self.url} unavailable; next try in {self._reopen_at - now:.1f}s", 0
+            )
         line = self.profile.line
         try:
-            self._port = self.open_port(self.url, line.baudrate, line.bytesize, line.parity, line.stopbits)
+            self._port = self.open_port(
+                self.url, line.baudrate, line.bytesize, line.parity, line.stopbits
+            )
         except (serial.SerialException, OSError, ValueError) as exc:
             self._reopen_at = now + self._backoff
             self._backoff = min(self._backoff * 2, 30.0)
@@ -161,4 +165,6 @@ class BoxClient:
                     raise BoxError("crc", f"{crc_seen} frame(s) with a bad CRC", 0)
                 self.counters.timeouts += 1
                 self.counters.garbage_bytes += len(buffer)
-                raise BoxError("timeout", f"no valid response in {self.timeout_s}s ({len(buffer)} bytes)", 0)
+                raise BoxError(
+                    "timeout", f"no valid response in {self.timeout_s}s ({len(buffer)} bytes)", 0
+                )

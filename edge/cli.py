@@ -38,7 +38,7 @@ def stop_on_signals() -> threading.Event:
     """An event set by SIGINT or SIGTERM, so services shut down cleanly."""
     stop = threading.Event()
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(_signum: int, _frame: Any) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, handler)

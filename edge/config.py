@@ -63,13 +63,14 @@ def _typed(section: str, data: dict[str, Any], types: dict[str, type]) -> dict[s
         if key not in types:
             raise SettingsError(f"{section}.{key}" if section else key, "unknown setting")
         want = types[key]
+        typed = value
         if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            typed = float(value)
+        if not isinstance(typed, want) or (want is int and isinstance(typed, bool)):
             raise SettingsError(
                 f"{section}.{key}" if section else key, f"must be {want.__name__}, got {value!r}"
             )
-        out[key] = value
+        out[key] = typed
     return out
 
 
@@ -132,12 +133,16 @@ def load_edge_settings(path: str | None, environ: Mapping[str, str] = os.environ
         },
     )
     outbox = _typed("outbox", _section(doc, "outbox"), {"path": str})
-    unknown = set(doc) - {"vehicle", "poll_interval_s", "time_scale", "health_interval_s"} - {
-        "box",
-        "gps",
-        "mqtt",
-        "outbox",
-    }
+    unknown = (
+        set(doc)
+        - {"vehicle", "poll_interval_s", "time_scale", "health_interval_s"}
+        - {
+            "box",
+            "gps",
+            "mqtt",
+            "outbox",
+        }
+    )
     if unknown:
         raise SettingsError(sorted(unknown)[0], "unknown setting")
 

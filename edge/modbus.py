@@ -123,7 +123,9 @@ class Decoded(Generic[T]):
     crc_errors: int = 0
 
 
-def encode_read_response(address: int, function: int, registers: tuple[int, ...] | list[int]) -> bytes:
+def encode_read_response(
+    address: int, function: int, registers: tuple[int, ...] | list[int]
+) -> bytes:
     if not 1 <= len(registers) <= MAX_READ_COUNT:
         raise ValueError(f"cannot send {len(registers)} registers in one response")
     data = b"".join((r & 0xFFFF).to_bytes(2, "big") for r in registers)
@@ -134,7 +136,9 @@ def encode_exception_response(address: int, function: int, code: int) -> bytes:
     return with_crc(bytes((address, function | 0x80, code)))
 
 
-def decode_response(buffer: bytes, request: ReadRequest) -> Decoded[ReadResponse | ExceptionResponse]:
+def decode_response(
+    buffer: bytes, request: ReadRequest
+) -> Decoded[ReadResponse | ExceptionResponse]:
     """Find the response to `request` in `buffer`, skipping anything that cannot be it."""
     skipped = 0
     crc_errors = 0
@@ -155,7 +159,10 @@ def decode_response(buffer: bytes, request: ReadRequest) -> Decoded[ReadResponse
             frame = buffer[i : i + 5]
             if crc_ok(frame):
                 return Decoded(
-                    i + 5, ExceptionResponse(frame[0], request.function, frame[2]), skipped, crc_errors
+                    i + 5,
+                    ExceptionResponse(frame[0], request.function, frame[2]),
+                    skipped,
+                    crc_errors,
                 )
             crc_errors += 1
         elif function == request.function:

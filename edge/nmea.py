@@ -69,25 +69,19 @@ class NmeaFramer:
                 out.append(sentence)
 
 
+_HEX = frozenset("0123456789ABCDEFabcdef")
+
+
 def _checked(raw: bytes) -> str | None:
-    if len(raw) > MAX_SENTENCE or len(raw) < 10:
+    """The sentence as text when it is printable ASCII of sane length with a matching checksum."""
+    if len(raw) > MAX_SENTENCE or len(raw) < 10 or not raw.isascii():
         return None
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-    if not text.isprintable():
-        return None
+    text = raw.decode("ascii")
     star = text.rfind("*")
-    if star < 0 or len(text) - star != 3:
+    digits = text[star + 1 :]
+    if not text.isprintable() or star < 0 or len(digits) != 2 or not set(digits) <= _HEX:
         return None
-    try:
-        expected = int(text[star + 1 :], 16)
-    except ValueError:
-        return None
-    if checksum(text[1:star]) != expected:
-        return None
-    return text
+    return text if checksum(text[1:star]) == int(digits, 16) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +232,10 @@ def _coord(sentence: str, msg: pynmea2.NMEASentence) -> tuple[float | None, floa
         lon = float(msg.longitude)
     except (ValueError, TypeError) as exc:
         raise FixError(sentence, "bad coordinates") from exc
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or msg.lat_dir not in ("N", "S") or (
-        msg.lon_dir not in ("E", "W")
+    if (
+        not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0)
+        or msg.lat_dir not in ("N", "S")
+        or (msg.lon_dir not in ("E", "W"))
     ):
         raise FixError(sentence, "coordinates out of range")
     return lat, lon

@@ -77,7 +77,9 @@ class BoxProfile:
     def decode(self, registers: tuple[int, ...] | list[int]) -> DecodedBlock:
         """Turn a register block into canonical values; sentinels become None and are named."""
         if len(registers) != self.count:
-            raise ValueError(f"profile {self.name} expects {self.count} registers, got {len(registers)}")
+            raise ValueError(
+                f"profile {self.name} expects {self.count} registers, got {len(registers)}"
+            )
         values: dict[str, float | None] = {}
         sentinel: list[str] = []
         for ch in self.channels:
@@ -93,7 +95,9 @@ class BoxProfile:
                 values[ch.channel] = None
                 sentinel.append(ch.channel)
                 continue
-            values[ch.channel] = round(converter(ch.channel, ch.unit)(number * ch.scale + ch.offset), 4)
+            values[ch.channel] = round(
+                converter(ch.channel, ch.unit)(number * ch.scale + ch.offset), 4
+            )
         return DecodedBlock(values, tuple(sentinel))
 
     def encode(self, values: dict[str, float | None]) -> list[int]:
@@ -136,7 +140,7 @@ def _words(raw: int, width: int, order: WordOrder) -> list[int]:
 
 
 def _interpret(raw: int, kind: RegisterType) -> float:
-    if kind == "u16" or kind == "u32":
+    if kind in {"u16", "u32"}:
         return float(raw)
     if kind == "s16":
         return float(raw - 0x10000 if raw & 0x8000 else raw)
@@ -174,7 +178,9 @@ def _from_number(native: float, kind: RegisterType, sentinels: tuple[int, ...]) 
 
 def builtin_profiles() -> list[str]:
     folder = resources.files("edge.profiles")
-    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
 
 
 def load_profile(name_or_path: str) -> BoxProfile:
@@ -289,5 +295,7 @@ def _check_profile(profile: BoxProfile, source: str) -> None:
                     f"{profile.start}..{profile.start + profile.count - 1}",
                 )
             if reg in seen:
-                raise ProfileError(source, f"channels {seen[reg]} and {ch.channel} overlap at {reg}")
+                raise ProfileError(
+                    source, f"channels {seen[reg]} and {ch.channel} overlap at {reg}"
+                )
             seen[reg] = ch.channel

@@ -10,6 +10,7 @@ after a restart everything still in the outbox is sent again (the ingest stores 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -110,10 +111,8 @@ class Publisher:
                 qos=1,
                 retain=True,
             )
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=timeout)
-            except (RuntimeError, ValueError):
-                pass
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -147,7 +146,7 @@ class Publisher:
     # -- paho callbacks (network thread) ------------------------------------------------------
 
     def _on_connect(
-        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         if reason.is_failure:
             self.counters.connect_failures += 1
@@ -160,12 +159,12 @@ class Publisher:
         self.publish_status()
         self._events.put(("wake", 0, None))
 
-    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
         self.counters.connect_failures += 1
         self.last_error = f"cannot reach broker {self.settings.url}"
 
     def _on_disconnect(
-        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         if self._connected.is_set():
             self.counters.disconnects += 1
@@ -173,7 +172,7 @@ class Publisher:
         self._connected.clear()
 
     def _on_publish(
-        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+        self, _client: paho.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any
     ) -> None:
         self._events.put(("ack", mid, reason))
 

@@ -119,7 +119,9 @@ def decode_message(payload: bytes, loads: Any = json.loads) -> tuple[str, list[R
         raise WireError("not_an_object", "the payload must be a JSON object")
     version = doc.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise WireError("schema_version", f"expected schema_version {SCHEMA_VERSION}, got {version!r}")
+        raise WireError(
+            "schema_version", f"expected schema_version {SCHEMA_VERSION}, got {version!r}"
+        )
     vehicle = doc.get("vehicle")
     if not isinstance(vehicle, str):
         raise WireError("missing_field", "vehicle must be a string")
@@ -146,6 +148,23 @@ def _reading(vehicle: str, item: Any, index: int) -> Reading:
     source = item.get("time_source")
     if source not in ("gnss", "host"):
         raise WireError("bad_type", f"{where}.time_source must be 'gnss' or 'host'")
+    profile = item.get("profile")
+    if not isinstance(profile, str) or len(profile) > 64:
+        raise WireError("bad_type", f"{where}.profile must be a short string")
+    return Reading(
+        vehicle=vehicle,
+        seq=seq,
+        time=moment,
+        time_source=source,
+        position=_position(item.get("position"), where),
+        values=_values(item, where),
+        profile=profile,
+        flags=_flags(item, where),
+        channel_flags=_channel_flags(item, where),
+    )
+
+
+def _values(item: dict[str, Any], where: str) -> dict[str, float | None]:
     values = item.get("values")
     if not isinstance(values, dict):
         raise WireError("missing_field", f"{where}.values must be an object")
@@ -163,16 +182,28 @@ def _reading(vehicle: str, item: Any, index: int) -> Reading:
             )
         if value is None:
             clean[name] = None
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise WireError("bad_type", f"{where}.values.{name} must be a number or null")
-        clean[name] = float(value)
+        else:
+            clean[name] = float(value)
+    return clean
+
+
+def _flags(item: dict[str, Any], where: str) -> tuple[str, ...]:
     flags = item.get("flags", [])
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise WireError("bad_type", f"{where}.flags must be a list of strings")
     unknown = set(flags) - READING_FLAGS
     if unknown:
         raise WireError("unknown_flag", f"{where}.flags: {sorted(unknown)}")
+    return tuple(flags)
+
+
+def _channel_flags(item: dict[str, Any], where: str) -> dict[str, tuple[str, ...]]:
     channel_flags = item.get("channel_flags", {})
     if not isinstance(channel_flags, dict):
         raise WireError("bad_type", f"{where}.channel_flags must be an object")
@@ -183,20 +214,7 @@ def _reading(vehicle: str, item: Any, index: int) -> Reading:
         if set(names) - CHANNEL_FLAGS:
             raise WireError("unknown_flag", f"{where}.channel_flags.{name}: {names}")
         cflags[name] = tuple(names)
-    profile = item.get("profile")
-    if not isinstance(profile, str) or len(profile) > 64:
-        raise WireError("bad_type", f"{where}.profile must be a short string")
-    return Reading(
-        vehicle=vehicle,
-        seq=seq,
-        time=moment,
-        time_source=source,
-        position=_position(item.get("position"), where),
-        values=clean,
-        profile=profile,
-        flags=tuple(flags),
-        channel_flags=cflags,
-    )
+    return cflags
 
 
 def _time(value: Any, where: str) -> datetime:

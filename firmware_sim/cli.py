@@ -22,7 +22,9 @@ def sim_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace
         "time_scale to the same --speed."
     )
     parser.add_argument("--vehicles", type=int, default=1, help="how many vehicles (1)")
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per wall second"
+    )
     parser.add_argument(
         "--profile", default="default-multi", help=f"box profile ({', '.join(builtin_profiles())})"
     )
@@ -36,7 +38,9 @@ def sim_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace
         vehicles = []
         for i in range(args.vehicles):
             drive = Drive(SHUANGJING_LOOP, clock.start, offset_m=i * 700.0)
-            vehicle = SimVehicle(f"patrol-{i + 1:02d}", profile, drive, clock, field, seed=args.seed + i)
+            vehicle = SimVehicle(
+                f"patrol-{i + 1:02d}", profile, drive, clock, field, seed=args.seed + i
+            )
             vehicle.start()
             vehicles.append(vehicle)
             print(f"{vehicle.name}: box {vehicle.box_path}  gps {vehicle.gps_path}", flush=True)

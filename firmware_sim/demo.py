@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +38,9 @@ def demo_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespac
     parser.add_argument(
         "--speed", type=float, default=240.0, help="simulated seconds per wall second (240)"
     )
-    parser.add_argument("--port", type=int, default=8080, help="API port (8080; 0 picks a free one)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="API port (8080; 0 picks a free one)"
+    )
     parser.add_argument(
         "--duration", type=float, default=0.0, help="stop after this many wall seconds (0: Ctrl-C)"
     )
@@ -62,7 +65,9 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 
 def _get_json(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=5) as response:
+    if not url.startswith("http://"):
+        raise ValueError(f"the demo only talks to its own API over http, not {url!r}")
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - scheme checked above
         return json.loads(response.read())
 
 
@@ -86,21 +91,13 @@ def run_demo(args: argparse.Namespace) -> int:
     cleanup: list[Callable[[], None]] = []
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        mqtt_url = os.environ.get("ENVPATROL_MQTT_URL")
-        if not mqtt_url:
-            broker = EmbeddedBroker.start()
-            cleanup.append(broker.stop)
-            mqtt_url = broker.url
-            _say(f"embedded broker ({broker.kind}) at {mqtt_url}")
-        db_url = os.environ.get("ENVPATROL_DATABASE_URL")
-        if not db_url:
-            database = EmbeddedDatabase.start()
-            cleanup.append(database.stop)
-            db_url = database.url
-            _say("embedded PostgreSQL started")
-        env = {**os.environ, "ENVPATROL_MQTT_URL": mqtt_url, "ENVPATROL_DATABASE_URL": db_url}
+        env = _backends(cleanup)
         migrate = subprocess.run(
-            [sys.executable, "-m", "edge.cli", "migrate"], env=env, capture_output=True, text=True
+            [sys.executable, "-m", "edge.cli", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if migrate.returncode != 0:
             _say(f"migration failed:\n{migrate.stdout}{migrate.stderr}")
@@ -115,47 +112,14 @@ def run_demo(args: argparse.Namespace) -> int:
         _wait_http(f"{base}/healthz", 30, lambda: api.poll() is None)
 
         clock = SimClock(datetime.now(UTC) - timedelta(hours=args.hours_back), speed=args.speed)
-        field = PollutionField(SHUANGJING_SOURCES, seed=7)
-        profile = load_profile("default-multi")
-        for i in range(args.vehicles):
-            name = f"patrol-{i + 1:02d}"
-            drive = Drive(
-                SHUANGJING_LOOP,
-                clock.start,
-                speed_mps=5.5 + 0.5 * i,
-                offset_m=i * SHUANGJING_LOOP.length_m / max(1, args.vehicles),
-            )
-            vehicle = SimVehicle(name, profile, drive, clock, field, seed=100 + i)
-            vehicle.start()
-            cleanup.append(vehicle.stop)
-            config = work / f"{name}.toml"
-            config.write_text(
-                f'vehicle = "{name}"\npoll_interval_s = 10.0\ntime_scale = {args.speed}\n'
-                f'health_interval_s = 60.0\n[box]\nport = "{vehicle.box_path}"\n'
-                f'[gps]\nport = "{vehicle.gps_path}"\n'
-                f'[outbox]\npath = "{work / name}-outbox.sqlite3"\n'
-            )
+        for config in _vehicles(args, clock, work, cleanup):
+            name = config.stem
             processes.append(_spawn(["edge", "--config", str(config)], env, work / f"{name}.log"))
         _say(f"{args.vehicles} simulated vehicles patrolling Shuangjing at {args.speed:g}x")
         _say(f"open {base}/  (API docs: {base}/docs, hotspots: {base}/v1/hotspots?pollutant=pm10)")
         _say(f"logs in {work}")
-
-        pending = {s.name: SOURCE_CHANNELS[s.kind] for s in SHUANGJING_SOURCES}
         deadline = started + args.duration if args.duration else None
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            for source, channel in list(pending.items()):
-                found = _hotspot_near(base, channel, source)
-                if found:
-                    _say(
-                        f"hotspot for {source} ({channel}) found after "
-                        f"{time.monotonic() - started:.0f} s wall, sim time {clock.now():%H:%M} UTC"
-                    )
-                    del pending[source]
-            if any(p.poll() is not None for p in processes):
-                _say("a service exited unexpectedly; see the logs")
-                return 1
-            stop.wait(2.0)
-        return 0
+        return _watch(base, clock, started, deadline, stop, processes)
     finally:
         for process in processes:
             process.terminate()
@@ -166,6 +130,77 @@ def run_demo(args: argparse.Namespace) -> int:
                 process.kill()
         for action in reversed(cleanup):
             action()
+
+
+def _backends(cleanup: list[Callable[[], None]]) -> dict[str, str]:
+    """The environment for the services: configured broker and database, else embedded ones."""
+    mqtt_url = os.environ.get("ENVPATROL_MQTT_URL")
+    if not mqtt_url:
+        broker = EmbeddedBroker.start()
+        cleanup.append(broker.stop)
+        mqtt_url = broker.url
+        _say(f"embedded broker ({broker.kind}) at {mqtt_url}")
+    db_url = os.environ.get("ENVPATROL_DATABASE_URL")
+    if not db_url:
+        database = EmbeddedDatabase.start()
+        cleanup.append(database.stop)
+        db_url = database.url
+        _say("embedded PostgreSQL started")
+    return {**os.environ, "ENVPATROL_MQTT_URL": mqtt_url, "ENVPATROL_DATABASE_URL": db_url}
+
+
+def _vehicles(
+    args: argparse.Namespace, clock: SimClock, work: Path, cleanup: list[Callable[[], None]]
+) -> list[Path]:
+    """Start the simulated vehicles; one edge config file per vehicle, named after it."""
+    field = PollutionField(SHUANGJING_SOURCES, seed=7)
+    profile = load_profile("default-multi")
+    configs: list[Path] = []
+    for i in range(args.vehicles):
+        name = f"patrol-{i + 1:02d}"
+        drive = Drive(
+            SHUANGJING_LOOP,
+            clock.start,
+            speed_mps=5.5 + 0.5 * i,
+            offset_m=i * SHUANGJING_LOOP.length_m / max(1, args.vehicles),
+        )
+        vehicle = SimVehicle(name, profile, drive, clock, field, seed=100 + i)
+        vehicle.start()
+        cleanup.append(vehicle.stop)
+        config = work / f"{name}.toml"
+        config.write_text(
+            f'vehicle = "{name}"\npoll_interval_s = 10.0\ntime_scale = {args.speed}\n'
+            f'health_interval_s = 60.0\n[box]\nport = "{vehicle.box_path}"\n'
+            f'[gps]\nport = "{vehicle.gps_path}"\n'
+            f'[outbox]\npath = "{work / name}-outbox.sqlite3"\n'
+        )
+        configs.append(config)
+    return configs
+
+
+def _watch(
+    base: str,
+    clock: SimClock,
+    started: float,
+    deadline: float | None,
+    stop: threading.Event,
+    processes: list[subprocess.Popen[bytes]],
+) -> int:
+    """Report each injected source once the API lists a hotspot at it; run until told to stop."""
+    pending = {s.name: SOURCE_CHANNELS[s.kind] for s in SHUANGJING_SOURCES}
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        for source, channel in list(pending.items()):
+            if _hotspot_near(base, channel, source):
+                _say(
+                    f"hotspot for {source} ({channel}) found after "
+                    f"{time.monotonic() - started:.0f} s wall, sim time {clock.now():%H:%M} UTC"
+                )
+                del pending[source]
+        if any(p.poll() is not None for p in processes):
+            _say("a service exited unexpectedly; see the logs")
+            return 1
+        stop.wait(2.0)
+    return 0
 
 
 def _hotspot_near(base: str, channel: str, source_name: str) -> bool:
@@ -180,7 +215,10 @@ def _hotspot_near(base: str, channel: str, source_name: str) -> bool:
     for feature in features:
         props = feature.get("properties", {})
         lat, lon = props.get("lat"), props.get("lon")
-        if isinstance(lat, float) and isinstance(lon, float):
-            if haversine_m(lat, lon, source.lat, source.lon) < 150:
-                return True
+        if (
+            isinstance(lat, float)
+            and isinstance(lon, float)
+            and haversine_m(lat, lon, source.lat, source.lon) < 150
+        ):
+            return True
     return False

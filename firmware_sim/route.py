@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass
 
 from firmware_sim.geo import bearing_deg, haversine_m
@@ -25,7 +26,7 @@ class Route:
         self.waypoints = list(waypoints)
         loop = [*self.waypoints, self.waypoints[0]]
         self._cumulative = [0.0]
-        for (la1, lo1), (la2, lo2) in zip(loop, loop[1:], strict=False):
+        for (la1, lo1), (la2, lo2) in itertools.pairwise(loop):
             self._cumulative.append(self._cumulative[-1] + haversine_m(la1, lo1, la2, lo2))
         self._loop = loop
         self.length_m = self._cumulative[-1]
@@ -38,7 +39,9 @@ class Route:
         (la1, lo1), (la2, lo2) = self._loop[i], self._loop[i + 1]
         seg = self._cumulative[i + 1] - self._cumulative[i]
         f = 0.0 if seg == 0 else (d - self._cumulative[i]) / seg
-        return RoutePoint(la1 + (la2 - la1) * f, lo1 + (lo2 - lo1) * f, bearing_deg(la1, lo1, la2, lo2))
+        return RoutePoint(
+            la1 + (la2 - la1) * f, lo1 + (lo2 - lo1) * f, bearing_deg(la1, lo1, la2, lo2)
+        )
 
 
 # A patrol loop through Shuangjing sub-district, Chaoyang, Beijing (WGS-84): north-west corner

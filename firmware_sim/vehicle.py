@@ -73,7 +73,9 @@ class SimVehicle:
         measured: dict[str, float | None] = {}
         for ch, value in truth.items():
             sigma = NOISE_SIGMA.get(ch, 0.0) if self._noise else 0.0
-            measured[ch] = max(0.0, value + self._rng.gauss(0.0, sigma)) if ch != "temperature" else value
+            measured[ch] = (
+                max(0.0, value + self._rng.gauss(0.0, sigma)) if ch != "temperature" else value
+            )
         with self._lock:
             self._pending = (state, truth)
         return moment, measured

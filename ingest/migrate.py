@@ -34,7 +34,9 @@ class Migration:
 
 def available() -> list[Migration]:
     folder = resources.files("ingest.migrations")
-    files = {p.name: p.read_text(encoding="utf-8") for p in folder.iterdir() if p.name.endswith(".sql")}
+    files = {
+        p.name: p.read_text(encoding="utf-8") for p in folder.iterdir() if p.name.endswith(".sql")
+    }
     out = []
     for name, sql in sorted(files.items()):
         m = _NAME.match(name)
@@ -67,7 +69,9 @@ def detect_backend(conn: psycopg.Connection[tuple[object, ...]]) -> Backend:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     except psycopg.Error as exc:
-        log.warning("TimescaleDB is installed but cannot be enabled (%s); using plain PostgreSQL", exc)
+        log.warning(
+            "TimescaleDB is installed but cannot be enabled (%s); using plain PostgreSQL", exc
+        )
         return "plain"
     return "timescale"
 
@@ -97,7 +101,8 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], h3_resolution: int = 1
             if m.version in done:
                 continue
             sql = m.sql.replace(
-                "/*READING_PARTITIONING*/", "PARTITION BY RANGE (time)" if backend == "plain" else ""
+                "/*READING_PARTITIONING*/",
+                "PARTITION BY RANGE (time)" if backend == "plain" else "",
             )
             extra = m.plain if backend == "plain" else m.timescale
             with conn.transaction():

@@ -60,7 +60,6 @@ HOTSPOT_EXCLUDED_FLAGS: tuple[str, ...] = ("stationary", "no_fix", "stale_fix")
 MAD_TO_SIGMA = 1.4826
 
 
-
 class QueryError(ValueError):
     """A request the store cannot answer as asked; `parameter` says which input is at fault."""
 

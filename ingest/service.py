@@ -62,7 +62,7 @@ class IngestService:
     # -- MQTT ----------------------------------------------------------------------------------
 
     def _on_connect(
-        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+        self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         if reason.is_failure:
             log.error("broker refused the ingest: %s", reason)
@@ -75,12 +75,12 @@ class IngestService:
         self._connected.set()
 
     def _on_disconnect(
-        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         self._connected.clear()
         log.warning("disconnected from broker: %s", reason)
 
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         self._inbox.put(message)
 
     def connect(self) -> None:
@@ -171,7 +171,9 @@ class IngestService:
                 dead.append(DeadLetter(topic, "malformed_json", str(exc)[:200], payload, now))
                 continue
             if not isinstance(doc, dict):
-                dead.append(DeadLetter(topic, "not_an_object", f"{kind} must be an object", payload, now))
+                dead.append(
+                    DeadLetter(topic, "not_an_object", f"{kind} must be an object", payload, now)
+                )
                 continue
             statuses.append(StatusUpdate(vehicle, kind, doc))
         return readings, dead, statuses

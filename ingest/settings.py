@@ -24,7 +24,9 @@ class IngestSettings:
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
 
 
-def load_ingest_settings(path: str | None, environ: Mapping[str, str] = os.environ) -> IngestSettings:
+def load_ingest_settings(
+    path: str | None, environ: Mapping[str, str] = os.environ
+) -> IngestSettings:
     doc = load_toml(path)
     unknown = set(doc) - {"mqtt", "database", "ingest"}
     if unknown:

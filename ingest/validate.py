@@ -33,6 +33,7 @@ def check_readings_message(
         return Rejection(exc.reason, exc.detail)
     if vehicle != topic_vehicle:
         return Rejection(
-            "vehicle_mismatch", f"payload vehicle {vehicle!r} published on {topic_vehicle!r}'s topic"
+            "vehicle_mismatch",
+            f"payload vehicle {vehicle!r} published on {topic_vehicle!r}'s topic",
         )
     return readings

@@ -200,7 +200,10 @@ class Writer:
                     cur.executemany(
                         "INSERT INTO dead_letter (received_at, topic, reason, detail, payload)"
                         " VALUES (%s, %s, %s, %s, %s)",
-                        [(d.received_at, d.topic, d.reason, d.detail[:2000], d.payload) for d in dead],
+                        [
+                            (d.received_at, d.topic, d.reason, d.detail[:2000], d.payload)
+                            for d in dead
+                        ],
                     )
             for status in statuses:
                 self._status(status)

@@ -41,6 +41,7 @@ def topic_root() -> str:
 
 def pytest_report_header() -> list[str]:
     return [
-        "database: " + os.environ.get("ENVPATROL_TEST_DATABASE_URL", "machine PostgreSQL or embedded"),
+        "database: "
+        + os.environ.get("ENVPATROL_TEST_DATABASE_URL", "machine PostgreSQL or embedded"),
         "broker: " + os.environ.get("ENVPATROL_TEST_MQTT_URL", "machine Mosquitto or embedded"),
     ]

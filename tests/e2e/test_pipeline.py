@@ -60,7 +60,9 @@ def api_base(database_url: str) -> Iterator[str]:
 
     def up() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"API exited: {process.stderr.read() if process.stderr else b''!r}")
+            raise AssertionError(
+                f"API exited: {process.stderr.read() if process.stderr else b''!r}"
+            )
         try:
             return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
@@ -96,7 +98,9 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
         name = f"e2e-{i + 1}"
         truth[name] = []
         drive = Drive(SHUANGJING_LOOP, clock.start, speed_mps=6.0 + i, offset_m=i * 1500.0)
-        vehicle = SimVehicle(name, profile, drive, clock, field, seed=i, on_truth=truth[name].append)
+        vehicle = SimVehicle(
+            name, profile, drive, clock, field, seed=i, on_truth=truth[name].append
+        )
         vehicle.start()
         vehicles.append(vehicle)
         settings = EdgeSettings(
@@ -123,7 +127,9 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
             vehicle.stop()
         produced = sum(len(t) for t in truth.values())
         wait_until(
-            lambda: ingest.counters.readings_inserted >= produced, 60, "the ingest to store everything"
+            lambda: ingest.counters.readings_inserted >= produced,
+            60,
+            "the ingest to store everything",
         )
     finally:
         stop_ingest.set()
@@ -159,14 +165,20 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
                     # driven during the fix's age; a fix older than the limit must say so.
                     error = haversine_m(row["lat"], row["lon"], record.state.lat, record.state.lon)
                     if error >= 8.0 * 3 * record.state.speed_mps:
-                        assert "stale_fix" in row["flags"], (name, row["seq"], error, row["fix_age_s"])
+                        assert "stale_fix" in row["flags"], (
+                            name,
+                            row["seq"],
+                            error,
+                            row["fix_age_s"],
+                        )
         assert len(stored) == produced
 
         # Each injected source is found as a hotspot on its pollutant.
         expected = {"dust": "pm10", "cooking": "cooking_fume", "traffic": "no2"}
         for source in SHUANGJING_SOURCES:
             response = http.get(
-                "/v1/hotspots", params={"pollutant": expected[source.kind], "from": "2000-01-01T00:00:00Z"}
+                "/v1/hotspots",
+                params={"pollutant": expected[source.kind], "from": "2000-01-01T00:00:00Z"},
             )
             assert response.status_code == 200, response.text
             features = response.json()["features"]

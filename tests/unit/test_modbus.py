@@ -42,7 +42,9 @@ requests = st.builds(
 
 @given(requests, st.data())
 def test_response_round_trip(request: ReadRequest, data: st.DataObject) -> None:
-    registers = tuple(data.draw(st.lists(st.integers(0, 0xFFFF), min_size=request.count, max_size=request.count)))
+    registers = tuple(
+        data.draw(st.lists(st.integers(0, 0xFFFF), min_size=request.count, max_size=request.count))
+    )
     frame = encode_read_response(request.address, request.function, registers)
     decoded = decode_response(frame, request)
     assert decoded.frame == ReadResponse(request.address, request.function, registers)
@@ -56,7 +58,9 @@ def test_request_round_trip(request: ReadRequest) -> None:
 
 
 @given(requests, st.data())
-def test_split_frames_need_more_bytes_then_decode(request: ReadRequest, data: st.DataObject) -> None:
+def test_split_frames_need_more_bytes_then_decode(
+    request: ReadRequest, data: st.DataObject
+) -> None:
     registers = [0x1234] * request.count
     frame = encode_read_response(request.address, request.function, registers)
     cut = data.draw(st.integers(0, len(frame) - 1))
@@ -65,8 +69,12 @@ def test_split_frames_need_more_bytes_then_decode(request: ReadRequest, data: st
 
 
 @given(requests, st.binary(max_size=40), st.data())
-def test_garbage_before_a_frame_is_skipped(request: ReadRequest, garbage: bytes, data: st.DataObject) -> None:
-    registers = tuple(data.draw(st.lists(st.integers(0, 0xFFFF), min_size=request.count, max_size=request.count)))
+def test_garbage_before_a_frame_is_skipped(
+    request: ReadRequest, garbage: bytes, data: st.DataObject
+) -> None:
+    registers = tuple(
+        data.draw(st.lists(st.integers(0, 0xFFFF), min_size=request.count, max_size=request.count))
+    )
     frame = encode_read_response(request.address, request.function, registers)
     decoded = decode_response(garbage + frame, request)
     # The only frame that decodes is the real one (a false frame inside random garbage would need
@@ -79,7 +87,9 @@ def test_garbage_before_a_frame_is_skipped(request: ReadRequest, garbage: bytes,
 
 @given(requests, st.data())
 def test_corrupted_frame_is_never_misdecoded(request: ReadRequest, data: st.DataObject) -> None:
-    registers = tuple(data.draw(st.lists(st.integers(0, 0xFFFF), min_size=request.count, max_size=request.count)))
+    registers = tuple(
+        data.draw(st.lists(st.integers(0, 0xFFFF), min_size=request.count, max_size=request.count))
+    )
     frame = bytearray(encode_read_response(request.address, request.function, registers))
     position = data.draw(st.integers(0, len(frame) - 1))
     flip = data.draw(st.integers(1, 255))

@@ -26,7 +26,13 @@ talkers = st.sampled_from(["GP", "GN", "GB", "BD", "GL", "GA"])
     st.booleans(),
 )
 def test_rmc_and_gga_round_trip(
-    moment: datetime, lat: float, lon: float, speed: float, course: float, talker: str, gga_first: bool
+    moment: datetime,
+    lat: float,
+    lon: float,
+    speed: float,
+    course: float,
+    talker: str,
+    gga_first: bool,
 ) -> None:
     rmc = format_rmc(moment, lat, lon, speed_mps=speed, course_deg=course, talker=talker)
     gga = format_gga(moment, lat, lon, quality=2, satellites=9, hdop=1.3, talker=talker)
@@ -75,7 +81,9 @@ def test_void_fix_is_not_valid_and_gga_quality_zero_invalidates() -> None:
     assert fix is not None
     assert not fix.valid
     assembler.update(format_rmc(moment + timedelta(seconds=1), 39.89, 116.46).strip())
-    fix = assembler.update(format_gga(moment + timedelta(seconds=1), 39.89, 116.46, quality=0).strip())
+    fix = assembler.update(
+        format_gga(moment + timedelta(seconds=1), 39.89, 116.46, quality=0).strip()
+    )
     assert fix is not None
     assert not fix.valid
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from edge.outbox import Outbox
 
 
@@ -22,20 +24,18 @@ def test_readings_survive_reopen_and_leave_only_when_removed(tmp_path: Path) -> 
     # Drained, reopened: numbering continues.
     again.close()
     third = Outbox(path)
-    assert third.store(0.0, lambda s: b"x") == 6
+    assert third.store(0.0, lambda _seq: b"x") == 6
     third.close()
 
 
 def test_a_failed_build_stores_nothing_and_consumes_no_number(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.sqlite3")
 
-    def broken(seq: int) -> bytes:
+    def broken(_seq: int) -> bytes:
         raise ValueError("encoding failed")
 
-    try:
+    with pytest.raises(ValueError, match="encoding failed"):
         box.store(0.0, broken)
-    except ValueError:
-        pass
     assert box.depth() == 0
-    assert box.store(0.0, lambda s: b"ok") == 1
+    assert box.store(0.0, lambda _seq: b"ok") == 1
     box.close()

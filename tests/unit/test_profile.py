@@ -55,7 +55,9 @@ def test_profile_round_trip(profile: BoxProfile, data: st.DataObject) -> None:
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
 @given(data=st.data())
 def test_any_register_block_decodes_without_error(profile: BoxProfile, data: st.DataObject) -> None:
-    block = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=profile.count, max_size=profile.count))
+    block = data.draw(
+        st.lists(st.integers(0, 0xFFFF), min_size=profile.count, max_size=profile.count)
+    )
     decoded = profile.decode(block)
     assert set(decoded.values) == {c.channel for c in profile.channels}
 

@@ -20,7 +20,9 @@ def _fix(valid: bool = True) -> Fix:
 
 
 def test_valid_fix_gives_gnss_time_plus_age() -> None:
-    reading = tag_reading("v", 1, PROFILE, BLOCK, TimedFix(_fix(), 100.0), 100.5, WALL, Tagging(5.0, 1.0))
+    reading = tag_reading(
+        "v", 1, PROFILE, BLOCK, TimedFix(_fix(), 100.0), 100.5, WALL, Tagging(5.0, 1.0)
+    )
     assert reading.time == GNSS + timedelta(seconds=0.5)
     assert reading.time_source == "gnss"
     assert reading.position is not None
@@ -31,7 +33,9 @@ def test_valid_fix_gives_gnss_time_plus_age() -> None:
 
 
 def test_age_is_scaled_in_simulated_drives() -> None:
-    reading = tag_reading("v", 1, PROFILE, BLOCK, TimedFix(_fix(), 100.0), 100.5, WALL, Tagging(5.0, 60.0))
+    reading = tag_reading(
+        "v", 1, PROFILE, BLOCK, TimedFix(_fix(), 100.0), 100.5, WALL, Tagging(5.0, 60.0)
+    )
     assert reading.time == GNSS + timedelta(seconds=30)
     assert "stale_fix" in reading.flags
 
