@@ -119,6 +119,15 @@ class Agent:
     ) -> None:
         self.settings = settings
         self.profile = effective_profile(settings)
+        # Drive recording hook (edge/recording.py): wraps both ports and sees every reading.
+        self.recorder = None
+        if settings.record_path:
+            from edge.recording import DriveRecorder, PortName
+
+            self.recorder = DriveRecorder.for_agent(settings.record_path, settings)
+            ports: dict[str, PortName] = {settings.box.port: "box", settings.gps.port: "gps"}
+            open_port = self.recorder.wrap(open_port, ports)
+            on_reading = self.recorder.chain(on_reading)
         self.box = BoxClient(
             self.profile,
             settings.box.port,
@@ -236,3 +245,5 @@ class Agent:
             self.gps.stop()
             self.box.close()
             self.outbox.close()
+            if self.recorder is not None:
+                self.recorder.close()

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -83,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def edge_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     parser.add_argument("--config", help="edge TOML file (see deploy/config/edge.toml)")
+    parser.add_argument(
+        "--record", metavar="FILE", help="record the drive to FILE (.jsonl.gz, docs/recording.md)"
+    )
 
     def run(args: argparse.Namespace) -> int:
         from edge.agent import Agent
@@ -92,6 +96,8 @@ def edge_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespac
 
         try:
             settings = load_edge_settings(args.config)
+            if args.record:
+                settings = replace(settings, record_path=args.record)
             agent = Agent(settings)
         except (SettingsError, ProfileError) as exc:
             print(f"envpatrol edge: {exc}", file=sys.stderr)

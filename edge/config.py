@@ -48,6 +48,9 @@ class EdgeSettings:
     # vehicle leaves this at 1.
     time_scale: float = 1.0
     health_interval_s: float = 60.0
+    # Drive recording (edge/recording.py): a .jsonl.gz file to record the serial traffic,
+    # fixes and readings to; None records nothing.
+    record_path: str | None = None
 
 
 def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -97,6 +100,7 @@ def load_edge_settings(path: str | None, environ: Mapping[str, str] = os.environ
             "poll_interval_s": float,
             "time_scale": float,
             "health_interval_s": float,
+            "record": str,
         },
     )
     box = _typed(
@@ -135,7 +139,7 @@ def load_edge_settings(path: str | None, environ: Mapping[str, str] = os.environ
     outbox = _typed("outbox", _section(doc, "outbox"), {"path": str})
     unknown = (
         set(doc)
-        - {"vehicle", "poll_interval_s", "time_scale", "health_interval_s"}
+        - {"vehicle", "poll_interval_s", "time_scale", "health_interval_s", "record"}
         - {
             "box",
             "gps",
@@ -169,6 +173,7 @@ def load_edge_settings(path: str | None, environ: Mapping[str, str] = os.environ
         poll_interval_s=top.get("poll_interval_s", 10.0),
         time_scale=float(environ.get("ENVPATROL_TIME_SCALE") or top.get("time_scale", 1.0)),
         health_interval_s=top.get("health_interval_s", 60.0),
+        record_path=environ.get("ENVPATROL_RECORD") or top.get("record"),
     )
     if settings.poll_interval_s <= 0 or settings.time_scale <= 0:
         raise SettingsError("poll_interval_s", "poll_interval_s and time_scale must be positive")

@@ -13,8 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from edge.modbus import decode_request, encode_exception_response, encode_read_response
+from edge.modbus import (
+    ReadRequest,
+    decode_request,
+    encode_exception_response,
+    encode_read_response,
+)
 from edge.profile import BoxProfile
+from firmware_sim.faults import FaultPlan
 from firmware_sim.pty import PseudoTerminal
 
 log = logging.getLogger("envpatrol.sim.box")
@@ -29,6 +35,7 @@ class Served:
     time: datetime
     registers: tuple[int, ...]
     values: dict[str, float | None]
+    fault: str = "ok"  # what the box did to this answer: ok, late, crc, garbage
 
 
 class SimulatedBox:
@@ -37,8 +44,13 @@ class SimulatedBox:
         profile: BoxProfile,
         sample: Callable[[], tuple[datetime, dict[str, float | None]]],
         on_served: Callable[[Served], None] | None = None,
+        *,
+        faults: FaultPlan | None = None,
+        powered: Callable[[], bool] | None = None,
     ) -> None:
         self.profile = profile
+        self.faults = faults
+        self._powered = powered
         self.pty = PseudoTerminal()
         self._sample = sample
         self._on_served = on_served
@@ -59,15 +71,30 @@ class SimulatedBox:
         self._thread.join(timeout=5)
         self.pty.close()
 
-    def respond(self, request_start: int, count: int, function: int) -> bytes:
+    def respond(self, request_start: int, count: int, function: int, *, fault: str = "ok") -> bytes:
         p = self.profile
         if function != p.function or request_start != p.start or count != p.count:
             return encode_exception_response(p.address, function, ILLEGAL_DATA_ADDRESS)
         moment, values = self._sample()
         registers = tuple(p.encode(values))
         if self._on_served is not None:
-            self._on_served(Served(moment, registers, p.decode(registers).values))
+            self._on_served(Served(moment, registers, p.decode(registers).values, fault))
         return encode_read_response(p.address, p.function, registers)
+
+    def answer(self, request: ReadRequest) -> bytes:
+        """The bytes the box sends for one request: nothing while powered off or when the
+        fault plan drops it; otherwise the response, possibly late, corrupted or garbled."""
+        if self._powered is not None and not self._powered():
+            return b""
+        action = self.faults.next_action() if self.faults is not None else "ok"
+        if action == "drop":
+            return b""
+        frame = self.respond(request.start, request.count, request.function, fault=action)
+        if self.faults is None:
+            return frame
+        if action == "late":
+            self._stop.wait(self.faults.spec.late_s)
+        return self.faults.shape(action, frame)
 
     def _run(self) -> None:
         buffer = b""
@@ -83,5 +110,6 @@ class SimulatedBox:
                 if decoded.frame is None:
                     break
                 self.requests += 1
-                req = decoded.frame
-                self.pty.write(self.respond(req.start, req.count, req.function))
+                reply = self.answer(decoded.frame)
+                if reply:
+                    self.pty.write(reply)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from firmware_sim.route import Route, RoutePoint
 
@@ -39,6 +40,12 @@ class VehicleState:
     lon: float
     speed_mps: float
     heading_deg: float
+
+
+class Motion(Protocol):
+    """Where a vehicle is at a moment: a constant-speed Drive or a PatrolDrive with stops."""
+
+    def state(self, moment: datetime, /) -> VehicleState: ...
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Patrol routes: closed loops of waypoints, walked by distance."""
+"""Patrol routes: loops (or out-and-back tracks) of waypoints, walked by distance."""
 
 from __future__ import annotations
 
@@ -17,14 +17,22 @@ class RoutePoint:
 
 
 class Route:
-    """A closed loop through `waypoints` (the last joins the first)."""
+    """A closed loop through `waypoints` (the last joins the first); with `closed=False` an
+    out-and-back track: the vehicle drives to the last waypoint and returns the same way."""
 
-    def __init__(self, name: str, waypoints: list[tuple[float, float]]) -> None:
+    def __init__(
+        self, name: str, waypoints: list[tuple[float, float]], *, closed: bool = True
+    ) -> None:
         if len(waypoints) < 2:
             raise ValueError("a route needs at least two waypoints")
         self.name = name
+        self.closed = closed
         self.waypoints = list(waypoints)
-        loop = [*self.waypoints, self.waypoints[0]]
+        loop = (
+            [*self.waypoints, self.waypoints[0]]
+            if closed
+            else [*self.waypoints, *reversed(self.waypoints[:-1])]
+        )
         self._cumulative = [0.0]
         for (la1, lo1), (la2, lo2) in itertools.pairwise(loop):
             self._cumulative.append(self._cumulative[-1] + haversine_m(la1, lo1, la2, lo2))
@@ -42,6 +50,23 @@ class Route:
         return RoutePoint(
             la1 + (la2 - la1) * f, lo1 + (lo2 - lo1) * f, bearing_deg(la1, lo1, la2, lo2)
         )
+
+    def junctions(self, min_turn_deg: float = 30.0) -> list[float]:
+        """Distances along the loop of the waypoints where the route turns by at least
+        `min_turn_deg`: where a patrol vehicle meets a junction and may have to stop."""
+        out: list[float] = []
+        n = len(self._loop) - 1
+        for i in range(n):
+            before = self._loop[i - 1] if i > 0 else self._loop[n - 1]
+            here, after = self._loop[i], self._loop[i + 1]
+            if here in (before, after):
+                continue
+            turn = abs(
+                (bearing_deg(*here, *after) - bearing_deg(*before, *here) + 180.0) % 360.0 - 180.0
+            )
+            if turn >= min_turn_deg:
+                out.append(self._cumulative[i])
+        return out
 
 
 # A patrol loop through Shuangjing sub-district, Chaoyang, Beijing (WGS-84): north-west corner
@@ -63,3 +88,5 @@ SHUANGJING_LOOP = Route(
         (39.88970, 116.46185),  # E 3rd Ring northbound
     ],
 )
+
+BUILTIN_ROUTES = {SHUANGJING_LOOP.name: SHUANGJING_LOOP}

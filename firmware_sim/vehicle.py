@@ -10,7 +10,7 @@ from datetime import datetime
 
 from edge.profile import BoxProfile
 from firmware_sim.box import Served, SimulatedBox
-from firmware_sim.drive import Drive, SimClock, VehicleState
+from firmware_sim.drive import Motion, SimClock, VehicleState
 from firmware_sim.field import NOISE_SIGMA, PollutionField
 from firmware_sim.gps import SimulatedGps
 
@@ -30,7 +30,7 @@ class SimVehicle:
         self,
         name: str,
         profile: BoxProfile,
-        drive: Drive,
+        drive: Motion,
         clock: SimClock,
         field: PollutionField,
         *,

@@ -1,0 +1,338 @@
+"""Recording a drive: the raw serial exchanges with timestamps, plus decoded readings and fixes.
+
+A recording is a gzip-compressed file of JSON lines (format `envpatrol-drive`, version 1,
+documented in docs/recording.md). `t` is drive time: seconds since the recording began, on the
+agent's clock multiplied by its time_scale (so a simulated drive at 400x records the simulated
+seconds, and a real vehicle records wall seconds).
+
+    {"type":"header","format":"envpatrol-drive","version":1,"vehicle":...,"box":{...},...}
+    {"type":"serial","t":12.5,"port":"box","dir":"tx","hex":"010300000010440b"}
+    {"type":"serial","t":12.6,"port":"box","dir":"rx","hex":"010320..."}
+    {"type":"fix","t":12.9,"fix":{"time":...,"lat":...,"lon":...,"valid":true,...}}
+    {"type":"reading","t":13.0,"reading":{...the v1 reading object, as published...}}
+    {"type":"end","t":28800.0,"lines":...}
+
+The recorder wraps the serial ports the agent opens (box and GPS) and sees every reading the
+agent makes; it needs nothing beyond the standard library and the edge's own codecs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from edge import __version__
+from edge.box import SerialPort
+from edge.nmea import Fix, FixAssembler, NmeaFramer
+from edge.wire import Reading, format_time, reading_to_dict
+
+RECORDING_FORMAT = "envpatrol-drive"
+RECORDING_VERSION = 1
+
+PortName = Literal["box", "gps"]
+OpenPort = Callable[[str, int, int, str, int], SerialPort]
+
+
+class RecordingError(ValueError):
+    """A recording that cannot be read: which file, which line, what is wrong."""
+
+    def __init__(self, path: str, line: int, problem: str) -> None:
+        self.path = path
+        self.line = line
+        self.problem = problem
+        super().__init__(f"recording {path}, line {line}: {problem}")
+
+
+def fix_to_dict(fix: Fix) -> dict[str, Any]:
+    return {
+        "time": None if fix.time is None else format_time(fix.time),
+        "lat": round(fix.lat, 7),
+        "lon": round(fix.lon, 7),
+        "valid": fix.valid,
+        "quality": fix.quality,
+        "satellites": fix.satellites,
+        "hdop": fix.hdop,
+        "speed_mps": fix.speed_mps,
+        "course_deg": fix.course_deg,
+        "talker": fix.talker,
+    }
+
+
+class DriveRecorder:
+    """Writes one recording. Thread-safe: the poll loop and the GPS reader both write here."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        header: dict[str, Any],
+        *,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = gzip.open(self.path, "wt", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._origin = clock()
+        self._scale = time_scale
+        self._framer = NmeaFramer()
+        self._assembler = FixAssembler()
+        self._closed = False
+        self.lines = 0
+        self._write(
+            {
+                "type": "header",
+                "format": RECORDING_FORMAT,
+                "version": RECORDING_VERSION,
+                "started": format_time(datetime.now(UTC)),
+                "software": f"envpatrol-edge {__version__}",
+                "time_scale": time_scale,
+                **header,
+            }
+        )
+
+    @classmethod
+    def for_agent(cls, path: str | Path, settings: Any) -> DriveRecorder:
+        """A recorder whose header describes an agent's settings (edge.config.EdgeSettings)."""
+        box = settings.box
+        return cls(
+            path,
+            {
+                "vehicle": settings.vehicle,
+                "poll_interval_s": settings.poll_interval_s,
+                "box": {
+                    "port": box.port,
+                    "profile": box.profile,
+                    "address": box.address,
+                    "timeout_s": box.timeout_s,
+                    "retries": box.retries,
+                },
+                "gps": {"port": settings.gps.port, "max_fix_age_s": settings.gps.max_fix_age_s},
+            },
+            time_scale=settings.time_scale,
+        )
+
+    def now(self) -> float:
+        """Drive time: seconds since the recording began, in the agent's time scale."""
+        return round((self._clock() - self._origin) * self._scale, 6)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
+        self.lines += 1
+
+    def serial(self, port: PortName, direction: Literal["tx", "rx"], data: bytes) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            t = self.now()
+            self._write(
+                {"type": "serial", "t": t, "port": port, "dir": direction, "hex": data.hex()}
+            )
+            if port == "gps" and direction == "rx":
+                for sentence in self._framer.feed(data):
+                    fix = self._assembler.update(sentence)
+                    if fix is not None:
+                        self._write({"type": "fix", "t": t, "fix": fix_to_dict(fix)})
+
+    def reading(self, reading: Reading) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._write({"type": "reading", "t": self.now(), "reading": reading_to_dict(reading)})
+            # A reading is the natural checkpoint: what is flushed survives a crash of the agent.
+            self._file.flush()
+
+    def wrap(self, open_port: OpenPort, ports: dict[str, PortName]) -> OpenPort:
+        """An `open_port` that records the traffic of the ports named in `ports` (url -> name)."""
+
+        def opener(
+            url: str, baudrate: int, bytesize: int, parity: str, stopbits: int
+        ) -> SerialPort:
+            port = open_port(url, baudrate, bytesize, parity, stopbits)
+            name = ports.get(url)
+            return port if name is None else RecordingPort(port, name, self)
+
+        return opener
+
+    def chain(self, on_reading: Callable[[Reading], None] | None) -> Callable[[Reading], None]:
+        def both(reading: Reading) -> None:
+            self.reading(reading)
+            if on_reading is not None:
+                on_reading(reading)
+
+        return both
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._write({"type": "end", "t": self.now(), "lines": self.lines + 1})
+            self._closed = True
+            self._file.close()
+
+
+class RecordingPort:
+    """A serial port that reports every byte written and read to a DriveRecorder."""
+
+    def __init__(self, port: SerialPort, name: PortName, recorder: DriveRecorder) -> None:
+        self._port = port
+        self._name: PortName = name
+        self._recorder = recorder
+
+    @property
+    def timeout(self) -> float | None:
+        return self._port.timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._port.timeout = value
+
+    @property
+    def in_waiting(self) -> int:
+        return self._port.in_waiting
+
+    def write(self, data: bytes, /) -> int | None:
+        self._recorder.serial(self._name, "tx", bytes(data))
+        return self._port.write(data)
+
+    def read(self, size: int = 1, /) -> bytes:
+        data = self._port.read(size)
+        if data:
+            self._recorder.serial(self._name, "rx", bytes(data))
+        return data
+
+    def reset_input_buffer(self) -> None:
+        self._port.reset_input_buffer()
+
+    def close(self) -> None:
+        self._port.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a recording back
+
+
+@dataclass(frozen=True, slots=True)
+class SerialChunk:
+    t: float
+    port: PortName
+    direction: Literal["tx", "rx"]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedReading:
+    t: float
+    reading: dict[str, Any]  # the v1 reading object (edge.wire.reading_to_dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedFix:
+    t: float
+    fix: dict[str, Any]
+
+
+Event = SerialChunk | RecordedReading | RecordedFix
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    header: dict[str, Any]
+    events: tuple[Event, ...]
+    complete: bool  # False when the file ends without its `end` line (the agent was killed)
+
+    @property
+    def vehicle(self) -> str:
+        return str(self.header["vehicle"])
+
+    @property
+    def readings(self) -> list[RecordedReading]:
+        return [e for e in self.events if isinstance(e, RecordedReading)]
+
+    @property
+    def duration_s(self) -> float:
+        return self.events[-1].t if self.events else 0.0
+
+
+def _number(record: dict[str, Any], path: str, line: int) -> float:
+    t = record.get("t")
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        raise RecordingError(path, line, "t must be a number")
+    return float(t)
+
+
+def iter_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every line; a truncated gzip tail ends the iteration quietly."""
+    name = str(path)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.endswith("\n"):
+                    return  # a line cut short by a crash
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise RecordingError(name, number, f"not JSON: {exc}") from exc
+                if not isinstance(record, dict):
+                    raise RecordingError(name, number, "not a JSON object")
+                yield number, record
+    except EOFError:
+        return  # the compressed stream was cut short: keep what was complete
+    except OSError as exc:
+        raise RecordingError(name, 0, f"cannot read: {exc}") from exc
+
+
+def _event(record: dict[str, Any], name: str, number: int) -> Event | None:
+    """One event line; None for the `end` line."""
+    kind = record.get("type")
+    t = _number(record, name, number)
+    if kind == "serial":
+        port, direction = record.get("port"), record.get("dir")
+        if port not in ("box", "gps") or direction not in ("tx", "rx"):
+            raise RecordingError(name, number, "serial needs port box|gps and dir tx|rx")
+        try:
+            data = bytes.fromhex(str(record.get("hex")))
+        except ValueError as exc:
+            raise RecordingError(name, number, "hex is not hexadecimal") from exc
+        return SerialChunk(t, port, direction, data)
+    if kind in ("reading", "fix"):
+        body = record.get(kind)
+        if not isinstance(body, dict):
+            raise RecordingError(name, number, f"{kind} must be an object")
+        return RecordedReading(t, body) if kind == "reading" else RecordedFix(t, body)
+    if kind == "end":
+        return None
+    raise RecordingError(name, number, f"unknown record type {kind!r}")
+
+
+def load_recording(path: str | Path) -> Recording:
+    name = str(path)
+    header: dict[str, Any] | None = None
+    events: list[Event] = []
+    complete = False
+    for number, record in iter_records(path):
+        if header is None:
+            if record.get("type") != "header" or record.get("format") != RECORDING_FORMAT:
+                raise RecordingError(name, number, f"not an {RECORDING_FORMAT} recording")
+            if record.get("version") != RECORDING_VERSION:
+                raise RecordingError(name, number, f"unsupported version {record.get('version')!r}")
+            if not isinstance(record.get("vehicle"), str):
+                raise RecordingError(name, number, "header.vehicle must be a string")
+            header = record
+            continue
+        event = _event(record, name, number)
+        if event is None:
+            complete = True
+        else:
+            events.append(event)
+    if header is None:
+        raise RecordingError(name, 1, "empty file")
+    return Recording(header, tuple(events), complete)

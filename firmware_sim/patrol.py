@@ -1,0 +1,238 @@
+"""A scenario's vehicles on pseudo-terminals: route, speed profile, field, sensors, GPS, faults.
+
+Each vehicle is powered only during its shift: outside it the box does not answer and the GPS
+is silent. Everything random is drawn from the scenario seed and the vehicle's index.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from edge.profile import load_profile
+from edge.wire import format_time
+from firmware_sim.box import Served, SimulatedBox
+from firmware_sim.drive import SimClock, VehicleState
+from firmware_sim.faults import FaultPlan
+from firmware_sim.field import PollutionField
+from firmware_sim.gps import SimulatedGps
+from firmware_sim.gps_model import GpsErrorModel, GpsObservation
+from firmware_sim.motion import PatrolDrive
+from firmware_sim.route import BUILTIN_ROUTES, Route
+from firmware_sim.route_import import load_route
+from firmware_sim.scenario import RouteSpec, Scenario, VehicleSpec
+from firmware_sim.sensor import SensorArray
+from firmware_sim.truth import TruthWriter
+
+
+def build_route(spec: RouteSpec) -> Route:
+    if spec.builtin is not None:
+        return BUILTIN_ROUTES[spec.builtin]
+    assert spec.file is not None
+    return load_route(spec.file, spec.format, name=spec.name, closed=spec.closed)
+
+
+def build_field(scenario: Scenario) -> PollutionField:
+    bg = scenario.background
+    return PollutionField(
+        list(scenario.sources),
+        seed=scenario.seed,
+        background=dict(bg.levels),
+        diurnal=bg.diurnal,
+        variability=bg.variability,
+        correlation_h=bg.correlation_h,
+        timezone_h=scenario.timezone_h,
+    )
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+class PatrolVehicle:
+    """One scenario vehicle: a box and a GPS receiver on their own pseudo-terminals."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        spec: VehicleSpec,
+        index: int,
+        clock: SimClock,
+        field: PollutionField,
+        route: Route,
+        truth: TruthWriter | None = None,
+        on_truth: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.name = spec.name
+        self.scenario = scenario
+        self.clock = clock
+        self.field = field
+        self.on, self.off = scenario.shift_window(spec)
+        seed = scenario.seed * 1000 + index
+        self.drive = PatrolDrive(
+            route,
+            self.on,
+            spec.speed,
+            offset_m=spec.offset_m,
+            seed=seed,
+            horizon_s=(self.off - self.on).total_seconds() + 3600,
+        )
+        specs = {ch: s for ch, s in scenario.sensors.items() if ch in field.background}
+        self.sensors = SensorArray(specs, random.Random(f"sensors:{seed}"), self.on.timestamp())
+        self.gps_model = GpsErrorModel(scenario.gps, seed)
+        self.faults = FaultPlan(scenario.faults, seed)
+        self._truth = truth
+        self._on_truth = on_truth
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._pending: dict[str, Any] | None = None
+        self.box = SimulatedBox(
+            load_profile(spec.profile),
+            self._sample,
+            self._served,
+            faults=self.faults,
+            powered=self.powered,
+        )
+        self.gps = SimulatedGps(self.drive, clock, observe=self._observe)
+
+    @property
+    def box_path(self) -> str:
+        return self.box.path
+
+    @property
+    def gps_path(self) -> str:
+        return self.gps.path
+
+    def start(self) -> None:
+        self.box.start()
+        self.gps.start()
+
+    def stop(self) -> None:
+        self.box.stop()
+        self.gps.stop()
+
+    def powered(self, moment: datetime | None = None) -> bool:
+        moment = moment or self.clock.now()
+        return self.on <= moment < self.off
+
+    def _observe(self, moment: datetime, state: VehicleState) -> GpsObservation | None:
+        if not self.powered(moment):
+            return None
+        return self.gps_model.observe(moment.timestamp(), state.lat, state.lon)
+
+    def _truth_at(self, ts: float) -> dict[str, float]:
+        moment = datetime.fromtimestamp(ts, UTC)
+        state = self.drive.state(moment)
+        return self.field.true_values(state.lat, state.lon, moment)
+
+    def _sample(self) -> tuple[datetime, dict[str, float | None]]:
+        moment = self.clock.now()
+        with self._lock:
+            self._requests += 1
+            measured = self.sensors.read(moment.timestamp(), self._truth_at)
+            hours = (moment - self.scenario.start).total_seconds() / 3600.0
+            values, applied = self.faults.channels(hours, dict(measured))
+            state = self.drive.state(moment)
+            seen = self.gps_model.observe(
+                moment.replace(microsecond=0).timestamp(), state.lat, state.lon
+            )
+            self._pending = {
+                "type": "reading",
+                "vehicle": self.name,
+                "request": self._requests,
+                "time": format_time(moment),
+                "position": {
+                    "lat": round(state.lat, 7),
+                    "lon": round(state.lon, 7),
+                    "speed_mps": round(state.speed_mps, 2),
+                    "heading_deg": round(state.heading_deg, 1),
+                },
+                "gps": {
+                    "lat": round(seen.lat, 7),
+                    "lon": round(seen.lon, 7),
+                    "valid": seen.valid,
+                    "hdop": seen.hdop,
+                    "error_m": round(seen.error_m, 1),
+                    "multipath": seen.multipath,
+                },
+                "truth": {
+                    ch: _r(v)
+                    for ch, v in self.field.true_values(state.lat, state.lon, moment).items()
+                },
+                "active_sources": [s.name for s in self.field.active_sources(moment)],
+                "faults": applied,
+                "warmup": self.sensors.warming_up(moment.timestamp()),
+            }
+        return moment, values
+
+    def _served(self, served: Served) -> None:
+        with self._lock:
+            record = self._pending
+            self._pending = None
+        if record is None:
+            return
+        record["served"] = {ch: _r(v) for ch, v in served.values.items()}
+        if served.fault != "ok":
+            record["faults"] = [*record["faults"], served.fault]
+        if self._truth is not None:
+            self._truth.write(record)
+        if self._on_truth is not None:
+            self._on_truth(record)
+
+
+class ScenarioRun:
+    """All vehicles of a scenario on one simulated clock, with the truth file beside them."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        speed: float = 1.0,
+        truth_path: str | None = None,
+        on_truth: Callable[[dict[str, Any]], None] | None = None,
+        start: datetime | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.clock = SimClock(start or scenario.start, speed=speed)
+        self.field = build_field(scenario)
+        routes = {name: build_route(spec) for name, spec in scenario.routes.items()}
+        self.truth = (
+            None
+            if truth_path is None
+            else TruthWriter(
+                truth_path,
+                {
+                    "scenario": scenario.name,
+                    "seed": scenario.seed,
+                    "start": format_time(scenario.start),
+                    "end": format_time(scenario.end),
+                    "timezone_h": scenario.timezone_h,
+                    "vehicles": [v.name for v in scenario.vehicles],
+                },
+                list(scenario.sources),
+            )
+        )
+        self.vehicles = [
+            PatrolVehicle(
+                scenario, spec, i, self.clock, self.field, routes[spec.route], self.truth, on_truth
+            )
+            for i, spec in enumerate(scenario.vehicles)
+        ]
+
+    def start(self) -> None:
+        for vehicle in self.vehicles:
+            vehicle.start()
+
+    def stop(self) -> None:
+        for vehicle in self.vehicles:
+            vehicle.stop()
+        if self.truth is not None:
+            self.truth.close()
+
+    def remaining_wall_s(self) -> float:
+        return max(0.0, (self.scenario.end - self.clock.now()) / timedelta(seconds=1)) / (
+            self.clock.speed
+        )

@@ -1,0 +1,489 @@
+"""Scenario files: a patrol simulation described as data (TOML), parsed into frozen settings.
+
+Every key is checked; a mistake raises ScenarioError naming the offending key, e.g.
+`sources[2].amplitude.pm10: must be a number, got 'high'`. docs/scenarios.md documents every key
+and firmware_sim/scenarios/shuangjing.toml is a worked example.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from edge.units import CHANNELS
+from firmware_sim.faults import ChannelWindow, FaultSpec
+from firmware_sim.field import BACKGROUND, MEAL_TIMES, Schedule, Source
+from firmware_sim.gps_model import DropoutZone, GpsSpec
+from firmware_sim.motion import SpeedProfile
+from firmware_sim.route import BUILTIN_ROUTES
+from firmware_sim.sensor import DEFAULT_SENSORS, SensorSpec
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used: which file, which key, what is wrong."""
+
+    def __init__(self, key: str, problem: str, source: str = "<scenario>") -> None:
+        self.key = key
+        self.problem = problem
+        self.source = source
+        super().__init__(f"scenario {source}: {key}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    name: str
+    builtin: str | None = None
+    file: Path | None = None
+    format: str | None = None  # gpx, geojson, nmea; from the file suffix when omitted
+    closed: bool = False  # imported tracks: loop back to the start instead of out-and-back
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleSpec:
+    name: str
+    route: str
+    profile: str = "default-multi"
+    shift: tuple[time, time] | None = None  # local times; None: the whole scenario
+    offset_m: float = 0.0
+    speed: SpeedProfile = field(default_factory=SpeedProfile)
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundSpec:
+    levels: dict[str, float] = field(default_factory=lambda: dict(BACKGROUND))
+    diurnal: bool = True
+    variability: float = 0.12
+    correlation_h: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    seed: int
+    start: datetime
+    duration_h: float
+    timezone_h: float
+    routes: dict[str, RouteSpec]
+    vehicles: tuple[VehicleSpec, ...]
+    background: BackgroundSpec
+    sources: tuple[Source, ...]
+    sensors: dict[str, SensorSpec]
+    gps: GpsSpec
+    faults: FaultSpec
+    description: str = ""
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(hours=self.duration_h)
+
+    def shift_window(self, vehicle: VehicleSpec) -> tuple[datetime, datetime]:
+        """The vehicle's powered-on period in UTC, clipped to the scenario."""
+        if vehicle.shift is None:
+            return self.start, self.end
+        tz = timedelta(hours=self.timezone_h)
+        local_day = (self.start + tz).date()
+        on = datetime.combine(local_day, vehicle.shift[0], UTC) - tz
+        off = datetime.combine(local_day, vehicle.shift[1], UTC) - tz
+        if off <= on:
+            off += timedelta(days=1)
+        if off <= self.start:
+            on, off = on + timedelta(days=1), off + timedelta(days=1)
+        return max(on, self.start), min(off, self.end)
+
+
+class _Table:
+    """One TOML table being read, remembering which keys were used."""
+
+    def __init__(self, data: Any, key: str, source: str) -> None:
+        if not isinstance(data, dict):
+            raise ScenarioError(key or "(top level)", "must be a table", source)
+        self.data: dict[str, Any] = data
+        self.key = key
+        self.source = source
+        self.used: set[str] = set()
+
+    def path(self, name: str) -> str:
+        if not name:
+            return self.key or "(top level)"
+        return f"{self.key}.{name}" if self.key else name
+
+    def error(self, name: str, problem: str) -> ScenarioError:
+        return ScenarioError(self.path(name), problem, self.source)
+
+    def raw(self, name: str) -> Any:
+        self.used.add(name)
+        return self.data.get(name)
+
+    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(name, f"must be a number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.error(name, f"must be at least {minimum}, got {value!r}")
+        return float(value)
+
+    def integer(self, name: str, default: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(name, f"must be an integer, got {value!r}")
+        return value
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self.error(name, f"must be a string, got {value!r}")
+        return value
+
+    def required_text(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise self.error(name, "required")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, got {value!r}")
+        return value
+
+    def pair(self, name: str, default: tuple[float, float]) -> tuple[float, float]:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        ):
+            raise self.error(name, f"must be a pair of numbers [a, b], got {value!r}")
+        return float(value[0]), float(value[1])
+
+    def table(self, name: str) -> _Table:
+        value = self.raw(name)
+        return _Table({} if value is None else value, self.path(name), self.source)
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self.raw(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.error(name, "must be an array of tables ([[...]])")
+        return [_Table(v, f"{self.path(name)}[{i}]", self.source) for i, v in enumerate(value)]
+
+    def channels(self, name: str) -> dict[str, float]:
+        t = self.table(name)
+        out = {}
+        for ch in list(t.data):
+            if ch not in CHANNELS:
+                raise t.error(ch, f"unknown channel (known: {', '.join(sorted(CHANNELS))})")
+            out[ch] = t.number(ch, 0.0)
+        return out
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+def _local_time(t: _Table, value: Any, name: str) -> time:
+    if not isinstance(value, str):
+        raise t.error(name, f"must be 'HH:MM', got {value!r}")
+    try:
+        return time.fromisoformat(value)
+    except ValueError as exc:
+        raise t.error(name, f"must be 'HH:MM', got {value!r}") from exc
+
+
+def _speed(t: _Table) -> SpeedProfile:
+    d = SpeedProfile()
+    try:
+        profile = SpeedProfile(
+            cruise_mps=t.number("cruise_mps", d.cruise_mps, minimum=0.1),
+            cruise_spread=t.number("cruise_spread", d.cruise_spread, minimum=0),
+            junction_stop_share=t.number("junction_stop_share", d.junction_stop_share, minimum=0),
+            junction_stop_s=t.pair("junction_stop_s", d.junction_stop_s),
+            idle_every_s=t.pair("idle_every_s", d.idle_every_s),
+            idle_s=t.pair("idle_s", d.idle_s),
+        )
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise t.error("", str(exc)) from exc
+    t.done()
+    return profile
+
+
+def _schedule(t: _Table, name: str) -> Schedule:
+    value = t.raw(name)
+    if value is None or value == "always":
+        return Schedule()
+    if value == "meals":
+        return Schedule("meals", MEAL_TIMES)
+    if isinstance(value, dict):
+        s = _Table(value, t.path(name), t.source)
+        kind = s.required_text("kind")
+        if kind == "meals":
+            windows = s.raw("windows")
+            parsed = MEAL_TIMES
+            if windows is not None:
+                if not isinstance(windows, list):
+                    raise s.error("windows", "must be a list of ['HH:MM', 'HH:MM'] pairs")
+                pairs = []
+                for i, w in enumerate(windows):
+                    if not isinstance(w, list) or len(w) != 2:
+                        raise s.error(f"windows[{i}]", "must be ['HH:MM', 'HH:MM']")
+                    a, b = (_local_time(s, v, f"windows[{i}]") for v in w)
+                    pairs.append((a.hour + a.minute / 60, b.hour + b.minute / 60))
+                parsed = tuple(pairs)
+            s.done()
+            return Schedule("meals", parsed)
+        if kind == "share":
+            share = s.number("share", 0.5, minimum=0)
+            if share > 1:
+                raise s.error("share", "must be between 0 and 1")
+            window = s.number("window_min", 15.0, minimum=1)
+            s.done()
+            return Schedule("share", share=share, window_min=window)
+        if kind == "always":
+            s.done()
+            return Schedule()
+        raise s.error("kind", f"must be always, meals or share, got {kind!r}")
+    raise t.error(name, f"must be 'always', 'meals' or a table {{kind = ...}}, got {value!r}")
+
+
+def _source(t: _Table) -> Source:
+    name = t.required_text("name")
+    kind = t.text("kind", "other") or "other"
+    at = t.raw("at")
+    line = t.raw("line")
+    if (at is None) == (line is None):
+        raise t.error(
+            "at", "give exactly one of at = [lat, lon] or line = [[lat, lon], [lat, lon]]"
+        )
+    end: tuple[float, float] | None = None
+    if at is not None:
+        t.used.discard("at")
+        lat, lon = t.pair("at", (0.0, 0.0))
+    else:
+        if not isinstance(line, list) or len(line) != 2:
+            raise t.error("line", "must be two [lat, lon] points")
+        points = []
+        for i, p in enumerate(line):
+            inner = _Table({"p": p}, t.path(f"line[{i}]"), t.source)
+            points.append(inner.pair("p", (0.0, 0.0)))
+        (lat, lon), end = points
+    amplitude = t.channels("amplitude")
+    if not amplitude:
+        raise t.error("amplitude", "needs at least one channel")
+    decay = t.number("decay_m", 40.0, minimum=1.0)
+    schedule = _schedule(t, "schedule")
+    t.done()
+    return Source(name, kind, lat, lon, amplitude, decay, end, schedule)
+
+
+def _sensors(t: _Table) -> dict[str, SensorSpec]:
+    out = dict(DEFAULT_SENSORS)
+    for ch in list(t.data):
+        if ch not in CHANNELS:
+            raise t.error(ch, "unknown channel")
+        s = t.table(ch)
+        base = out.get(ch, SensorSpec())
+        try:
+            out[ch] = replace(
+                base,
+                t90_s=s.number("t90_s", base.t90_s, minimum=0),
+                delay_s=s.number("delay_s", base.delay_s, minimum=0),
+                noise=s.number("noise", base.noise, minimum=0),
+                drift_per_h=s.number("drift_per_h", base.drift_per_h),
+                quantum=s.number("quantum", base.quantum, minimum=0),
+                warmup_s=s.number("warmup_s", base.warmup_s, minimum=0),
+            )
+        except ScenarioError:
+            raise
+        except ValueError as exc:
+            raise s.error("", str(exc)) from exc
+        s.done()
+    return out
+
+
+def _gps(t: _Table) -> GpsSpec:
+    d = GpsSpec()
+    zones = []
+    for z in t.tables("dropout_zones"):
+        lat, lon = z.pair("at", (0.0, 0.0))
+        if "at" not in z.data:
+            raise z.error("at", "required")
+        zones.append(DropoutZone(lat, lon, z.number("radius_m", 40.0, minimum=1)))
+        z.done()
+    try:
+        spec = GpsSpec(
+            error_m=t.pair("error_m", d.error_m),
+            multipath_per_h=t.number("multipath_per_h", d.multipath_per_h, minimum=0),
+            multipath_m=t.pair("multipath_m", d.multipath_m),
+            multipath_s=t.pair("multipath_s", d.multipath_s),
+            dropout_zones=tuple(zones),
+            dropouts_per_h=t.number("dropouts_per_h", d.dropouts_per_h, minimum=0),
+            dropout_s=t.pair("dropout_s", d.dropout_s),
+            hdop=t.number("hdop", d.hdop, minimum=0.5),
+        )
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise t.error("", str(exc)) from exc
+    t.done()
+    return spec
+
+
+def _windows(t: _Table, name: str) -> tuple[ChannelWindow, ...]:
+    out = []
+    for w in t.tables(name):
+        channel = w.required_text("channel")
+        if channel not in CHANNELS:
+            raise w.error("channel", f"unknown channel {channel!r}")
+        start, end = w.pair("hours", (0.0, 0.0))
+        if "hours" not in w.data or end <= start:
+            raise w.error("hours", "required: [from, to] hours after the start, from < to")
+        out.append(ChannelWindow(channel, start, end))
+        w.done()
+    return tuple(out)
+
+
+def _faults(t: _Table) -> FaultSpec:
+    try:
+        spec = FaultSpec(
+            drop=t.number("drop", 0.0, minimum=0),
+            late=t.number("late", 0.0, minimum=0),
+            crc=t.number("crc", 0.0, minimum=0),
+            garbage=t.number("garbage", 0.0, minimum=0),
+            late_s=t.number("late_s", 1.0, minimum=0),
+            stuck=_windows(t, "stuck"),
+            sentinel=_windows(t, "sentinel"),
+        )
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise t.error("", str(exc)) from exc
+    t.done()
+    return spec
+
+
+def _routes(top: _Table, base: Path) -> dict[str, RouteSpec]:
+    routes: dict[str, RouteSpec] = {}
+    for r in top.tables("routes"):
+        name = r.required_text("name")
+        builtin = r.text("builtin")
+        file = r.text("file")
+        if (builtin is None) == (file is None):
+            raise r.error("builtin", "give exactly one of builtin = ... or file = ...")
+        if builtin is not None and builtin not in BUILTIN_ROUTES:
+            raise r.error(
+                "builtin", f"unknown route {builtin!r} (known: {', '.join(BUILTIN_ROUTES)})"
+            )
+        fmt = r.text("format")
+        if fmt is not None and fmt not in ("gpx", "geojson", "nmea"):
+            raise r.error("format", "must be gpx, geojson or nmea")
+        path = None if file is None else (base / file)
+        routes[name] = RouteSpec(name, builtin, path, fmt, r.flag("closed", False))
+        r.done()
+    if not routes:
+        routes["shuangjing-loop"] = RouteSpec("shuangjing-loop", builtin="shuangjing-loop")
+    return routes
+
+
+def _vehicles(top: _Table, routes: dict[str, RouteSpec]) -> tuple[VehicleSpec, ...]:
+    out: list[VehicleSpec] = []
+    for v in top.tables("vehicles"):
+        name = v.required_text("name")
+        route = v.text("route", next(iter(routes))) or ""
+        if route not in routes:
+            raise v.error("route", f"no route named {route!r} (defined: {', '.join(routes)})")
+        shift_raw = v.raw("shift")
+        shift = None
+        if shift_raw is not None:
+            if not isinstance(shift_raw, list) or len(shift_raw) != 2:
+                raise v.error("shift", "must be ['HH:MM', 'HH:MM'] in local time")
+            shift = (_local_time(v, shift_raw[0], "shift"), _local_time(v, shift_raw[1], "shift"))
+        out.append(
+            VehicleSpec(
+                name=name,
+                route=route,
+                profile=v.text("profile", "default-multi") or "default-multi",
+                shift=shift,
+                offset_m=v.number("offset_m", 0.0, minimum=0),
+                speed=_speed(v.table("speed")),
+            )
+        )
+        v.done()
+    if not out:
+        raise top.error("vehicles", "at least one [[vehicles]] entry is required")
+    if len({v.name for v in out}) != len(out):
+        raise top.error("vehicles", "vehicle names must be unique")
+    return tuple(out)
+
+
+def parse_scenario(text: str, source: str = "<scenario>", base: Path | None = None) -> Scenario:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError("(file)", f"not valid TOML: {exc}", source) from exc
+    top = _Table(doc, "", source)
+    start_raw = top.raw("start")
+    if isinstance(start_raw, datetime):
+        if start_raw.tzinfo is None:
+            raise top.error("start", "needs a UTC offset, e.g. 2026-03-02T08:00:00+08:00")
+        start = start_raw.astimezone(UTC)
+    elif start_raw is None:
+        raise top.error("start", "required (an offset date-time)")
+    else:
+        raise top.error("start", f"must be a TOML date-time with offset, got {start_raw!r}")
+    routes = _routes(top, base or Path.cwd())
+    bg = top.table("background")
+    levels = dict(BACKGROUND)
+    levels.update(bg.channels("levels"))
+    background = BackgroundSpec(
+        levels=levels,
+        diurnal=bg.flag("diurnal", True),
+        variability=bg.number("variability", 0.12, minimum=0),
+        correlation_h=bg.number("correlation_h", 2.0, minimum=0.1),
+    )
+    bg.done()
+    scenario = Scenario(
+        name=top.text("name", Path(source).stem) or "scenario",
+        description=top.text("description", "") or "",
+        seed=top.integer("seed", 1),
+        start=start,
+        duration_h=top.number("duration_h", 8.0, minimum=0.01),
+        timezone_h=top.number("timezone_h", 8.0),
+        routes=routes,
+        vehicles=_vehicles(top, routes),
+        background=background,
+        sources=tuple(_source(s) for s in top.tables("sources")),
+        sensors=_sensors(top.table("sensors")),
+        gps=_gps(top.table("gps")),
+        faults=_faults(top.table("faults")),
+    )
+    top.done()
+    names = [s.name for s in scenario.sources]
+    if len(set(names)) != len(names):
+        raise top.error("sources", "source names must be unique")
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError("(file)", f"cannot read: {exc.strerror}", str(p)) from exc
+    return parse_scenario(text, str(p), p.parent)

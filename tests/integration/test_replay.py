@@ -1,0 +1,195 @@
+"""Record a simulated drive through the real pipeline, replay it, and find the same readings.
+
+Scenario vehicle (box and GPS on pseudo-terminals, with CRC, garbage and dropped-poll faults) ->
+edge agent recording the drive -> Mosquitto -> ingest -> PostgreSQL. The recording is then
+replayed into fresh databases under their own topic roots: through pseudo-terminals and a new
+edge agent (serial path), and published as recorded (direct path).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from edge.agent import Agent
+from edge.config import BoxSettings, EdgeSettings, GpsSettings
+from edge.mqtt import MqttSettings
+from edge.recording import SerialChunk, load_recording
+from edge.units import CHANNELS
+from firmware_sim.patrol import ScenarioRun
+from firmware_sim.replay import replay_direct, replay_serial
+from firmware_sim.scenario import parse_scenario
+from firmware_sim.truth import read_truth
+from ingest.service import IngestService
+from ingest.settings import IngestSettings
+from tests.services import scratch_database
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+SPEED = 200.0
+SCENARIO = """
+name = "replay-test"
+seed = 11
+start = 2026-03-02T12:00:00+08:00
+duration_h = 0.35
+[[vehicles]]
+name = "rec-1"
+[vehicles.speed]
+idle_every_s = [600, 900]
+idle_s = [60, 120]
+[[sources]]
+name = "gate"
+kind = "dust"
+at = [39.89368, 116.47020]
+[sources.amplitude]
+pm10 = 150.0
+[faults]
+drop = 0.03
+crc = 0.03
+garbage = 0.05
+"""
+
+COLUMNS = [
+    "seq",
+    "time",
+    "time_source",
+    "lat",
+    "lon",
+    "fix_valid",
+    "fix_quality",
+    "satellites",
+    "hdop",
+    "speed_mps",
+    "course_deg",
+    "fix_age_s",
+    "profile",
+    "flags",
+    "channel_flags",
+    *sorted(CHANNELS),
+]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextmanager
+def ingest(database_url: str, mqtt: MqttSettings) -> Iterator[IngestService]:
+    service = IngestService(
+        IngestSettings(database_url=database_url, mqtt=mqtt, client_id=f"{mqtt.topic_root}-in")
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+    try:
+        yield service
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def stored(database_url: str) -> list[dict[str, Any]]:
+    with psycopg.connect(database_url) as conn:
+        cursor = conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM reading WHERE vehicle = 'rec-1' ORDER BY seq"
+        )
+        return [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+
+
+def test_a_recorded_drive_replays_into_the_same_readings(
+    database_url: str, admin_url: str, broker_url: str, topic_root: str, tmp_path: Path
+) -> None:
+    # 1. The original drive, recorded by the agent.
+    scenario = parse_scenario(SCENARIO, "replay-test.toml")
+    run = ScenarioRun(scenario, speed=SPEED, truth_path=str(tmp_path / "truth.jsonl.gz"))
+    vehicle = run.vehicles[0]
+    mqtt = MqttSettings.from_url(broker_url, topic_root=topic_root)
+    recording_path = tmp_path / "drive.jsonl.gz"
+    settings = EdgeSettings(
+        vehicle="rec-1",
+        mqtt=mqtt,
+        box=BoxSettings(port=vehicle.box_path),
+        gps=GpsSettings(port=vehicle.gps_path),
+        outbox_path=str(tmp_path / "outbox.sqlite3"),
+        time_scale=SPEED,
+        record_path=str(recording_path),
+    )
+    with ingest(database_url, mqtt) as service:
+        run.start()
+        agent = Agent(settings)
+        stop = threading.Event()
+        thread = threading.Thread(target=agent.run, args=(stop,))
+        thread.start()
+        try:
+            wait_until(lambda: run.clock.now() >= scenario.end, 60, "the end of the drive")
+        finally:
+            stop.set()
+            thread.join(30)
+            run.stop()
+        made = agent.readings
+        wait_until(lambda: service.counters.readings_inserted >= made, 60, "the original")
+    original = stored(database_url)
+    # A dropped poll costs the agent its 0.5 s (wall) timeout: 100 s of drive time at 200x.
+    assert len(original) == made > 40
+    assert agent.box.counters.crc_errors + agent.box.counters.timeouts > 0  # faults were met
+    assert agent.box.counters.garbage_bytes > 0
+
+    recording = load_recording(recording_path)
+    assert recording.complete
+    assert len(recording.readings) == made
+    assert any(isinstance(e, SerialChunk) and e.port == "gps" for e in recording.events)
+
+    truth = list(read_truth(tmp_path / "truth.jsonl.gz"))
+    assert truth[0]["format"] == "envpatrol-truth"
+    assert [r["name"] for r in truth if r["type"] == "source"] == ["gate"]
+    served = [r for r in truth if r["type"] == "reading"]
+    assert len(served) >= made
+    assert all(set(r["truth"]) >= {"pm10", "no2"} for r in served)
+
+    # 2. The direct path: the recorded readings, published as they are.
+    with scratch_database(admin_url) as direct_db:
+        direct_mqtt = mqtt.replace(topic_root=f"{topic_root}-direct")
+        with ingest(direct_db, direct_mqtt) as service:
+            result = replay_direct(recording, direct_mqtt, speed=None)
+            assert result.readings_replayed == made
+            wait_until(lambda: service.counters.readings_inserted >= made, 60, "direct replay")
+        assert stored(direct_db) == original
+
+    # 3. The serial path: the recorded bytes through pseudo-terminals and a new edge agent.
+    with scratch_database(admin_url) as serial_db:
+        serial_mqtt = mqtt.replace(topic_root=f"{topic_root}-serial")
+        with ingest(serial_db, serial_mqtt) as service:
+            result = replay_serial(recording, serial_mqtt, speed=SPEED, work=tmp_path)
+            assert result.request_mismatches == 0
+            assert result.readings_replayed == made
+            wait_until(lambda: service.counters.readings_inserted >= made, 60, "serial replay")
+        replayed = stored(serial_db)
+
+    assert len(replayed) == len(original)
+    for before, after in zip(original, replayed, strict=True):
+        # Every byte is the same, so every decoded value and every fix is the same. The agent
+        # derives a reading's time from the fix's GNSS time plus the fix's age on its own
+        # clock, so the time agrees to within the replay's timing jitter; a reading without a
+        # fix takes the replaying host's clock.
+        timed = ("time", "fix_age_s", "flags")
+        assert {k: v for k, v in before.items() if k not in timed} == {
+            k: v for k, v in after.items() if k not in timed
+        }, before["seq"]
+        assert set(before["flags"]) - {"stale_fix"} == set(after["flags"]) - {"stale_fix"}
+        if before["time_source"] == "gnss":
+            drift = abs((before["time"] - after["time"]).total_seconds())
+            assert drift <= 2.0 + (before["fix_age_s"] or 0), before["seq"]
+        assert isinstance(after["time"], datetime)

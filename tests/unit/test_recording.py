@@ -1,0 +1,237 @@
+"""Drive recordings: what the recorder writes is what the reader returns, byte for byte; a
+recording cut short by a crash keeps its complete lines; bad files say where they are bad."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.agent import Tagging, tag_reading
+from edge.config import BoxSettings, EdgeSettings, GpsSettings
+from edge.modbus import encode_read_response
+from edge.mqtt import MqttSettings
+from edge.nmea import format_gga, format_rmc
+from edge.profile import load_profile
+from edge.recording import (
+    DriveRecorder,
+    RecordedFix,
+    RecordedReading,
+    RecordingError,
+    SerialChunk,
+    load_recording,
+)
+from firmware_sim.replay import Exchange, GpsBurst, replay_plan
+
+T0 = datetime(2026, 3, 2, 1, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryPort:
+    """A serial port whose device side is a queue of prepared answers."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.timeout: float | None = 0.05
+        self.answers = list(answers)
+        self.sent: list[bytes] = []
+
+    def write(self, data: bytes, /) -> int | None:
+        self.sent.append(bytes(data))
+        return len(data)
+
+    def read(self, _size: int = 1, /) -> bytes:
+        return self.answers.pop(0) if self.answers else b""
+
+    def reset_input_buffer(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self.answers[0]) if self.answers else 0
+
+
+def edge_settings(tmp_path: Path) -> EdgeSettings:
+    return EdgeSettings(
+        vehicle="rec-1",
+        mqtt=MqttSettings.from_url("mqtt://127.0.0.1:1883"),
+        box=BoxSettings(port="/dev/box"),
+        gps=GpsSettings(port="/dev/gps"),
+        outbox_path=str(tmp_path / "o.sqlite3"),
+        time_scale=10.0,
+    )
+
+
+def test_a_recorded_drive_reads_back_with_drive_time_fixes_and_readings(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "drive.jsonl.gz"
+    recorder = DriveRecorder.for_agent(path, edge_settings(tmp_path))
+    recorder._clock = clock
+    recorder._origin = clock.now
+    profile = load_profile("default-multi")
+    answer = encode_read_response(1, 3, list(range(16)))
+    gps_bytes = (format_gga(T0, 39.89, 116.47) + format_rmc(T0, 39.89, 116.47)).encode()
+    ports = {"/dev/box": MemoryPort([answer[:5], answer[5:]]), "/dev/gps": MemoryPort([gps_bytes])}
+    opener = recorder.wrap(lambda url, *_: ports[url], {"/dev/box": "box", "/dev/gps": "gps"})
+    box, gps = opener("/dev/box", 9600, 8, "N", 1), opener("/dev/gps", 9600, 8, "N", 1)
+    clock.now = 100.5
+    assert gps.read(100) == gps_bytes
+    clock.now = 101.0
+    box.write(profile.request.encode())
+    assert box.read(5) + box.read(100) == answer
+    reading = tag_reading("rec-1", 1, profile, tuple(range(16)), None, 0, T0, Tagging())
+    recorder.chain(None)(reading)
+    recorder.close()
+
+    recording = load_recording(path)
+    assert recording.complete
+    assert recording.vehicle == "rec-1"
+    assert recording.header["box"]["profile"] == "default-multi"
+    assert recording.header["time_scale"] == 10.0
+    serial = [e for e in recording.events if isinstance(e, SerialChunk)]
+    assert [(e.port, e.direction, e.t) for e in serial] == [
+        ("gps", "rx", 5.0),  # drive time: 0.5 s on the agent's clock at time_scale 10
+        ("box", "tx", 10.0),
+        ("box", "rx", 10.0),
+        ("box", "rx", 10.0),
+    ]
+    assert b"".join(e.data for e in serial if e.port == "box" and e.direction == "rx") == answer
+    fixes = [e for e in recording.events if isinstance(e, RecordedFix)]
+    # The same fixes the agent's receiver assembles: GGA alone (no date yet), then with RMC.
+    assert [f.fix["time"] for f in fixes] == [None, "2026-03-02T01:00:00.000Z"]
+    assert fixes[-1].fix["lat"] == pytest.approx(39.89)
+    assert recording.readings[0].reading["values"]["temperature"] == pytest.approx(0.0)
+    assert isinstance(recording.readings[0], RecordedReading)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.sampled_from(["box", "gps"]), st.booleans(), st.binary()), max_size=30)
+)
+def test_any_bytes_round_trip(tmp_path: Path, chunks: list[tuple[str, bool, bytes]]) -> None:
+    path = tmp_path / "bytes.jsonl.gz"
+    recorder = DriveRecorder(path, {"vehicle": "v"})
+    for port, tx, data in chunks:
+        recorder.serial(port, "tx" if tx else "rx", data)  # type: ignore[arg-type]
+    recorder.close()
+    events = [e for e in load_recording(path).events if isinstance(e, SerialChunk)]
+    assert [(e.port, e.direction == "tx", e.data) for e in events] == chunks
+
+
+def test_a_recording_cut_short_keeps_its_complete_lines(tmp_path: Path) -> None:
+    path = tmp_path / "cut.jsonl.gz"
+    recorder = DriveRecorder(path, {"vehicle": "v"})
+    for i in range(200):
+        recorder.serial("box", "tx", bytes([i]) * 8)
+    recorder.close()
+    raw = path.read_bytes()
+    cut = tmp_path / "crashed.jsonl.gz"
+    cut.write_bytes(raw[: len(raw) // 2])
+    recording = load_recording(cut)
+    assert not recording.complete
+    assert 0 < len(recording.events) < 200
+    assert all(isinstance(e, SerialChunk) and len(e.data) == 8 for e in recording.events)
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "problem"),
+    [
+        (['{"type":"header","format":"other","version":1,"vehicle":"v"}'], 1, "not an"),
+        (['{"type":"header","format":"envpatrol-drive","version":9,"vehicle":"v"}'], 1, "version"),
+        (
+            [
+                '{"type":"header","format":"envpatrol-drive","version":1,"vehicle":"v"}',
+                '{"type":"serial","t":1,"port":"box","dir":"tx","hex":"zz"}',
+            ],
+            2,
+            "hexadecimal",
+        ),
+        (
+            [
+                '{"type":"header","format":"envpatrol-drive","version":1,"vehicle":"v"}',
+                '{"type":"serial","t":"soon","port":"box","dir":"tx","hex":"00"}',
+            ],
+            2,
+            "t must be a number",
+        ),
+        (
+            [
+                '{"type":"header","format":"envpatrol-drive","version":1,"vehicle":"v"}',
+                "not json",
+            ],
+            2,
+            "not JSON",
+        ),
+        (
+            [
+                '{"type":"header","format":"envpatrol-drive","version":1,"vehicle":"v"}',
+                '{"type":"photo","t":1}',
+            ],
+            2,
+            "unknown record type",
+        ),
+    ],
+)
+def test_bad_recordings_name_the_line(
+    tmp_path: Path, lines: list[str], line: int, problem: str
+) -> None:
+    path = tmp_path / "bad.jsonl.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+    with pytest.raises(RecordingError) as info:
+        load_recording(path)
+    assert info.value.line == line
+    assert problem in info.value.problem
+
+
+def test_not_gzip_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plain.jsonl"
+    path.write_text(json.dumps({"type": "header"}) + "\n")
+    with pytest.raises(RecordingError, match="cannot read"):
+        load_recording(path)
+
+
+def test_the_replay_plan_pairs_requests_with_answers_and_keeps_the_receiver_between(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "plan.jsonl.gz"
+    clock = Clock()
+    recorder = DriveRecorder(path, {"vehicle": "v"}, clock=clock)
+
+    def at(t: float) -> DriveRecorder:
+        clock.now = 100.0 + t
+        return recorder
+
+    at(0.5).serial("gps", "rx", b"$A")
+    at(1.0).serial("box", "tx", b"req1")
+    at(1.2).serial("gps", "rx", b"$B")  # arrived while the box was answering
+    at(1.3).serial("box", "rx", b"ans")
+    at(1.4).serial("box", "rx", b"wer1")
+    at(2.0).serial("box", "tx", b"req2")  # no answer: a timeout
+    at(2.5).serial("box", "tx", b"req3")
+    at(2.6).serial("box", "rx", b"answer3")
+    at(3.0).serial("gps", "rx", b"$C")
+    recorder.close()
+    plan = replay_plan(load_recording(path))
+    assert plan == [
+        GpsBurst(0.5, b"$A"),
+        GpsBurst(1.2, b"$B"),
+        Exchange(1.4, b"req1", b"answer1", 1.0),
+        Exchange(2.0, b"req2", b"", 2.0),
+        Exchange(2.6, b"req3", b"answer3", 2.5),
+        GpsBurst(3.0, b"$C"),
+    ]
