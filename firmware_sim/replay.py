@@ -33,7 +33,7 @@ from edge.nmea import NmeaFramer
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from edge.recording import RecordedReading, Recording, SerialChunk
-from edge.wire import format_time
+from edge.wire import Reading, format_time
 from firmware_sim.pty import PseudoTerminal
 
 log = logging.getLogger("envpatrol.sim.replay")
@@ -136,6 +136,9 @@ class DrivePlayer:
         self._gps_written = 0.0
         self._framer = NmeaFramer()
         self._sentences_sent = 0
+        self._latency = 0.0  # wall seconds from our answer to the agent reading its clock
+        self._target_age: float | None = None
+        self._unseen = b""  # receiver bytes sent before the agent took any
         self._thread = threading.Thread(target=self._run, name="replay-player", daemon=True)
 
     @property
@@ -179,6 +182,12 @@ class DrivePlayer:
                 and not self._stop.is_set()
             ):
                 time.sleep(0.0001)
+            if self.gps_sentences() == 0 and self._unseen:
+                # Nothing arrived at all: the agent's open flushed what we sent. Send it again.
+                self.gps.write(self._unseen, timeout=0.5)
+                self._unseen = b""
+                self._drain_gps(timeout)
+                return
             # The counter moves just before the sentence updates the fix.
             time.sleep(0.0001)
             return
@@ -196,11 +205,21 @@ class DrivePlayer:
         finally:
             self.done.set()
 
+    def observe_age(self, measured: float | None) -> None:
+        """The fix age (drive seconds) the agent gave the reading made from the last answer."""
+        target = self._target_age
+        if measured is None or target is None:
+            return
+        sample = self._latency + (measured - target) / self.agent_speed
+        self._latency = min(0.01, max(0.0, 0.8 * self._latency + 0.2 * sample))
+
     def _await_gps_reader(self, timeout: float = 10.0) -> None:
-        """Bytes written before the agent opens the GPS port would be flushed by its open."""
+        """Bytes written before the agent opens the GPS port would be flushed by its open
+        (pyserial sets the line speed, then flushes the input: allow for that step too)."""
         deadline = time.monotonic() + timeout
         while not self.gps.opened() and time.monotonic() < deadline and not self._stop.is_set():
             self._pump(0.01)
+        self._pump(0.02)
 
     def _settle(self, timeout: float = 0.5) -> None:
         """Wait until the agent has read the answer, and a moment for it to take its fix, so
@@ -229,10 +248,7 @@ class DrivePlayer:
                     if wait > 0:
                         self._pump(min(wait, 0.05))
                         continue
-                self.counters.gps_bytes_dropped += self.gps.write(step.data, timeout=0.5)
-                self._sentences_sent += len(self._framer.feed(step.data))
-                self._gps_written = time.monotonic()
-                self.counters.gps_bursts += 1
+                self._send_gps(step.data)
                 i += 1
                 continue
             request = self._await_request()
@@ -249,12 +265,7 @@ class DrivePlayer:
                 if self.counters.exchanges == 0 or late > 0:
                     anchor_wall, anchor_t = asked, step.asked
             self._drain_gps()
-            if step.fix_age_s is not None:
-                # The agent measures a fix's age on its own clock: answer when the newest fix
-                # is as old as it was on the road, so the reading gets the same time.
-                due = self._gps_written + step.fix_age_s / self.agent_speed
-                if 0 < due - time.monotonic() < 0.2:
-                    time.sleep(due - time.monotonic())
+            self._age_fix(step.fix_age_s)
             if step.response:
                 self.box.write(step.response)
                 self._settle()
@@ -262,6 +273,26 @@ class DrivePlayer:
             i += 1
             if self.on_step is not None:
                 self.on_step(self.counters.exchanges, step.t)
+
+    def _send_gps(self, data: bytes) -> None:
+        self.counters.gps_bytes_dropped += self.gps.write(data, timeout=0.5)
+        self._sentences_sent += len(self._framer.feed(data))
+        if self.gps_sentences is not None and self.gps_sentences() == 0:
+            self._unseen += data
+        self._gps_written = time.monotonic()
+        self.counters.gps_bursts += 1
+
+    def _age_fix(self, fix_age_s: float | None) -> None:
+        """The agent measures a fix's age on its own clock: answer when the newest fix is as
+        old as it was on the road, so the reading gets the same time. The agent's own delay
+        between our answer and its clock reading is learnt from the ages it reports."""
+        self._target_age = None
+        if fix_age_s is None:
+            return
+        due = self._gps_written + fix_age_s / self.agent_speed - self._latency
+        if 0 < due - time.monotonic() < 0.2:
+            time.sleep(due - time.monotonic())
+            self._target_age = fix_age_s
 
     def _await_request(self) -> bytes | None:
         deadline = time.monotonic() + self.idle_timeout_s
@@ -366,7 +397,11 @@ def replay_serial(
         settings = replace(settings, record_path=record_path)
     _preset_seq(Path(settings.outbox_path), _first_seq(recording) - 1)
     expected = len(recording.readings)
-    agent = Agent(settings)
+
+    def on_reading(reading: Reading) -> None:
+        player.observe_age(reading.position.age_s if reading.position is not None else None)
+
+    agent = Agent(settings, on_reading=on_reading)
     player.gps_sentences = lambda: agent.gps.sentences
     agent_stop = threading.Event()
     started = time.monotonic()

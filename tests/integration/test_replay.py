@@ -179,17 +179,20 @@ def test_a_recorded_drive_replays_into_the_same_readings(
         replayed = stored(serial_db)
 
     assert len(replayed) == len(original)
+    drifts: list[float] = []
     for before, after in zip(original, replayed, strict=True):
         # Every byte is the same, so every decoded value and every fix is the same. The agent
         # derives a reading's time from the fix's GNSS time plus the fix's age on its own
-        # clock, so the time agrees to within the replay's timing jitter; a reading without a
-        # fix takes the replaying host's clock.
+        # clock, so the time agrees to within the replay's timing jitter (times the speed-up);
+        # a reading without a fix takes the replaying host's clock.
         timed = ("time", "fix_age_s", "flags")
         assert {k: v for k, v in before.items() if k not in timed} == {
             k: v for k, v in after.items() if k not in timed
         }, before["seq"]
         assert set(before["flags"]) - {"stale_fix"} == set(after["flags"]) - {"stale_fix"}
-        if before["time_source"] == "gnss":
-            drift = abs((before["time"] - after["time"]).total_seconds())
-            assert drift <= 2.0 + (before["fix_age_s"] or 0), before["seq"]
         assert isinstance(after["time"], datetime)
+        if before["time_source"] == "gnss":
+            drifts.append(abs((before["time"] - after["time"]).total_seconds()))
+    drifts.sort()
+    assert drifts[len(drifts) // 2] <= 0.5, drifts
+    assert drifts[int(len(drifts) * 0.9)] <= 2.0, drifts
