@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -15,10 +16,11 @@ from edge import __version__
 from edge.box import BoxClient, BoxError, SerialPort, open_serial
 from edge.config import EdgeSettings
 from edge.gps import GpsReceiver, TimedFix
+from edge.gpsd import GpsdClient
 from edge.outbox import Outbox
 from edge.profile import BoxProfile, LineSettings, load_profile
 from edge.publisher import Publisher
-from edge.units import CHANNELS
+from edge.quality import FixFilter, QualityTracker
 from edge.wire import Position, Reading, format_time, reading_to_dict
 
 log = logging.getLogger("envpatrol.edge")
@@ -56,15 +58,25 @@ def tag_reading(
     now_mono: float,
     now_wall: datetime,
     tagging: Tagging,
+    tracker: QualityTracker | None = None,
+    uptime_s: float = float("inf"),
 ) -> Reading:
-    """Build a reading from a register block and the newest fix (pure: no clocks read here)."""
+    """Build a reading from a register block and the newest fix (no clocks read here).
+
+    `tracker` carries the history the quality rules need (edge.quality); without one, only the
+    rules that need no history apply. `uptime_s` is the time since the agent started, in the
+    same (possibly simulated) seconds as the fix ages.
+    """
     block = profile.decode(registers)
     flags: list[str] = []
-    channel_flags: dict[str, tuple[str, ...]] = dict.fromkeys(block.sentinel, ("sentinel",))
-    for name, value in block.values.items():
-        spec = CHANNELS[name]
-        if value is not None and not spec.low <= value <= spec.high:
-            channel_flags[name] = ("out_of_range",)
+    speed = None
+    if timed_fix is not None and timed_fix.fix.valid:
+        speed = timed_fix.fix.speed_mps
+    history = tracker or QualityTracker()
+    stationary, channel_flags = history.assess(
+        block.values, frozenset(block.sentinel), now_mono * tagging.time_scale, uptime_s, speed
+    )
+    flags.extend(stationary)
 
     position: Position | None = None
     moment = now_wall
@@ -109,6 +121,14 @@ def tag_reading(
     )
 
 
+def make_gps(settings: EdgeSettings, open_port: OpenPort) -> GpsReceiver | GpsdClient:
+    gps = settings.gps
+    limits = FixFilter(gps.max_hdop, gps.min_satellites, gps.max_speed_mps)
+    if gps.source == "gpsd":
+        return GpsdClient(gps.gpsd, limits)
+    return GpsReceiver(gps.port, gps.baudrate, open_port=open_port, limits=limits)
+
+
 class Agent:
     def __init__(
         self,
@@ -135,16 +155,39 @@ class Agent:
             retries=settings.box.retries,
             open_port=open_port,
         )
-        self.gps = GpsReceiver(settings.gps.port, settings.gps.baudrate, open_port=open_port)
-        self.outbox = Outbox(settings.outbox_path)
+        self.gps = make_gps(settings, open_port)
+        self.outbox = Outbox(
+            settings.outbox_path,
+            max_bytes=settings.outbox.max_bytes,
+            max_age_s=settings.outbox.max_age_s / settings.time_scale,
+        )
         self.last_error = ""
-        self.publisher = Publisher(settings.mqtt, settings.vehicle, self.outbox, self.status)
+        publish = settings.publish
+        self.publisher = Publisher(
+            settings.mqtt,
+            settings.vehicle,
+            self.outbox,
+            self.status,
+            max_batch=publish.batch_readings,
+            max_payload_bytes=publish.max_payload_bytes,
+            reconnect_min_s=publish.reconnect_min_s,
+            reconnect_max_s=publish.reconnect_max_s,
+        )
         self.tagging = Tagging(settings.gps.max_fix_age_s, settings.time_scale)
+        self.tracker = QualityTracker(settings.quality)
         self.on_reading = on_reading
         self.readings = 0
+        self.flagged: Counter[str] = Counter()
         self.started = time.monotonic()
 
+    def _error(self) -> str | None:
+        publisher = getattr(self, "publisher", None)  # status() also builds the last will
+        published = publisher.last_error if publisher is not None else ""
+        return self.last_error or published or self.gps.last_error or None
+
     def status(self, state: str) -> dict[str, Any]:
+        """The retained status (and, with state "offline", the last will)."""
+        stats = self.outbox.stats()
         return {
             "schema_version": 1,
             "vehicle": self.settings.vehicle,
@@ -152,31 +195,53 @@ class Agent:
             "time": format_time(datetime.now(UTC)),
             "software": f"envpatrol-edge {__version__}",
             "profile": self.profile.name,
-            "outbox_depth": self.outbox.depth() if state == "online" else None,
-            "last_error": self.last_error or None,
+            "outbox_depth": stats.depth,
+            "outbox_evicted": stats.evicted,
+            "outbox_rejected": stats.rejected,
+            "last_error": self._error(),
         }
 
     def health(self) -> dict[str, Any]:
-        fix = self.gps.latest()
+        timed = self.gps.latest()
+        box = self.box.counters
+        stats = self.outbox.stats()
+        oldest_age = None if stats.oldest_created is None else time.time() - stats.oldest_created
         return {
             "schema_version": 1,
             "vehicle": self.settings.vehicle,
             "time": format_time(datetime.now(UTC)),
+            "software": f"envpatrol-edge {__version__}",
             "uptime_s": round(time.monotonic() - self.started, 1),
-            "box": self.box.counters.as_dict(),
+            "readings": self.readings,
+            "poll_success_rate": round(box.ok / box.polls, 4) if box.polls else None,
+            "crc_errors": box.crc_errors,
+            "box": box.as_dict(),
             "gps": {
-                "sentences": self.gps.sentences,
-                "bad_sentences": self.gps.bad_sentences,
-                "garbage_bytes": self.gps.garbage_bytes,
-                "fix_valid": bool(fix and fix.fix.valid),
-                "fix_quality": fix.fix.quality if fix else None,
-                "satellites": fix.fix.satellites if fix else None,
-                "hdop": fix.fix.hdop if fix else None,
+                **self.gps.counters(),
+                "fix_valid": bool(timed and timed.fix.valid),
+                "fix_quality": timed.fix.quality if timed else None,
+                "satellites": timed.fix.satellites if timed else None,
+                "hdop": timed.fix.hdop if timed else None,
+                "fix_age_s": None
+                if timed is None
+                else round((time.monotonic() - timed.received) * self.settings.time_scale, 1),
             },
-            "outbox_depth": self.outbox.depth(),
+            "clock_skew_s": None
+            if timed is None or timed.skew_s is None
+            else round(timed.skew_s, 3),
+            "outbox": {
+                "depth": stats.depth,
+                "bytes": stats.bytes,
+                "evicted": stats.evicted,
+                "rejected": stats.rejected,
+                "oldest_age_s": None if oldest_age is None else round(oldest_age, 1),
+            },
+            "outbox_depth": stats.depth,
+            "flags": dict(self.flagged),
+            "mqtt": self.publisher.counters.as_dict(),
             "published_readings": self.publisher.counters.acked_readings,
             "rejected_messages": self.publisher.counters.rejected,
-            "last_error": self.last_error or None,
+            "last_error": self._error(),
         }
 
     def poll_once(self) -> Reading | None:
@@ -186,9 +251,11 @@ class Agent:
             self.last_error = str(exc)
             log.warning("%s", exc)
             return None
+        self.last_error = ""
         now_mono = time.monotonic()
         now_wall = datetime.now(UTC)
         timed_fix = self.gps.latest()
+        uptime_s = (now_mono - self.started) * self.settings.time_scale
         holder: list[Reading] = []
 
         def build(seq: int) -> bytes:
@@ -201,16 +268,22 @@ class Agent:
                 now_mono,
                 now_wall,
                 self.tagging,
+                self.tracker,
+                uptime_s,
             )
             holder.append(reading)
             return json.dumps(reading_to_dict(reading), separators=(",", ":")).encode()
 
         self.outbox.store(time.time(), build)
+        reading = holder[-1]
         self.readings += 1
+        self.flagged.update(reading.flags)
+        for names in reading.channel_flags.values():
+            self.flagged.update(names)
         self.publisher.wake()
         if self.on_reading is not None:
-            self.on_reading(holder[0])
-        return holder[0]
+            self.on_reading(reading)
+        return reading
 
     def run(self, stop: threading.Event) -> None:
         """Poll until `stop` is set, on a fixed grid that does not drift."""
@@ -219,12 +292,14 @@ class Agent:
         self.gps.start()
         self.publisher.start()
         log.info(
-            "vehicle %s polling %s every %.3fs (profile %s), GPS on %s, broker %s",
+            "vehicle %s polling %s every %.3fs (profile %s), GPS %s, broker %s",
             self.settings.vehicle,
             self.settings.box.port,
             period,
             self.profile.name,
-            self.settings.gps.port,
+            self.settings.gps.gpsd
+            if self.settings.gps.source == "gpsd"
+            else self.settings.gps.port,
             self.settings.mqtt.url,
         )
         start = time.monotonic()
@@ -232,7 +307,11 @@ class Agent:
         tick = 0
         try:
             while not stop.is_set():
-                self.poll_once()
+                try:
+                    self.poll_once()
+                except Exception as exc:  # the agent must outlive anything a poll meets
+                    self.last_error = f"poll failed: {exc!r}"
+                    log.exception("poll failed")
                 now = time.monotonic()
                 if now >= next_health:
                     self.publisher.publish_health(self.health())

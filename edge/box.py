@@ -7,6 +7,7 @@ The port is opened through pyserial's `serial_for_url`, so `/dev/ttyUSB0`, a pse
 from __future__ import annotations
 
 import logging
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,7 +136,9 @@ class BoxClient:
             port.reset_input_buffer()
             port.write(request.encode())
             return self._read_response(port)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error is what an unplugged adapter or a closed pseudo-terminal raises
+            # from tcflush; it is not an OSError.
             log.warning("box port %s failed: %s; reopening", self.url, exc)
             self.close()
             raise BoxError("port", str(exc), 0) from exc

@@ -1,15 +1,29 @@
-"""The edge agent's settings: one TOML file plus environment overrides, checked at start-up."""
+"""The edge agent's settings: one TOML file plus environment overrides, checked at start-up.
+
+Precedence, highest first (documented in docs/edge.md, tested in tests/unit/test_edge_config.py):
+
+* `vehicle`: ENVPATROL_VEHICLE, then the file's `vehicle`.
+* MQTT username: ENVPATROL_MQTT_USERNAME, then the user in ENVPATROL_MQTT_URL, then, when
+  ENVPATROL_VEHICLE is set, that vehicle id (a vehicle id given in the environment re-identifies
+  the whole vehicle, so a username the file wrote for its own vehicle is not used), then the user
+  in the file's `[mqtt] url`, then `[mqtt] username`, then the vehicle id.
+  Without a password the username is sent only when one was set explicitly.
+* MQTT client id: always the effective vehicle id.
+* Every other override: ENVPATROL_MQTT_URL, ENVPATROL_OUTBOX, ENVPATROL_TIME_SCALE,
+  ENVPATROL_BOX_PORT, ENVPATROL_GPS_PORT replace their file setting.
+"""
 
 from __future__ import annotations
 
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from edge.mqtt import MqttSettings, SettingsError, read_secret
+from edge.quality import QualitySettings
 from edge.topics import TopicError, check_root, check_vehicle
 
 
@@ -28,9 +42,39 @@ class BoxSettings:
 
 @dataclass(frozen=True, slots=True)
 class GpsSettings:
+    source: str = "serial"  # "serial": NMEA on `port`; "gpsd": gpsd's JSON on `gpsd`
     port: str = "/dev/ttyUSB1"
     baudrate: int = 9600
+    gpsd: str = "127.0.0.1:2947"
     max_fix_age_s: float = 5.0  # a fix older than this is "stale" for a reading
+    max_hdop: float = 10.0  # fixes with a worse HDOP are not used
+    min_satellites: int = 4  # fixes from fewer satellites are not used
+    max_speed_mps: float = 70.0  # a fix implying a faster move than this is a jump, not used
+
+
+DEFAULT_OUTBOX_MB = 256
+DEFAULT_OUTBOX_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxLimits:
+    """Bounds of the disk outbox; see edge.outbox for the eviction rule."""
+
+    max_bytes: int = DEFAULT_OUTBOX_MB * 2**20
+    max_age_s: float = DEFAULT_OUTBOX_DAYS * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSettings:
+    """How readings leave the outbox for the broker."""
+
+    # Largest MQTT payload the agent sends. Mosquitto refuses (and, for MQTT 5, disconnects a
+    # client over) anything above its message_size_limit; 64 KiB is well under the limits
+    # deployments commonly set (256 KiB and up).
+    max_payload_bytes: int = 65536
+    batch_readings: int = 50  # readings per catch-up message (the wire allows 500)
+    reconnect_min_s: float = 1.0  # first reconnect delay; doubles up to reconnect_max_s
+    reconnect_max_s: float = 120.0
 
 
 DEFAULT_OUTBOX = "/var/lib/envpatrol/outbox.sqlite3"
@@ -48,6 +92,9 @@ class EdgeSettings:
     # vehicle leaves this at 1.
     time_scale: float = 1.0
     health_interval_s: float = 60.0
+    outbox: OutboxLimits = field(default_factory=OutboxLimits)
+    publish: PublishSettings = field(default_factory=PublishSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     # Drive recording (edge/recording.py): a .jsonl.gz file to record the serial traffic,
     # fixes and readings to; None records nothing.
     record_path: str | None = None
@@ -77,6 +124,20 @@ def _typed(section: str, data: dict[str, Any], types: dict[str, type]) -> dict[s
     return out
 
 
+def _types_of(cls: type) -> dict[str, type]:
+    """Setting name -> the TOML type it takes, from a settings dataclass's defaults."""
+    out: dict[str, type] = {}
+    for f in fields(cls):
+        default = f.default
+        out[f.name] = type(default)
+    return out
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise SettingsError(key, f"must be positive, got {value}")
+
+
 def load_toml(path: str | None) -> dict[str, Any]:
     """A service's TOML configuration file, or an empty document when no file is given."""
     if not path:
@@ -89,66 +150,59 @@ def load_toml(path: str | None) -> dict[str, Any]:
         raise SettingsError("config", f"{path} is not valid TOML: {exc}") from exc
 
 
+_TOP = {
+    "vehicle": str,
+    "poll_interval_s": float,
+    "time_scale": float,
+    "health_interval_s": float,
+    "record": str,
+}
+_SECTIONS = {"box", "gps", "mqtt", "outbox", "quality"}
+_MQTT = {
+    "url": str,
+    "username": str,
+    "password_file": str,
+    "ca_file": str,
+    "cert_file": str,
+    "key_file": str,
+    "protocol": str,
+    "keepalive_s": int,
+    "topic_root": str,
+}
+_PUBLISH = {
+    "max_payload_bytes": int,
+    "batch_readings": int,
+    "reconnect_min_s": float,
+    "reconnect_max_s": float,
+}
+_BOX = {
+    "port": str,
+    "profile": str,
+    "address": int,
+    "baudrate": int,
+    "bytesize": int,
+    "parity": str,
+    "stopbits": int,
+    "timeout_s": float,
+    "retries": int,
+}
+_OUTBOX = {"path": str, "max_mb": float, "max_age_days": float}
+
+
 def load_edge_settings(path: str | None, environ: Mapping[str, str] = os.environ) -> EdgeSettings:
     """Build the settings from a TOML file (optional) and ENVPATROL_* environment variables."""
     doc = load_toml(path)
-    top = _typed(
-        "",
-        {k: v for k, v in doc.items() if not isinstance(v, dict)},
-        {
-            "vehicle": str,
-            "poll_interval_s": float,
-            "time_scale": float,
-            "health_interval_s": float,
-            "record": str,
-        },
-    )
-    box = _typed(
-        "box",
-        _section(doc, "box"),
-        {
-            "port": str,
-            "profile": str,
-            "address": int,
-            "baudrate": int,
-            "bytesize": int,
-            "parity": str,
-            "stopbits": int,
-            "timeout_s": float,
-            "retries": int,
-        },
-    )
-    gps = _typed(
-        "gps", _section(doc, "gps"), {"port": str, "baudrate": int, "max_fix_age_s": float}
-    )
-    mqtt = _typed(
-        "mqtt",
-        _section(doc, "mqtt"),
-        {
-            "url": str,
-            "username": str,
-            "password_file": str,
-            "ca_file": str,
-            "cert_file": str,
-            "key_file": str,
-            "protocol": str,
-            "keepalive_s": int,
-            "topic_root": str,
-        },
-    )
-    outbox = _typed("outbox", _section(doc, "outbox"), {"path": str})
-    unknown = (
-        set(doc)
-        - {"vehicle", "poll_interval_s", "time_scale", "health_interval_s", "record"}
-        - {
-            "box",
-            "gps",
-            "mqtt",
-            "outbox",
-        }
-    )
+    unknown = set(doc) - set(_TOP) - _SECTIONS
     if unknown:
         raise SettingsError(sorted(unknown)[0], "unknown setting")
+    top = _typed("", {k: v for k, v in doc.items() if k in _TOP}, _TOP)
+    box = _typed("box", _section(doc, "box"), _BOX)
+    gps = _typed("gps", _section(doc, "gps"), _types_of(GpsSettings))
+    mqtt_all = _typed("mqtt", _section(doc, "mqtt"), {**_MQTT, **_PUBLISH})
+    mqtt = {k: v for k, v in mqtt_all.items() if k in _MQTT}
+    publish = {k: v for k, v in mqtt_all.items() if k in _PUBLISH}
+    outbox = _typed("outbox", _section(doc, "outbox"), _OUTBOX)
+    quality = _typed("quality", _section(doc, "quality"), _types_of(QualitySettings))
 
     vehicle = environ.get("ENVPATROL_VEHICLE") or top.get("vehicle")
     if not vehicle:
@@ -158,46 +212,143 @@ def load_edge_settings(path: str | None, environ: Mapping[str, str] = os.environ
     except TopicError as exc:
         raise SettingsError("vehicle", str(exc)) from exc
 
-    mqtt_settings = mqtt_from(mqtt, environ, default_username=vehicle)
-    box_settings = BoxSettings(**box)
-    if box_settings.parity not in (None, "N", "E", "O"):
-        raise SettingsError("box.parity", "must be N, E or O")
-    if box_settings.retries < 0 or box_settings.timeout_s <= 0:
-        raise SettingsError("box", "retries must be >= 0 and timeout_s > 0")
+    if environ.get("ENVPATROL_BOX_PORT"):
+        box["port"] = environ["ENVPATROL_BOX_PORT"]
+    if environ.get("ENVPATROL_GPS_PORT"):
+        gps["port"] = environ["ENVPATROL_GPS_PORT"]
+    gps_settings = _gps_settings(gps)
+    publish_settings = _publish_settings(publish)
+    quality_settings = QualitySettings(**quality)
+    try:
+        quality_settings.check()
+    except ValueError as exc:
+        raise SettingsError("quality", str(exc)) from exc
+
+    time_scale_env = environ.get("ENVPATROL_TIME_SCALE")
+    try:
+        time_scale = float(time_scale_env) if time_scale_env else top.get("time_scale", 1.0)
+    except ValueError as exc:
+        raise SettingsError("ENVPATROL_TIME_SCALE", f"not a number: {time_scale_env!r}") from exc
     settings = EdgeSettings(
         vehicle=vehicle,
-        mqtt=mqtt_settings,
-        box=box_settings,
-        gps=GpsSettings(**gps),
+        mqtt=mqtt_from(
+            mqtt,
+            environ,
+            default_username=vehicle,
+            vehicle_from_env=bool(environ.get("ENVPATROL_VEHICLE")),
+        ),
+        box=_box_settings(box),
+        gps=gps_settings,
         outbox_path=environ.get("ENVPATROL_OUTBOX") or outbox.get("path", DEFAULT_OUTBOX),
         poll_interval_s=top.get("poll_interval_s", 10.0),
-        time_scale=float(environ.get("ENVPATROL_TIME_SCALE") or top.get("time_scale", 1.0)),
+        time_scale=time_scale,
         health_interval_s=top.get("health_interval_s", 60.0),
+        outbox=_outbox_limits(outbox),
+        publish=publish_settings,
+        quality=quality_settings,
         record_path=environ.get("ENVPATROL_RECORD") or top.get("record"),
     )
-    if settings.poll_interval_s <= 0 or settings.time_scale <= 0:
-        raise SettingsError("poll_interval_s", "poll_interval_s and time_scale must be positive")
+    _positive("poll_interval_s", settings.poll_interval_s)
+    _positive("time_scale", settings.time_scale)
+    _positive("health_interval_s", settings.health_interval_s)
+    return settings
+
+
+def _box_settings(box: dict[str, Any]) -> BoxSettings:
+    settings = BoxSettings(**box)
+    if settings.parity not in (None, "N", "E", "O"):
+        raise SettingsError("box.parity", "must be N, E or O")
+    if settings.retries < 0:
+        raise SettingsError("box.retries", "must be >= 0")
+    _positive("box.timeout_s", settings.timeout_s)
+    if settings.address is not None and not 1 <= settings.address <= 247:
+        raise SettingsError("box.address", "must be 1..247")
+    return settings
+
+
+def _outbox_limits(outbox: dict[str, Any]) -> OutboxLimits:
+    limits = OutboxLimits(
+        max_bytes=int(outbox.get("max_mb", DEFAULT_OUTBOX_MB) * 2**20),
+        max_age_s=outbox.get("max_age_days", DEFAULT_OUTBOX_DAYS) * 86400,
+    )
+    if limits.max_bytes < 2**20:
+        raise SettingsError("outbox.max_mb", "must be at least 1")
+    _positive("outbox.max_age_days", limits.max_age_s)
+    return limits
+
+
+def _gps_settings(gps: dict[str, Any]) -> GpsSettings:
+    settings = GpsSettings(**gps)
+    if settings.source not in ("serial", "gpsd"):
+        raise SettingsError("gps.source", "must be 'serial' or 'gpsd'")
+    if settings.source == "gpsd":
+        host, _, port = settings.gpsd.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError("gps.gpsd", f"must be host:port, got {settings.gpsd!r}")
+    _positive("gps.max_fix_age_s", settings.max_fix_age_s)
+    _positive("gps.max_hdop", settings.max_hdop)
+    _positive("gps.max_speed_mps", settings.max_speed_mps)
+    if settings.min_satellites < 0:
+        raise SettingsError("gps.min_satellites", "must be >= 0")
+    return settings
+
+
+def _publish_settings(publish: dict[str, Any]) -> PublishSettings:
+    settings = PublishSettings(**publish)
+    if settings.max_payload_bytes < 4096:
+        raise SettingsError("mqtt.max_payload_bytes", "must be at least 4096")
+    if not 1 <= settings.batch_readings <= 500:
+        raise SettingsError("mqtt.batch_readings", "must be 1..500 (the wire's limit)")
+    _positive("mqtt.reconnect_min_s", settings.reconnect_min_s)
+    if settings.reconnect_max_s < settings.reconnect_min_s:
+        raise SettingsError("mqtt.reconnect_max_s", "must be >= reconnect_min_s")
     return settings
 
 
 def mqtt_from(
-    section: dict[str, Any], environ: Mapping[str, str], default_username: str | None = None
+    section: dict[str, Any],
+    environ: Mapping[str, str],
+    default_username: str | None = None,
+    *,
+    vehicle_from_env: bool = False,
 ) -> MqttSettings:
-    """MQTT settings from a `[mqtt]` table, with ENVPATROL_MQTT_URL taking precedence."""
-    url = environ.get("ENVPATROL_MQTT_URL") or section.get("url") or "mqtt://127.0.0.1:1883"
+    """MQTT settings from a `[mqtt]` table, with ENVPATROL_MQTT_* taking precedence.
+
+    `default_username` is the vehicle id on a vehicle; `vehicle_from_env` says it came from
+    ENVPATROL_VEHICLE, which then outranks the file's username (see the module docstring).
+    """
+    env_url = environ.get("ENVPATROL_MQTT_URL")
+    file_url = section.get("url")
+    url = env_url or file_url or "mqtt://127.0.0.1:1883"
     base = MqttSettings.from_url(url)
     protocol = section.get("protocol")
     if protocol is not None and protocol not in ("5", "3.1.1"):
         raise SettingsError("mqtt.protocol", "must be '5' or '3.1.1'")
+    keepalive = section.get("keepalive_s")
+    if keepalive is not None and not 5 <= keepalive <= 65535:
+        raise SettingsError("mqtt.keepalive_s", "must be 5..65535")
     root = section.get("topic_root", "envpatrol")
     try:
         check_root(root)
     except TopicError as exc:
         raise SettingsError("mqtt.topic_root", str(exc)) from exc
-    username = base.username or section.get("username") or default_username
+    for key in ("ca_file", "cert_file", "key_file"):
+        name = section.get(key)
+        if name and not Path(name).is_file():
+            raise SettingsError(f"mqtt.{key}", f"no such file: {name}")
+    if section.get("key_file") and not section.get("cert_file"):
+        raise SettingsError("mqtt.key_file", "needs mqtt.cert_file")
+    file_user = (MqttSettings.from_url(file_url).username if file_url else None) or section.get(
+        "username"
+    )
+    explicit = (
+        environ.get("ENVPATROL_MQTT_USERNAME")
+        or (base.username if env_url else None)
+        or (default_username if vehicle_from_env and file_user else None)
+        or file_user
+    )
     password = base.password or read_secret(section.get("password_file"), "mqtt.password_file")
-    if password is None:
-        username = base.username or section.get("username")
+    username = explicit or default_username if password is not None else explicit
     return base.replace(
         username=username,
         password=password,
@@ -205,6 +356,6 @@ def mqtt_from(
         cert_file=section.get("cert_file"),
         key_file=section.get("key_file"),
         protocol=protocol,
-        keepalive_s=section.get("keepalive_s"),
+        keepalive_s=keepalive,
         topic_root=root,
     )

@@ -1,29 +1,92 @@
-"""The GPS receiver: a thread reading NMEA from a serial port and keeping the newest fix."""
+"""The GPS receiver: a thread reading NMEA from a serial port and keeping the newest fix.
+
+Every fix goes through the fix filter (edge.quality.fix_problem) before it may place a reading:
+a fix that fails it is kept as *invalid* (its coordinates stay visible, its time is not used),
+and the reason is counted. The host clock's skew against GNSS time is measured on each fix.
+"""
 
 from __future__ import annotations
 
 import logging
+import termios
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
 
 import serial
 
 from edge.box import SerialPort, open_serial
 from edge.nmea import Fix, FixAssembler, NmeaFramer
+from edge.quality import FixFilter, fix_problem
 
 log = logging.getLogger("envpatrol.edge.gps")
+
+# After this many fixes in a row rejected as jumps, the new place is believed (the previous
+# accepted fix was the wrong one, or the vehicle was carried, e.g. on a ferry).
+JUMPS_BEFORE_RESET = 3
 
 
 @dataclass(frozen=True, slots=True)
 class TimedFix:
     fix: Fix
     received: float  # host monotonic clock when the fix's last sentence arrived
+    skew_s: float | None = None  # host wall clock minus GNSS time at that moment
 
 
-class GpsReceiver:
-    """Reads a receiver's port in a background thread; `latest()` is the newest fix, if any."""
+class FixKeeper:
+    """The newest fix, filtered, with counters; shared by the NMEA and gpsd sources."""
+
+    def __init__(
+        self,
+        limits: FixFilter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.limits = limits or FixFilter()
+        self._clock = clock
+        self._wall = wall
+        self._latest: TimedFix | None = None
+        self._accepted: Fix | None = None
+        self._jumps = 0
+        self._lock = threading.Lock()
+        self.fixes = 0
+        self.filtered: Counter[str] = Counter()
+        self.last_error = ""
+
+    def latest(self) -> TimedFix | None:
+        with self._lock:
+            return self._latest
+
+    def offer(self, fix: Fix) -> TimedFix:
+        """Filter a new fix and make it the latest."""
+        now = self._clock()
+        self.fixes += 1
+        problem = fix_problem(fix, self._accepted, self.limits)
+        if problem == "jump":
+            self._jumps += 1
+            if self._jumps >= JUMPS_BEFORE_RESET:
+                problem = None
+        if problem is None:
+            self._jumps = 0
+            self._accepted = fix
+        else:
+            self.filtered[problem] += 1
+            fix = replace(fix, valid=False)
+        skew = None
+        if fix.time is not None and problem is None:
+            skew = (self._wall() - fix.time).total_seconds()
+        timed = TimedFix(fix, now, skew)
+        with self._lock:
+            self._latest = timed
+        return timed
+
+
+class GpsReceiver(FixKeeper):
+    """Reads a receiver's serial port in a background thread; `latest()` is the newest fix."""
 
     def __init__(
         self,
@@ -31,20 +94,18 @@ class GpsReceiver:
         baudrate: int = 9600,
         open_port: Callable[[str, int, int, str, int], SerialPort] = open_serial,
         clock: Callable[[], float] = time.monotonic,
+        limits: FixFilter | None = None,
     ) -> None:
+        super().__init__(limits, clock)
         self.url = url
         self.baudrate = baudrate
         self._open_port = open_port
-        self._clock = clock
         self._framer = NmeaFramer()
         self._assembler = FixAssembler()
-        self._latest: TimedFix | None = None
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gps-reader", daemon=True)
         self.sentences = 0
         self.reopens = 0
-        self.last_error = ""
 
     @property
     def garbage_bytes(self) -> int:
@@ -61,19 +122,13 @@ class GpsReceiver:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def latest(self) -> TimedFix | None:
-        with self._lock:
-            return self._latest
-
     def feed(self, data: bytes) -> None:
         """Process raw bytes from the receiver (the reader thread's work; public for tests)."""
-        now = self._clock()
         for sentence in self._framer.feed(data):
             self.sentences += 1
             fix = self._assembler.update(sentence)
             if fix is not None:
-                with self._lock:
-                    self._latest = TimedFix(fix, now)
+                self.offer(fix)
 
     def _run(self) -> None:
         backoff = 0.5
@@ -93,8 +148,20 @@ class GpsReceiver:
                     data = port.read(max(1, port.in_waiting))
                     if data:
                         self.feed(data)
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError, termios.error) as exc:
                 self.last_error = f"{self.url}: {exc}"
                 log.warning("GPS port failed: %s; reopening", exc)
+                self._stop.wait(backoff)
             finally:
                 port.close()
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "source": "nmea",
+            "sentences": self.sentences,
+            "bad_sentences": self.bad_sentences,
+            "garbage_bytes": self.garbage_bytes,
+            "reopens": self.reopens,
+            "fixes": self.fixes,
+            "filtered": dict(self.filtered),
+        }

@@ -53,3 +53,20 @@ def test_invalid_fix_keeps_position_but_not_time() -> None:
     assert not reading.position.valid
     assert reading.time == WALL
     assert "no_fix" in reading.flags
+
+
+def test_quality_history_and_warmup_come_from_the_tracker() -> None:
+    from edge.quality import QualitySettings, QualityTracker
+
+    tracker = QualityTracker(QualitySettings(warmup_s=60.0))
+    tagging = Tagging(5.0, 1.0)
+    first = tag_reading(
+        "v", 1, PROFILE, BLOCK, TimedFix(_fix(), 100.0), 100.0, WALL, tagging, tracker, 10.0
+    )
+    assert first.channel_flags["pm25"] == ("warmup",)
+    spiky = tuple(PROFILE.encode({"pm25": 1900.0, "temperature": 10.0}))
+    second = tag_reading(
+        "v", 2, PROFILE, spiky, TimedFix(_fix(), 110.0), 110.0, WALL, tagging, tracker, 70.0
+    )
+    assert second.channel_flags["pm25"] == ("spike",)
+    assert second.channel_flags["humidity"] == ("sentinel",)

@@ -1,0 +1,201 @@
+"""Quality flags: what the agent knows about a reading, attached to it, never a reason to drop it.
+
+The rules are pure functions of values, times and thresholds; `QualityTracker` only keeps the
+little history they need (previous value per channel, how long a value has been unchanged, how
+long the vehicle has stood still). Times are seconds on the agent's own clock (simulated seconds
+in a time-scaled drive), passed in by the caller: nothing here reads a clock.
+The rules, their defaults and their settings are documented in docs/quality-flags.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from edge.nmea import Fix
+from edge.units import CHANNELS, ChannelSpec
+
+EARTH_RADIUS_M = 6371008.8
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySettings:
+    """Thresholds of the quality rules (the `[quality]` table of the edge configuration)."""
+
+    # Sensors settle after power-on (electrochemical gas cells take minutes): every value read
+    # within this many seconds of the agent's start is flagged `warmup`.
+    warmup_s: float = 180.0
+    # A channel whose value has not changed at all for this long is flagged `stuck`.
+    stuck_s: float = 900.0
+    # A change between two consecutive values larger than this fraction of the channel's
+    # plausible span (units.CHANNELS low..high) is flagged `spike`.
+    spike_step_fraction: float = 0.5
+    # After this many consecutive spikes the new level is taken as real, not as a glitch.
+    spike_accept_after: int = 3
+    # The vehicle is `stationary` when its GNSS speed stayed below this ...
+    stationary_speed_mps: float = 0.5
+    # ... for at least this long.
+    stationary_s: float = 60.0
+
+    def check(self) -> None:
+        """Raise ValueError naming the first threshold that cannot work."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value < 0 or (isinstance(value, float) and not math.isfinite(value)):
+                raise ValueError(f"{f.name} must be a non-negative number, got {value}")
+        if not 0 < self.spike_step_fraction <= 1:
+            raise ValueError("spike_step_fraction must be in (0, 1]")
+        if self.spike_accept_after < 1:
+            raise ValueError("spike_accept_after must be >= 1")
+
+
+# -- pure rules ----------------------------------------------------------------------------------
+
+
+def out_of_range(spec: ChannelSpec, value: float) -> bool:
+    """Outside what the channel can physically measure (units.CHANNELS low..high)."""
+    return not spec.low <= value <= spec.high
+
+
+def in_warmup(uptime_s: float, settings: QualitySettings) -> bool:
+    return uptime_s < settings.warmup_s
+
+
+def is_spike(spec: ChannelSpec, value: float, reference: float, settings: QualitySettings) -> bool:
+    """A step from the last accepted value larger than the allowed fraction of the span."""
+    return abs(value - reference) > settings.spike_step_fraction * (spec.high - spec.low)
+
+
+def is_stuck(unchanged_for_s: float, settings: QualitySettings) -> bool:
+    return settings.stuck_s > 0 and unchanged_for_s >= settings.stuck_s
+
+
+def is_stationary(still_for_s: float | None, settings: QualitySettings) -> bool:
+    return still_for_s is not None and still_for_s >= settings.stationary_s
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance on the mean Earth sphere (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(frozen=True, slots=True)
+class FixFilter:
+    """Which fixes are good enough to place a reading (the `[gps]` thresholds)."""
+
+    max_hdop: float = 10.0
+    min_satellites: int = 4
+    max_speed_mps: float = 70.0
+
+
+def fix_problem(fix: Fix, previous: Fix | None, limits: FixFilter) -> str | None:
+    """Why a fix must not place a reading, or None when it may.
+
+    `previous` is the last accepted fix: a fix implying a move faster than `max_speed_mps` since
+    then is a jump (multipath under overpasses, a receiver's reset to a stale almanac position).
+    """
+    if not fix.valid:
+        return "status"
+    if fix.quality is not None and fix.quality <= 0:
+        return "quality"
+    if fix.hdop is not None and fix.hdop > limits.max_hdop:
+        return "hdop"
+    if fix.satellites is not None and fix.satellites < limits.min_satellites:
+        return "satellites"
+    if (
+        previous is not None
+        and previous.time is not None
+        and fix.time is not None
+        and previous.valid
+    ):
+        elapsed = (fix.time - previous.time).total_seconds()
+        moved = distance_m(previous.lat, previous.lon, fix.lat, fix.lon)
+        if elapsed > 0 and moved / elapsed > limits.max_speed_mps:
+            return "jump"
+    return None
+
+
+# -- history --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Channel:
+    reference: float  # last value not flagged as a spike
+    spikes: int = 0  # consecutive spikes against the reference
+    value: float = math.nan  # last value seen
+    unchanged_since: float = 0.0
+
+
+@dataclass(slots=True)
+class QualityTracker:
+    """Applies the rules reading after reading; `assess` is deterministic in its arguments."""
+
+    settings: QualitySettings = field(default_factory=QualitySettings)
+    _channels: dict[str, _Channel] = field(default_factory=dict)
+    _still_since: float | None = None
+
+    def assess(
+        self,
+        values: Mapping[str, float | None],
+        sentinel: frozenset[str] | set[str] | tuple[str, ...],
+        now_s: float,
+        uptime_s: float,
+        speed_mps: float | None,
+    ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+        """Reading flags (only `stationary` here; the fix flags come from tagging) and channel
+        flags for one reading taken at `now_s`, `uptime_s` after the agent started."""
+        s = self.settings
+        channel_flags: dict[str, tuple[str, ...]] = {}
+        warm = in_warmup(uptime_s, s)
+        for name, value in values.items():
+            flags: list[str] = []
+            if name in sentinel:
+                flags.append("sentinel")
+            if value is not None:
+                spec = CHANNELS[name]
+                if out_of_range(spec, value):
+                    flags.append("out_of_range")
+                flags.extend(self._history(name, spec, value, now_s))
+                if warm:
+                    flags.append("warmup")
+            if flags:
+                channel_flags[name] = tuple(flags)
+        reading_flags: tuple[str, ...] = ()
+        if speed_mps is None:
+            self._still_since = None
+        elif speed_mps < s.stationary_speed_mps:
+            if self._still_since is None:
+                self._still_since = now_s
+            if is_stationary(now_s - self._still_since, s):
+                reading_flags = ("stationary",)
+        else:
+            self._still_since = None
+        return reading_flags, channel_flags
+
+    def _history(self, name: str, spec: ChannelSpec, value: float, now_s: float) -> list[str]:
+        s = self.settings
+        channel = self._channels.get(name)
+        if channel is None:
+            self._channels[name] = _Channel(reference=value, value=value, unchanged_since=now_s)
+            return []
+        flags: list[str] = []
+        if value != channel.value:
+            channel.value = value
+            channel.unchanged_since = now_s
+        elif is_stuck(now_s - channel.unchanged_since, s):
+            flags.append("stuck")
+        if is_spike(spec, value, channel.reference, s):
+            channel.spikes += 1
+            if channel.spikes >= s.spike_accept_after:
+                channel.reference = value
+                channel.spikes = 0
+            else:
+                flags.append("spike")
+        else:
+            channel.reference = value
+            channel.spikes = 0
+        return flags

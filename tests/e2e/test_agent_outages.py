@@ -1,0 +1,531 @@
+"""The edge agent against what a vehicle lives through: SIGKILL at random moments, broker outages
+long and short, and a broker with a message size limit. Real parts only: the simulated box and
+GPS on pseudo-terminals, the agent as its own process (`envpatrol edge`), a private Mosquitto on
+a free port that the test stops and starts, the real ingest and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from edge.agent import Agent
+from edge.config import BoxSettings, EdgeSettings, GpsSettings, PublishSettings
+from edge.mqtt import MqttSettings
+from edge.outbox import Outbox
+from edge.profile import load_profile
+from firmware_sim.drive import Drive, SimClock
+from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
+from firmware_sim.route import SHUANGJING_LOOP
+from firmware_sim.vehicle import SimVehicle, TruthRecord
+from ingest.service import IngestService
+from ingest.settings import IngestSettings
+
+_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/usr/local/sbin"])
+MOSQUITTO = shutil.which("mosquitto", path=_SEARCH_PATH)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(MOSQUITTO is None, reason="needs the `mosquitto` binary"),
+]
+
+PROFILE = load_profile("default-multi")
+REPORT: dict[str, object] = {}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class PrivateBroker:
+    """A Mosquitto of this test's own, stopped and started on the same port. Persistence is on,
+    as in production, so messages it acknowledged survive its restarts."""
+
+    workdir: Path
+    extra: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        assert MOSQUITTO is not None
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"user {pwd.getpwuid(os.getuid()).pw_name}",
+                    f"listener {self.port} 127.0.0.1",
+                    "allow_anonymous true",
+                    "persistence true",
+                    f"persistence_location {self.workdir}/",
+                    "max_queued_messages 100000",
+                    *self.extra,
+                    "",
+                ]
+            )
+        )
+        log = (self.workdir / "mosquitto.log").open("ab")
+        self.process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+        def listening() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError((self.workdir / "mosquitto.log").read_text())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(listening, 10, "mosquitto to listen")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # a clean stop writes the persistence file
+            self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    b = PrivateBroker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+class IngestRunner:
+    """The real ingest in a thread, with a persistent session on the private broker. After a
+    broker restart the test restarts it at once instead of waiting out its reconnect backoff;
+    the session keeps what the broker queued meanwhile."""
+
+    def __init__(self, database_url: str, broker: PrivateBroker, client_id: str) -> None:
+        self.settings = IngestSettings(
+            database_url=database_url,
+            mqtt=MqttSettings.from_url(broker.url),
+            client_id=client_id,
+        )
+        self.service: IngestService | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.service = IngestService(self.settings)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.service.run, args=(self._stop,))
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(30)
+            self._thread = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def ingest(database_url: str, broker: PrivateBroker) -> Iterator[IngestRunner]:
+    runner = IngestRunner(database_url, broker, "outage-ingest")
+    runner.start()
+    yield runner
+    runner.stop()
+
+
+@dataclass
+class TimedTruth:
+    """What the box served, with the wall-clock moment it wrote the answer."""
+
+    records: list[tuple[float, TruthRecord]] = field(default_factory=list)
+
+    def add(self, record: TruthRecord) -> None:
+        self.records.append((time.monotonic(), record))
+
+
+class OnceStopped(SimVehicle):
+    """firmware_sim's PseudoTerminal.close closes its descriptors again on a second call, which
+    by then may belong to a socket of the ingest: stop each simulated vehicle exactly once."""
+
+    stopped = False
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            super().stop()
+
+
+def sim_vehicle(name: str, speed: float, truth: TimedTruth, seed: int) -> SimVehicle:
+    clock = SimClock(datetime.now(UTC) - timedelta(hours=12), speed=speed)
+    drive = Drive(SHUANGJING_LOOP, clock.start, speed_mps=7.0)
+    field_ = PollutionField(SHUANGJING_SOURCES, seed=seed)
+    vehicle = OnceStopped(name, PROFILE, drive, clock, field_, seed=seed, on_truth=truth.add)
+    vehicle.start()
+    return vehicle
+
+
+def value_key(values: dict[str, float | None]) -> tuple[tuple[str, float | None], ...]:
+    return tuple(sorted((k, None if v is None else round(v, 4)) for k, v in values.items()))
+
+
+def stored_rows(database_url: str, vehicle: str) -> list[tuple[int, tuple[object, ...]]]:
+    channels = sorted(PROFILE.decode(tuple(PROFILE.encode({}))).values)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            f"SELECT seq, {', '.join(channels)} FROM reading WHERE vehicle = %s ORDER BY seq",  # type: ignore[arg-type]
+            (vehicle,),
+        ).fetchall()
+    return [
+        (
+            int(row[0]),
+            tuple(
+                (c, None if v is None else round(float(v), 4))
+                for c, v in zip(channels, row[1:], strict=True)
+            ),
+        )
+        for row in rows
+    ]
+
+
+def pending(outbox: Path) -> int:
+    with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True, timeout=5) as db:
+        return int(db.execute("SELECT count(*) FROM pending").fetchone()[0])
+
+
+# -- SIGKILL ------------------------------------------------------------------------------------
+
+KILLS = 24
+KILL_SPEED = 100.0  # a reading every 0.1 s of wall time
+
+
+def answers_cut_by_kills(truth: TimedTruth, kills: list[float]) -> set[int]:
+    """Indexes of the box's answers to polls during which the agent was killed.
+
+    A reading exists once it is in the outbox. The box's last answer before a kill, sent less
+    than 0.5 s before it, may never have been read or stored: the agent died mid-poll. It is
+    reported apart from losses (at most one per kill); every other answer must be stored.
+    """
+    cut: set[int] = set()
+    for kill in kills:
+        before = [i for i, (t, _) in enumerate(truth.records) if t <= kill]
+        if before and truth.records[before[-1]][0] > kill - 0.5:
+            cut.add(before[-1])
+    return cut
+
+
+def agent_config(tmp_path: Path, vehicle: SimVehicle, broker: PrivateBroker, speed: float) -> Path:
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        f"""
+vehicle = "{vehicle.name}"
+poll_interval_s = 10.0
+time_scale = {speed}
+health_interval_s = 60.0
+[box]
+port = "{vehicle.box_path}"
+[gps]
+port = "{vehicle.gps_path}"
+[mqtt]
+url = "{broker.url}"
+reconnect_min_s = 0.05
+reconnect_max_s = 0.5
+[outbox]
+path = "{tmp_path / "outbox.sqlite3"}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "edge", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, broker: PrivateBroker, ingest: IngestRunner, database_url: str
+) -> None:
+    truth = TimedTruth()
+    vehicle = sim_vehicle("kill-01", KILL_SPEED, truth, seed=11)
+    config = agent_config(tmp_path, vehicle, broker, KILL_SPEED)
+    log = tmp_path / "agent.log"
+    rng = random.Random(20261121)
+    kills: list[float] = []
+    broker_down = 0
+    agent = start_agent(config, log)
+    try:
+        for i in range(KILLS):
+            time.sleep(rng.uniform(0.4, 1.6))  # random moments of the agent's life
+            assert agent.poll() is None, log.read_text()[-3000:]
+            agent.send_signal(signal.SIGKILL)
+            kills.append(time.monotonic())
+            agent.wait(10)
+            if i % 8 == 2:
+                broker.stop()  # the next few kills happen with the broker down
+                broker_down += 1
+            elif i % 8 == 5:
+                broker.start()
+                ingest.restart()
+            agent = start_agent(config, log)
+        if broker.process is None:
+            broker.start()
+            ingest.restart()
+        vehicle.stop()  # the box is switched off: no new readings, the agent keeps running
+        outbox = tmp_path / "outbox.sqlite3"
+        wait_until(lambda: pending(outbox) == 0, 60, "the outbox to drain")
+        cut_by_kill = answers_cut_by_kills(truth, kills)
+        expected = {
+            value_key(r.served.values)
+            for i, (_, r) in enumerate(truth.records)
+            if i not in cut_by_kill
+        }
+
+        def all_stored() -> bool:
+            return expected <= {key for _, key in stored_rows(database_url, "kill-01")}
+
+        wait_until(all_stored, 60, "the ingest to store every reading")
+        time.sleep(1.0)  # let stragglers and any duplicate arrive before counting
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(20)
+        vehicle.stop()
+
+    rows = stored_rows(database_url, "kill-01")
+    seqs = [seq for seq, _ in rows]
+    assert len(seqs) == len(set(seqs)), "a sequence number stored twice"
+    stored_keys = [key for _, key in rows]
+    assert len(stored_keys) == len(set(stored_keys)), "a reading stored twice"
+    by_key = set(stored_keys)
+
+    lost = [
+        i
+        for i, (_, record) in enumerate(truth.records)
+        if value_key(record.served.values) not in by_key and i not in cut_by_kill
+    ]
+    unmatched = [
+        key
+        for key in stored_keys
+        if key not in {value_key(r.served.values) for _, r in truth.records}
+    ]
+    cut_missing = sum(
+        1 for i in cut_by_kill if value_key(truth.records[i][1].served.values) not in by_key
+    )
+    REPORT.update(
+        kills=len(kills),
+        broker_outages=broker_down,
+        served=len(truth.records),
+        stored=len(rows),
+        lost=len(lost),
+        duplicated=len(rows) - len(set(stored_keys)),
+        answers_cut_by_kill=cut_missing,
+    )
+    print(f"\nSIGKILL: {REPORT}")
+    assert not unmatched, "stored readings the box never served"
+    assert lost == [], f"lost readings: {lost[:10]}"
+    assert len(rows) + cut_missing == len(truth.records)
+
+
+# -- long outage --------------------------------------------------------------------------------
+
+OUTAGE_SPEED = 1200.0
+OUTAGE_SIM_HOURS = 2.5
+
+
+def test_a_long_outage_drains_completely_after_the_broker_returns(
+    tmp_path: Path, broker: PrivateBroker, ingest: IngestRunner, database_url: str
+) -> None:
+    truth = TimedTruth()
+    vehicle = sim_vehicle("outage-01", OUTAGE_SPEED, truth, seed=12)
+    broker.stop()
+    settings = EdgeSettings(
+        vehicle="outage-01",
+        mqtt=MqttSettings.from_url(broker.url),
+        box=BoxSettings(port=vehicle.box_path),
+        gps=GpsSettings(port=vehicle.gps_path),
+        outbox_path=str(tmp_path / "outbox.sqlite3"),
+        time_scale=OUTAGE_SPEED,
+        publish=PublishSettings(reconnect_min_s=0.05, reconnect_max_s=0.2),
+    )
+    agent = Agent(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    thread.start()
+    try:
+        time.sleep(OUTAGE_SIM_HOURS * 3600 / OUTAGE_SPEED)  # the outage itself, simulated hours
+        vehicle.stop()
+        time.sleep(0.3)  # the poll under way when the box went off ends
+        backlog = agent.outbox.depth()
+        # Every answer the box gave is in the outbox (but the one the box sent as it went off).
+        assert len(truth.records) - 1 <= backlog <= len(truth.records)
+        restored = time.monotonic()
+        broker.start()
+        ingest.restart()
+        wait_until(lambda: agent.outbox.depth() == 0, 60, "the backlog to drain")
+        drained = time.monotonic() - restored
+        wait_until(lambda: len(stored_rows(database_url, "outage-01")) == backlog, 60, "the ingest")
+        stored = time.monotonic() - restored
+    finally:
+        stop.set()
+        thread.join(30)
+        vehicle.stop()
+    rows = stored_rows(database_url, "outage-01")
+    assert [seq for seq, _ in rows] == list(range(1, backlog + 1))
+    assert agent.publisher.counters.too_large == 0
+    REPORT.update(
+        outage_sim_hours=OUTAGE_SIM_HOURS,
+        backlog=backlog,
+        drain_s=round(drained, 2),
+        drain_rate_per_s=round(backlog / drained),
+        stored_s=round(stored, 2),
+    )
+    print(f"\noutage: {REPORT}")
+
+
+# -- message size -------------------------------------------------------------------------------
+
+
+def test_an_oversized_reading_is_set_aside_and_the_rest_fits_the_brokers_limit(
+    tmp_path: Path, database_url: str
+) -> None:
+    # The broker announces a Maximum Packet Size (MQTT 5) and refuses bigger publishes;
+    # the agent is configured for more than that.
+    broker = PrivateBroker(tmp_path / "broker", extra=["max_packet_size 12000"])
+    broker.start()
+    ingest = IngestRunner(database_url, broker, "size-ingest")
+    ingest.start()
+    truth = TimedTruth()
+    vehicle = sim_vehicle("size-01", 600.0, truth, seed=13)
+    outbox_path = tmp_path / "outbox.sqlite3"
+    # A reading no message can carry, already waiting in the outbox (as after a bad upgrade).
+    seeded = Outbox(outbox_path)
+    giant = seeded.store(time.time(), lambda s: b'{"seq":%d,"pad":"%s"}' % (s, b"x" * 20000))
+    seeded.close()
+    settings = EdgeSettings(
+        vehicle="size-01",
+        mqtt=MqttSettings.from_url(broker.url),
+        box=BoxSettings(port=vehicle.box_path),
+        gps=GpsSettings(port=vehicle.gps_path),
+        outbox_path=str(outbox_path),
+        time_scale=600.0,
+        publish=PublishSettings(max_payload_bytes=65536, batch_readings=200),
+    )
+    agent = Agent(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    try:
+        broker.stop()
+        thread.start()
+        time.sleep(3.0)  # a backlog of 50-reading batches far above 12000 bytes builds up
+        broker.start()
+        ingest.restart()
+        time.sleep(1.0)
+        vehicle.stop()
+        wait_until(lambda: agent.outbox.depth() == 0, 30, "the outbox to drain")
+        served = len(truth.records)
+        # All but possibly the answer the box sent as it was switched off.
+        wait_until(
+            lambda: len(stored_rows(database_url, "size-01")) >= served - 1, 30, "the ingest"
+        )
+        status = agent.status("online")
+    finally:
+        stop.set()
+        thread.join(30)
+        vehicle.stop()
+        ingest.stop()
+        broker.stop()
+    again = Outbox(outbox_path)
+    try:
+        assert [(seq, reason) for seq, reason, _ in again.rejected()] == [(giant, "too_large")]
+        assert again.stats().rejected == 1
+    finally:
+        again.close()
+    counters = agent.publisher.counters
+    assert counters.too_large == 1
+    assert counters.connects == 1  # no disconnect-reconnect loop over an oversized message
+    assert status["outbox_rejected"] == 1
+
+
+# -- refusals -----------------------------------------------------------------------------------
+
+
+def test_not_authorized_readings_are_counted_kept_and_sent_once_the_acl_is_fixed(
+    tmp_path: Path,
+) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("topic read #\n", encoding="utf-8")  # anonymous vehicles may not publish
+    broker = PrivateBroker(tmp_path / "broker", extra=[f"acl_file {acl}"])
+    broker.start()
+    truth = TimedTruth()
+    vehicle = sim_vehicle("acl-01", 200.0, truth, seed=14)
+    settings = EdgeSettings(
+        vehicle="acl-01",
+        mqtt=MqttSettings.from_url(broker.url),
+        box=BoxSettings(port=vehicle.box_path),
+        gps=GpsSettings(port=vehicle.gps_path),
+        outbox_path=str(tmp_path / "outbox.sqlite3"),
+        time_scale=200.0,
+        publish=PublishSettings(reconnect_min_s=0.05, reconnect_max_s=0.2),
+    )
+    agent = Agent(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    thread.start()
+    counters = agent.publisher.counters
+    try:
+        wait_until(lambda: counters.rejected >= 3, 20, "the broker to refuse readings")
+        assert counters.reasons["Not authorized"] == counters.rejected
+        assert counters.acked_readings == 0
+        assert agent.outbox.depth() == agent.readings  # refused readings are kept
+        assert "Not authorized" in (agent.status("online")["last_error"] or "")
+        # The operator fixes the ACL; after the broker's restart everything goes through.
+        acl.write_text("topic readwrite #\n", encoding="utf-8")
+        broker.stop()
+        broker.start()
+        vehicle.stop()
+        wait_until(lambda: agent.outbox.depth() == 0, 30, "the kept readings to be delivered")
+        assert counters.acked_readings == agent.readings
+    finally:
+        stop.set()
+        thread.join(30)
+        vehicle.stop()
+        broker.stop()
