@@ -197,11 +197,26 @@ class IngestService:
                     )
                 writer = Writer(conn, analysis.resolution, plain=backend == "plain")
                 writer.prepare()
+                if backend == "timescale":
+                    self._timescale_policies(conn)
         except BaseException:
             conn.close()
             raise
         log.info("database ready (%s, H3 resolution %d)", backend, analysis.resolution)
         return writer
+
+    def _timescale_policies(self, conn: psycopg.Connection[Any]) -> None:
+        """Compression delay and retention from the settings (0004_partitions.timescale.sql)."""
+        keep = self.settings.retention_days
+        with conn.transaction():
+            conn.execute(
+                "SELECT envpatrol_set_policies(%s, %s)",
+                (
+                    timedelta(days=self.settings.compress_after_days),
+                    timedelta(days=keep) if keep else None,
+                ),
+            )
+        conn.commit()
 
     def _maintain(self, writer: Writer) -> None:
         """Plain PostgreSQL: partitions a week ahead, and retention. Hourly, between batches."""

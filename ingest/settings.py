@@ -37,6 +37,8 @@ class IngestSettings:
     # Plain PostgreSQL: readings older than this many days are dropped, a daily partition at a
     # time (0: keep everything). TimescaleDB: see 0004_partitions.timescale.sql.
     retention_days: int = 0
+    # TimescaleDB: chunks are compressed once this old (longer than the longest offline period).
+    compress_after_days: int = 7
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     # Readings stamped further ahead of the ingest's clock than this are rejected.
     max_future_s: float = 600.0
@@ -67,6 +69,7 @@ def load_ingest_settings(
         "metrics_host",
         "db_timeout_s",
         "retention_days",
+        "compress_after_days",
         "max_payload_bytes",
         "max_future_s",
     }
@@ -92,6 +95,7 @@ def load_ingest_settings(
         metrics_host=str(ingest.get("metrics_host", "127.0.0.1")),
         db_timeout_s=float(ingest.get("db_timeout_s", 60.0)),
         retention_days=int(ingest.get("retention_days", 0)),
+        compress_after_days=int(ingest.get("compress_after_days", 7)),
         max_payload_bytes=int(ingest.get("max_payload_bytes", MAX_PAYLOAD_BYTES)),
         max_future_s=float(ingest.get("max_future_s", 600.0)),
     )
@@ -99,6 +103,8 @@ def load_ingest_settings(
         raise SettingsError("ingest.share_group", "letters, digits, - and _ only")
     if not 0 <= settings.metrics_port <= 65535:
         raise SettingsError("ingest.metrics_port", "must be 0..65535")
+    if settings.compress_after_days < 1:
+        raise SettingsError("ingest.compress_after_days", "must be at least 1")
     if settings.db_timeout_s <= 0 or settings.retention_days < 0 or settings.max_future_s < 0:
         raise SettingsError("ingest", "db_timeout_s > 0, retention_days >= 0, max_future_s >= 0")
     if settings.batch_max_messages < 1 or settings.batch_max_wait_s <= 0:

@@ -266,3 +266,42 @@ def test_daily_partitions_are_made_ahead_and_late_days_leave_the_default(
     ]
     assert dropped == ["reading_p20240109"]
     assert conn.execute("SELECT seq FROM reading ORDER BY seq").fetchall() == [(1,), (99,)]
+
+
+def test_roles_writer_writes_reader_reads_and_future_partitions_follow(
+    conn: psycopg.Connection[Any],
+) -> None:
+    writer = writer_for(conn)
+    roles = {
+        r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'envpatrol_%'")
+    }
+    if not {"envpatrol_writer", "envpatrol_reader"} <= roles:
+        pytest.skip("the migrating user could not create the envpatrol roles (needs CREATEROLE)")
+    # A partition made after the migrations (by the owner-rights function) is covered by the
+    # default privileges, like every table a later migration adds.
+    writer.ensure_partitions({date(2031, 5, 5)})
+
+    def can(role: str, table: str, privilege: str) -> bool:
+        row = conn.execute(
+            "SELECT has_table_privilege(%s, %s, %s)", (role, table, privilege)
+        ).fetchone()
+        return bool(row and row[0])
+
+    for table in (
+        "reading",
+        "reading_p20310505",
+        "pass",
+        "pass_stat",
+        "cell_rollup",
+        "dead_letter",
+    ):
+        assert can("envpatrol_reader", table, "SELECT"), table
+        assert not can("envpatrol_reader", table, "INSERT"), table
+        assert can("envpatrol_writer", table, "INSERT"), table
+    schema = conn.execute(
+        "SELECT has_schema_privilege('envpatrol_writer', 'public', 'CREATE'),"
+        " has_schema_privilege('envpatrol_reader', 'public', 'CREATE'),"
+        " has_function_privilege('envpatrol_writer', 'envpatrol_ensure_partition(date)', 'EXECUTE'),"
+        " has_function_privilege('envpatrol_reader', 'envpatrol_ensure_partition(date)', 'EXECUTE')"
+    ).fetchone()
+    assert schema == (False, False, True, False)
