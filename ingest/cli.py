@@ -1,16 +1,18 @@
-"""`envpatrol ingest` and `envpatrol migrate`."""
+"""`envpatrol ingest`, `envpatrol migrate` and `envpatrol rebuild`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 
 import psycopg
 
 from edge.cli import stop_on_signals
 from edge.mqtt import SettingsError
 from ingest.migrate import migrate
+from ingest.rebuild import rebuild
 from ingest.service import IngestService
 from ingest.settings import load_ingest_settings
 
@@ -42,6 +44,47 @@ def migrate_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
         with psycopg.connect(settings.database_url) as conn:
             backend = migrate(conn, settings.h3_resolution)
         print(f"schema up to date ({backend})")
+        return 0
+
+    return run
+
+
+def rebuild_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.description = (
+        "Recompute every reading's cell, the hourly rollups and the passes from the stored"
+        " positions, at a new H3 resolution and/or pass gap. Nothing is re-ingested. Run it as"
+        " the database owner; the ingest may keep running (its batches wait, then follow)."
+    )
+    parser.add_argument("--config", help="ingest TOML file; ENVPATROL_DATABASE_URL also works")
+    parser.add_argument(
+        "--resolution", type=int, help="H3 resolution 0..15 (default: keep the current one)"
+    )
+    parser.add_argument(
+        "--pass-gap-s",
+        type=float,
+        help="longest gap in seconds between two readings of one pass (default: keep)",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            settings = load_ingest_settings(args.config)
+        except SettingsError as exc:
+            print(f"envpatrol rebuild: {exc}", file=sys.stderr)
+            return 2
+        gap = None if args.pass_gap_s is None else timedelta(seconds=args.pass_gap_s)
+        with psycopg.connect(settings.database_url) as conn:
+            migrate(conn, settings.h3_resolution)
+            conn.autocommit = False
+            try:
+                report = rebuild(conn, args.resolution, gap)
+            except ValueError as exc:
+                print(f"envpatrol rebuild: {exc}", file=sys.stderr)
+                return 2
+        print(
+            f"rebuilt at H3 resolution {report.resolution}, pass gap"
+            f" {report.pass_gap.total_seconds():g} s: {report.readings} positioned readings,"
+            f" {report.rollups} rollup rows, {report.passes} passes in {report.seconds:.1f} s"
+        )
         return 0
 
     return run

@@ -29,7 +29,7 @@ from psycopg.rows import dict_row
 
 from edge.topics import TopicError, check_vehicle
 from edge.units import CHANNELS, ChannelSpec
-from ingest.writer import COLUMNS
+from ingest.columns import COLUMNS
 
 Conn = psycopg.Connection[Any]
 

@@ -4,34 +4,45 @@ paho runs its network loop in a thread and hands each message to a queue. The ma
 batch (bounded by count and time), writes it in one transaction, and only after COMMIT sends the
 PUBACKs (manual acknowledgement). A crash before COMMIT leaves the messages unacknowledged in the
 broker's persistent session, which delivers them again; the insert ignores what is already
-stored. A database outage stops acknowledgements, not the service: the batch is retried.
+stored. A database outage stops acknowledgements, not the service: the batch is retried, and
+the broker holds further messages back once Receive Maximum of them are unacknowledged.
+
+Acknowledgements belong to a connection: messages received before a reconnect are stored but not
+acknowledged on the new connection (their packet ids may by then name other messages); the broker
+delivers them again and the insert ignores them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
+from prometheus_client import start_http_server
 
 from edge.mqtt import connect_properties, make_client
 from edge.topics import TopicError, Topics
 from edge.wire import Reading
+from ingest.metrics import IngestMetrics
 from ingest.migrate import migrate
 from ingest.settings import IngestSettings
-from ingest.validate import Rejection, check_readings_message
-from ingest.writer import DeadLetter, StatusUpdate, Writer
+from ingest.validate import Limits, Rejection, check_document, check_readings_message
+from ingest.writer import DeadLetter, StatusUpdate, Writer, read_analysis
 
 log = logging.getLogger("envpatrol.ingest")
+
+MAINTENANCE_EVERY_S = 3600.0
+PARTITIONS_AHEAD_DAYS = 7
 
 
 @dataclass
@@ -44,13 +55,61 @@ class IngestCounters:
     db_errors: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message as received, with the connection it came on (see the module docstring)."""
+
+    connection: int
+    message: paho.MQTTMessage
+
+
+class _Deadline:
+    """Cuts a database connection's socket if a round trip outlives `seconds`. A network path
+    that silently drops packets never makes a query fail by itself; this makes it fail."""
+
+    def __init__(self, conn: psycopg.Connection[Any], seconds: float) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._done = False
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            try:
+                fd = self._conn.pgconn.socket
+                with socket.socket(fileno=os.dup(fd)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, psycopg.Error) as exc:
+                log.debug("could not cut the database connection: %s", exc)
+
+
 class IngestService:
-    def __init__(self, settings: IngestSettings) -> None:
+    def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
         self.settings = settings
         self.topics = Topics(settings.mqtt.topic_root)
+        self.limits = Limits(
+            max_payload_bytes=settings.max_payload_bytes,
+            max_future=timedelta(seconds=settings.max_future_s),
+        )
         self.counters = IngestCounters()
+        self.metrics = metrics or IngestMetrics()
         self.dead_by_reason: dict[str, int] = {}
-        self._inbox: queue.Queue[paho.MQTTMessage] = queue.Queue()
+        self._inbox: queue.Queue[Inbound] = queue.Queue()
+        self._connection = 0  # which connection to the broker is current; see Inbound
         self._connected = threading.Event()
         self.client = make_client(settings.mqtt, settings.client_id, clean_start=False)
         self.client.manual_ack_set(True)
@@ -58,8 +117,19 @@ class IngestService:
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self._writer: Writer | None = None
+        self._next_maintenance = 0.0
+        self._metrics_server: Any = None
 
     # -- MQTT ----------------------------------------------------------------------------------
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Readings are shared between the workers of `share_group` when one is set. Status and
+        health are not: they are retained, and a shared subscription never receives retained
+        messages; every worker stores them (an idempotent upsert)."""
+        readings = self.topics.all_of("readings")
+        if self.settings.share_group:
+            readings = f"$share/{self.settings.share_group}/{readings}"
+        return [(readings, 1), (self.topics.all_of("status"), 1), (self.topics.all_of("health"), 1)]
 
     def _on_connect(
         self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
@@ -67,24 +137,27 @@ class IngestService:
         if reason.is_failure:
             log.error("broker refused the ingest: %s", reason)
             return
+        self._connection += 1
         session = getattr(flags, "session_present", False)
         log.info("connected to %s (session present: %s)", self.settings.mqtt.url, session)
-        client.subscribe(
-            [(self.topics.all_of(kind), 1) for kind in ("readings", "status", "health")]
-        )
+        client.subscribe(self.subscriptions())
         self._connected.set()
+        self.metrics.connected.set(1)
 
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         self._connected.clear()
+        self.metrics.connected.set(0)
         log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        self._inbox.put(message)
+        self._inbox.put(Inbound(self._connection, message))
 
     def connect(self) -> None:
         v5 = self.settings.mqtt.protocol == "5"
+        if self.settings.share_group and not v5:
+            raise ValueError("shared subscriptions need MQTT 5")
         props = (
             connect_properties(
                 session_expiry_s=self.settings.session_expiry_s,
@@ -105,26 +178,66 @@ class IngestService:
     # -- database ------------------------------------------------------------------------------
 
     def _open_writer(self) -> Writer:
-        conn = psycopg.connect(self.settings.database_url, autocommit=False)
-        backend = migrate(conn, self.settings.h3_resolution)
-        conn.autocommit = False
-        row = conn.execute("SELECT value FROM meta WHERE key = 'h3_resolution'").fetchone()
-        conn.commit()
-        resolution = int(str(row[0])) if row else self.settings.h3_resolution
-        if resolution != self.settings.h3_resolution:
-            log.warning(
-                "database cells are at H3 resolution %d; using it (configured %d)",
-                resolution,
-                self.settings.h3_resolution,
-            )
-        writer = Writer(conn, resolution, plain=backend == "plain")
-        writer.prepare()
-        log.info("database ready (%s, H3 resolution %d)", backend, resolution)
+        conn = psycopg.connect(
+            self.settings.database_url,
+            autocommit=False,
+            connect_timeout=max(2, int(self.settings.db_timeout_s)),
+        )
+        try:
+            with _Deadline(conn, self.settings.db_timeout_s):
+                backend = migrate(conn, self.settings.h3_resolution)
+                conn.autocommit = False
+                analysis = read_analysis(conn)
+                conn.commit()
+                if analysis.resolution != self.settings.h3_resolution:
+                    log.warning(
+                        "database cells are at H3 resolution %d; using it (configured %d)",
+                        analysis.resolution,
+                        self.settings.h3_resolution,
+                    )
+                writer = Writer(conn, analysis.resolution, plain=backend == "plain")
+                writer.prepare()
+                if backend == "timescale":
+                    self._timescale_policies(conn)
+        except BaseException:
+            conn.close()
+            raise
+        log.info("database ready (%s, H3 resolution %d)", backend, analysis.resolution)
         return writer
+
+    def _timescale_policies(self, conn: psycopg.Connection[Any]) -> None:
+        """Compression delay and retention from the settings (0004_partitions.timescale.sql)."""
+        keep = self.settings.retention_days
+        with conn.transaction():
+            conn.execute(
+                "SELECT envpatrol_set_policies(%s, %s)",
+                (
+                    timedelta(days=self.settings.compress_after_days),
+                    timedelta(days=keep) if keep else None,
+                ),
+            )
+        conn.commit()
+
+    def _maintain(self, writer: Writer) -> None:
+        """Plain PostgreSQL: partitions a week ahead, and retention. Hourly, between batches."""
+        if not writer.plain or time.monotonic() < self._next_maintenance:
+            return
+        self._next_maintenance = time.monotonic() + MAINTENANCE_EVERY_S
+        today = datetime.now(UTC).date()
+        writer.ensure_partitions({today + timedelta(days=d) for d in range(PARTITIONS_AHEAD_DAYS)})
+        if self.settings.retention_days:
+            cutoff = today - timedelta(days=self.settings.retention_days)
+            with writer.conn.transaction():
+                rows = writer.conn.execute(
+                    "SELECT envpatrol_drop_partitions(%s)", (cutoff,)
+                ).fetchall()
+            writer.conn.commit()
+            for (name,) in rows:
+                log.info("retention: dropped %s (readings before %s)", name, cutoff)
 
     # -- main loop -----------------------------------------------------------------------------
 
-    def next_batch(self, stop: threading.Event) -> list[paho.MQTTMessage]:
+    def next_batch(self, stop: threading.Event) -> list[Inbound]:
         try:
             first = self._inbox.get(timeout=0.2)
         except queue.Empty:
@@ -132,6 +245,11 @@ class IngestService:
         batch = [first]
         deadline = time.monotonic() + self.settings.batch_max_wait_s
         while len(batch) < self.settings.batch_max_messages and not stop.is_set():
+            try:
+                batch.append(self._inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -142,13 +260,14 @@ class IngestService:
         return batch
 
     def sort(
-        self, batch: list[paho.MQTTMessage]
+        self, batch: list[Inbound]
     ) -> tuple[list[Reading], list[DeadLetter], list[StatusUpdate]]:
         readings: list[Reading] = []
         dead: list[DeadLetter] = []
         statuses: list[StatusUpdate] = []
         now = datetime.now(UTC)
-        for message in batch:
+        for inbound in batch:
+            message = inbound.message
             payload = bytes(message.payload)
             topic = message.topic
             try:
@@ -157,41 +276,69 @@ class IngestService:
                 dead.append(DeadLetter(topic, "bad_topic", str(exc), payload, now))
                 continue
             if kind == "readings":
-                result = check_readings_message(self.topics, topic, payload, orjson.loads)
+                result = check_readings_message(
+                    self.topics, topic, payload, orjson.loads, now, self.limits
+                )
                 if isinstance(result, Rejection):
                     dead.append(DeadLetter(topic, result.reason, result.detail, payload, now))
                 else:
                     readings.extend(result)
                 continue
-            if not payload:
-                continue  # a cleared retained message
-            try:
-                doc = json.loads(payload)
-            except ValueError as exc:
-                dead.append(DeadLetter(topic, "malformed_json", str(exc)[:200], payload, now))
-                continue
-            if not isinstance(doc, dict):
-                dead.append(
-                    DeadLetter(topic, "not_an_object", f"{kind} must be an object", payload, now)
-                )
-                continue
-            statuses.append(StatusUpdate(vehicle, kind, doc))
+            doc = check_document(payload, orjson.loads, self.limits)
+            if isinstance(doc, Rejection):
+                dead.append(DeadLetter(topic, doc.reason, doc.detail, payload, now))
+            elif doc is not None:
+                statuses.append(StatusUpdate(vehicle, kind, doc))
         return readings, dead, statuses
 
+    def start_metrics(self) -> None:
+        if self.settings.metrics_port and self._metrics_server is None:
+            server, _thread = start_http_server(
+                self.settings.metrics_port,
+                self.settings.metrics_host,
+                registry=self.metrics.registry,
+            )
+            self._metrics_server = server
+            log.info(
+                "metrics on http://%s:%d/metrics",
+                self.settings.metrics_host,
+                self.settings.metrics_port,
+            )
+
     def run(self, stop: threading.Event) -> None:
+        self.start_metrics()
         self.connect()
         try:
             while not stop.is_set():
                 batch = self.next_batch(stop)
                 if batch:
                     self._process(batch, stop)
+                elif self._writer is not None:
+                    self._maintain_safely()
         finally:
             self.client.disconnect()
             self.client.loop_stop()
             if self._writer is not None:
                 self._writer.conn.close()
+            if self._metrics_server is not None:
+                self._metrics_server.shutdown()
+                self._metrics_server.server_close()
 
-    def _process(self, batch: list[paho.MQTTMessage], stop: threading.Event) -> None:
+    def _maintain_safely(self) -> None:
+        assert self._writer is not None
+        try:
+            with _Deadline(self._writer.conn, self.settings.db_timeout_s):
+                self._maintain(self._writer)
+        except psycopg.Error as exc:
+            log.error("partition maintenance failed (%s); retrying later", exc)
+            self._drop_writer()
+
+    def _drop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.conn.close()
+        self._writer = None
+
+    def _process(self, batch: list[Inbound], stop: threading.Event) -> None:
         readings, dead, statuses = self.sort(batch)
         backoff = 0.5
         while True:
@@ -199,33 +346,71 @@ class IngestService:
                 if self._writer is None:
                     self._writer = self._open_writer()
                 started = time.monotonic()
-                result = self._writer.write(readings, dead, statuses)
+                with _Deadline(self._writer.conn, self.settings.db_timeout_s):
+                    result = self._writer.write(readings, dead, statuses)
                 break
             except psycopg.OperationalError as exc:
                 self.counters.db_errors += 1
+                self.metrics.db_errors.inc()
                 log.error("database unavailable (%s); retrying in %.1fs", exc, backoff)
-                if self._writer is not None:
-                    self._writer.conn.close()
-                self._writer = None
+                self._drop_writer()
                 if stop.wait(backoff):
                     return  # not acknowledged: the broker delivers these again
                 backoff = min(backoff * 2, 10.0)
-        for message in batch:
-            if message.qos > 0:
+        committed = time.monotonic()
+        current = self._connection
+        kinds: dict[str, int] = {}
+        for inbound in batch:
+            message = inbound.message
+            if message.qos > 0 and inbound.connection == current:
                 self.client.ack(message.mid, message.qos)
-        self.counters.messages += len(batch)
-        self.counters.batches += 1
-        self.counters.readings_offered += result.offered
-        self.counters.readings_inserted += result.inserted
-        self.counters.dead_letters += len(dead)
-        for d in dead:
-            self.dead_by_reason[d.reason] = self.dead_by_reason.get(d.reason, 0) + 1
-            log.warning("dead letter on %s: %s: %s", d.topic, d.reason, d.detail[:200])
+            kind = message.topic.rsplit("/", 1)[-1]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        self._count(batch, result.offered, result.inserted, result.passes, dead, kinds)
+        self.metrics.batch_seconds.observe(committed - started)
+        now = time.time()
+        for reading in readings:
+            self.metrics.lag.observe(max(0.0, now - reading.time.timestamp()))
         log.debug(
             "batch: %d messages, %d readings (%d new), %d dead, %.1f ms",
             len(batch),
             result.offered,
             result.inserted,
             len(dead),
-            (time.monotonic() - started) * 1000,
+            (committed - started) * 1000,
         )
+
+    def _count(
+        self,
+        batch: list[Inbound],
+        offered: int,
+        inserted: int,
+        passes: int,
+        dead: list[DeadLetter],
+        kinds: dict[str, int],
+    ) -> None:
+        self.counters.messages += len(batch)
+        self.counters.batches += 1
+        self.counters.readings_offered += offered
+        self.counters.readings_inserted += inserted
+        self.counters.dead_letters += len(dead)
+        self.metrics.batches.inc()
+        self.metrics.batch_messages.observe(len(batch))
+        for kind, n in kinds.items():
+            self.metrics.messages.labels(
+                kind if kind in ("readings", "status", "health") else "other"
+            ).inc(n)
+        self.metrics.readings.labels("stored").inc(inserted)
+        self.metrics.readings.labels("duplicate").inc(offered - inserted)
+        self.metrics.passes.inc(passes)
+        for d in dead:
+            self.dead_by_reason[d.reason] = self.dead_by_reason.get(d.reason, 0) + 1
+            self.metrics.dead_letters.labels(d.reason).inc()
+        if dead:
+            log.warning(
+                "%d dead letters, e.g. on %s: %s: %s",
+                len(dead),
+                dead[0].topic,
+                dead[0].reason,
+                dead[0].detail[:200],
+            )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edge.config import load_toml, mqtt_from
 from edge.mqtt import MqttSettings, SettingsError
+from ingest.validate import MAX_PAYLOAD_BYTES
 
 DEFAULT_CLIENT_ID = "envpatrol-ingest-1"
+_GROUP = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
@@ -22,6 +25,23 @@ class IngestSettings:
     batch_max_messages: int = 1000
     batch_max_wait_s: float = 0.5
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
+    # MQTT 5 shared subscription group for the readings: several workers, each with its own
+    # stable client id, then split the readings between them. Empty: a plain subscription.
+    share_group: str = ""
+    # Prometheus /metrics on this port (0: none), on metrics_host.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    # A database round trip that takes longer than this is abandoned: the connection is cut, the
+    # batch retried on a new one (a silently dead network path never errors by itself).
+    db_timeout_s: float = 60.0
+    # Plain PostgreSQL: readings older than this many days are dropped, a daily partition at a
+    # time (0: keep everything). TimescaleDB: see 0004_partitions.timescale.sql.
+    retention_days: int = 0
+    # TimescaleDB: chunks are compressed once this old (longer than the longest offline period).
+    compress_after_days: int = 7
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    # Readings stamped further ahead of the ingest's clock than this are rejected.
+    max_future_s: float = 600.0
 
 
 def load_ingest_settings(
@@ -39,7 +59,20 @@ def load_ingest_settings(
     if not url:
         raise SettingsError("database.url", "required (or set ENVPATROL_DATABASE_URL)")
     ingest = doc.get("ingest", {})
-    allowed = {"h3_resolution", "batch_max_messages", "batch_max_wait_s", "session_expiry_s"}
+    allowed = {
+        "h3_resolution",
+        "batch_max_messages",
+        "batch_max_wait_s",
+        "session_expiry_s",
+        "share_group",
+        "metrics_port",
+        "metrics_host",
+        "db_timeout_s",
+        "retention_days",
+        "compress_after_days",
+        "max_payload_bytes",
+        "max_future_s",
+    }
     if set(ingest) - allowed:
         raise SettingsError(f"ingest.{sorted(set(ingest) - allowed)[0]}", "unknown setting")
     resolution = int(environ.get("ENVPATROL_H3_RESOLUTION") or ingest.get("h3_resolution", 10))
@@ -53,7 +86,27 @@ def load_ingest_settings(
         batch_max_messages=int(ingest.get("batch_max_messages", 1000)),
         batch_max_wait_s=float(ingest.get("batch_max_wait_s", 0.5)),
         session_expiry_s=int(ingest.get("session_expiry_s", DEFAULT_SESSION_EXPIRY_S)),
+        share_group=str(
+            environ.get("ENVPATROL_INGEST_SHARE_GROUP") or ingest.get("share_group", "")
+        ),
+        metrics_port=int(
+            environ.get("ENVPATROL_INGEST_METRICS_PORT") or ingest.get("metrics_port", 0)
+        ),
+        metrics_host=str(ingest.get("metrics_host", "127.0.0.1")),
+        db_timeout_s=float(ingest.get("db_timeout_s", 60.0)),
+        retention_days=int(ingest.get("retention_days", 0)),
+        compress_after_days=int(ingest.get("compress_after_days", 7)),
+        max_payload_bytes=int(ingest.get("max_payload_bytes", MAX_PAYLOAD_BYTES)),
+        max_future_s=float(ingest.get("max_future_s", 600.0)),
     )
+    if settings.share_group and not _GROUP.fullmatch(settings.share_group):
+        raise SettingsError("ingest.share_group", "letters, digits, - and _ only")
+    if not 0 <= settings.metrics_port <= 65535:
+        raise SettingsError("ingest.metrics_port", "must be 0..65535")
+    if settings.compress_after_days < 1:
+        raise SettingsError("ingest.compress_after_days", "must be at least 1")
+    if settings.db_timeout_s <= 0 or settings.retention_days < 0 or settings.max_future_s < 0:
+        raise SettingsError("ingest", "db_timeout_s > 0, retention_days >= 0, max_future_s >= 0")
     if settings.batch_max_messages < 1 or settings.batch_max_wait_s <= 0:
         raise SettingsError("ingest", "batch_max_messages >= 1 and batch_max_wait_s > 0 required")
     return settings

@@ -13,58 +13,59 @@ import psycopg
 
 from edge.units import CHANNELS
 from edge.wire import Reading
+from ingest import pass_store
+from ingest.columns import CHANNEL_COLUMNS, COLUMNS
+from ingest.passes import STATS_EXCLUDED_FLAGS
 
 log = logging.getLogger("envpatrol.ingest.writer")
 
-CHANNEL_COLUMNS = tuple(CHANNELS)  # column names equal channel names (see 0001_core.sql)
-_BASE_COLUMNS = (
-    "vehicle",
-    "seq",
-    "time",
-    "time_source",
-    "lat",
-    "lon",
-    "fix_valid",
-    "fix_quality",
-    "satellites",
-    "hdop",
-    "speed_mps",
-    "course_deg",
-    "fix_age_s",
-    "cell",
-    "profile",
-    "flags",
-    "channel_flags",
-)
-COLUMNS = _BASE_COLUMNS + CHANNEL_COLUMNS
 _COLS = ", ".join(COLUMNS)
 
 _CREATE_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS reading_stage "
-    "(LIKE reading INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    "(LIKE reading INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+    # Per vehicle, the time span of the readings a batch newly stored: where passes may change.
+    "CREATE TEMP TABLE IF NOT EXISTS touched_stage "
+    "(vehicle text PRIMARY KEY, tmin timestamptz NOT NULL, tmax timestamptz NOT NULL) "
+    "ON COMMIT DELETE ROWS",
 )
 _LATERAL = ", ".join(f"('{c}', i.{c})" for c in CHANNEL_COLUMNS)
 _ENERGY = " OR ".join(f"u.channel = '{c}'" for c, s in CHANNELS.items() if s.energy_mean) or "false"
 
-# One statement: insert the new readings, then roll up and locate vehicles from those rows only,
-# so a redelivered batch changes nothing.
+
+def rollup_sql(source: str) -> str:
+    """Hourly per-cell, per-channel sums over the rows of `source` (a fixed relation name) that
+    may count: a valid fix, a cell, no excluded reading flag, a value not flagged for its channel.
+    Parameters: resolution, stats_excluded."""
+    return f"""
+    SELECT %(resolution)s::smallint AS resolution, u.cell,
+           date_bin('1 hour', u.time, TIMESTAMPTZ '2000-01-03') AS bucket, u.channel,
+           count(*) AS n, sum(u.value) AS sum, sum(u.value * u.value) AS sumsq,
+           min(u.value) AS min, max(u.value) AS max,
+           CASE WHEN bool_or({_ENERGY}) THEN sum(power(10.0::float8, u.value / 10.0)) END
+               AS energy_sum
+    FROM (
+        SELECT i.cell, i.time, v.channel, v.value
+        FROM {source} i CROSS JOIN LATERAL (VALUES {_LATERAL}) AS v(channel, value)
+        WHERE i.cell IS NOT NULL AND i.fix_valid AND v.value IS NOT NULL
+          AND NOT (i.flags && %(stats_excluded)s::text[])
+          AND NOT (i.channel_flags ? v.channel)
+    ) u
+    GROUP BY 2, 3, 4
+    """
+
+
+# One statement: insert the new readings, then roll up, locate vehicles and note the touched
+# stretches of track from those rows only, so a redelivered batch changes nothing.
 _INSERT = f"""
 WITH ins AS (
     INSERT INTO reading ({_COLS})
     SELECT {_COLS} FROM reading_stage
     ON CONFLICT DO NOTHING
     RETURNING *
-), units AS (
-    SELECT i.cell, date_bin('1 hour', i.time, TIMESTAMPTZ '2000-01-03') AS bucket, v.channel, v.value
-    FROM ins i CROSS JOIN LATERAL (VALUES {_LATERAL}) AS v(channel, value)
-    WHERE i.cell IS NOT NULL AND i.fix_valid AND v.value IS NOT NULL
-      AND NOT (i.channel_flags ? v.channel)
 ), rolled AS (
     INSERT INTO cell_rollup AS r (resolution, cell, bucket, channel, n, sum, sumsq, min, max, energy_sum)
-    SELECT %(resolution)s, u.cell, u.bucket, u.channel, count(*), sum(u.value), sum(u.value * u.value),
-           min(u.value), max(u.value),
-           CASE WHEN bool_or({_ENERGY}) THEN sum(power(10.0, u.value / 10.0)) END
-    FROM units u GROUP BY u.cell, u.bucket, u.channel
+    {rollup_sql("ins")}
     ON CONFLICT (resolution, channel, bucket, cell) DO UPDATE SET
         n = r.n + EXCLUDED.n, sum = r.sum + EXCLUDED.sum, sumsq = r.sumsq + EXCLUDED.sumsq,
         min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max),
@@ -89,8 +90,15 @@ WITH ins AS (
                         THEN EXCLUDED.last_lon ELSE v.last_lon END,
         last_time = greatest(v.last_time, EXCLUDED.last_time)
     RETURNING 1
+), touched AS (
+    INSERT INTO touched_stage (vehicle, tmin, tmax)
+    SELECT vehicle, min(time), max(time) FROM ins
+    WHERE fix_valid AND cell IS NOT NULL
+    GROUP BY vehicle
+    RETURNING 1
 )
-SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM rolled), (SELECT count(*) FROM located)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM rolled), (SELECT count(*) FROM located),
+       (SELECT count(*) FROM touched)
 """
 
 
@@ -143,11 +151,35 @@ class StatusUpdate:
 class WriteResult:
     offered: int
     inserted: int
+    passes: int = 0  # passes written (recomputed around the new readings)
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """How readings are analysed: the H3 resolution of cells and the longest gap inside a pass.
+    Stored in `meta`; changed only by `envpatrol rebuild`, which recomputes everything derived."""
+
+    resolution: int
+    pass_gap: timedelta
+
+
+def read_analysis(conn: psycopg.Connection[tuple[object, ...]], *, lock: bool = False) -> Analysis:
+    """The analysis settings in force. With `lock`, the meta rows stay share-locked until the
+    transaction ends, so a rebuild (which updates them) waits for the batch, and a batch that
+    starts during a rebuild waits for it and then uses the new settings."""
+    query = "SELECT key, value FROM meta WHERE key IN ('h3_resolution', 'pass_gap_s')"
+    rows: dict[object, object] = dict(
+        conn.execute(query + (" FOR SHARE" if lock else "")).fetchall()  # type: ignore[arg-type]
+    )
+    return Analysis(
+        resolution=int(str(rows.get("h3_resolution", 10))),
+        pass_gap=timedelta(seconds=float(str(rows.get("pass_gap_s", 120)))),
+    )
 
 
 @dataclass
 class Writer:
-    """Writes batches on one connection; partitions are created ahead on plain PostgreSQL."""
+    """Writes batches on one connection; partitions are made ahead on plain PostgreSQL."""
 
     conn: psycopg.Connection[tuple[object, ...]]
     resolution: int
@@ -155,25 +187,19 @@ class Writer:
     _days: set[date] = field(default_factory=set)
 
     def prepare(self) -> None:
-        self.conn.execute(_CREATE_STAGE)
+        for statement in _CREATE_STAGE:
+            self.conn.execute(statement)  # type: ignore[arg-type]
+        pass_store.prepare(self.conn)
         self.conn.commit()
         if self.plain:
             today = datetime.now(UTC).date()
             self.ensure_partitions({today + timedelta(days=d) for d in range(-1, 8)})
 
     def ensure_partitions(self, days: set[date]) -> None:
-        """Daily partitions for the days a batch touches (readings of any day are accepted;
-        days without a partition land in the default partition)."""
+        """Daily partitions for the days a batch touches (envpatrol_ensure_partition, 0004)."""
         for day in sorted(days - self._days):
-            name = f"reading_p{day:%Y%m%d}"
-            try:
-                with self.conn.transaction():
-                    self.conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF reading "  # type: ignore[arg-type]
-                        f"FOR VALUES FROM ('{day:%Y-%m-%d}') TO ('{day + timedelta(days=1):%Y-%m-%d}')"
-                    )
-            except psycopg.errors.CheckViolation:
-                log.warning("readings for %s are in the default partition; leaving them there", day)
+            with self.conn.transaction():
+                self.conn.execute("SELECT envpatrol_ensure_partition(%s)", (day,))
             self.conn.commit()
             self._days.add(day)
 
@@ -185,16 +211,27 @@ class Writer:
     ) -> WriteResult:
         """Store one batch in one transaction. Raises psycopg errors; the caller retries."""
         if self.plain and readings:
-            self.ensure_partitions({r.time.date() for r in readings})
-        inserted = 0
+            self.ensure_partitions({r.time.astimezone(UTC).date() for r in readings})
+        inserted = passes = 0
         with self.conn.transaction():
             if readings:
+                analysis = read_analysis(self.conn, lock=True)
+                self.resolution = analysis.resolution
                 with self.conn.cursor() as cur:
                     with cur.copy(f"COPY reading_stage ({_COLS}) FROM STDIN") as copy:  # type: ignore[arg-type]
                         for reading in readings:
                             copy.write_row(row_of(reading, self.resolution))
-                    row = cur.execute(_INSERT, {"resolution": self.resolution}).fetchone()  # type: ignore[arg-type]
+                    row = cur.execute(
+                        _INSERT,  # type: ignore[arg-type]
+                        {
+                            "resolution": self.resolution,
+                            "stats_excluded": list(STATS_EXCLUDED_FLAGS),
+                        },
+                    ).fetchone()
                     inserted = int(row[0]) if row else 0  # type: ignore[call-overload]
+                    touched = int(row[3]) if row else 0  # type: ignore[call-overload]
+                    if touched:
+                        passes = pass_store.refresh_touched(cur, self.resolution, analysis.pass_gap)
             if dead:
                 with self.conn.cursor() as cur:
                     cur.executemany(
@@ -207,7 +244,7 @@ class Writer:
                     )
             for status in statuses:
                 self._status(status)
-        return WriteResult(len(readings), inserted)
+        return WriteResult(len(readings), inserted, passes)
 
     def _status(self, update: StatusUpdate) -> None:
         doc = json.dumps(update.document)

@@ -1,0 +1,189 @@
+"""Passes in the database: recomputed for the stretches of track a batch touched, or all at once.
+
+The segmentation itself is `ingest.passes`, pure; this module only feeds it readings and stores
+what it returns. Incremental rule: for a vehicle whose new readings span [tmin, tmax], only passes
+that end at or after tmin - gap and start at or before tmax + gap can change (any other pass is
+separated from every new reading by more than the gap, or by a pass in between). The window from
+the earliest such pass's start to the latest one's end (or [tmin, tmax] itself) is deleted and
+segmented again from the readings it holds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from ingest.columns import CHANNEL_COLUMNS
+from ingest.passes import (
+    STATS_EXCLUDED_FLAGS,
+    TRACK_EXCLUDED_FLAGS,
+    Pass,
+    TrackPoint,
+    passes_of,
+    segment,
+    summarize,
+)
+
+Cursor = psycopg.Cursor[Any]
+
+_CREATE_WINDOW = (
+    "CREATE TEMP TABLE IF NOT EXISTS pass_window "
+    "(vehicle text PRIMARY KEY, lo timestamptz NOT NULL, hi timestamptz NOT NULL) "
+    "ON COMMIT DELETE ROWS"
+)
+
+_WINDOWS = """
+INSERT INTO pass_window (vehicle, lo, hi)
+SELECT t.vehicle, least(t.tmin, min(p.start_time)), greatest(t.tmax, max(p.end_time))
+FROM touched_stage t
+LEFT JOIN pass p
+  ON p.resolution = %(resolution)s AND p.vehicle = t.vehicle
+ AND p.end_time >= t.tmin - %(gap)s AND p.start_time <= t.tmax + %(gap)s
+GROUP BY t.vehicle, t.tmin, t.tmax
+"""
+
+_DELETE = """
+DELETE FROM {table} p USING pass_window w
+WHERE p.resolution = %(resolution)s AND p.vehicle = w.vehicle
+  AND p.start_time >= w.lo AND p.start_time <= w.hi
+"""
+
+# A value counts unless its reading carries an excluded flag or the value its channel's flag.
+_VALUES = ", ".join(
+    f"CASE WHEN NOT r.channel_flags ? '{c}' THEN r.{c} END" for c in CHANNEL_COLUMNS
+)
+_TRACK = f"""
+SELECT r.vehicle, r.time, r.seq, r.cell, r.flags && %(stats_excluded)s::text[] AS excluded,
+       {_VALUES}
+FROM reading r {{join}}
+WHERE r.fix_valid AND r.cell IS NOT NULL AND NOT (r.flags && %(track_excluded)s::text[])
+ORDER BY r.vehicle, r.time, r.seq
+"""
+_WINDOW_JOIN = "JOIN pass_window w ON r.vehicle = w.vehicle AND r.time >= w.lo AND r.time <= w.hi"
+
+PASS_COLUMNS = (
+    "resolution",
+    "vehicle",
+    "start_time",
+    "first_seq",
+    "end_time",
+    "last_seq",
+    "cell",
+    "readings",
+)
+STAT_COLUMNS = (
+    "resolution",
+    "vehicle",
+    "start_time",
+    "first_seq",
+    "channel",
+    "cell",
+    "end_time",
+    "n",
+    "mean",
+    "min",
+    "max",
+    "energy_mean",
+)
+
+
+def prepare(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(_CREATE_WINDOW)
+
+
+def _params(resolution: int, gap: timedelta) -> dict[str, object]:
+    return {
+        "resolution": resolution,
+        "gap": gap,
+        "stats_excluded": list(STATS_EXCLUDED_FLAGS),
+        "track_excluded": list(TRACK_EXCLUDED_FLAGS),
+    }
+
+
+def _point(row: tuple[Any, ...]) -> TrackPoint:
+    time: datetime = row[1]
+    values = (
+        {}
+        if row[4]
+        else {c: v for c, v in zip(CHANNEL_COLUMNS, row[5:], strict=True) if v is not None}
+    )
+    return TrackPoint(time, int(row[2]), int(row[3]), values)
+
+
+def _points(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, Iterator[TrackPoint]]]:
+    """Rows of the track query (ordered by vehicle, time, seq), per vehicle as track points."""
+    for vehicle, group in itertools.groupby(rows, key=lambda row: row[0]):
+        yield str(vehicle), (_point(row) for row in group)
+
+
+def store(cur: Cursor, resolution: int, passes: Iterable[Pass]) -> int:
+    """COPY passes and their statistics in; returns how many passes."""
+    count = 0
+    stats: list[tuple[object, ...]] = []
+    with cur.copy(f"COPY pass ({', '.join(PASS_COLUMNS)}) FROM STDIN") as copy:  # type: ignore[arg-type]
+        for p in passes:
+            count += 1
+            copy.write_row(
+                (resolution, p.vehicle, p.start, p.first_seq, p.end, p.last_seq, p.cell, p.readings)
+            )
+            for channel, s in p.stats.items():
+                stats.append(
+                    (
+                        resolution,
+                        p.vehicle,
+                        p.start,
+                        p.first_seq,
+                        channel,
+                        p.cell,
+                        p.end,
+                        s.n,
+                        s.mean,
+                        s.min,
+                        s.max,
+                        s.energy_mean,
+                    )
+                )
+    if stats:
+        with cur.copy(f"COPY pass_stat ({', '.join(STAT_COLUMNS)}) FROM STDIN") as copy:  # type: ignore[arg-type]
+            for row in stats:
+                copy.write_row(row)
+    return count
+
+
+def refresh_touched(cur: Cursor, resolution: int, gap: timedelta) -> int:
+    """Recompute the passes around the readings listed in `touched_stage` (filled by the batch's
+    insert, in the same transaction). Returns how many passes were written."""
+    params = _params(resolution, gap)
+    cur.execute(_WINDOWS, params)
+    if not cur.rowcount:
+        return 0
+    for table in ("pass_stat", "pass"):
+        cur.execute(_DELETE.format(table=table), params)  # type: ignore[arg-type]
+    rows = cur.execute(_TRACK.format(join=_WINDOW_JOIN), params).fetchall()  # type: ignore[arg-type]
+    fresh = [p for vehicle, points in _points(rows) for p in passes_of(vehicle, list(points), gap)]
+    return store(cur, resolution, fresh)
+
+
+def rebuild_all(conn: psycopg.Connection[Any], resolution: int, gap: timedelta) -> int:
+    """Every pass from every stored reading, at `resolution` (reading.cell must already be at it).
+    Runs inside the caller's transaction; streams the readings through a server-side cursor."""
+    params = _params(resolution, gap)
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM pass_stat")
+        cur.execute("DELETE FROM pass")
+    total = 0
+    with (
+        conn.cursor(name="envpatrol_track") as track,
+        conn.cursor() as out,
+    ):
+        track.itersize = 20_000
+        track.execute(_TRACK.format(join=""), params)  # type: ignore[arg-type]
+        for vehicle, points in _points(track):
+            runs = (summarize(vehicle, run) for run in segment(points, gap))
+            while chunk := list(itertools.islice(runs, 5_000)):
+                total += store(out, resolution, chunk)
+    return total

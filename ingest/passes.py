@@ -1,0 +1,119 @@
+"""Passes: a vehicle's contiguous visits to one grid cell, and their per-channel statistics.
+
+A vehicle's track is its readings with a valid, fresh fix, in (time, seq) order. A pass is a run
+of consecutive track points in the same cell; it ends when the vehicle leaves the cell or when two
+consecutive points are more than `gap` apart (the vehicle was parked, switched off or offline).
+
+Pure functions of data: the writer feeds them readings from the database, the rebuild command
+feeds them the whole table, and tests feed them made-up tracks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from edge.units import CHANNELS
+
+# Readings with these flags are not where the statistics come from: no usable position
+# (no_fix, stale_fix), standing still (stationary: a parked vehicle's exhaust is not the street's),
+# or sensors still warming up. They stay stored and readable.
+STATS_EXCLUDED_FLAGS: tuple[str, ...] = ("no_fix", "stale_fix", "stationary", "warmup")
+# Readings with these flags are not even on the track: their position cannot be trusted.
+TRACK_EXCLUDED_FLAGS: tuple[str, ...] = ("no_fix", "stale_fix")
+DEFAULT_PASS_GAP = timedelta(seconds=120)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackPoint:
+    """One positioned reading. `values` holds only values that may count: a value flagged for its
+    channel, or every value of a reading with an excluded reading flag, is left out."""
+
+    time: datetime
+    seq: int
+    cell: int
+    values: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStats:
+    n: int
+    mean: float
+    min: float
+    max: float
+    energy_mean: float | None  # 10*log10(mean(10^(L/10))) for logarithmic channels (noise)
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    vehicle: str
+    cell: int
+    start: datetime
+    end: datetime
+    first_seq: int
+    last_seq: int
+    readings: int  # track points in the pass, counted or not
+    stats: Mapping[str, ChannelStats]
+
+
+def ordered(points: Iterable[TrackPoint]) -> list[TrackPoint]:
+    return sorted(points, key=lambda p: (p.time, p.seq))
+
+
+def segment(points: Iterable[TrackPoint], gap: timedelta) -> Iterator[list[TrackPoint]]:
+    """Split one vehicle's track, already in (time, seq) order, into passes.
+
+    A point starts a new pass when its cell differs from the previous point's or when it comes
+    more than `gap` after it; a gap of exactly `gap` keeps the pass going.
+    """
+    if gap <= timedelta(0):
+        raise ValueError(f"the pass gap must be positive, got {gap}")
+    current: list[TrackPoint] = []
+    for point in points:
+        if current:
+            last = current[-1]
+            if point.cell != last.cell or point.time - last.time > gap:
+                yield current
+                current = []
+        current.append(point)
+    if current:
+        yield current
+
+
+def channel_stats(channel: str, values: Sequence[float]) -> ChannelStats:
+    """Statistics of one channel's values in a pass (at least one value)."""
+    if not values:
+        raise ValueError("no values")
+    n = len(values)
+    energy = None
+    spec = CHANNELS.get(channel)
+    if spec is not None and spec.energy_mean:
+        energy = 10.0 * math.log10(math.fsum(10.0 ** (v / 10.0) for v in values) / n)
+    return ChannelStats(n, math.fsum(values) / n, min(values), max(values), energy)
+
+
+def summarize(vehicle: str, points: Sequence[TrackPoint]) -> Pass:
+    """A pass of `points` (one cell, in order, at least one point)."""
+    if not points:
+        raise ValueError("a pass has at least one point")
+    by_channel: dict[str, list[float]] = {}
+    for point in points:
+        for channel, value in point.values.items():
+            by_channel.setdefault(channel, []).append(value)
+    return Pass(
+        vehicle=vehicle,
+        cell=points[0].cell,
+        start=points[0].time,
+        end=points[-1].time,
+        first_seq=points[0].seq,
+        last_seq=points[-1].seq,
+        readings=len(points),
+        stats={c: channel_stats(c, v) for c, v in sorted(by_channel.items())},
+    )
+
+
+def passes_of(vehicle: str, points: Sequence[TrackPoint], gap: timedelta) -> list[Pass]:
+    """Every pass of one vehicle's track (points in any order)."""
+    return [summarize(vehicle, run) for run in segment(ordered(points), gap)]

@@ -1,0 +1,307 @@
+"""The store on the real PostgreSQL: passes and rollups under late, out-of-order and repeated
+batches, the rebuild at another resolution, partitions, retention and roles."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import h3
+import psycopg
+import pytest
+
+from edge.wire import Position, Reading
+from ingest.migrate import migrate
+from ingest.passes import STATS_EXCLUDED_FLAGS, TRACK_EXCLUDED_FLAGS, TrackPoint, passes_of
+from ingest.rebuild import rebuild
+from ingest.writer import Writer, cell_of
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2025, 3, 3, 7, 50, tzinfo=UTC)  # crosses an hour and, at 23:50 below, a day
+GAP = timedelta(seconds=120)
+
+
+def drive(vehicle: str, n: int, seed: int, start: datetime = T0) -> list[Reading]:
+    """A vehicle along a street with stops, gaps and flagged readings, one reading per ~10 s."""
+    rnd = random.Random(seed)
+    out = []
+    moment = start
+    lon = 116.40
+    for seq in range(n):
+        moment += timedelta(seconds=rnd.choice([10, 10, 10, 10, 30, 150, 400]))
+        lon += rnd.choice([0.0, 0.0, 0.0007, 0.0015])
+        flags: tuple[str, ...] = ()
+        channel_flags: dict[str, tuple[str, ...]] = {}
+        roll = rnd.random()
+        if roll < 0.05:
+            flags = ("stationary",)
+        elif roll < 0.08:
+            flags = ("stale_fix",)
+        elif roll < 0.12:
+            channel_flags = {"pm25": ("spike",)}
+        valid = rnd.random() > 0.03
+        out.append(
+            Reading(
+                vehicle=vehicle,
+                seq=seq,
+                time=moment,
+                time_source="gnss",
+                position=Position(39.9, lon, valid, 1, 9, 0.9, 5.0, 90.0, 0.5),
+                values={"pm25": rnd.uniform(5, 80), "noise": rnd.uniform(50, 85), "co2": None},
+                profile="default-multi",
+                flags=flags,
+                channel_flags=channel_flags,
+            )
+        )
+    return out
+
+
+def expected_passes(
+    readings: list[Reading], resolution: int, gap: timedelta
+) -> set[tuple[Any, ...]]:
+    """Passes as the pure segmenter sees the whole track at once."""
+    out: set[tuple[Any, ...]] = set()
+    for vehicle in {r.vehicle for r in readings}:
+        points = []
+        for r in readings:
+            p = r.position
+            if r.vehicle != vehicle or p is None or not p.valid:
+                continue
+            if set(r.flags) & set(TRACK_EXCLUDED_FLAGS):
+                continue
+            excluded = bool(set(r.flags) & set(STATS_EXCLUDED_FLAGS))
+            values = {
+                c: v
+                for c, v in r.values.items()
+                if v is not None and not excluded and c not in r.channel_flags
+            }
+            points.append(TrackPoint(r.time, r.seq, cell_of(p.lat, p.lon, resolution), values))
+        for found in passes_of(vehicle, points, gap):
+            stats = tuple(
+                (c, s.n, round(s.mean, 6), round(s.energy_mean or 0.0, 6))
+                for c, s in sorted(found.stats.items())
+            )
+            out.add(
+                (
+                    vehicle,
+                    found.start,
+                    found.first_seq,
+                    found.end,
+                    found.cell,
+                    found.readings,
+                    stats,
+                )
+            )
+    return out
+
+
+def stored_passes(conn: psycopg.Connection[Any], resolution: int) -> set[tuple[Any, ...]]:
+    stats: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for row in conn.execute(
+        "SELECT vehicle, start_time, first_seq, channel, n, mean, coalesce(energy_mean, 0)"
+        " FROM pass_stat WHERE resolution = %s ORDER BY channel",
+        (resolution,),
+    ):
+        stats.setdefault(row[:3], []).append((row[3], row[4], round(row[5], 6), round(row[6], 6)))
+    rows = conn.execute(
+        "SELECT vehicle, start_time, first_seq, end_time, cell, readings FROM pass"
+        " WHERE resolution = %s",
+        (resolution,),
+    ).fetchall()
+    return {(*row, tuple(stats.get(row[:3], []))) for row in rows}
+
+
+def rollups(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT resolution, cell, bucket, channel, n, round(sum::numeric, 6), min, max,"
+        " round(energy_sum::numeric, 3) FROM cell_rollup ORDER BY 1, 2, 3, 4"
+    ).fetchall()
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(database_url) as connection:
+        yield connection
+
+
+def writer_for(conn: psycopg.Connection[Any]) -> Writer:
+    backend = migrate(conn)
+    conn.autocommit = False
+    writer = Writer(conn, 10, plain=backend == "plain")
+    writer.prepare()
+    return writer
+
+
+def test_late_out_of_order_and_repeated_batches_give_the_passes_of_the_whole_track(
+    conn: psycopg.Connection[Any],
+) -> None:
+    readings = drive("car-a", 300, seed=1) + drive("car-b", 200, seed=2)
+    writer = writer_for(conn)
+    rnd = random.Random(7)
+    order = list(readings)
+    rnd.shuffle(order)
+    # Batches of random size; every third batch is delivered twice (a redelivery after a crash).
+    i = 0
+    batches = 0
+    while i < len(order):
+        size = rnd.randint(1, 60)
+        batch = order[i : i + size]
+        writer.write(batch, [], [])
+        if batches % 3 == 0:
+            writer.write(batch, [], [])
+        i += size
+        batches += 1
+    assert conn.execute("SELECT count(*) FROM reading").fetchone() == (len(readings),)
+    expected = expected_passes(readings, 10, GAP)
+    assert len(expected) > 100  # the drive has many passes, some with gaps, some with stops
+    assert stored_passes(conn, 10) == expected
+    incremental = rollups(conn)
+    conn.commit()
+
+    # The rebuild from scratch at the same settings agrees with what the batches built.
+    rebuild(conn)
+    assert rollups(conn) == incremental
+    assert stored_passes(conn, 10) == expected_passes(readings, 10, GAP)
+
+
+def test_flagged_values_stay_stored_but_out_of_statistics(conn: psycopg.Connection[Any]) -> None:
+    writer = writer_for(conn)
+    position = Position(39.9, 116.4, True)
+    readings = [
+        Reading("car-c", 0, T0, "gnss", position, {"pm25": 10.0}, "p"),
+        Reading("car-c", 1, T0 + timedelta(seconds=10), "gnss", position, {"pm25": 500.0}, "p",
+                channel_flags={"pm25": ("spike",)}),
+        Reading("car-c", 2, T0 + timedelta(seconds=20), "gnss", position, {"pm25": 900.0}, "p",
+                flags=("stationary",)),
+        Reading("car-c", 3, T0 + timedelta(seconds=30), "gnss", position, {"pm25": 20.0}, "p"),
+    ]  # fmt: skip
+    writer.write(readings, [], [])
+    assert conn.execute("SELECT count(*) FROM reading").fetchone() == (4,)
+    assert conn.execute("SELECT readings FROM pass").fetchone() == (4,)
+    assert conn.execute("SELECT n, mean, max FROM pass_stat WHERE channel = 'pm25'").fetchone() == (
+        2,
+        15.0,
+        20.0,
+    )
+    assert conn.execute("SELECT n, max FROM cell_rollup WHERE channel = 'pm25'").fetchone() == (
+        2,
+        20.0,
+    )
+
+
+def test_rebuild_at_another_resolution_from_the_stored_positions(
+    conn: psycopg.Connection[Any],
+) -> None:
+    readings = drive("car-d", 150, seed=4)
+    writer = writer_for(conn)
+    writer.write(readings, [], [])
+    report = rebuild(conn, 11, timedelta(seconds=60))
+    assert report.resolution == 11
+    assert report.readings == sum(1 for r in readings if r.position and r.position.valid)
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    assert meta["h3_resolution"] == "11"
+    assert float(meta["pass_gap_s"]) == 60.0
+    for lat, lon, cell in conn.execute("SELECT lat, lon, cell FROM reading WHERE fix_valid"):
+        assert cell == h3.str_to_int(h3.latlng_to_cell(lat, lon, 11))
+    assert conn.execute("SELECT DISTINCT resolution FROM cell_rollup").fetchall() == [(11,)]
+    assert conn.execute("SELECT DISTINCT resolution FROM pass").fetchall() == [(11,)]
+    assert stored_passes(conn, 11) == expected_passes(readings, 11, timedelta(seconds=60))
+
+    # The ingest follows: the next batch is cut at resolution 11 and joins the rebuilt passes.
+    more = drive("car-d", 180, seed=4)[150:]
+    writer.write(more, [], [])
+    assert writer.resolution == 11
+    assert stored_passes(conn, 11) == expected_passes(readings + more, 11, timedelta(seconds=60))
+
+
+def plain_only(conn: psycopg.Connection[Any]) -> None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'backend'").fetchone()
+    if row != ("plain",):
+        pytest.skip("daily partitions are the plain-PostgreSQL path; this database is TimescaleDB")
+
+
+def partitions(conn: psycopg.Connection[Any]) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'reading'::regclass ORDER BY 1"
+        )
+    ]
+
+
+def test_daily_partitions_are_made_ahead_and_late_days_leave_the_default(
+    conn: psycopg.Connection[Any],
+) -> None:
+    writer = writer_for(conn)
+    plain_only(conn)
+    today = datetime.now(UTC).date()
+    names = partitions(conn)
+    for d in range(-1, 8):
+        assert f"reading_p{today + timedelta(days=d):%Y%m%d}" in names
+    assert "reading_default" in names
+    # A reading of a day without a partition, put straight into the default partition (as if
+    # stored before partitions were made), moves into its own partition when one is made.
+    conn.execute("INSERT INTO reading_default (vehicle, seq, time, time_source, profile)"
+                 " VALUES ('car-e', 99, '2024-01-10T12:00Z', 'gnss', 'p')")  # fmt: skip
+    position = Position(39.9, 116.4, True)
+    old = [
+        Reading(
+            "car-e", 0, datetime(2024, 1, 9, 23, 59, 50, tzinfo=UTC), "gnss", position, {}, "p"
+        ),
+        Reading("car-e", 1, datetime(2024, 1, 10, 0, 0, 10, tzinfo=UTC), "gnss", position, {}, "p"),
+    ]
+    writer.write(old, [], [])
+    assert {"reading_p20240109", "reading_p20240110"} <= set(partitions(conn))
+    assert conn.execute("SELECT count(*) FROM reading_default").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM reading").fetchone() == (3,)
+    conn.commit()
+
+    # Retention: whole days before the cut-off go, by dropping their partitions.
+    dropped = [
+        r[0] for r in conn.execute("SELECT envpatrol_drop_partitions(%s)", (date(2024, 1, 10),))
+    ]
+    assert dropped == ["reading_p20240109"]
+    assert conn.execute("SELECT seq FROM reading ORDER BY seq").fetchall() == [(1,), (99,)]
+
+
+def test_roles_writer_writes_reader_reads_and_future_partitions_follow(
+    conn: psycopg.Connection[Any],
+) -> None:
+    writer = writer_for(conn)
+    roles = {
+        r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'envpatrol_%'")
+    }
+    if not {"envpatrol_writer", "envpatrol_reader"} <= roles:
+        pytest.skip("the migrating user could not create the envpatrol roles (needs CREATEROLE)")
+    # A partition made after the migrations (by the owner-rights function) is covered by the
+    # default privileges, like every table a later migration adds.
+    writer.ensure_partitions({date(2031, 5, 5)})
+
+    def can(role: str, table: str, privilege: str) -> bool:
+        row = conn.execute(
+            "SELECT has_table_privilege(%s, %s, %s)", (role, table, privilege)
+        ).fetchone()
+        return bool(row and row[0])
+
+    for table in (
+        "reading",
+        "reading_p20310505",
+        "pass",
+        "pass_stat",
+        "cell_rollup",
+        "dead_letter",
+    ):
+        assert can("envpatrol_reader", table, "SELECT"), table
+        assert not can("envpatrol_reader", table, "INSERT"), table
+        assert can("envpatrol_writer", table, "INSERT"), table
+    schema = conn.execute(
+        "SELECT has_schema_privilege('envpatrol_writer', 'public', 'CREATE'),"
+        " has_schema_privilege('envpatrol_reader', 'public', 'CREATE'),"
+        " has_function_privilege('envpatrol_writer', 'envpatrol_ensure_partition(date)', 'EXECUTE'),"
+        " has_function_privilege('envpatrol_reader', 'envpatrol_ensure_partition(date)', 'EXECUTE')"
+    ).fetchone()
+    assert schema == (False, False, True, False)

@@ -1,0 +1,60 @@
+"""The ingest's settings: the shipped file loads, and bad values are refused with their key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.mqtt import SettingsError
+from ingest.settings import load_ingest_settings
+
+SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "config" / "ingest.toml"
+ENV = {"ENVPATROL_DATABASE_URL": "postgresql:///envpatrol"}
+
+
+def shipped_without_secrets(tmp_path: Path, extra: str = "") -> Path:
+    lines = [
+        line
+        for line in SHIPPED.read_text().splitlines()
+        if not line.startswith(("password_file", "ca_file"))
+    ]
+    path = tmp_path / "ingest.toml"
+    path.write_text("\n".join(lines).replace("mqtts://", "mqtt://") + "\n" + extra)
+    return path
+
+
+def test_the_shipped_file_loads(tmp_path: Path) -> None:
+    settings = load_ingest_settings(str(shipped_without_secrets(tmp_path)), ENV)
+    assert settings.batch_max_messages == 1000
+    assert settings.metrics_port == 9108
+    assert settings.share_group == ""
+    assert settings.compress_after_days == 7
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    env = {**ENV, "ENVPATROL_INGEST_SHARE_GROUP": "ingest", "ENVPATROL_INGEST_METRICS_PORT": "0"}
+    settings = load_ingest_settings(str(shipped_without_secrets(tmp_path)), env)
+    assert settings.share_group == "ingest"
+    assert settings.metrics_port == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "key"),
+    [
+        ('share_group = "a/b"', "ingest.share_group"),
+        ("metrics_port = 70000", "ingest.metrics_port"),
+        ("compress_after_days = 0", "ingest.compress_after_days"),
+        ("db_timeout_s = 0", "ingest"),
+        ("no_such_thing = 1", "ingest.no_such_thing"),
+    ],
+)
+def test_bad_values_are_refused(tmp_path: Path, setting: str, key: str) -> None:
+    text = shipped_without_secrets(tmp_path).read_text()
+    name = setting.split(" =", maxsplit=1)[0]
+    text = "\n".join(line for line in text.splitlines() if not line.startswith(name + " "))
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace("[ingest]\n", f"[ingest]\n{setting}\n"))
+    with pytest.raises(SettingsError) as info:
+        load_ingest_settings(str(path), ENV)
+    assert info.value.key == key
