@@ -18,7 +18,7 @@ For each cell with passes (hotspots.md, "Default method" step 5):
 from __future__ import annotations
 
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -106,14 +106,21 @@ def cell_table(
     reference: float,
     energy: bool,
     settings: AnalysisSettings,
+    index: tuple[IntArray, IntArray] | None = None,
 ) -> CellTable:
-    """Statistics per cell over the given passes (all with a finite enhancement)."""
-    cells, label = dense_labels(cell)
+    """Statistics per cell over the given passes (all with a finite enhancement).
+
+    `index` = (sorted distinct cells, position of each pass's cell among them) when the caller
+    has it already (detect computes it once for all pollutants and strata); cells without a
+    pass among the given ones are left out of the table.
+    """
+    cells, label = dense_labels(cell) if index is None else index
     k = len(cells)
     delta = settings.delta_for(pollutant)
     excess = enhancement - reference
     passes = group_count(label, k)
-    above = group_sum(label, (excess > delta).astype(np.float64), k)
+    with np.errstate(invalid="ignore"):  # cells without passes get NaN, dropped below
+        persistence = group_sum(label, (excess > delta).astype(np.float64), k) / passes
     spikes = group_sum(label, (excess > settings.episodic_factor * delta).astype(np.float64), k)
     first = np.full(k, np.inf)
     last = np.full(k, -np.inf)
@@ -121,27 +128,28 @@ def cell_table(
     np.maximum.at(last, label, end)
     level_energy = None
     if energy:
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # cells without passes: NaN
             level_energy = 10.0 * np.log10(group_sum(label, 10.0 ** (value / 10.0), k) / passes)
     margin = settings.margin_factor * delta
-    median_excess = group_median(label, excess, k)
+    median_enhancement = group_median(label, enhancement, k)
+    median_excess = median_enhancement - reference  # a median moves with a shift
     sigma = robust_sigma(excess)
     if settings.magnitude_test == "signed_rank":
         _, p, _ = signed_rank_greater(label, excess - margin, k, settings.exact_wilcoxon_max_n)
     else:
         _, p = median_z_greater(median_excess - margin, passes, sigma)
-    return CellTable(
+    table = CellTable(
         pollutant=pollutant,
         stratum=stratum,
         cell=cells.astype(np.int64),
         passes=passes,
         days=group_nunique(label, day, k),
         vehicles=group_nunique(label, vehicle, k),
-        median_enhancement=group_median(label, enhancement, k),
+        median_enhancement=median_enhancement,
         median_excess=median_excess,
         level=group_median(label, value, k),
         level_energy=level_energy,
-        persistence=above / passes,
+        persistence=persistence,
         spikes=spikes.astype(np.int64),
         first=first,
         last=last,
@@ -151,6 +159,22 @@ def cell_table(
         margin=margin,
         sigma=sigma,
     )
+    if index is not None and bool((passes == 0).any()):
+        return _rows(table, passes > 0)
+    return table
+
+
+def _rows(table: CellTable, keep: BoolArray) -> CellTable:
+    """The table restricted to some rows."""
+    columns = {
+        name: getattr(table, name)[keep]
+        for name in (
+            "cell", "passes", "days", "vehicles", "median_enhancement", "median_excess",
+            "level", "persistence", "spikes", "first", "last", "p_magnitude",
+        )
+    }  # fmt: skip
+    energy = table.level_energy[keep] if table.level_energy is not None else None
+    return replace(table, level_energy=energy, **columns)
 
 
 def bootstrap_median_ci(

@@ -31,7 +31,7 @@ from api.analysis.cellstats import (
 )
 from api.analysis.clusters import cluster, components
 from api.analysis.enhancement import enhancement, reference_level
-from api.analysis.grouping import FloatArray, IntArray
+from api.analysis.grouping import FloatArray, IntArray, dense_labels
 from api.analysis.labels import RANK, Evidence, Label, Reason, label_masks, reasons
 from api.analysis.labels import confirmed as confirmed_cells
 from api.analysis.labels import eligible as eligible_cells
@@ -86,6 +86,8 @@ def _finite(value: float) -> float | None:
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     table: PassTable
+    cells: IntArray  # distinct cells, sorted
+    cell_label: IntArray  # position of each pass's cell in `cells`
     trip: IntArray
     day: IntArray
     minute: IntArray
@@ -102,8 +104,11 @@ def detect(
         return []
     mid = table.mid
     day, minute = local_clock(mid, settings.timezone)
+    cells, cell_label = dense_labels(table.cell)
     prepared = _Prepared(
         table=table,
+        cells=cells.astype(np.int64),
+        cell_label=cell_label,
         trip=trips(table.vehicle, mid, settings.trip_gap_s),
         day=day,
         minute=minute,
@@ -156,6 +161,7 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
             reference,
             energy,
             settings,
+            index=(prep.cells, prep.cell_label[mask]),
         )
         tables[stratum.name] = cells
         tests = _tests(cells, settings)
@@ -219,16 +225,15 @@ def _hotspots(
     names = {v: k for k, v in RANK.items()}
     rng = np.random.default_rng(settings.seed)
     out: list[Hotspot] = []
-    order = np.argsort(pass_cell, kind="stable")
-    sorted_cells = pass_cell[order]
     for group in components(cells.cell[labelled]):
         rows = [int(labelled[i]) for i in group]
         shape = cluster(cells.cell, rows, strength, cells.median_excess)
         peak = shape.peak_row
-        lo = np.searchsorted(sorted_cells, cells.cell[peak], side="left")
-        hi = np.searchsorted(sorted_cells, cells.cell[peak], side="right")
         interval = bootstrap_median_ci(
-            e[order[lo:hi]], settings.bootstrap_resamples, settings.confidence, rng
+            e[pass_cell == cells.cell[peak]],
+            settings.bootstrap_resamples,
+            settings.confidence,
+            rng,
         )
         label = names[int(strength[peak])]
         level = (

@@ -36,8 +36,7 @@ def group_quantile(labels: IntArray, values: FloatArray, n_groups: int, q: float
     keep = ~np.isnan(values)
     labels = labels[keep]
     values = values[keep]
-    order = np.lexsort((values, labels))
-    sorted_values = values[order]
+    sorted_values = values[group_sort(labels, values, n_groups)]
     counts = np.bincount(labels, minlength=n_groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     out = np.full(n_groups, np.nan)
@@ -53,14 +52,35 @@ def group_quantile(labels: IntArray, values: FloatArray, n_groups: int, q: float
     return out
 
 
+def group_sort(labels: IntArray, values: FloatArray, n_groups: int) -> IntArray:
+    """The order that sorts by label, then by value within a label (like np.lexsort).
+
+    Sorting the values first and then the labels with a stable sort is about three times faster
+    than lexsort: with fewer than 65,536 groups the second sort is numpy's radix sort.
+    """
+    by_value = np.argsort(values, kind="quicksort")
+    narrow = labels[by_value]
+    if n_groups <= np.iinfo(np.uint16).max:
+        narrow = narrow.astype(np.uint16)
+    return by_value[np.argsort(narrow, kind="stable")]
+
+
 def group_median(labels: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
     return group_quantile(labels, values, n_groups, 0.5)
 
 
 def group_nunique(labels: IntArray, keys: IntArray, n_groups: int) -> IntArray:
     """Number of distinct keys per group."""
-    pairs = np.unique(np.stack([labels, keys], axis=1), axis=0)
-    return np.bincount(pairs[:, 0], minlength=n_groups).astype(np.int64)
+    if len(keys) == 0:
+        return np.zeros(n_groups, dtype=np.int64)
+    low = int(keys.min())
+    span = int(keys.max()) - low + 1
+    if n_groups * span <= 50_000_000:  # a presence table: no sort at all
+        present = np.zeros(n_groups * span, dtype=bool)
+        present[labels * span + (keys - low)] = True
+        return np.asarray(present.reshape(n_groups, span).sum(axis=1), dtype=np.int64)
+    pairs = np.unique(labels * span + (keys - low))
+    return np.bincount(pairs // span, minlength=n_groups).astype(np.int64)
 
 
 def run_starts(breaks: BoolArray) -> IntArray:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import h3
 import numpy as np
@@ -58,13 +59,22 @@ def ring_count(resolution: int, band_m: float) -> int:
     return max(1, round(band_m / spacing))
 
 
+@lru_cache(maxsize=200_000)
+def _disk(cell: int, rings: int) -> tuple[int, ...]:
+    """The H3 cells within `rings` rings of a cell (itself included), as integers.
+
+    Cached: the same cells come back for every pollutant and time stratum of an analysis.
+    """
+    return tuple(h3.str_to_int(n) for n in h3.grid_disk(h3.int_to_str(cell), rings))
+
+
 def neighbours(cells: IntArray, rings: int) -> dict[int, list[int]]:
     """For each position in `cells`, the positions of the other cells within `rings` rings."""
     index = {int(c): i for i, c in enumerate(cells)}
     out: dict[int, list[int]] = {}
     for i, c in enumerate(cells):
-        near = h3.grid_disk(h3.int_to_str(int(c)), rings)
-        out[i] = sorted(j for n in near if (j := index.get(h3.str_to_int(n), -1)) >= 0 and j != i)
+        near = _disk(int(c), rings)
+        out[i] = sorted(j for n in near if (j := index.get(n, -1)) >= 0 and j != i)
     return out
 
 

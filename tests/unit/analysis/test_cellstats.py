@@ -89,3 +89,18 @@ def test_bootstrap_interval_is_reproducible_and_covers_the_median() -> None:
     assert a == b
     assert a[0] < np.median(values) < a[1]
     assert bootstrap_median_ci(np.full(5, 3.0), 100, 0.9, np.random.default_rng(0)) == (3.0, 3.0)
+
+
+def test_a_shared_index_leaves_out_cells_without_passes() -> None:
+    cells = np.array([3, 5, 8], dtype=np.int64)
+    label = np.array([0, 0, 2], dtype=np.int64)  # no pass in cell 5
+    table = cell_table(
+        "noise", "night", cells[label], np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64),
+        np.zeros(3), np.zeros(3), np.array([50.0, 52, 60]), np.array([1.0, 3, 9]),
+        reference=0.0, energy=True, settings=AnalysisSettings(), index=(cells, label),
+    )  # fmt: skip
+    assert list(table.cell) == [3, 8]
+    assert list(table.passes) == [2, 1]
+    assert table.level_energy is not None
+    assert len(table.level_energy) == 2
+    assert table.median_enhancement[0] == 2.0
