@@ -49,7 +49,7 @@ class CellTable:
     vehicles: IntArray
     median_enhancement: FloatArray  # M
     median_excess: FloatArray
-    level: FloatArray  # median pass value
+    level: FloatArray  # median pass value; NaN when not asked for (see cell_table)
     level_energy: FloatArray | None  # energy mean of pass values, for logarithmic channels
     persistence: FloatArray  # f
     spikes: IntArray
@@ -107,6 +107,7 @@ def cell_table(
     energy: bool,
     settings: AnalysisSettings,
     index: tuple[IntArray, IntArray] | None = None,
+    levels: bool = True,
 ) -> CellTable:
     """Statistics per cell over the given passes (all with a finite enhancement).
 
@@ -147,7 +148,7 @@ def cell_table(
         vehicles=group_nunique(label, vehicle, k),
         median_enhancement=median_enhancement,
         median_excess=median_excess,
-        level=group_median(label, value, k),
+        level=group_median(label, value, k) if levels else np.full(k, np.nan),
         level_energy=level_energy,
         persistence=persistence,
         spikes=spikes.astype(np.int64),

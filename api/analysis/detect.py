@@ -162,6 +162,7 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
             energy,
             settings,
             index=(prep.cells, prep.cell_label[mask]),
+            levels=False,
         )
         tables[stratum.name] = cells
         tests = _tests(cells, settings)
@@ -174,7 +175,9 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
             label = masks.label(int(row))
             strength[row] = RANK[label] if label is not None else 0
         results.extend(
-            _hotspots(cells, tests, strength, e[mask], table.cell[mask], settings, energy)
+            _hotspots(
+                cells, tests, strength, e[mask], values[mask], table.cell[mask], settings, energy
+            )
         )
     names = [stratum.name for stratum in settings.strata]
     return [_with_profile(h, tables, names) for h in results]
@@ -217,6 +220,7 @@ def _hotspots(
     tests: Evidence,
     strength: IntArray,
     e: FloatArray,
+    values: FloatArray,
     pass_cell: IntArray,
     settings: AnalysisSettings,
     energy: bool,
@@ -229,8 +233,9 @@ def _hotspots(
         rows = [int(labelled[i]) for i in group]
         shape = cluster(cells.cell, rows, strength, cells.median_excess)
         peak = shape.peak_row
+        at_peak = pass_cell == cells.cell[peak]
         interval = bootstrap_median_ci(
-            e[pass_cell == cells.cell[peak]],
+            e[at_peak],
             settings.bootstrap_resamples,
             settings.confidence,
             rng,
@@ -239,7 +244,7 @@ def _hotspots(
         level = (
             float(cells.level_energy[peak])
             if energy and cells.level_energy is not None
-            else float(cells.level[peak])
+            else float(np.median(values[at_peak]))
         )
         out.append(
             Hotspot(

@@ -145,7 +145,7 @@ class AnalysisSettings:
     background_quantile: float = 0.10  # rolling low percentile of a trip's values
     background_window_s: float = 1200.0  # centred window of the percentile (20 min)
     background_smooth_s: float = 600.0  # running median smoothing the percentile (10 min)
-    background_step_s: float = 60.0  # the background is evaluated on this grid and interpolated
+    background_step_s: float = 120.0  # the background is evaluated on this grid and interpolated
 
     # --- cell statistics
     floors: Mapping[str, float] = field(default_factory=lambda: DEFAULT_FLOORS)
