@@ -15,12 +15,18 @@ the treatment time are compared with passes after it:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+import h3
 import numpy as np
 from scipy.stats import mannwhitneyu
 
+from api.analysis.background import background, trips
+from api.analysis.enhancement import enhancement
 from api.analysis.grouping import FloatArray
+from api.analysis.passes import PassTable
 from api.analysis.settings import AnalysisSettings
 
 
@@ -44,6 +50,28 @@ class BeforeAfter:
     passes_after: int
     median_before: float
     median_after: float
+
+
+def before_after_cells(
+    table: PassTable,
+    pollutant: str,
+    cells: Sequence[str],
+    treatment: datetime,
+    settings: AnalysisSettings,
+) -> BeforeAfter:
+    """The before/after test for the passes through some cells (a cell or a hotspot's cells).
+
+    Backgrounds come from each pass's whole trip, as in detection, not only from these cells.
+    """
+    if pollutant not in table.values:
+        raise BeforeAfterError(0, 0, settings.before_after_min_passes)
+    mid = table.mid
+    values = table.values[pollutant]
+    bg = background(trips(table.vehicle, mid, settings.trip_gap_s), mid, values, settings)
+    wanted = np.isin(table.cell, [h3.str_to_int(c) for c in cells])
+    return before_after(
+        mid[wanted], enhancement(values, bg)[wanted], treatment.timestamp(), settings
+    )
 
 
 def before_after(

@@ -8,14 +8,15 @@ For each pollutant with a floor in the settings and values in the passes:
    Moran's I with BH across confirmed cells (api.analysis.spatial), labels with reasons
    (api.analysis.labels);
 4. adjacent labelled cells merged into hotspots (api.analysis.clusters), each with its peak
-   cell's level, bootstrap interval, time-of-day profile and an indicative standard band.
+   cell's level, bootstrap interval, time-of-day profile, an indicative standard band and the
+   drives (vehicle and local day) that passed through it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import h3
@@ -41,6 +42,16 @@ from api.analysis.significance import benjamini_hochberg
 from api.analysis.spatial import spatial_tests
 from api.analysis.standards import IaqiBand, NoiseBand, iaqi_band, noise_band
 from edge.units import CHANNELS
+
+EPOCH_DAY = date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Drive:
+    """One vehicle on one local day: the unit an officer can look up in the drive log."""
+
+    vehicle: str
+    day: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,7 @@ class Hotspot:
     last_seen: datetime
     profile: Mapping[str, float | None]  # M of the peak cell per stratum
     indicative: IaqiBand | NoiseBand | None
+    drives: tuple[Drive, ...] = ()  # vehicle-days with a pass through the hotspot's cells
 
 
 def _finite(value: float) -> float | None:
@@ -174,11 +186,15 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
         for row in np.flatnonzero(labelled):
             label = masks.label(int(row))
             strength[row] = RANK[label] if label is not None else 0
-        results.extend(
-            _hotspots(
-                cells, tests, strength, e[mask], values[mask], table.cell[mask], settings, energy
-            )
+        stratum_passes = _StratumPasses(
+            enhancement=e[mask],
+            value=values[mask],
+            cell=table.cell[mask],
+            vehicle=table.vehicle[mask],
+            day=prep.day[mask],
+            vehicles=table.vehicles,
         )
+        results.extend(_hotspots(cells, tests, strength, stratum_passes, settings, energy))
     names = [stratum.name for stratum in settings.strata]
     return [_with_profile(h, tables, names) for h in results]
 
@@ -215,13 +231,29 @@ def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _StratumPasses:
+    """The passes of one pollutant in one stratum, for the per-hotspot figures."""
+
+    enhancement: FloatArray
+    value: FloatArray
+    cell: IntArray
+    vehicle: IntArray
+    day: IntArray  # local day number (days since 1970-01-01)
+    vehicles: tuple[str, ...]
+
+    def drives(self, cells: IntArray) -> tuple[Drive, ...]:
+        """Each vehicle and local day with a pass through any of the cells."""
+        at = np.isin(self.cell, cells)
+        pairs = sorted(set(zip(self.vehicle[at].tolist(), self.day[at].tolist(), strict=True)))
+        return tuple(Drive(self.vehicles[v], EPOCH_DAY + timedelta(days=int(d))) for v, d in pairs)
+
+
 def _hotspots(
     cells: CellTable,
     tests: Evidence,
     strength: IntArray,
-    e: FloatArray,
-    values: FloatArray,
-    pass_cell: IntArray,
+    passes: _StratumPasses,
     settings: AnalysisSettings,
     energy: bool,
 ) -> list[Hotspot]:
@@ -233,9 +265,9 @@ def _hotspots(
         rows = [int(labelled[i]) for i in group]
         shape = cluster(cells.cell, rows, strength, cells.median_excess)
         peak = shape.peak_row
-        at_peak = pass_cell == cells.cell[peak]
+        at_peak = passes.cell == cells.cell[peak]
         interval = bootstrap_median_ci(
-            e[at_peak],
+            passes.enhancement[at_peak],
             settings.bootstrap_resamples,
             settings.confidence,
             rng,
@@ -244,7 +276,7 @@ def _hotspots(
         level = (
             float(cells.level_energy[peak])
             if energy and cells.level_energy is not None
-            else float(np.median(values[at_peak]))
+            else float(np.median(passes.value[at_peak]))
         )
         out.append(
             Hotspot(
@@ -277,6 +309,7 @@ def _hotspots(
                 first_seen=datetime.fromtimestamp(float(cells.first[rows].min()), UTC),
                 last_seen=datetime.fromtimestamp(float(cells.last[rows].max()), UTC),
                 profile={},
+                drives=passes.drives(cells.cell[np.asarray(rows, dtype=np.int64)]),
                 indicative=_indicative(cells.pollutant, level, cells.stratum),
             )
         )

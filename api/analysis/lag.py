@@ -17,11 +17,13 @@ correlation on a common grid of route positions, summed over pairs of passes).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from api.analysis.grouping import FloatArray
+from api.analysis.passes import ReadingSeries
+from api.analysis.settings import AnalysisSettings
 
 
 class LagError(ValueError):
@@ -51,6 +53,23 @@ def correct_lag(
     usable = inside & near
     out[usable] = np.interp(target[usable], t, v)
     return out
+
+
+def correct_series(series: ReadingSeries, settings: AnalysisSettings) -> ReadingSeries:
+    """A vehicle's readings with every channel moved back by its lag (settings.lags_s).
+
+    Channels without a lag (or a lag of 0) are left as they are. Times, cells and flags do not
+    change, so passes are then built from the corrected values as usual.
+    """
+    values = {
+        name: (
+            correct_lag(series.times, column, lag, settings.lag_max_gap_s)
+            if (lag := settings.lags_s.get(name, 0.0)) > 0
+            else column
+        )
+        for name, column in series.values.items()
+    }
+    return replace(series, values=values)
 
 
 def lag_from_peaks(peak_forward_m: float, peak_backward_m: float, speed_mps: float) -> float:

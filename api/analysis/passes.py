@@ -264,6 +264,11 @@ def _segment(series: ReadingSeries, settings: AnalysisSettings) -> tuple[PassTab
     return table, _Extra(medians, excluded)
 
 
+def segment_fleet(fleet: Sequence[ReadingSeries], settings: AnalysisSettings) -> PassTable:
+    """The passes of several vehicles (one series each) in one table."""
+    return concat([segment_table(series, settings) for series in fleet])
+
+
 def concat(tables: Sequence[PassTable]) -> PassTable:
     """One table of several (e.g. one per vehicle), vehicle indices remapped."""
     vehicles = tuple(sorted({v for t in tables for v in t.vehicles}))

@@ -140,6 +140,7 @@ class AnalysisSettings:
     stationary_speed_mps: float = 1.0  # speed under which a vehicle counts as stopped ...
     stationary_min_s: float = 60.0  # ... for longer than this: readings flagged stationary
     lags_s: Mapping[str, float] = field(default_factory=lambda: DEFAULT_LAGS_S)
+    lag_max_gap_s: float = 20.0  # a lag-shifted value is interpolated across at most 2 polls
 
     # --- background and enhancement
     background_quantile: float = 0.10  # rolling low percentile of a trip's values
@@ -186,6 +187,7 @@ class AnalysisSettings:
             "pass_gap_s",
             "trip_gap_s",
             "stationary_min_s",
+            "lag_max_gap_s",
             "background_window_s",
             "background_smooth_s",
             "background_step_s",

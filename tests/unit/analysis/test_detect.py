@@ -53,6 +53,10 @@ def test_injected_sources_are_found_where_they_are() -> None:
         assert list(spot.profile) == ["all_day", "lunch", "dinner", "night"]
         assert spot.profile["all_day"] == spot.enhancement
         assert spot.profile["night"] is None  # no trips at night in this scenario
+        # Two vehicles, ten days: every vehicle-day drove through every street.
+        assert len(spot.drives) == 20
+        assert {d.vehicle for d in spot.drives} == {"car-00", "car-01"}
+        assert min(d.day for d in spot.drives).isoformat() == "2026-03-02"
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -3,7 +3,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from api.analysis.lag import LagError, Profile, correct_lag, estimate_lag, lag_from_peaks
+from api.analysis.lag import (
+    LagError,
+    Profile,
+    correct_lag,
+    correct_series,
+    estimate_lag,
+    lag_from_peaks,
+)
+from api.analysis.passes import ReadingSeries
+from api.analysis.settings import AnalysisSettings
 
 
 def test_correct_lag_moves_values_back_in_time() -> None:
@@ -51,3 +60,19 @@ def test_estimate_lag_from_opposite_passes() -> None:
 def test_estimate_lag_needs_overlapping_pairs() -> None:
     with pytest.raises(LagError):
         estimate_lag([], np.arange(3.0))
+
+
+def test_correct_series_uses_each_channels_lag() -> None:
+    times = np.arange(0.0, 60.0, 10.0)
+    series = ReadingSeries(
+        vehicle="car-01",
+        times=times,
+        cells=[None] * 6,
+        values={"pm25": np.arange(6.0), "noise": np.arange(6.0) + 50},
+        flags=[()] * 6,
+    )
+    out = correct_series(series, AnalysisSettings(lags_s={"pm25": 20.0, "noise": 0.0}))
+    np.testing.assert_array_equal(out.values["pm25"][:4], [2.0, 3.0, 4.0, 5.0])
+    assert np.isnan(out.values["pm25"][4:]).all()
+    np.testing.assert_array_equal(out.values["noise"], series.values["noise"])
+    assert out.times is series.times

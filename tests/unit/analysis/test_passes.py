@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import h3
@@ -15,6 +16,7 @@ from api.analysis.passes import (
     PassTable,
     ReadingSeries,
     concat,
+    segment_fleet,
     segment_passes,
     segment_table,
     stationary_mask,
@@ -146,3 +148,12 @@ def test_every_usable_value_lands_in_exactly_one_pass(
     assert int(table.counts["pm25"].sum()) == usable
     assert np.all(table.end >= table.start)
     assert np.all(np.diff(table.start) > 0)
+
+
+def test_a_fleet_in_one_table() -> None:
+    one = _series([0, 10, 20], [A, A, B], [1.0, 2.0, 3.0])
+    two = replace(one, vehicle="car-02")
+    table = segment_fleet([two, one], AnalysisSettings())
+    assert table.vehicles == ("car-01", "car-02")
+    assert len(table) == 4
+    assert sorted(table.vehicle.tolist()) == [0, 0, 1, 1]
