@@ -6,7 +6,8 @@ For each cell with passes (hotspots.md, "Default method" step 5):
   passes is computed for the cells that are reported (`bootstrap_median_ci`);
 - X: the median excess over the area reference (see api.analysis.enhancement);
 - persistence f: the share of passes whose excess is above delta = max(2 x noise, floor);
-- spikes: passes whose excess is above episodic_factor x delta (episodic sources);
+- spikes: passes whose excess is above episodic_factor x delta (episodic sources), and the
+  binomial p-value that the cell has more of them than the area's spike rate explains;
 - passes, distinct local days, vehicles, first and last pass;
 - level: the median pass value in the channel's unit, and for logarithmic channels (noise) the
   energy mean 10*log10(mean(10^(L/10))) over passes;
@@ -34,7 +35,12 @@ from api.analysis.grouping import (
     group_sum,
 )
 from api.analysis.settings import AnalysisSettings, Stratum
-from api.analysis.significance import median_z_greater, robust_sigma, signed_rank_greater
+from api.analysis.significance import (
+    binomial_greater,
+    median_z_greater,
+    robust_sigma,
+    signed_rank_greater,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,8 @@ class CellTable:
     reference: float
     margin: float  # the magnitude test's margin
     sigma: float  # robust spread of all pass excesses (1.4826 x MAD)
+    p_episodic: FloatArray  # more spikes than the area's spike rate explains
+    spike_rate: float  # share of all passes with a spike
 
     def __len__(self) -> int:
         return len(self.cell)
@@ -122,7 +130,9 @@ def cell_table(
     passes = group_count(label, k)
     with np.errstate(invalid="ignore"):  # cells without passes get NaN, dropped below
         persistence = group_sum(label, (excess > delta).astype(np.float64), k) / passes
-    spikes = group_sum(label, (excess > settings.episodic_factor * delta).astype(np.float64), k)
+    spiked = excess > settings.episodic_factor * delta
+    spikes = group_sum(label, spiked.astype(np.float64), k)
+    spike_rate = float(spiked.mean()) if len(spiked) else 0.0
     first = np.full(k, np.inf)
     last = np.full(k, -np.inf)
     np.minimum.at(first, label, start)
@@ -159,6 +169,8 @@ def cell_table(
         reference=reference,
         margin=margin,
         sigma=sigma,
+        p_episodic=binomial_greater(spikes.astype(np.int64), passes, spike_rate),
+        spike_rate=spike_rate,
     )
     if index is not None and bool((passes == 0).any()):
         return _rows(table, passes > 0)
@@ -171,7 +183,7 @@ def _rows(table: CellTable, keep: BoolArray) -> CellTable:
         name: getattr(table, name)[keep]
         for name in (
             "cell", "passes", "days", "vehicles", "median_enhancement", "median_excess",
-            "level", "persistence", "spikes", "first", "last", "p_magnitude",
+            "level", "persistence", "spikes", "first", "last", "p_magnitude", "p_episodic",
         )
     }  # fmt: skip
     energy = table.level_energy[keep] if table.level_energy is not None else None

@@ -204,6 +204,8 @@ def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
     eligible = eligible_cells(cells, settings)
     magnitude_q = np.full(n, np.nan)
     magnitude_q[eligible] = benjamini_hochberg(cells.p_magnitude[eligible])
+    episodic_q = np.full(n, np.nan)
+    episodic_q[eligible] = benjamini_hochberg(cells.p_episodic[eligible])
     gi_z = np.full(n, np.nan)
     gi_q = np.full(n, np.nan)
     moran_i = np.full(n, np.nan)
@@ -227,7 +229,12 @@ def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
         gi_q[confirmed] = benjamini_hochberg(gi_p[confirmed])
         high_low_q[confirmed] = benjamini_hochberg(hl_p[confirmed])
     return Evidence(
-        magnitude_q=magnitude_q, gi_z=gi_z, gi_q=gi_q, moran_i=moran_i, high_low_q=high_low_q
+        magnitude_q=magnitude_q,
+        gi_z=gi_z,
+        gi_q=gi_q,
+        moran_i=moran_i,
+        high_low_q=high_low_q,
+        episodic_q=episodic_q,
     )
 
 

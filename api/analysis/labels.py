@@ -7,7 +7,8 @@ hotspots.md, "Default method" step 7, with delta = max(2 x sensor noise, floor):
 - candidate: candidate eligibility (>= candidate_min_passes passes on >= candidate_min_days
   days) and the magnitude test significant after FDR, but not (yet) persistent;
 - episodic: eligible, f < episodic_max_share, but at least episodic_min_spikes passes with an
-  excess above episodic_factor x delta: a source that is on now and then (fumes, odor).
+  excess above episodic_factor x delta, significantly more (binomial test, FDR) than the area's
+  own rate of such passes: a source that is on now and then (fumes, odor).
 A cell that is none of these has no label and is not reported.
 """
 
@@ -50,6 +51,7 @@ class Evidence:
     gi_q: FloatArray
     moran_i: FloatArray
     high_low_q: FloatArray
+    episodic_q: FloatArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ def label_masks(table: CellTable, tests: Evidence, settings: AnalysisSettings) -
         & ~candidate
         & (table.persistence < settings.episodic_max_share)
         & (table.spikes >= settings.episodic_min_spikes)
+        & _significant(tests.episodic_q, q)
     )
     return LabelMasks(persistent=persistent, candidate=candidate, episodic=episodic)
 
@@ -161,7 +164,9 @@ def reasons(
                 f"{table.spikes[row]} passes above {settings.episodic_factor:g} x delta = "
                 f"{settings.episodic_factor * table.delta:.3g} while only "
                 f"{table.persistence[row]:.0%} of passes exceed delta "
-                f"(< {settings.episodic_max_share:.0%}); {excess}",
+                f"(< {settings.episodic_max_share:.0%}); the area's rate of such passes is "
+                f"{table.spike_rate:.1%}: binomial p = {table.p_episodic[row]:.2g}, "
+                f"BH-adjusted {tests.episodic_q[row]:.2g} <= q = {settings.fdr_q}; {excess}",
             )
         )
     return tuple(out)

@@ -15,6 +15,10 @@ Wilcoxon's original method), W+ = the sum of the ranks of positive X. Up to
 by counting subsets of ranks); otherwise the normal approximation with tie and continuity
 correction (as scipy.stats.wilcoxon(method="approx", correction=True)).
 
+Episodes: a one-sided binomial test that a cell has more passes far above the reference than the
+area's own rate of such passes (random plumes happen everywhere; a source that runs now and then
+makes them happen more often in one place).
+
 Thousands of cells are tested at once, so each test's p-values are corrected with the
 Benjamini-Hochberg step-up procedure at false discovery rate q (`fdr_q`).
 """
@@ -26,6 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.special import ndtr
+from scipy.stats import binom
 
 from api.analysis.grouping import BoolArray, FloatArray, IntArray, run_starts
 
@@ -126,6 +131,20 @@ def median_z_greater(
     z = np.where(n > 0, z, np.nan)
     p = np.asarray(1.0 - ndtr(z), dtype=np.float64)
     return z, p
+
+
+def binomial_greater(successes: IntArray, trials: IntArray, rate: float) -> FloatArray:
+    """One-sided p-value that each group has more successes than `rate` explains.
+
+    P(Binomial(trials, rate) >= successes). Used for episodes: does a cell have more passes far
+    above the reference than the area's own rate of such passes? With rate 0 any success is
+    certain evidence (p = 0).
+    """
+    k = successes.astype(np.float64)
+    n = trials.astype(np.float64)
+    if rate <= 0:
+        return np.where(k > 0, 0.0, 1.0)
+    return np.asarray(binom.sf(k - 1, n, min(rate, 1.0)), dtype=np.float64)
 
 
 def benjamini_hochberg(p_values: FloatArray) -> FloatArray:

@@ -59,7 +59,7 @@ def ring_count(resolution: int, band_m: float) -> int:
     return max(1, round(band_m / spacing))
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=20_000)
 def _disk(cell: int, rings: int) -> tuple[int, ...]:
     """The H3 cells within `rings` rings of a cell (itself included), as integers.
 

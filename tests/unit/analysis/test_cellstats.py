@@ -54,6 +54,8 @@ def test_cell_statistics_by_hand() -> None:
     # excess 1, 13, 39, 11, 10 against delta 10: three above; 39 > 3 x 10 once.
     assert table.persistence[0] == pytest.approx(0.6)
     assert table.spikes[0] == 1
+    assert table.spike_rate == pytest.approx(1 / 6)  # one spike among all six passes
+    assert table.p_episodic[0] == pytest.approx(1 - (5 / 6) ** 5)
     assert (table.first[0], table.last[0]) == (100.0, 505.0)
     # median_z: all six excesses 1, 13, 39, 11, 10, -4: median 10.5, absolute deviations
     # 9.5, 2.5, 28.5, 0.5, 0.5, 14.5: MAD 6, sigma 1.4826 x 6; margin 0.25 x 10.

@@ -65,6 +65,15 @@ def test_null_fields_stay_quiet(seed: int) -> None:
     assert detect(generate(scenario), SETTINGS) == []
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_random_plumes_everywhere_are_no_hotspot(seed: int) -> None:
+    # A tenth of all passes catch a passing plume (exponential, mean 25 ug/m3), anywhere.
+    table = generate(Scenario(days=10, trips_per_day=2, seed=seed))
+    rng = np.random.default_rng(seed)
+    plumes = (rng.uniform(size=len(table)) < 0.1) * rng.exponential(25.0, len(table))
+    assert detect(replace(table, values={"pm25": table.values["pm25"] + plumes}), SETTINGS) == []
+
+
 def test_a_meal_time_source_shows_in_the_meal_strata() -> None:
     scenario = Scenario(
         days=10, trips_per_day=4, trip_every_h=2.5, sources=_sources(20.0, "meals"), seed=5

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from api.analysis.cellstats import CellTable
@@ -22,9 +24,10 @@ def _table(**columns: list[float]) -> CellTable:
         "first": np.zeros(n),
         "last": np.ones(n),
         "p_magnitude": np.full(n, 0.001),
+        "p_episodic": np.full(n, 0.001),
     }
     return CellTable(
-        pollutant="pm25", stratum="all_day", level_energy=None, delta=10.0, reference=5.0, margin=2.5, sigma=3.0,
+        pollutant="pm25", stratum="all_day", level_energy=None, delta=10.0, reference=5.0, margin=2.5, sigma=3.0, spike_rate=0.01,
         **base,  # type: ignore[arg-type]
     )  # fmt: skip
 
@@ -36,6 +39,7 @@ def _tests(n: int, magnitude: list[float], gi: list[float], hl: list[float]) -> 
         gi_q=np.array(gi),
         moran_i=np.full(n, -0.5),
         high_low_q=np.array(hl),
+        episodic_q=np.full(n, 0.01),
     )
 
 
@@ -75,3 +79,11 @@ def test_reasons_name_the_conditions() -> None:
     episodic = _table(passes=[25], persistence=[0.1], spikes=[5])
     text = reasons(episodic, tests, 0, Label.EPISODIC, AnalysisSettings())[-1].detail
     assert "5 passes above 3 x delta = 30" in text
+
+
+def test_episodes_at_the_areas_own_rate_are_no_label() -> None:
+    table = _table(passes=[25], persistence=[0.1], spikes=[5])
+    tests = _tests(1, magnitude=[0.5], gi=[float("nan")], hl=[float("nan")])
+    assert label_masks(table, tests, AnalysisSettings()).label(0) is Label.EPISODIC
+    ordinary = replace(tests, episodic_q=np.array([0.3]))
+    assert label_masks(table, ordinary, AnalysisSettings()).label(0) is None

@@ -8,6 +8,7 @@ from scipy.stats import false_discovery_control, wilcoxon
 
 from api.analysis.significance import (
     benjamini_hochberg,
+    binomial_greater,
     median_z_greater,
     rejected,
     robust_sigma,
@@ -108,3 +109,13 @@ def test_median_z_by_hand() -> None:
     assert np.isnan(p[2])
     _, certain = median_z_greater(np.array([0.1, -0.1]), np.array([3, 3]), 0.0)
     assert list(certain) == [0.0, 1.0]
+
+
+def test_binomial_episodes_by_hand() -> None:
+    k = np.array([0, 1, 3], dtype=np.int64)
+    n = np.array([10, 2, 3], dtype=np.int64)
+    p = binomial_greater(k, n, 0.5)
+    assert p[0] == 1.0
+    assert p[1] == pytest.approx(0.75)  # 1 - P(no success in 2)
+    assert p[2] == pytest.approx(0.125)
+    assert list(binomial_greater(k, n, 0.0)) == [1.0, 0.0, 0.0]
