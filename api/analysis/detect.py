@@ -1,0 +1,342 @@
+"""The hotspot pipeline: passes in, labelled hotspots out. Pure: no database, no clock.
+
+For each pollutant with a floor in the settings and values in the passes:
+1. trips per vehicle, and each pass's background from its trip (api.analysis.background);
+2. enhancement E per pass and the area reference (api.analysis.enhancement);
+3. for each time-of-day stratum: cell statistics (api.analysis.cellstats), the magnitude test
+   with Benjamini-Hochberg across eligible cells (api.analysis.significance), Gi* and local
+   Moran's I with BH across confirmed cells (api.analysis.spatial), labels with reasons
+   (api.analysis.labels);
+4. adjacent labelled cells merged into hotspots (api.analysis.clusters), each with its peak
+   cell's level, bootstrap interval, time-of-day profile, an indicative standard band and the
+   drives (vehicle and local day) that passed through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import h3
+import numpy as np
+
+from api.analysis.background import background, trips
+from api.analysis.cellstats import (
+    CellTable,
+    bootstrap_median_ci,
+    cell_table,
+    in_stratum,
+    local_clock,
+)
+from api.analysis.clusters import cluster, components
+from api.analysis.enhancement import enhancement, reference_level
+from api.analysis.grouping import FloatArray, IntArray, dense_labels
+from api.analysis.labels import RANK, Evidence, Label, Reason, label_masks, reasons
+from api.analysis.labels import confirmed as confirmed_cells
+from api.analysis.labels import eligible as eligible_cells
+from api.analysis.passes import Pass, PassTable
+from api.analysis.settings import AnalysisSettings
+from api.analysis.significance import benjamini_hochberg
+from api.analysis.spatial import spatial_tests
+from api.analysis.standards import IaqiBand, NoiseBand, iaqi_band, noise_band
+from edge.units import CHANNELS
+
+EPOCH_DAY = date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Drive:
+    """One vehicle on one local day: the unit an officer can look up in the drive log."""
+
+    vehicle: str
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
+class Hotspot:
+    """One place where a pollutant stands above ordinary streets, with the evidence."""
+
+    pollutant: str
+    unit: str
+    stratum: str  # time-of-day stratum the statistics are from
+    label: Label
+    reasons: tuple[Reason, ...]  # of the peak cell
+    cells: tuple[str, ...]  # H3 indexes
+    cell_labels: tuple[str, ...]  # label of each cell
+    peak_cell: str
+    lat: float  # excess-weighted centre of the cells, WGS-84
+    lon: float
+    geometry: dict[str, Any]  # GeoJSON Polygon / MultiPolygon, WGS-84
+    level: float  # peak cell: median pass value (energy mean for noise)
+    enhancement: float  # peak cell: median over passes of E (M)
+    enhancement_interval: tuple[float, float]  # bootstrap interval of M
+    excess: float  # peak cell: median of E - area reference
+    persistence: float  # peak cell: share of passes with excess > delta
+    delta: float
+    passes: int  # peak cell
+    days: int
+    vehicles: int
+    p_magnitude: float
+    q_magnitude: float | None
+    gi_z: float | None
+    gi_q: float | None
+    moran_i: float | None
+    high_low_q: float | None
+    first_seen: datetime  # over all cells of the hotspot
+    last_seen: datetime
+    profile: Mapping[str, float | None]  # M of the peak cell per stratum
+    indicative: IaqiBand | NoiseBand | None
+    drives: tuple[Drive, ...] = ()  # vehicle-days with a pass through the hotspot's cells
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    table: PassTable
+    cells: IntArray  # distinct cells, sorted
+    cell_label: IntArray  # position of each pass's cell in `cells`
+    trip: IntArray
+    day: IntArray
+    minute: IntArray
+
+
+def detect(
+    passes: Sequence[Pass] | PassTable,
+    settings: AnalysisSettings,
+    pollutants: Iterable[str] | None = None,
+) -> list[Hotspot]:
+    """Hotspots of every pollutant and stratum: persistent first, then by excess."""
+    table = passes if isinstance(passes, PassTable) else PassTable.from_passes(passes)
+    if len(table) == 0:
+        return []
+    mid = table.mid
+    day, minute = local_clock(mid, settings.timezone)
+    cells, cell_label = dense_labels(table.cell)
+    prepared = _Prepared(
+        table=table,
+        cells=cells.astype(np.int64),
+        cell_label=cell_label,
+        trip=trips(table.vehicle, mid, settings.trip_gap_s),
+        day=day,
+        minute=minute,
+    )
+    wanted = settings.pollutants() if pollutants is None else tuple(pollutants)
+    found: list[Hotspot] = []
+    for pollutant in wanted:
+        if pollutant in table.values:
+            found.extend(_pollutant(prepared, pollutant, settings))
+    found.sort(key=lambda h: (-RANK[h.label], h.pollutant, h.stratum, -h.excess, h.peak_cell))
+    return found
+
+
+def pass_enhancements(
+    table: PassTable, pollutant: str, settings: AnalysisSettings
+) -> tuple[FloatArray, FloatArray]:
+    """Background and enhancement of every pass (NaN without a value of the pollutant)."""
+    mid = table.mid
+    trip = trips(table.vehicle, mid, settings.trip_gap_s)
+    values = table.values[pollutant]
+    bg = background(trip, mid, values, settings)
+    return bg, enhancement(values, bg)
+
+
+def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> list[Hotspot]:
+    table = prep.table
+    mid = table.mid
+    values = table.values[pollutant]
+    bg = background(prep.trip, mid, values, settings)
+    e = enhancement(values, bg)
+    valid = ~np.isnan(e)
+    energy = CHANNELS[pollutant].energy_mean if pollutant in CHANNELS else False
+    tables: dict[str, CellTable] = {}
+    results: list[Hotspot] = []
+    for stratum in settings.strata:
+        mask = valid & in_stratum(prep.minute, stratum)
+        if not mask.any():
+            continue
+        reference = reference_level(e[mask], settings)
+        cells = cell_table(
+            pollutant,
+            stratum.name,
+            table.cell[mask],
+            table.vehicle[mask],
+            prep.day[mask],
+            table.start[mask],
+            table.end[mask],
+            values[mask],
+            e[mask],
+            reference,
+            energy,
+            settings,
+            index=(prep.cells, prep.cell_label[mask]),
+            levels=False,
+        )
+        tables[stratum.name] = cells
+        tests = _tests(cells, settings)
+        masks = label_masks(cells, tests, settings)
+        labelled = masks.any()
+        if not labelled.any():
+            continue
+        strength = np.zeros(len(cells), dtype=np.int64)
+        for row in np.flatnonzero(labelled):
+            label = masks.label(int(row))
+            strength[row] = RANK[label] if label is not None else 0
+        stratum_passes = _StratumPasses(
+            enhancement=e[mask],
+            value=values[mask],
+            cell=table.cell[mask],
+            vehicle=table.vehicle[mask],
+            day=prep.day[mask],
+            vehicles=table.vehicles,
+        )
+        results.extend(_hotspots(cells, tests, strength, stratum_passes, settings, energy))
+    names = [stratum.name for stratum in settings.strata]
+    return [_with_profile(h, tables, names) for h in results]
+
+
+def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
+    n = len(cells)
+    eligible = eligible_cells(cells, settings)
+    magnitude_q = np.full(n, np.nan)
+    magnitude_q[eligible] = benjamini_hochberg(cells.p_magnitude[eligible])
+    episodic_q = np.full(n, np.nan)
+    episodic_q[eligible] = benjamini_hochberg(cells.p_episodic[eligible])
+    gi_z = np.full(n, np.nan)
+    gi_q = np.full(n, np.nan)
+    moran_i = np.full(n, np.nan)
+    high_low_q = np.full(n, np.nan)
+    confirmed = confirmed_cells(cells, settings)
+    # The spatial tests only decide 'persistent': skip them when no cell could be persistent.
+    could = (
+        confirmed
+        & (np.nan_to_num(magnitude_q, nan=np.inf) <= settings.fdr_q)
+        & (cells.persistence >= settings.persistent_min_share)
+    )
+    if could.any():
+        taking_part = cells.passes >= settings.spatial_min_passes
+        spatial = spatial_tests(cells.cell[taking_part], cells.median_excess[taking_part], settings)
+        gi_z[taking_part] = spatial.gi_z
+        moran_i[taking_part] = spatial.moran_i
+        gi_p = np.full(n, np.nan)
+        hl_p = np.full(n, np.nan)
+        gi_p[taking_part] = spatial.gi_p
+        hl_p[taking_part] = spatial.high_low_p
+        gi_q[confirmed] = benjamini_hochberg(gi_p[confirmed])
+        high_low_q[confirmed] = benjamini_hochberg(hl_p[confirmed])
+    return Evidence(
+        magnitude_q=magnitude_q,
+        gi_z=gi_z,
+        gi_q=gi_q,
+        moran_i=moran_i,
+        high_low_q=high_low_q,
+        episodic_q=episodic_q,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _StratumPasses:
+    """The passes of one pollutant in one stratum, for the per-hotspot figures."""
+
+    enhancement: FloatArray
+    value: FloatArray
+    cell: IntArray
+    vehicle: IntArray
+    day: IntArray  # local day number (days since 1970-01-01)
+    vehicles: tuple[str, ...]
+
+    def drives(self, cells: IntArray) -> tuple[Drive, ...]:
+        """Each vehicle and local day with a pass through any of the cells."""
+        at = np.isin(self.cell, cells)
+        pairs = sorted(set(zip(self.vehicle[at].tolist(), self.day[at].tolist(), strict=True)))
+        return tuple(Drive(self.vehicles[v], EPOCH_DAY + timedelta(days=int(d))) for v, d in pairs)
+
+
+def _hotspots(
+    cells: CellTable,
+    tests: Evidence,
+    strength: IntArray,
+    passes: _StratumPasses,
+    settings: AnalysisSettings,
+    energy: bool,
+) -> list[Hotspot]:
+    labelled = np.flatnonzero(strength > 0)
+    names = {v: k for k, v in RANK.items()}
+    rng = np.random.default_rng(settings.seed)
+    out: list[Hotspot] = []
+    for group in components(cells.cell[labelled]):
+        rows = [int(labelled[i]) for i in group]
+        shape = cluster(cells.cell, rows, strength, cells.median_excess)
+        peak = shape.peak_row
+        at_peak = passes.cell == cells.cell[peak]
+        interval = bootstrap_median_ci(
+            passes.enhancement[at_peak],
+            settings.bootstrap_resamples,
+            settings.confidence,
+            rng,
+        )
+        label = names[int(strength[peak])]
+        level = (
+            float(cells.level_energy[peak])
+            if energy and cells.level_energy is not None
+            else float(np.median(passes.value[at_peak]))
+        )
+        out.append(
+            Hotspot(
+                pollutant=cells.pollutant,
+                unit=CHANNELS[cells.pollutant].unit if cells.pollutant in CHANNELS else "",
+                stratum=cells.stratum,
+                label=label,
+                reasons=reasons(cells, tests, peak, label, settings),
+                cells=tuple(h3.int_to_str(int(cells.cell[r])) for r in rows),
+                cell_labels=tuple(names[int(strength[r])].value for r in rows),
+                peak_cell=h3.int_to_str(int(cells.cell[peak])),
+                lat=shape.lat,
+                lon=shape.lon,
+                geometry=shape.geometry,
+                level=level,
+                enhancement=float(cells.median_enhancement[peak]),
+                enhancement_interval=interval,
+                excess=float(cells.median_excess[peak]),
+                persistence=float(cells.persistence[peak]),
+                delta=cells.delta,
+                passes=int(cells.passes[peak]),
+                days=int(cells.days[peak]),
+                vehicles=int(cells.vehicles[peak]),
+                p_magnitude=float(cells.p_magnitude[peak]),
+                q_magnitude=_finite(tests.magnitude_q[peak]),
+                gi_z=_finite(tests.gi_z[peak]),
+                gi_q=_finite(tests.gi_q[peak]),
+                moran_i=_finite(tests.moran_i[peak]),
+                high_low_q=_finite(tests.high_low_q[peak]),
+                first_seen=datetime.fromtimestamp(float(cells.first[rows].min()), UTC),
+                last_seen=datetime.fromtimestamp(float(cells.last[rows].max()), UTC),
+                profile={},
+                drives=passes.drives(cells.cell[np.asarray(rows, dtype=np.int64)]),
+                indicative=_indicative(cells.pollutant, level, cells.stratum),
+            )
+        )
+    return out
+
+
+def _indicative(pollutant: str, level: float, stratum: str) -> IaqiBand | NoiseBand | None:
+    if not np.isfinite(level):
+        return None
+    if pollutant == "noise":
+        return noise_band(level, "2", "night" if stratum == "night" else "day")
+    return iaqi_band(pollutant, level)
+
+
+def _with_profile(spot: Hotspot, tables: Mapping[str, CellTable], names: Sequence[str]) -> Hotspot:
+    """Add the peak cell's M in every stratum (None where it had no passes)."""
+    peak = h3.str_to_int(spot.peak_cell)
+    profile: dict[str, float | None] = dict.fromkeys(names)
+    for name, cells in tables.items():
+        row = int(np.searchsorted(cells.cell, peak))
+        found = row < len(cells) and int(cells.cell[row]) == peak
+        profile[name] = _finite(cells.median_enhancement[row]) if found else None
+    return replace(spot, profile=profile)

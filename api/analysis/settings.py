@@ -1,0 +1,254 @@
+"""Every parameter of the hotspot method, with its default and the reason for it.
+
+Numbers come from docs/hotspots.md (which cites the mobile-monitoring literature). Settings are
+built once by the caller and passed down; nothing here is read at import time or from the
+environment. Invalid values raise `SettingsError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+# Absolute floors of delta (the enhancement that counts as "above"), in each channel's canonical
+# unit (edge.units). hotspots.md gives PM2.5 10 ug/m3, NO2 10 ug/m3 and noise 3 dB; the others
+# follow the same order of magnitude relative to typical urban levels and sensor resolution.
+DEFAULT_FLOORS: Mapping[str, float] = MappingProxyType(
+    {
+        "pm25": 10.0,
+        "pm10": 20.0,
+        "no2": 10.0,
+        "noise": 3.0,
+        "cooking_fume": 0.2,
+        "odor": 2.0,
+        "co": 0.3,
+        "so2": 5.0,
+        "o3": 10.0,
+        "hcho": 5.0,
+        "tvoc": 50.0,
+        "co2": 30.0,
+        "pollen": 20.0,
+    }
+)
+
+# White-noise standard deviation of a single 10 s reading, per channel (canonical units): the
+# order of the datasheet repeatability of the sensors in docs/devices. delta = max(2 x noise,
+# floor), so the floors dominate unless a sensor is noisier than these.
+DEFAULT_SENSOR_NOISE: Mapping[str, float] = MappingProxyType(
+    {
+        "pm25": 3.0,
+        "pm10": 5.0,
+        "no2": 5.0,
+        "noise": 1.0,
+        "cooking_fume": 0.05,
+        "odor": 1.0,
+        "co": 0.1,
+        "so2": 2.0,
+        "o3": 5.0,
+        "hcho": 2.0,
+        "tvoc": 20.0,
+        "co2": 10.0,
+        "pollen": 10.0,
+    }
+)
+
+# Response delay of each channel in seconds, used as the default time shift before passes are
+# built: optical PM ~10 s, electrochemical gas cells 30-90 s, NDIR CO2 60-120 s (hotspots.md,
+# "Sensor lag"). These are starting values; estimate the real ones with api.analysis.lag.
+DEFAULT_LAGS_S: Mapping[str, float] = MappingProxyType(
+    {
+        "pm25": 10.0,
+        "pm10": 10.0,
+        "no2": 40.0,
+        "o3": 40.0,
+        "co": 40.0,
+        "so2": 40.0,
+        "hcho": 60.0,
+        "co2": 60.0,
+        "noise": 0.0,
+        "tvoc": 30.0,
+        "odor": 30.0,
+        "cooking_fume": 20.0,
+        "pollen": 10.0,
+    }
+)
+
+# Reading-level flags (edge.wire.READING_FLAGS) that keep a reading out of the statistics.
+# host_time is allowed: the time is the host clock, still good to 10 s buckets.
+DEFAULT_EXCLUDED_FLAGS: tuple[str, ...] = ("stationary", "no_fix", "stale_fix", "warmup")
+
+
+class SettingsError(ValueError):
+    """A setting outside its valid range; `name` is the field."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"{name}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class Stratum:
+    """A time-of-day window in local time, [start, end) in minutes after midnight.
+
+    A window with start > end wraps midnight (night: 22:00-06:00).
+    """
+
+    name: str
+    start_min: int
+    end_min: int
+
+    def __post_init__(self) -> None:
+        for bound in (self.start_min, self.end_min):
+            if not 0 <= bound <= 1440:
+                raise SettingsError(f"strata.{self.name}", f"minute {bound} outside 0..1440")
+
+
+DEFAULT_STRATA: tuple[Stratum, ...] = (
+    Stratum("all_day", 0, 1440),
+    # Meal times when cooking fume and odor sources run (hotspots.md, "Time of day").
+    Stratum("lunch", 10 * 60 + 30, 13 * 60 + 30),
+    Stratum("dinner", 16 * 60 + 30, 20 * 60),
+    # GB 3096 night (22-06): the noise limits change, and night construction is a known source.
+    Stratum("night", 22 * 60, 6 * 60),
+)
+
+
+def _positive(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(name, f"must be a positive number, got {value}")
+
+
+def _fraction(name: str, value: float, *, open_low: bool = True) -> None:
+    low_ok = value > 0 if open_low else value >= 0
+    if not (math.isfinite(value) and low_ok and value < 1):
+        raise SettingsError(name, f"must be a fraction in (0, 1), got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSettings:
+    """The hotspot method's parameters. See docs/hotspots.md for each reason."""
+
+    # --- cells and passes
+    resolution: int = 11  # H3 resolution of cells: ~50 m (edge 28.7 m, 2,150 m2)
+    pass_gap_s: float = 120.0  # a longer gap between qualifying readings ends a pass
+    trip_gap_s: float = 1800.0  # a longer gap between a vehicle's passes ends a trip
+    excluded_flags: tuple[str, ...] = DEFAULT_EXCLUDED_FLAGS
+    stationary_speed_mps: float = 1.0  # speed under which a vehicle counts as stopped ...
+    stationary_min_s: float = 60.0  # ... for longer than this: readings flagged stationary
+    lags_s: Mapping[str, float] = field(default_factory=lambda: DEFAULT_LAGS_S)
+    lag_max_gap_s: float = 20.0  # a lag-shifted value is interpolated across at most 2 polls
+
+    # --- background and enhancement
+    background_quantile: float = 0.10  # rolling low percentile of a trip's values
+    background_window_s: float = 1200.0  # centred window of the percentile (20 min)
+    background_smooth_s: float = 600.0  # running median smoothing the percentile (10 min)
+    background_step_s: float = 120.0  # the background is evaluated on this grid and interpolated
+
+    # --- cell statistics
+    floors: Mapping[str, float] = field(default_factory=lambda: DEFAULT_FLOORS)
+    sensor_noise: Mapping[str, float] = field(default_factory=lambda: DEFAULT_SENSOR_NOISE)
+    delta_noise_factor: float = 2.0  # delta = max(2 x sensor noise, floor)
+    reference: str = "area_median"  # what E is compared with: "area_median" or "zero"
+    bootstrap_resamples: int = 1000
+    confidence: float = 0.95
+    timezone: str = "Asia/Shanghai"  # local days and time-of-day strata
+    strata: tuple[Stratum, ...] = DEFAULT_STRATA
+
+    # --- eligibility and tests
+    candidate_min_passes: int = 8
+    candidate_min_days: int = 4
+    confirmed_min_passes: int = 20
+    fdr_q: float = 0.05  # Benjamini-Hochberg false discovery rate, each test across cells
+    margin_factor: float = 0.25  # magnitude test: excess above 0.25 x delta, not just above 0
+    magnitude_test: str = "median_z"  # "median_z" or "signed_rank", see significance.py
+    exact_wilcoxon_max_n: int = 25  # exact signed-rank p-values up to this many passes
+    spatial_band_m: float = 150.0  # Gi* / local Moran neighbourhood: cells within this band
+    spatial_min_passes: int = 3  # cells with fewer passes stay out of the spatial tests
+    spatial_permutations: int = 999
+    seed: int = 20_240_601  # permutations and bootstrap are reproducible
+
+    # --- labels
+    persistent_min_share: float = 0.5  # persistence f for a persistent hotspot
+    episodic_max_share: float = 0.25  # f below this ...
+    episodic_factor: float = 3.0  # ... but passes with E above 3 x delta ...
+    episodic_min_spikes: int = 3  # ... at least this many of them: episodic
+
+    # --- before/after
+    before_after_min_passes: int = 5  # on each side of a treatment date
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.resolution <= 15:
+            raise SettingsError("resolution", f"H3 resolution 0..15, got {self.resolution}")
+        for name in (
+            "pass_gap_s",
+            "trip_gap_s",
+            "stationary_min_s",
+            "lag_max_gap_s",
+            "background_window_s",
+            "background_smooth_s",
+            "background_step_s",
+            "delta_noise_factor",
+            "spatial_band_m",
+            "episodic_factor",
+        ):
+            _positive(name, getattr(self, name))
+        if not (math.isfinite(self.stationary_speed_mps) and self.stationary_speed_mps >= 0):
+            raise SettingsError("stationary_speed_mps", "must be a number >= 0")
+        _fraction("background_quantile", self.background_quantile)
+        _fraction("confidence", self.confidence)
+        _fraction("fdr_q", self.fdr_q)
+        _fraction("persistent_min_share", self.persistent_min_share)
+        _fraction("episodic_max_share", self.episodic_max_share)
+        if not (math.isfinite(self.margin_factor) and self.margin_factor >= 0):
+            raise SettingsError("margin_factor", f"must be a number >= 0, got {self.margin_factor}")
+        if self.magnitude_test not in ("median_z", "signed_rank"):
+            raise SettingsError(
+                "magnitude_test", f"'median_z' or 'signed_rank', got {self.magnitude_test!r}"
+            )
+        if self.reference not in ("area_median", "zero"):
+            raise SettingsError("reference", f"'area_median' or 'zero', got {self.reference!r}")
+        for name in (
+            "bootstrap_resamples",
+            "candidate_min_passes",
+            "candidate_min_days",
+            "confirmed_min_passes",
+            "spatial_min_passes",
+            "episodic_min_spikes",
+            "before_after_min_passes",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(name, f"must be at least 1, got {getattr(self, name)}")
+        if self.spatial_permutations < 0 or self.exact_wilcoxon_max_n < 0:
+            raise SettingsError("spatial_permutations", "must be >= 0")
+        if self.confirmed_min_passes < self.candidate_min_passes:
+            raise SettingsError("confirmed_min_passes", "must be >= candidate_min_passes")
+        self._check_tables()
+
+    def _check_tables(self) -> None:
+        for mapping_name in ("floors", "sensor_noise", "lags_s"):
+            for channel, value in getattr(self, mapping_name).items():
+                if not (math.isfinite(value) and value >= 0):
+                    raise SettingsError(f"{mapping_name}.{channel}", f"must be >= 0, got {value}")
+        if not self.strata or self.strata[0].name != "all_day":
+            raise SettingsError("strata", "the first stratum must be all_day")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise SettingsError("timezone", f"unknown time zone {self.timezone!r}") from exc
+
+    def delta_for(self, pollutant: str) -> float:
+        """The enhancement that counts as 'above': max(2 x sensor noise, floor)."""
+        noise = self.sensor_noise.get(pollutant, 0.0)
+        floor = self.floors.get(pollutant, 0.0)
+        delta = max(self.delta_noise_factor * noise, floor)
+        if delta <= 0:
+            raise SettingsError("floors", f"no floor or sensor noise for {pollutant!r}")
+        return delta
+
+    def pollutants(self) -> tuple[str, ...]:
+        """Channels that have hotspots: those with a floor."""
+        return tuple(self.floors)

@@ -1,0 +1,160 @@
+"""The whole pipeline on synthetic passes with known sources (api.analysis.synthetic)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import h3
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from api.analysis.detect import Hotspot, detect
+from api.analysis.labels import Label
+from api.analysis.passes import Pass, PassStats, PassTable
+from api.analysis.settings import AnalysisSettings
+from api.analysis.standards import IaqiBand, NoiseBand
+from api.analysis.synthetic import SHUANGJING, Scenario, Source, generate, match, offset
+
+SETTINGS = AnalysisSettings()
+
+
+def _sources(amplitude: float = 15.0, schedule: str | float = "always") -> tuple[Source, ...]:
+    # On streets of the default 4 x 4 grid (streets at -375, -125, 125, 375 m).
+    return (
+        Source(*offset(SHUANGJING, -375.0, 100.0), "pm25", amplitude, 40.0, schedule),
+        Source(*offset(SHUANGJING, 40.0, -125.0), "pm25", amplitude, 40.0, schedule),
+    )
+
+
+def _all_day(found: list[Hotspot]) -> list[Hotspot]:
+    return [h for h in found if h.stratum == "all_day"]
+
+
+def test_injected_sources_are_found_where_they_are() -> None:
+    sources = _sources()
+    found = detect(generate(Scenario(days=10, trips_per_day=2, sources=sources, seed=3)), SETTINGS)
+    spots = _all_day(found)
+    result = match([(h.lat, h.lon) for h in spots], sources)
+    assert (result.true_positives, result.false_positives) == (2, 0)
+    assert max(result.errors_m) < 50.0
+    for spot in spots:
+        assert spot.label in (Label.PERSISTENT, Label.CANDIDATE)
+        assert spot.enhancement_interval[0] <= spot.enhancement <= spot.enhancement_interval[1]
+        assert spot.passes >= 20
+        assert spot.peak_cell in spot.cells
+        assert spot.geometry["type"] in ("Polygon", "MultiPolygon")
+        assert isinstance(spot.indicative, IaqiBand)
+        assert spot.indicative.indicative
+        assert [r.code for r in spot.reasons][:2] == ["passes", "magnitude"]
+        assert spot.first_seen < spot.last_seen
+        assert list(spot.profile) == ["all_day", "lunch", "dinner", "night"]
+        assert spot.profile["all_day"] == spot.enhancement
+        assert spot.profile["night"] is None  # no trips at night in this scenario
+        # Two vehicles, ten days: every vehicle-day drove through every street.
+        assert len(spot.drives) == 20
+        assert {d.vehicle for d in spot.drives} == {"car-00", "car-01"}
+        assert min(d.day for d in spot.drives).isoformat() == "2026-03-02"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_null_fields_stay_quiet(seed: int) -> None:
+    scenario = Scenario(days=10, trips_per_day=2, seed=seed, pollutants=("pm25", "no2", "noise"))
+    assert detect(generate(scenario), SETTINGS) == []
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_random_plumes_everywhere_are_no_hotspot(seed: int) -> None:
+    # A tenth of all passes catch a passing plume (exponential, mean 25 ug/m3), anywhere.
+    table = generate(Scenario(days=10, trips_per_day=2, seed=seed))
+    rng = np.random.default_rng(seed)
+    plumes = (rng.uniform(size=len(table)) < 0.1) * rng.exponential(25.0, len(table))
+    assert detect(replace(table, values={"pm25": table.values["pm25"] + plumes}), SETTINGS) == []
+
+
+def test_a_meal_time_source_shows_in_the_meal_strata() -> None:
+    scenario = Scenario(
+        days=10, trips_per_day=4, trip_every_h=2.5, sources=_sources(20.0, "meals"), seed=5
+    )
+    found = detect(generate(scenario), SETTINGS)
+    meals = [h for h in found if h.stratum in ("lunch", "dinner")]
+    assert meals
+    for spot in meals:
+        assert spot.profile[spot.stratum] is not None
+        assert spot.profile[spot.stratum] > spot.profile["all_day"]  # type: ignore[operator]
+
+
+def test_a_source_on_now_and_then_is_episodic() -> None:
+    scenario = Scenario(
+        days=10, trips_per_day=4, trip_every_h=2.5, sources=_sources(80.0, 0.15)[:1], seed=5
+    )
+    found = _all_day(detect(generate(scenario), SETTINGS))
+    assert [h.label for h in found] == [Label.EPISODIC]
+    assert found[0].reasons[-1].code == "episodes"
+
+
+def test_noise_gets_a_noise_class_band() -> None:
+    source = Source(*offset(SHUANGJING, -375.0, 100.0), "noise", 6.0, 40.0)
+    scenario = Scenario(days=10, trips_per_day=2, sources=(source,), pollutants=("noise",), seed=2)
+    found = _all_day(detect(generate(scenario), SETTINGS))
+    assert len(found) == 1
+    assert isinstance(found[0].indicative, NoiseBand)
+    assert found[0].indicative.limit == 60.0  # class 2, day
+
+
+def test_pass_records_and_columns_give_the_same_hotspots() -> None:
+    table = generate(Scenario(days=10, trips_per_day=2, sources=_sources(), seed=3, vehicles=1))
+    records = [
+        Pass(
+            vehicle=table.vehicles[int(table.vehicle[i])],
+            cell=h3.int_to_str(int(table.cell[i])),
+            start=datetime.fromtimestamp(float(table.start[i]), UTC),
+            end=datetime.fromtimestamp(float(table.end[i]), UTC),
+            stats={"pm25": PassStats(float(table.values["pm25"][i]), 0.0, 1)},
+        )
+        for i in range(len(table))
+    ]
+    a = detect(table, SETTINGS)
+    b = detect(records, SETTINGS)
+    assert [(h.label, h.cells, h.stratum) for h in a] == [(h.label, h.cells, h.stratum) for h in b]
+    assert [h.excess for h in a] == pytest.approx([h.excess for h in b])
+
+
+def test_no_passes_no_hotspots() -> None:
+    assert detect([], SETTINGS) == []
+
+
+def _summary(found: list[Hotspot]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    return sorted((h.pollutant, h.stratum, h.label.value, h.cells) for h in found)
+
+
+def _shifted(table: PassTable, shift: float) -> PassTable:
+    return replace(table, values={p: v + shift for p, v in table.values.items()})
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 10_000))
+def test_a_uniform_field_has_no_persistent_hotspot(seed: int) -> None:
+    scenario = Scenario(days=12, trips_per_day=2, seed=seed, pollutants=("pm25", "noise"))
+    found = detect(generate(scenario), SETTINGS)
+    assert not [h for h in found if h.label is Label.PERSISTENT]
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 10_000), st.floats(-30.0, 300.0))
+def test_shifting_all_values_does_not_change_the_labels(seed: int, shift: float) -> None:
+    table = generate(Scenario(days=10, trips_per_day=2, sources=_sources(12.0), seed=seed))
+    assert _summary(detect(_shifted(table, shift), SETTINGS)) == _summary(detect(table, SETTINGS))
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 10_000))
+def test_the_order_of_passes_does_not_matter(seed: int) -> None:
+    table = generate(Scenario(days=10, trips_per_day=2, sources=_sources(12.0), seed=seed))
+    order = np.random.default_rng(seed).permutation(len(table))
+    a = detect(table, SETTINGS)
+    b = detect(table.subset(order), SETTINGS)
+    assert _summary(a) == _summary(b)
+    assert [h.excess for h in a] == [h.excess for h in b]

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from api.analysis.cellstats import CellTable
+from api.analysis.labels import Evidence, Label, label_masks, reasons
+from api.analysis.settings import AnalysisSettings
+
+
+def _table(**columns: list[float]) -> CellTable:
+    n = len(columns["passes"])
+    base: dict[str, np.ndarray] = {
+        "cell": np.arange(n, dtype=np.int64),
+        "passes": np.array(columns["passes"], dtype=np.int64),
+        "days": np.array(columns.get("days", [10] * n), dtype=np.int64),
+        "vehicles": np.ones(n, dtype=np.int64),
+        "median_enhancement": np.array(columns.get("excess", [20.0] * n)) + 5,
+        "median_excess": np.array(columns.get("excess", [20.0] * n)),
+        "level": np.full(n, 50.0),
+        "persistence": np.array(columns["persistence"]),
+        "spikes": np.array(columns.get("spikes", [0] * n), dtype=np.int64),
+        "first": np.zeros(n),
+        "last": np.ones(n),
+        "p_magnitude": np.full(n, 0.001),
+        "p_episodic": np.full(n, 0.001),
+    }
+    return CellTable(
+        pollutant="pm25", stratum="all_day", level_energy=None, delta=10.0, reference=5.0, margin=2.5, sigma=3.0, spike_rate=0.01,
+        **base,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _tests(n: int, magnitude: list[float], gi: list[float], hl: list[float]) -> Evidence:
+    return Evidence(
+        magnitude_q=np.array(magnitude),
+        gi_z=np.full(n, 3.0),
+        gi_q=np.array(gi),
+        moran_i=np.full(n, -0.5),
+        high_low_q=np.array(hl),
+        episodic_q=np.full(n, 0.01),
+    )
+
+
+def test_labels_by_hand() -> None:
+    nan = float("nan")
+    table = _table(
+        passes=[25, 25, 25, 10, 10, 25, 7, 12],
+        days=[10, 10, 10, 5, 5, 10, 7, 3],
+        persistence=[0.8, 0.8, 0.4, 0.9, 0.1, 0.1, 0.9, 0.9],
+        spikes=[0, 0, 0, 0, 4, 2, 0, 0],
+    )
+    tests = _tests(
+        8,
+        magnitude=[0.01, 0.01, 0.01, 0.01, 0.5, 0.5, nan, nan],
+        gi=[0.01, 0.5, 0.01, nan, nan, nan, nan, nan],
+        hl=[0.5, 0.02, 0.5, nan, nan, nan, nan, nan],
+    )
+    masks = label_masks(table, tests, AnalysisSettings())
+    got = [masks.label(i) for i in range(8)]
+    assert got == [
+        Label.PERSISTENT,  # confirmed, significant, f 0.8, Gi* cluster
+        Label.PERSISTENT,  # ... with a high-low outlier instead of a cluster
+        Label.CANDIDATE,  # f 0.4 < 0.5
+        Label.CANDIDATE,  # 10 passes: not confirmed
+        Label.EPISODIC,  # not significant, f 0.1, four spikes
+        None,  # only two spikes
+        None,  # 7 passes: not eligible
+        None,  # 3 days: not eligible
+    ]
+
+
+def test_reasons_name_the_conditions() -> None:
+    table = _table(passes=[25], persistence=[0.8])
+    tests = _tests(1, magnitude=[0.01], gi=[0.01], hl=[0.5])
+    codes = [r.code for r in reasons(table, tests, 0, Label.PERSISTENT, AnalysisSettings())]
+    assert codes == ["passes", "magnitude", "persistence", "gi_star"]
+    episodic = _table(passes=[25], persistence=[0.1], spikes=[5])
+    text = reasons(episodic, tests, 0, Label.EPISODIC, AnalysisSettings())[-1].detail
+    assert "5 passes above 3 x delta = 30" in text
+
+
+def test_episodes_at_the_areas_own_rate_are_no_label() -> None:
+    table = _table(passes=[25], persistence=[0.1], spikes=[5])
+    tests = _tests(1, magnitude=[0.5], gi=[float("nan")], hl=[float("nan")])
+    assert label_masks(table, tests, AnalysisSettings()).label(0) is Label.EPISODIC
+    ordinary = replace(tests, episodic_q=np.array([0.3]))
+    assert label_masks(table, ordinary, AnalysisSettings()).label(0) is None

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from api.analysis.settings import AnalysisSettings, SettingsError, Stratum
+
+
+def test_defaults_follow_the_reference_method() -> None:
+    s = AnalysisSettings()
+    assert s.resolution == 11
+    assert s.pass_gap_s == 120.0
+    assert s.background_quantile == 0.10
+    assert s.background_window_s == 1200.0
+    assert s.background_smooth_s == 600.0
+    assert (s.candidate_min_passes, s.candidate_min_days, s.confirmed_min_passes) == (8, 4, 20)
+    assert s.fdr_q == 0.05
+    assert s.spatial_band_m == 150.0
+    assert s.persistent_min_share == 0.5
+    assert s.episodic_max_share == 0.25
+    assert s.episodic_factor == 3.0
+    assert [x.name for x in s.strata] == ["all_day", "lunch", "dinner", "night"]
+
+
+def test_delta_is_the_larger_of_twice_the_noise_and_the_floor() -> None:
+    s = AnalysisSettings()
+    assert s.delta_for("pm25") == 10.0  # floor 10 > 2 x 3
+    noisy = AnalysisSettings(sensor_noise={"pm25": 8.0})
+    assert noisy.delta_for("pm25") == 16.0
+    with pytest.raises(SettingsError):
+        AnalysisSettings(floors={}, sensor_noise={}).delta_for("pm25")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pass_gap_s", 0.0),
+        ("background_quantile", 1.0),
+        ("fdr_q", 0.0),
+        ("candidate_min_passes", 0),
+        ("confirmed_min_passes", 4),
+        ("resolution", 16),
+        ("reference", "mean"),
+        ("timezone", "Mars/Olympus"),
+        ("floors", {"pm25": -1.0}),
+    ],
+)
+def test_invalid_settings_name_their_field(field: str, value: object) -> None:
+    with pytest.raises(SettingsError) as caught:
+        AnalysisSettings(**{field: value})  # type: ignore[arg-type]
+    assert caught.value.name.startswith(field)
+
+
+def test_strata_are_checked() -> None:
+    with pytest.raises(SettingsError):
+        Stratum("late", 0, 1500)
+    with pytest.raises(SettingsError):
+        AnalysisSettings(strata=(Stratum("lunch", 600, 800),))
