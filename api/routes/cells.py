@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES
 from api.geojson import Feature, FeatureCollection, cell_polygon
@@ -15,7 +16,9 @@ from api.params import Period, Pollutant
 from ingest import queries
 from ingest.queries import CellStats
 
-router = APIRouter(prefix="/v1", tags=["cells"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["cells"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
 
 
 class CellsMeta(BaseModel):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from api.auth import reader
 from api.database import DbSession
 from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES
@@ -15,7 +16,9 @@ from api.params import Period
 from ingest import queries
 from ingest.queries import MAX_PAGE, BBox, Cursor, ReadingFilters, StoredReading, VehicleFilter
 
-router = APIRouter(prefix="/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["readings"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
 
 
 class ReadingsMeta(Meta):

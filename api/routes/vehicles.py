@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from api.auth import reader
 from api.database import DbSession
 from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES
 from ingest import queries
 from ingest.queries import VehicleState
 
-router = APIRouter(prefix="/v1", tags=["vehicles"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["vehicles"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
 
 
 class VehiclesMeta(Meta):
