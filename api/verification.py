@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from edge.units import ChannelSpec
-from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, channel_spec
+from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, TimeRange, channel_spec
 
 Conn = psycopg.Connection[Any]
 
@@ -183,7 +183,7 @@ def passes(
 
 _CELL_READINGS = """
 SELECT vehicle, time, {value} AS value FROM reading
-WHERE cell = %(cell)s AND time >= %(start)s AND time < %(end)s
+WHERE cell = %(cell)s AND {time}
   AND fix_valid AND {value} IS NOT NULL
   AND NOT (channel_flags ? %(channel)s)
   AND NOT (flags && %(excluded_flags)s::text[])
@@ -191,25 +191,27 @@ ORDER BY vehicle, time, seq
 """
 
 
-def cell_passes(conn: Conn, spec: ChannelSpec, request: BeforeAfterRequest) -> list[Pass]:
-    query = sql.SQL(_CELL_READINGS).format(value=sql.Identifier(spec.name))
-    rows = conn.execute(
-        query,
-        {
-            "cell": h3.str_to_int(request.cell),
-            "start": request.treated_at - request.window,
-            "end": request.treated_at + request.window,
-            "channel": spec.name,
-            "excluded_flags": list(HOTSPOT_EXCLUDED_FLAGS),
-        },
-    ).fetchall()
-    return passes(rows, request.pass_gap_s, spec.energy_mean)
+def cell_passes(
+    conn: Conn, spec: ChannelSpec, cell: str, time: TimeRange, pass_gap_s: float
+) -> list[Pass]:
+    """The cell's passes in the time range, from readings that may count (as for hotspots)."""
+    where = time.condition("time")
+    query = sql.SQL(_CELL_READINGS).format(value=sql.Identifier(spec.name), time=where.sql)
+    params = {
+        **where.params,
+        "cell": h3.str_to_int(cell),
+        "channel": spec.name,
+        "excluded_flags": list(HOTSPOT_EXCLUDED_FLAGS),
+    }
+    rows = conn.execute(query, params).fetchall()
+    return passes(rows, pass_gap_s, spec.energy_mean)
 
 
 def provisional_before_after(conn: Conn, request: BeforeAfterRequest) -> BeforeAfterResult:
     """The provisional `BeforeAfterTest` (see the module docstring)."""
     spec = channel_spec(request.pollutant)
-    found = cell_passes(conn, spec, request)
+    window = TimeRange(request.treated_at - request.window, request.treated_at + request.window)
+    found = cell_passes(conn, spec, request.cell, window, request.pass_gap_s)
     before = [p.mean for p in found if p.midpoint < request.treated_at]
     after = [p.mean for p in found if p.midpoint >= request.treated_at]
     base: dict[str, Any] = {

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from api.geometry import GeometryError, parse_area, ring_contains
@@ -96,7 +96,9 @@ def test_grids_that_tile_an_area_hold_each_point_exactly_once(
         for y0, y1 in itertools.pairwise(ys):
             ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
             cells.append(parse_area(polygon(ring)))
-    holders = [c for c in cells if c.contains(lon(px), lat(py))]
+    x, y = lon(px), lat(py)
+    assume(x < xs[-1] and y < ys[-1])  # 99.99999... can round onto the outer (open) edge
+    holders = [c for c in cells if c.contains(x, y)]
     assert len(holders) == 1
 
 
