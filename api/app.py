@@ -7,8 +7,20 @@ from fastapi import FastAPI
 from api.auth import KeyCache
 from api.database import Database
 from api.errors import install_error_handlers
+from api.live import LiveStats
 from api.ratelimit import FixedWindowLimiter, RateLimitMiddleware
-from api.routes import cases, cells, grids, health, hotspots, pollutants, readings, vehicles
+from api.routes import (
+    cases,
+    cells,
+    dashboard,
+    grids,
+    health,
+    hotspots,
+    live,
+    pollutants,
+    readings,
+    vehicles,
+)
 from api.settings import ApiSettings
 from api.verification import BeforeAfterTest, provisional_before_after
 from edge import __version__
@@ -41,7 +53,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by api.routes.dashboard from local files
         redoc_url=None,
     )
     app.state.settings = settings
@@ -49,8 +61,12 @@ def create_app(
     app.state.key_cache = KeyCache()
     app.state.before_after = before_after
     install_error_handlers(app)
-    for module in (readings, cells, hotspots, vehicles, pollutants, grids, cases, health):
+    app.state.live_stats = LiveStats()
+    routers = (readings, cells, hotspots, vehicles, pollutants, grids, cases, live, health)
+    for module in routers:
         app.include_router(module.router)
+    app.include_router(dashboard.router)
+    dashboard.mount_static(app, settings)
     app.add_middleware(
         RateLimitMiddleware,
         key_per_minute=settings.key_per_minute,

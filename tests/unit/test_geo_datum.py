@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import subprocess
+from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,3 +62,24 @@ def test_the_inverse_returns_within_a_centimetre(lon: float, lat: float) -> None
 def test_the_shift_is_always_under_a_kilometre_and_a_half(lon: float, lat: float) -> None:
     # Within mainland China the GCJ-02 offset is a few hundred metres, never kilometres.
     assert metres((lon, lat), wgs84_to_gcj02(lon, lat)) < 1500
+
+
+DASHBOARD_DATUM = Path(__file__).resolve().parents[2] / "api" / "dashboard" / "static" / "datum.js"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_dashboard_converts_exactly_as_the_api() -> None:
+    points = [SHUANGJING, (116.30, 39.99), (121.47, 31.23), (113.26, 23.13), (2.35, 48.85)]
+    script = (
+        "globalThis.window = globalThis;"
+        f"require({json.dumps(str(DASHBOARD_DATUM))});"
+        f"const points = {json.dumps(points)};"
+        "console.log(JSON.stringify(points.map(([lon, lat]) => ["
+        "window.EnvDatum.wgs84ToGcj02(lon, lat), window.EnvDatum.gcj02ToWgs84(lon, lat)])));"
+    )
+    done = subprocess.run(
+        ["node", "-e", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    for (lon, lat), (forward, inverse) in zip(points, json.loads(done.stdout), strict=True):
+        assert forward == pytest.approx(wgs84_to_gcj02(lon, lat), abs=1e-12)
+        assert inverse == pytest.approx(gcj02_to_wgs84(lon, lat), abs=1e-12)
