@@ -208,7 +208,7 @@
     });
     const bounds = L.featureGroup(state.layers.hotspots.getLayers().concat(state.layers.grids.getLayers()));
     if (bounds.getLayers().length && !state.fitted) {
-      state.map.fitBounds(bounds.getBounds().pad(0.3));
+      state.map.fitBounds(bounds.getBounds().pad(0.3), { maxZoom: 16 });
       state.fitted = true;
     }
   }
