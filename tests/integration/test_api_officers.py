@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +29,7 @@ from tests.integration.test_api import (
     patrol_rows,
     route_point,
 )
+from tests.services import scratch_database
 
 with warnings.catch_warnings():
     # As in test_api: Starlette warns that it prefers its httpx fork; httpx is what works here.
@@ -61,6 +63,26 @@ def make_client(database_url: str, **settings: Any) -> TestClient:
 def client(database_url: str) -> Iterator[TestClient]:
     with make_client(database_url) as test_client:
         yield test_client
+
+
+@dataclass
+class Shared:
+    """One database for the many bad-request cases, which must leave it as they found it."""
+
+    client: TestClient
+    admin_key: str
+    read_key: str
+
+
+@pytest.fixture(scope="module")
+def shared(admin_url: str) -> Iterator[Shared]:
+    with scratch_database(admin_url) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            admin = keys.create(conn, "Officer Wang", "admin").key
+            read = keys.create(conn, "Integrator", "read").key
+        with make_client(url) as test_client:
+            open_case(test_client, admin)  # case 1
+            yield Shared(test_client, admin, read)
 
 
 def square(lon: float, lat: float, half: float) -> dict[str, Any]:
@@ -268,9 +290,10 @@ def bad_uploads() -> list[tuple[Any, str | None]]:
 
 @pytest.mark.parametrize(("body", "parameter"), bad_uploads())
 def test_bad_grid_uploads_are_400_and_store_nothing(
-    client: TestClient, admin_key: str, body: Any, parameter: str | None
+    shared: Shared, body: Any, parameter: str | None
 ) -> None:
-    auth = {"X-API-Key": admin_key}
+    client = shared.client
+    auth = {"X-API-Key": shared.admin_key}
     if isinstance(body, str):
         response = client.post(
             "/v1/grids", content=body, headers={**auth, "content-type": "application/json"}
@@ -282,8 +305,8 @@ def test_bad_grid_uploads_are_400_and_store_nothing(
 
 
 @pytest.mark.parametrize("path", ["/v1/grids/0", "/v1/grids/abc", "/v1/grids/99999999999999999999"])
-def test_bad_grid_ids_are_400(client: TestClient, path: str) -> None:
-    assert_problem(client.get(path), 400)
+def test_bad_grid_ids_are_400(shared: Shared, path: str) -> None:
+    assert_problem(shared.client.get(path), 400)
 
 
 def test_hotspots_are_tagged_with_their_grid_and_filtered_by_it(
@@ -447,16 +470,17 @@ def test_the_verify_test_is_a_parameter_of_the_app(database_url: str, admin_key:
     ],
 )
 def test_bad_case_requests_are_4xx(
-    client: TestClient, admin_key: str, method: str, path: str, body: Any, status: int
+    shared: Shared, method: str, path: str, body: Any, status: int
 ) -> None:
-    open_case(client, admin_key)  # case 1
-    kwargs: dict[str, Any] = {"headers": {"X-API-Key": admin_key}}
+    kwargs: dict[str, Any] = {"headers": {"X-API-Key": shared.admin_key}}
     if body is not None:
         kwargs["json"] = body
-    assert_problem(getattr(client, method)(path, **kwargs), status)
+    assert_problem(getattr(shared.client, method)(path, **kwargs), status)
+    assert shared.client.get("/v1/cases/1").json()["status"] == "open"
 
 
-def test_case_writes_need_an_admin_key(client: TestClient, read_key: str) -> None:
+def test_case_writes_need_an_admin_key(shared: Shared) -> None:
+    client, read_key = shared.client, shared.read_key
     assert_problem(client.post("/v1/cases", json={"pollutant": "pm25", "cell": "x"}), 401)
     headers = {"X-API-Key": read_key}
     assert_problem(client.patch("/v1/cases/1", json={"note": "x"}, headers=headers), 403)

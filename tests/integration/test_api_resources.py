@@ -28,6 +28,7 @@ from tests.integration.test_api import (
     roll_up,
     route_point,
 )
+from tests.services import scratch_database
 
 with warnings.catch_warnings():
     # As in test_api: Starlette warns that it prefers its httpx fork; httpx is what works here.
@@ -46,6 +47,16 @@ def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
     with TestClient(create_app(ApiSettings(database_url=database_url))) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def empty_client(admin_url: str) -> Iterator[TestClient]:
+    """One empty database for the bad-parameter cases, which never write."""
+    with (
+        scratch_database(admin_url) as url,
+        TestClient(create_app(ApiSettings(database_url=url))) as test_client,
+    ):
         yield test_client
 
 
@@ -107,9 +118,9 @@ def test_one_vehicle_and_its_track(db: psycopg.Connection[Any], client: TestClie
     ],
 )
 def test_bad_track_parameters_are_400(
-    client: TestClient, params: dict[str, Any], parameter: str
+    empty_client: TestClient, params: dict[str, Any], parameter: str
 ) -> None:
-    assert_problem(client.get("/v1/vehicles/car-a/track", params=params), 400, parameter)
+    assert_problem(empty_client.get("/v1/vehicles/car-a/track", params=params), 400, parameter)
 
 
 # --- one cell -----------------------------------------------------------------------------------
@@ -160,9 +171,9 @@ def test_one_cell_statistics_series_and_passes(
     ],
 )
 def test_bad_cell_requests_are_400(
-    client: TestClient, path: str, params: dict[str, Any], parameter: str
+    empty_client: TestClient, path: str, params: dict[str, Any], parameter: str
 ) -> None:
-    assert_problem(client.get(path, params=params), 400, parameter)
+    assert_problem(empty_client.get(path, params=params), 400, parameter)
 
 
 # --- exports ------------------------------------------------------------------------------------
@@ -238,9 +249,9 @@ def test_large_exports_page_with_the_cursor(
     ],
 )
 def test_bad_export_parameters_are_400(
-    client: TestClient, params: dict[str, Any], parameter: str
+    empty_client: TestClient, params: dict[str, Any], parameter: str
 ) -> None:
-    assert_problem(client.get("/v1/readings", params={**WINDOW, **params}), 400, parameter)
+    assert_problem(empty_client.get("/v1/readings", params={**WINDOW, **params}), 400, parameter)
 
 
 def test_openapi_lists_every_route_with_examples(client: TestClient) -> None:
