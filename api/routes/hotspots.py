@@ -16,7 +16,7 @@ from api.officers import grids
 from api.officers.grids import Grid
 from api.params import Period, Pollutant
 from ingest import queries
-from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, MAD_TO_SIGMA, Hotspot, HotspotParams
+from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, MAD_TO_SIGMA, BBox, Hotspot, HotspotParams
 
 router = APIRouter(
     prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -147,10 +147,18 @@ def list_hotspots(
         int | None,
         Query(ge=1, le=2**62, description="Only hotspots whose cell centre lies in this grid."),
     ] = None,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="Only hotspots whose cell centre lies in west,south,east,north (WGS-84).",
+            examples=["116.45,39.88,116.48,39.90"],
+        ),
+    ] = None,
 ) -> FeatureCollection[HotspotsMeta, HotspotProperties]:
     """Computed per request from the stored readings (indicative, not compliance values). Each
     hotspot is tagged with the management grid holding its cell centre."""
     queries.hotspot_channel(spec.name)
+    box = None if bbox is None else BBox.parse(bbox)
     params = HotspotParams(
         pass_gap_s=pass_gap_s,
         min_passes=min_passes,
@@ -167,6 +175,12 @@ def list_hotspots(
     tagged = [(h, grids.grid_at(known, h.lon, h.lat)) for h in result.hotspots]
     if grid is not None:
         tagged = [(h, g) for h, g in tagged if g is not None and g.id == grid]
+    if box is not None:
+        tagged = [
+            (h, g)
+            for h, g in tagged
+            if box.west <= h.lon <= box.east and box.south <= h.lat <= box.north
+        ]
     return FeatureCollection[HotspotsMeta, HotspotProperties](
         meta=HotspotsMeta(
             found=len(tagged),

@@ -7,6 +7,7 @@ with one source), not a simulator run. Screenshots go to var/screenshots/ (not c
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from tests.integration.test_api import (
     route_point,
 )
 from tests.integration.test_api_live import serve
+from tests.integration.test_api_officers import grid_upload
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +78,7 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 def test_hotspots_show_and_a_case_can_be_opened(
-    database_url: str, browser: webdriver.Chrome
+    database_url: str, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         rows = patrol_rows(hot=40.0)
@@ -141,6 +143,17 @@ def test_hotspots_show_and_a_case_can_be_opened(
         browser.save_screenshot(str(SCREENSHOTS / "dashboard-case.png"))
         dispatch[0].click()
         wait_for(lambda: "dispatched" in browser.find_element(By.ID, "cases").text, "dispatched")
+
+        # Officers upload their grids; the hotspot is then tagged with its grid.
+        upload = tmp_path / "grids.geojson"
+        upload.write_text(json.dumps(grid_upload()), encoding="utf-8")
+        browser.find_element(By.ID, "grid-file").send_keys(str(upload))
+        wait_for(
+            lambda: "East grid" in browser.find_element(By.CSS_SELECTOR, "#hotspots tbody").text,
+            "the hotspot tagged with its grid",
+        )
+        options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#grid option")]
+        assert options == ["All grids", "East grid", "西区网格"]
 
         # Chinese labels.
         browser.find_element(By.ID, "lang").click()

@@ -326,6 +326,14 @@ def test_hotspots_are_tagged_with_their_grid_and_filtered_by_it(
     west = client.get("/v1/hotspots", params={**params, "grid": ids["西区网格"]}).json()
     assert west["features"] == []
     assert_problem(client.get("/v1/hotspots", params={**params, "grid": 999}), 400, "grid")
+    lat, lon = route_point(HOT)
+    around = f"{lon - 0.001},{lat - 0.001},{lon + 0.001},{lat + 0.001}"
+    assert (
+        len(client.get("/v1/hotspots", params={**params, "bbox": around}).json()["features"]) == 1
+    )
+    away = f"{lon + 0.01},{lat - 0.001},{lon + 0.02},{lat + 0.001}"
+    assert client.get("/v1/hotspots", params={**params, "bbox": away}).json()["features"] == []
+    assert_problem(client.get("/v1/hotspots", params={**params, "bbox": "1,2"}), 400, "bbox")
     assert_problem(client.get("/v1/hotspots", params={**params, "grid": "x"}), 400, "grid")
 
 

@@ -206,6 +206,15 @@
       row.addEventListener("click", () => select(feature));
       body.appendChild(row);
     });
+    if (state.selected) {
+      // Keep the detail panel on the same cell, with its new figures, grid and language.
+      const same = doc.features.find((f) => f.properties.cell === state.selected.properties.cell);
+      if (same) select(same);
+      else {
+        state.selected = null;
+        $("detail-body").innerHTML = `<p>${t("pick_hotspot")}</p>`;
+      }
+    }
     const bounds = L.featureGroup(state.layers.hotspots.getLayers().concat(state.layers.grids.getLayers()));
     if (bounds.getLayers().length && !state.fitted) {
       state.map.fitBounds(bounds.getBounds().pad(0.3), { maxZoom: 16 });
@@ -450,6 +459,24 @@
     }
   }
 
+  // Management grids: a GeoJSON FeatureCollection whose features carry name and responsible.
+  async function uploadGrids(file) {
+    if (!apiKey()) {
+      say(t("need_key"));
+      return;
+    }
+    try {
+      const doc = JSON.parse(await file.text());
+      const saved = await api("/v1/grids", { method: "POST", body: doc });
+      await loadGrids();
+      await loadHotspots();
+      say("");
+      $("feed").textContent = `${t("grids_uploaded")}: ${saved.meta.found}`;
+    } catch (error) {
+      say(`${t("error")}: ${error.message}`);
+    }
+  }
+
   async function refresh() {
     say("");
     localStorage.setItem("envpatrol.pollutant", $("pollutant").value);
@@ -489,6 +516,10 @@
     $("grid").addEventListener("change", () => loadHotspots().catch((e) => say(e.message)));
     $("export-csv").addEventListener("click", () => download("csv"));
     $("export-geojson").addEventListener("click", () => download("geojson"));
+    $("grid-file").addEventListener("change", (e) => {
+      if (e.target.files.length) uploadGrids(e.target.files[0]);
+      e.target.value = "";
+    });
     $("lang").addEventListener("click", async () => {
       window.EnvI18n.setLang(window.EnvI18n.getLang() === "zh" ? "en" : "zh");
       applyLabels();
