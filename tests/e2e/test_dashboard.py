@@ -160,6 +160,10 @@ def test_hotspots_show_and_a_case_can_be_opened(
         wait_for(
             lambda: browser.find_element(By.CSS_SELECTOR, "h2").text == "热点", "Chinese labels"
         )
+        wait_for(
+            lambda: "浓度" in browser.find_element(By.ID, "detail-body").text,
+            "the detail panel in Chinese",
+        )
         browser.save_screenshot(str(SCREENSHOTS / "dashboard-zh.png"))
         assert browser.find_element(By.ID, "message").text == ""
 
