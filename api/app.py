@@ -4,33 +4,73 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api.auth import KeyCache
 from api.database import Database
 from api.errors import install_error_handlers
-from api.routes import cells, health, hotspots, pollutants, readings, vehicles
+from api.live import LiveStats
+from api.ratelimit import FixedWindowLimiter, RateLimitMiddleware
+from api.routes import (
+    cases,
+    cells,
+    dashboard,
+    grids,
+    health,
+    hotspots,
+    live,
+    pollutants,
+    readings,
+    vehicles,
+)
 from api.settings import ApiSettings
+from api.verification import BeforeAfterTest, provisional_before_after
 from edge import __version__
 
 DESCRIPTION = """\
 Readings, per-cell statistics and pollution hotspots from environmental sensor boxes on city
-patrol vehicles. Values are in each channel's canonical unit (see `/v1/pollutants`). Statistics
-from mobile monitoring are indicative, not compliance values.
+patrol vehicles, and the officers' management grids and cases. Values are in each channel's
+canonical unit (see `/v1/pollutants`). Statistics from mobile monitoring are indicative, not
+compliance values.
+
+Authentication: an API key in the `X-API-Key` header (`envpatrol apikey create`). Read routes
+need a key of role `read` or `admin` when the server requires keys for reads; write routes
+always need an `admin` key. Requests under `/v1` are rate limited per key (or per address
+without one): see the `RateLimit-*` headers; a 429 carries `Retry-After`.
 
 Errors are problem details (`application/problem+json`, RFC 9457).
 """
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
+def create_app(
+    settings: ApiSettings,
+    *,
+    before_after: BeforeAfterTest = provisional_before_after,
+    limiter: FixedWindowLimiter | None = None,
+) -> FastAPI:
+    """`before_after` is the test `POST /v1/cases/{id}/verify` runs; `limiter` the rate limiter
+    (one with its own clock in tests)."""
     app = FastAPI(
         title="envpatrol API",
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by api.routes.dashboard from local files
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = Database(settings)
+    app.state.key_cache = KeyCache()
+    app.state.before_after = before_after
     install_error_handlers(app)
-    for module in (readings, cells, hotspots, vehicles, pollutants, health):
+    app.state.live_stats = LiveStats()
+    routers = (readings, cells, hotspots, vehicles, pollutants, grids, cases, live, health)
+    for module in routers:
         app.include_router(module.router)
+    app.include_router(dashboard.router)
+    dashboard.mount_static(app, settings)
+    app.add_middleware(
+        RateLimitMiddleware,
+        key_per_minute=settings.key_per_minute,
+        anonymous_per_minute=settings.anonymous_per_minute,
+        limiter=limiter,
+    )
     return app

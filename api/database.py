@@ -1,4 +1,10 @@
-"""Read-only database connections: one per request, opened only once its parameters are checked."""
+"""Database connections: one per request, opened only once its parameters are checked.
+
+Reads go through the read-only role (`[database] url`, normally `envpatrol_reader`, and the
+session itself is read-only). Writes to the officer-owned tables (grids, cases, API keys) go
+through a second connection as the admin role (`[database] admin_url`, normally
+`envpatrol_officer`), opened only by the routes that need an admin key.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +24,12 @@ class Database:
 
     def __init__(self, settings: ApiSettings) -> None:
         self.url = settings.database_url
+        self.admin_url = settings.writer_url
         self.connect_timeout_s = settings.connect_timeout_s
         timeout_ms = max(1, round(settings.statement_timeout_s * 1000))
-        self.options = (
-            f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms} -c TimeZone=UTC"
-        )
+        common = f"-c statement_timeout={timeout_ms} -c TimeZone=UTC"
+        self.options = f"-c default_transaction_read_only=on {common}"
+        self.admin_options = common
 
     def connect(self) -> Connection:
         return psycopg.connect(
@@ -31,6 +38,16 @@ class Database:
             connect_timeout=self.connect_timeout_s,
             options=self.options,
             application_name="envpatrol-api",
+        )
+
+    def connect_admin(self) -> Connection:
+        """A connection that may write the officer-owned tables; callers open transactions."""
+        return psycopg.connect(
+            self.admin_url,
+            autocommit=True,
+            connect_timeout=self.connect_timeout_s,
+            options=self.admin_options,
+            application_name="envpatrol-api-admin",
         )
 
 
@@ -44,16 +61,29 @@ class Session:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._connection: Connection | None = None
+        self._admin: Connection | None = None
+
+    @property
+    def database(self) -> Database:
+        return self._database
 
     def connection(self) -> Connection:
         if self._connection is None:
             self._connection = self._database.connect()
         return self._connection
 
+    def admin(self) -> Connection:
+        """The admin role's connection, for writes an admin key allowed."""
+        if self._admin is None:
+            self._admin = self._database.connect_admin()
+        return self._admin
+
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        for connection in (self._connection, self._admin):
+            if connection is not None:
+                connection.close()
+        self._connection = None
+        self._admin = None
 
 
 def session(request: Request) -> Iterator[Session]:

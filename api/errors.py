@@ -82,7 +82,28 @@ def problem_response(problem: Problem) -> JSONResponse:
 
 
 # For the OpenAPI document: every route may answer with these.
-_PROBLEM_CONTENT: dict[str, Any] = {PROBLEM_MEDIA_TYPE: {"schema": Problem.model_json_schema()}}
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its local `$defs` references replaced by the definitions themselves, so
+    it stands alone inside the OpenAPI document (where `#/$defs/...` does not resolve)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    result: dict[str, Any] = walk(schema)
+    return result
+
+
+_PROBLEM_CONTENT: dict[str, Any] = {
+    PROBLEM_MEDIA_TYPE: {"schema": _inlined(Problem.model_json_schema())}
+}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"description": "Invalid parameters (problem details)", "content": _PROBLEM_CONTENT},
     503: {"description": "Database unavailable or too slow", "content": _PROBLEM_CONTENT},

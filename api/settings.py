@@ -1,9 +1,23 @@
 """The API's settings: one TOML file plus environment overrides, checked at start-up.
 
 - `[database] url`: libpq URL of the read-only role; ENVPATROL_DATABASE_URL replaces it.
+- `[database] admin_url`: libpq URL of the role that writes the officer-owned tables (grids,
+  cases, API keys), normally `envpatrol_officer`; ENVPATROL_ADMIN_DATABASE_URL replaces it.
+  Default: `url` (fine for a demo whose one role may write; in production give the officer role).
 - `[database] statement_timeout_s` (30): a longer query is cancelled and answered with a 503.
 - `[database] connect_timeout_s` (5).
 - `[api] host` ("127.0.0.1") and `port` (8080): where to listen.
+- `[auth] read_key_required` (false): whether reads need an API key (`X-API-Key`). Writes always
+  need an admin key. The production config sets it to true; the demo leaves reads open.
+- `[rate_limit] key_per_minute` (600) and `anonymous_per_minute` (120): requests per minute per
+  API key and per client address without a key; 0 switches that limit off.
+- `[mqtt]` (optional; ENVPATROL_MQTT_URL also enables it): the broker the live feed subscribes to,
+  as for the ingest (`url`, `topic_root`, `username`, `password_file`, TLS files).
+- `[dashboard] tile_url` (""): base-map tile URL template ({z}/{x}/{y}); empty: no base map
+  (offline). `tile_datum` ("wgs84" or "gcj02"): the datum the tiles are drawn in; with "gcj02"
+  (AMap and other Chinese maps) the dashboard shifts every shape for display only.
+  `tile_attribution` (""). `static_dir`: where `api/dashboard/build` put the front-end libraries
+  (default: api/dashboard/vendor in the source tree).
 
 Unknown keys are refused, so a typo cannot go unnoticed.
 """
@@ -16,10 +30,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edge.config import load_toml
-from edge.mqtt import SettingsError
+from edge.config import load_toml, mqtt_from
+from edge.mqtt import MqttSettings, SettingsError
 
 DATABASE_URL_ENV = "ENVPATROL_DATABASE_URL"
+ADMIN_DATABASE_URL_ENV = "ENVPATROL_ADMIN_DATABASE_URL"
+MQTT_URL_ENV = "ENVPATROL_MQTT_URL"
+TILE_DATUMS = ("wgs84", "gcj02")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +46,15 @@ class ApiSettings:
     port: int = 8080
     statement_timeout_s: float = 30.0
     connect_timeout_s: int = 5
+    admin_database_url: str | None = None
+    read_key_required: bool = False
+    key_per_minute: int = 600
+    anonymous_per_minute: int = 120
+    mqtt: MqttSettings | None = None
+    tile_url: str = ""
+    tile_datum: str = "wgs84"
+    tile_attribution: str = ""
+    static_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -41,17 +67,41 @@ class ApiSettings:
             raise SettingsError("database.statement_timeout_s", "must be a positive number")
         if self.connect_timeout_s < 1:
             raise SettingsError("database.connect_timeout_s", "must be at least 1")
+        for key, value in (
+            ("rate_limit.key_per_minute", self.key_per_minute),
+            ("rate_limit.anonymous_per_minute", self.anonymous_per_minute),
+        ):
+            if value < 0:
+                raise SettingsError(key, f"must be 0 (off) or more, got {value}")
+        if self.tile_datum not in TILE_DATUMS:
+            raise SettingsError("dashboard.tile_datum", f"must be one of {', '.join(TILE_DATUMS)}")
+        if self.tile_url and not self.tile_url.startswith(("http://", "https://", "/")):
+            raise SettingsError("dashboard.tile_url", "must be an http(s) URL or a local path")
+
+    @property
+    def writer_url(self) -> str:
+        return self.admin_database_url or self.database_url
 
 
 _TYPES: dict[str, dict[str, type]] = {
-    "database": {"url": str, "statement_timeout_s": float, "connect_timeout_s": int},
+    "database": {
+        "url": str,
+        "admin_url": str,
+        "statement_timeout_s": float,
+        "connect_timeout_s": int,
+    },
     "api": {"host": str, "port": int},
+    "auth": {"read_key_required": bool},
+    "rate_limit": {"key_per_minute": int, "anonymous_per_minute": int},
+    "dashboard": {"tile_url": str, "tile_datum": str, "tile_attribution": str, "static_dir": str},
 }
 
 
 def _checked(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for section, table in doc.items():
+        if section == "mqtt":
+            continue  # checked by mqtt_from, as for the ingest
         if section not in _TYPES:
             raise SettingsError(section, "unknown section")
         if not isinstance(table, dict):
@@ -62,23 +112,47 @@ def _checked(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             if want is None:
                 raise SettingsError(f"{section}.{key}", "unknown setting")
             value = float(raw) if want is float and type(raw) is int else raw
-            if not isinstance(value, want) or isinstance(value, bool):
+            if want is bool:
+                if not isinstance(value, bool):
+                    raise SettingsError(f"{section}.{key}", f"must be true or false, got {raw!r}")
+            elif not isinstance(value, want) or isinstance(value, bool):
                 raise SettingsError(f"{section}.{key}", f"must be {want.__name__}, got {raw!r}")
             out[section][key] = value
     return out
 
 
+def _mqtt(doc: Mapping[str, Any], environ: Mapping[str, str]) -> MqttSettings | None:
+    section = doc.get("mqtt")
+    if section is None and not environ.get(MQTT_URL_ENV):
+        return None
+    if section is not None and not isinstance(section, dict):
+        raise SettingsError("mqtt", "must be a table")
+    allowed = {"url", "topic_root", "username", "password_file", "ca_file", "cert_file"}
+    allowed |= {"key_file", "protocol", "keepalive_s"}
+    for key in section or {}:
+        if key not in allowed:
+            raise SettingsError(f"mqtt.{key}", "unknown setting")
+    return mqtt_from(dict(section or {}), environ)
+
+
 def load_api_settings(path: str | None, environ: Mapping[str, str] = os.environ) -> ApiSettings:
-    """Settings from a TOML file (optional) and ENVPATROL_DATABASE_URL (which wins)."""
+    """Settings from a TOML file (optional) and ENVPATROL_* variables (which win)."""
     doc = load_toml(path)
     sections = _checked(doc)
     database = sections.get("database", {})
     api = sections.get("api", {})
     url = environ.get(DATABASE_URL_ENV) or database.pop("url", "")
     database.pop("url", None)
+    admin_url = environ.get(ADMIN_DATABASE_URL_ENV) or database.pop("admin_url", None)
+    database.pop("admin_url", None)
     return ApiSettings(
         database_url=url,
+        admin_database_url=admin_url,
         host=api.get("host", "127.0.0.1"),
         port=api.get("port", 8080),
+        mqtt=_mqtt(doc, environ),
         **database,
+        **sections.get("auth", {}),
+        **sections.get("rate_limit", {}),
+        **sections.get("dashboard", {}),
     )

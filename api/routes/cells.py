@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+import h3
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
+from api import cell_history, verification
+from api.auth import reader
 from api.database import DbSession
-from api.errors import PROBLEM_RESPONSES
-from api.geojson import Feature, FeatureCollection, cell_polygon
+from api.errors import PROBLEM_RESPONSES, ParameterError
+from api.geojson import Feature, FeatureCollection, Polygon, cell_polygon
 from api.params import Period, Pollutant
 from ingest import queries
 from ingest.queries import CellStats
 
-router = APIRouter(prefix="/v1", tags=["cells"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["cells"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
 
 
 class CellsMeta(BaseModel):
@@ -89,4 +94,121 @@ def list_cells(
             end=result.time.end,
         ),
         features=[cell_feature(c) for c in result.cells],
+    )
+
+
+class HourOut(BaseModel):
+    hour: datetime = Field(description="Start of the UTC hour.")
+    n: int
+    mean: float
+    min: float
+    max: float
+    energy_mean: float | None
+
+
+class PassOut(BaseModel):
+    vehicle: str
+    start: datetime
+    end: datetime
+    mean: float = Field(description="Mean of the pass's readings (energy mean for noise).")
+
+
+class CellDetailMeta(BaseModel):
+    pollutant: str
+    unit: str
+    start: datetime | None = Field(serialization_alias="from")
+    end: datetime | None = Field(serialization_alias="to")
+    pass_gap_s: float
+    passes_truncated: bool = Field(description="Only the newest max_passes passes are listed.")
+
+
+class CellDetailProperties(BaseModel):
+    cell: str
+    lat: float
+    lon: float
+    resolution: int
+    stats: CellProperties | None = Field(description="Over the whole range; null without data.")
+    series: list[HourOut] = Field(description="Hourly statistics, oldest first.")
+    passes: list[PassOut] = Field(description="Pass history, oldest first.")
+
+
+class CellDetail(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: Polygon
+    meta: CellDetailMeta
+    properties: CellDetailProperties
+
+
+@router.get("/cells/{cell}", summary="One cell: statistics, hourly series and pass history")
+def get_cell(
+    *,
+    cell: Annotated[
+        str, Path(description="H3 index at the stored resolution.", examples=["8a31aa5a9a47fff"])
+    ],
+    spec: Pollutant,
+    period: Period,
+    db: DbSession,
+    pass_gap_s: Annotated[
+        float, Query(gt=0, le=86_400, allow_inf_nan=False, description="A longer gap ends a pass.")
+    ] = 120.0,
+    max_passes: Annotated[int, Query(ge=0, le=10_000)] = 1000,
+) -> CellDetail:
+    """Statistics come from the hourly rollups (readings with a valid fix and an unflagged
+    value); passes from the readings (also without stationary or stale-fix readings)."""
+    if not h3.is_valid_cell(cell):
+        raise ParameterError("cell", f"{cell!r} is not an H3 cell index")
+    conn = db.connection()
+    resolution = queries.stored_resolution(conn)
+    if h3.get_resolution(cell) != resolution:
+        raise ParameterError("cell", f"cells here are at H3 resolution {resolution}")
+    series = cell_history.hourly(conn, cell, spec, period)
+    summary = cell_history.summarise(series, spec.energy_mean)
+    stats = None
+    if summary is not None:
+        stats = CellProperties(
+            cell=cell,
+            n=summary.n,
+            mean=summary.mean,
+            std=summary.std,
+            min=summary.min,
+            max=summary.max,
+            energy_mean=summary.energy_mean,
+            hours=len(series),
+            first_hour=series[0].hour,
+            last_hour=series[-1].hour,
+        )
+    found = verification.cell_passes(conn, spec, cell, period, pass_gap_s)
+    truncated = len(found) > max_passes
+    found = sorted(found, key=lambda p: p.start)
+    if truncated:
+        found = found[len(found) - max_passes :]
+    lat, lon = h3.cell_to_latlng(cell)
+    return CellDetail(
+        id=cell,
+        geometry=cell_polygon(cell),
+        meta=CellDetailMeta(
+            pollutant=spec.name,
+            unit=spec.unit,
+            start=period.start,
+            end=period.end,
+            pass_gap_s=pass_gap_s,
+            passes_truncated=truncated,
+        ),
+        properties=CellDetailProperties(
+            cell=cell,
+            lat=lat,
+            lon=lon,
+            resolution=resolution,
+            stats=stats,
+            series=[
+                HourOut(
+                    hour=h.hour, n=h.n, mean=h.mean, min=h.min, max=h.max, energy_mean=h.energy_mean
+                )
+                for h in series
+            ],
+            passes=[
+                PassOut(vehicle=p.vehicle, start=p.start, end=p.end, mean=p.mean) for p in found
+            ],
+        ),
     )

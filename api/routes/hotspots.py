@@ -5,17 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from api.auth import reader
 from api.database import DbSession
-from api.errors import PROBLEM_RESPONSES
+from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.geojson import Feature, FeatureCollection, cell_polygon
+from api.officers import grids
+from api.officers.grids import Grid
 from api.params import Period, Pollutant
 from ingest import queries
-from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, MAD_TO_SIGMA, Hotspot, HotspotParams
+from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, MAD_TO_SIGMA, BBox, Hotspot, HotspotParams
 
-router = APIRouter(prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
 
 NOTE = (
     "Indicative values from mobile monitoring, not compliance values: air quality standards "
@@ -46,6 +51,7 @@ class HotspotsMeta(BaseModel):
     found: int
     pollutant: str
     unit: str
+    grid: int | None = Field(default=None, description="The grid filter, if any.")
     start: datetime | None = Field(serialization_alias="from")
     end: datetime | None = Field(serialization_alias="to")
     method: MethodParams
@@ -69,9 +75,11 @@ class HotspotProperties(BaseModel):
     persistence: float
     first_pass: datetime
     last_pass: datetime
+    grid_id: int | None = Field(description="Management grid holding the cell centre; null: none.")
+    grid_name: str | None
 
 
-def hotspot_feature(spot: Hotspot) -> Feature[HotspotProperties]:
+def hotspot_feature(spot: Hotspot, grid: Grid | None = None) -> Feature[HotspotProperties]:
     return Feature[HotspotProperties](
         id=spot.cell,
         geometry=cell_polygon(spot.cell),
@@ -89,6 +97,8 @@ def hotspot_feature(spot: Hotspot) -> Feature[HotspotProperties]:
             persistence=spot.persistence,
             first_pass=spot.first_pass,
             last_pass=spot.last_pass,
+            grid_id=None if grid is None else grid.id,
+            grid_name=None if grid is None else grid.name,
         ),
     )
 
@@ -133,9 +143,22 @@ def list_hotspots(
     timezone: Annotated[
         str, Query(description="IANA zone whose calendar days `days` counts.")
     ] = "UTC",
+    grid: Annotated[
+        int | None,
+        Query(ge=1, le=2**62, description="Only hotspots whose cell centre lies in this grid."),
+    ] = None,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="Only hotspots whose cell centre lies in west,south,east,north (WGS-84).",
+            examples=["116.45,39.88,116.48,39.90"],
+        ),
+    ] = None,
 ) -> FeatureCollection[HotspotsMeta, HotspotProperties]:
-    """Computed per request from the stored readings (indicative, not compliance values)."""
+    """Computed per request from the stored readings (indicative, not compliance values). Each
+    hotspot is tagged with the management grid holding its cell centre."""
     queries.hotspot_channel(spec.name)
+    box = None if bbox is None else BBox.parse(bbox)
     params = HotspotParams(
         pass_gap_s=pass_gap_s,
         min_passes=min_passes,
@@ -144,12 +167,26 @@ def list_hotspots(
         delta=delta,
         timezone=timezone,
     )
-    result = queries.hotspots(db.connection(), spec.name, period, params)
+    conn = db.connection()
+    known = grids.all_grids(conn)
+    if grid is not None and all(g.id != grid for g in known):
+        raise ParameterError("grid", f"no grid {grid}; see /v1/grids")
+    result = queries.hotspots(conn, spec.name, period, params)
+    tagged = [(h, grids.grid_at(known, h.lon, h.lat)) for h in result.hotspots]
+    if grid is not None:
+        tagged = [(h, g) for h, g in tagged if g is not None and g.id == grid]
+    if box is not None:
+        tagged = [
+            (h, g)
+            for h, g in tagged
+            if box.west <= h.lon <= box.east and box.south <= h.lat <= box.north
+        ]
     return FeatureCollection[HotspotsMeta, HotspotProperties](
         meta=HotspotsMeta(
-            found=len(result.hotspots),
+            found=len(tagged),
             pollutant=spec.name,
             unit=spec.unit,
+            grid=grid,
             start=period.start,
             end=period.end,
             method=MethodParams(
@@ -165,5 +202,5 @@ def list_hotspots(
             passes=result.passes,
             cells=result.cells,
         ),
-        features=[hotspot_feature(h) for h in result.hotspots],
+        features=[hotspot_feature(h, g) for h, g in tagged],
     )

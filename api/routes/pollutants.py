@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from api.auth import reader
 from api.envelope import Envelope, Meta
 from edge.units import CHANNELS, ChannelSpec
 from ingest.queries import HOTSPOT_FLOORS
 
-router = APIRouter(prefix="/v1", tags=["pollutants"])
+router = APIRouter(prefix="/v1", tags=["pollutants"], dependencies=[Depends(reader)])
 
 
 class PollutantOut(BaseModel):

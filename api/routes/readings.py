@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal, cast
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from api.database import DbSession
+from api import export
+from api.auth import reader
+from api.database import Database, DbSession
 from api.envelope import Envelope, Meta
-from api.errors import PROBLEM_RESPONSES
+from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.params import Period
 from ingest import queries
 from ingest.queries import MAX_PAGE, BBox, Cursor, ReadingFilters, StoredReading, VehicleFilter
 
-router = APIRouter(prefix="/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["readings"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
 
 
 class ReadingsMeta(Meta):
@@ -76,9 +82,24 @@ def reading_out(reading: StoredReading) -> ReadingOut:
     )
 
 
-@router.get("/readings", summary="Stored readings, in pages")
+_EXPORT_CONTENT = {media: {"schema": {"type": "string"}} for media in export.MEDIA_TYPES.values()}
+
+
+@router.get(
+    "/readings",
+    summary="Stored readings, in pages; or exported as CSV, GeoJSON or NDJSON",
+    response_model=Envelope[ReadingsMeta, ReadingOut],
+    responses={
+        200: {
+            "description": "JSON pages (format=json) or a streamed export; an export that "
+            "stops at `limit` names the next page in its Link and X-Next-Cursor headers.",
+            "content": _EXPORT_CONTENT,
+        }
+    },
+)
 def list_readings(
     *,
+    request: Request,
     period: Period,
     db: DbSession,
     vehicle: Annotated[str | None, Query(description="Only this vehicle's readings.")] = None,
@@ -89,11 +110,23 @@ def list_readings(
             examples=["116.40,39.88,116.50,39.94"],
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Readings per page.")] = 1000,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=export.MAX_EXPORT,
+            description=f"Readings per page: at most {MAX_PAGE} as JSON, "
+            f"{export.MAX_EXPORT} in an export.",
+        ),
+    ] = 1000,
     cursor: Annotated[
         str | None, Query(description="`meta.next_cursor` of the previous page.")
     ] = None,
-) -> Envelope[ReadingsMeta, ReadingOut]:
+    format: Annotated[
+        Literal["json", "csv", "geojson", "ndjson"],
+        Query(description="json: pages in the envelope; csv, geojson, ndjson: a streamed export."),
+    ] = "json",
+) -> Envelope[ReadingsMeta, ReadingOut] | Response:
     """Readings ordered by (time, vehicle, seq). Every value is in its channel's canonical unit
     (`units`); a null value was missing or invalid, `channel_flags` says why. Flagged readings
     are returned like the others."""
@@ -103,6 +136,10 @@ def list_readings(
         bbox=None if bbox is None else BBox.parse(bbox),
     )
     after = None if cursor is None else Cursor.decode(cursor)
+    if format != "json":
+        return _export(request, db, filters, format, limit, after)
+    if limit > MAX_PAGE:
+        raise ParameterError("limit", f"at most {MAX_PAGE} readings per JSON page; export more")
     page = queries.readings(db.connection(), filters, limit, after)
     return Envelope[ReadingsMeta, ReadingOut](
         meta=ReadingsMeta(
@@ -111,4 +148,28 @@ def list_readings(
             next_cursor=None if page.next_cursor is None else page.next_cursor.encode(),
         ),
         results=[reading_out(r) for r in page.readings],
+    )
+
+
+def _export(
+    request: Request,
+    db: DbSession,
+    filters: ReadingFilters,
+    fmt: export.Format,
+    limit: int,
+    after: Cursor | None,
+) -> StreamingResponse:
+    following = export.next_cursor(db.connection(), filters, limit, after)
+    headers = {"Content-Disposition": f'attachment; filename="readings.{fmt}"'}
+    if following is not None:
+        token = following.encode()
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        link = f"{request.url.path}?{urlencode([*query, ('cursor', token)])}"
+        headers["Link"] = f'<{link}>; rel="next"'
+        headers["X-Next-Cursor"] = token
+    database = cast(Database, request.app.state.database)
+    return StreamingResponse(
+        export.stream(database, filters, fmt, limit, after),
+        media_type=export.MEDIA_TYPES[fmt],
+        headers=headers,
     )

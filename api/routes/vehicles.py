@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
+from api.auth import reader
 from api.database import DbSession
 from api.envelope import Envelope, Meta
-from api.errors import PROBLEM_RESPONSES
+from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
+from api.params import Period
+from edge.topics import TopicError, check_vehicle
 from ingest import queries
-from ingest.queries import VehicleState
+from ingest.queries import MAX_PAGE, ReadingFilters, VehicleFilter, VehicleState
 
-router = APIRouter(prefix="/v1", tags=["vehicles"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["vehicles"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
 
 
 class VehiclesMeta(Meta):
@@ -67,4 +72,144 @@ def list_vehicles(
     return Envelope[VehiclesMeta, VehicleOut](
         meta=VehiclesMeta(found=len(found), online_window_s=online_window_s),
         results=[vehicle_out(v) for v in found],
+    )
+
+
+VehicleId = Annotated[
+    str,
+    Path(description="Vehicle id, as in its MQTT topics.", examples=["patrol-01"], max_length=64),
+]
+
+
+def checked_vehicle(vehicle: str) -> str:
+    try:
+        return check_vehicle(vehicle)
+    except TopicError as exc:
+        raise ParameterError("vehicle_id", exc.problem) from exc
+
+
+@router.get("/vehicles/{vehicle_id}", summary="One vehicle: live state and last fix")
+def get_vehicle(
+    vehicle_id: VehicleId,
+    db: DbSession,
+    online_window_s: Annotated[
+        float,
+        Query(gt=0, le=86_400 * 30, allow_inf_nan=False, description="What 'recently' means, s."),
+    ] = 300.0,
+) -> VehicleOut:
+    vehicle = checked_vehicle(vehicle_id)
+    for state in queries.vehicles(db.connection(), timedelta(seconds=online_window_s)):
+        if state.vehicle == vehicle:
+            return vehicle_out(state)
+    raise ApiError(404, "not-found", f"no vehicle {vehicle!r}")
+
+
+class TrackMeta(BaseModel):
+    vehicle: str
+    start: datetime | None = Field(serialization_alias="from")
+    end: datetime | None = Field(serialization_alias="to")
+    points: int = Field(description="Positions in the lines.")
+    segments: int
+    truncated: bool = Field(description="max_points was reached: ask again from the last time.")
+    gap_s: float
+
+
+class LineString(BaseModel):
+    type: Literal["LineString"] = "LineString"
+    coordinates: list[tuple[float, float]]
+
+
+class TrackProperties(BaseModel):
+    vehicle: str
+    start: datetime
+    end: datetime
+    points: int
+
+
+class TrackFeature(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    geometry: LineString
+    properties: TrackProperties
+
+
+class Track(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    meta: TrackMeta
+    features: list[TrackFeature]
+
+
+def track_lines(
+    vehicle: str, fixes: list[tuple[datetime, float, float]], gap_s: float
+) -> list[TrackFeature]:
+    """One LineString per stretch without a gap over gap_s (a lone fix is a 2-point line)."""
+    out: list[TrackFeature] = []
+    stretch: list[tuple[datetime, float, float]] = []
+
+    def close() -> None:
+        if stretch:
+            coords = [(lon, lat) for _, lat, lon in stretch]
+            if len(coords) == 1:
+                coords.append(coords[0])
+            props = TrackProperties(
+                vehicle=vehicle, start=stretch[0][0], end=stretch[-1][0], points=len(stretch)
+            )
+            out.append(TrackFeature(geometry=LineString(coordinates=coords), properties=props))
+
+    for fix in fixes:
+        if stretch and (fix[0] - stretch[-1][0]).total_seconds() > gap_s:
+            close()
+            stretch = []
+        stretch.append(fix)
+    close()
+    return out
+
+
+@router.get(
+    "/vehicles/{vehicle_id}/track",
+    summary="A vehicle's track as GeoJSON lines",
+    response_model_by_alias=True,
+)
+def vehicle_track(
+    *,
+    vehicle_id: VehicleId,
+    period: Period,
+    db: DbSession,
+    max_points: Annotated[int, Query(ge=2, le=50_000, description="At most this many.")] = 5000,
+    gap_s: Annotated[
+        float,
+        Query(gt=0, le=86_400, allow_inf_nan=False, description="A longer gap starts a new line."),
+    ] = 300.0,
+) -> Track:
+    """The positions of the vehicle's readings with a valid fix, oldest first, as LineStrings
+    (WGS-84), one per stretch without a gap over `gap_s`."""
+    vehicle = checked_vehicle(vehicle_id)
+    filters = ReadingFilters(time=period, vehicle=VehicleFilter(vehicle))
+    fixes: list[tuple[datetime, float, float]] = []
+    cursor = None
+    truncated = False
+    conn = db.connection()
+    while True:
+        page = queries.readings(conn, filters, min(MAX_PAGE, max_points + 1), cursor)
+        for reading in page.readings:
+            if reading.fix.valid and reading.lat is not None and reading.lon is not None:
+                fixes.append((reading.time, reading.lat, reading.lon))
+        if len(fixes) > max_points:
+            fixes = fixes[:max_points]
+            truncated = True
+            break
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    lines = track_lines(vehicle, fixes, gap_s)
+    return Track(
+        meta=TrackMeta(
+            vehicle=vehicle,
+            start=period.start,
+            end=period.end,
+            points=len(fixes),
+            segments=len(lines),
+            truncated=truncated,
+            gap_s=gap_s,
+        ),
+        features=lines,
     )

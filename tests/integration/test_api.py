@@ -547,8 +547,10 @@ def test_openapi_and_docs(client: TestClient) -> None:
         assert path in spec["paths"]
     names = {p["name"] for p in spec["paths"]["/v1/readings"]["get"]["parameters"]}
     assert {"from", "to", "vehicle", "bbox", "limit", "cursor"} <= names
+    # Swagger UI is served from this host once api/dashboard/build has installed it (see
+    # tests/unit/test_api_dashboard.py); before, /docs says so and points to the document.
     docs = client.get("/docs")
-    assert docs.status_code == 200
+    assert docs.status_code in (200, 503)
     assert "swagger" in docs.text.lower()
 
 

@@ -1,0 +1,538 @@
+// The officers' dashboard: hotspots on a map and in a ranked table, a detail panel with charts,
+// the case workflow, vehicles with tracks and live positions, and exports. Plain browser
+// JavaScript over the /v1 API; Leaflet is served from /vendor (installed from npm), no CDN.
+"use strict";
+(function () {
+  const { t, status: statusLabel } = window.EnvI18n;
+  const state = {
+    config: null,
+    map: null,
+    layers: {},
+    hotspots: [],
+    grids: [],
+    cases: [],
+    selected: null,
+    vehicleMarkers: new Map(),
+    live: false,
+  };
+  // Colours by z (enhancement in robust sigmas), after the AQI palette of HJ 633.
+  const LEVELS = [
+    { z: 12, color: "#99004c" },
+    { z: 8, color: "#ff0000" },
+    { z: 5, color: "#ff7e00" },
+    { z: 0, color: "#e6c700" },
+  ];
+
+  const $ = (id) => document.getElementById(id);
+  const apiKey = () => localStorage.getItem("envpatrol.key") || "";
+
+  function say(text) {
+    $("message").textContent = text || "";
+  }
+
+  async function api(path, options = {}) {
+    const headers = Object.assign({ Accept: "application/json" }, options.headers || {});
+    if (apiKey()) headers["X-API-Key"] = apiKey();
+    if (options.body && typeof options.body !== "string") {
+      headers["Content-Type"] = "application/json";
+      options = Object.assign({}, options, { body: JSON.stringify(options.body) });
+    }
+    const response = await fetch(path, Object.assign({}, options, { headers }));
+    if (!response.ok) {
+      let detail = response.statusText;
+      try {
+        detail = (await response.json()).detail || detail;
+      } catch (_) { /* not JSON */ }
+      const error = new Error(`${response.status}: ${detail}`);
+      error.status = response.status;
+      throw error;
+    }
+    if (response.status === 204) return null;
+    return options.raw ? response : response.json();
+  }
+
+  // Display coordinates: WGS-84 as stored, or GCJ-02 on a Chinese base map (display only).
+  function toDisplay(lat, lon) {
+    if (state.config && state.config.tile_datum === "gcj02") {
+      const g = window.EnvDatum.wgs84ToGcj02(lon, lat);
+      return L.latLng(g[1], g[0]);
+    }
+    return L.latLng(lat, lon);
+  }
+  const geoOptions = (extra) =>
+    Object.assign({ coordsToLatLng: (c) => toDisplay(c[1], c[0]) }, extra);
+
+  function levelColor(z) {
+    const value = z == null ? 0 : z;
+    return LEVELS.find((level) => value >= level.z).color;
+  }
+
+  function applyLabels() {
+    document.documentElement.lang = window.EnvI18n.getLang() === "zh" ? "zh" : "en";
+    document.querySelectorAll("[data-i18n]").forEach((el) => {
+      el.textContent = t(el.dataset.i18n);
+    });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+      el.placeholder = t(el.dataset.i18nPlaceholder);
+    });
+    document.title = t("title");
+  }
+
+  function isoFromInput(el) {
+    return el.value ? new Date(el.value).toISOString() : null;
+  }
+
+  function toInput(date) {
+    const local = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
+    return local.toISOString().slice(0, 16);
+  }
+
+  function query(extra) {
+    const params = new URLSearchParams();
+    params.set("pollutant", $("pollutant").value);
+    const from = isoFromInput($("from"));
+    const to = isoFromInput($("to"));
+    if (from) params.set("from", from);
+    if (to) params.set("to", to);
+    Object.entries(extra || {}).forEach(([k, v]) => v != null && v !== "" && params.set(k, v));
+    return params;
+  }
+
+  function initMap() {
+    const map = L.map("map", { preferCanvas: false }).setView([39.893, 116.462], 15);
+    const config = state.config;
+    if (config.tile_url) {
+      L.tileLayer(config.tile_url, {
+        maxZoom: 19,
+        attribution: config.tile_attribution || "",
+        subdomains: "1234",
+      }).addTo(map);
+    }
+    const note = L.control({ position: "bottomleft" });
+    note.onAdd = () => {
+      const div = L.DomUtil.create("div", "leaflet-control-attribution");
+      div.id = "map-note";
+      return div;
+    };
+    note.addTo(map);
+    const legend = L.control({ position: "bottomright" });
+    legend.onAdd = () => {
+      const div = L.DomUtil.create("div", "leaflet-control-attribution");
+      div.innerHTML = LEVELS.slice()
+        .reverse()
+        .map((l) => `<span class="swatch" style="background:${l.color}"></span>z≥${l.z || 3}`)
+        .join(" ");
+      return div;
+    };
+    legend.addTo(map);
+    state.layers.grids = L.layerGroup().addTo(map);
+    state.layers.hotspots = L.layerGroup().addTo(map);
+    state.layers.tracks = L.layerGroup().addTo(map);
+    state.layers.vehicles = L.layerGroup().addTo(map);
+    state.map = map;
+  }
+
+  function mapNote() {
+    const el = document.getElementById("map-note");
+    if (!el) return;
+    const parts = [];
+    if (!state.config.tile_url) parts.push(t("tiles_none"));
+    if (state.config.tile_datum === "gcj02") parts.push(t("gcj_mode"));
+    el.textContent = parts.join(" · ");
+  }
+
+  async function loadPollutants() {
+    const doc = await api("/v1/pollutants");
+    const select = $("pollutant");
+    select.innerHTML = "";
+    doc.results
+      .filter((p) => p.hotspots)
+      .forEach((p) => {
+        const option = document.createElement("option");
+        option.value = p.name;
+        option.textContent = `${window.EnvI18n.getLang() === "zh" ? p.label_zh : p.label} (${p.unit})`;
+        select.appendChild(option);
+      });
+    const saved = localStorage.getItem("envpatrol.pollutant");
+    if (saved && [...select.options].some((o) => o.value === saved)) select.value = saved;
+  }
+
+  async function loadGrids() {
+    const doc = await api("/v1/grids");
+    state.grids = doc.features;
+    const select = $("grid");
+    const current = select.value;
+    select.innerHTML = `<option value="">${t("all_grids")}</option>`;
+    state.layers.grids.clearLayers();
+    doc.features.forEach((feature) => {
+      const option = document.createElement("option");
+      option.value = feature.id;
+      option.textContent = feature.properties.name;
+      select.appendChild(option);
+      L.geoJSON(feature, geoOptions({ style: { color: "#20344a", weight: 1.5, fill: false, dashArray: "5 4" } }))
+        .bindTooltip(`${feature.properties.name} · ${feature.properties.responsible}`)
+        .addTo(state.layers.grids);
+    });
+    select.value = current;
+  }
+
+  async function loadHotspots() {
+    const doc = await api(`/v1/hotspots?${query({ grid: $("grid").value })}`);
+    state.hotspots = doc.features;
+    state.unit = doc.meta.unit;
+    state.layers.hotspots.clearLayers();
+    const body = $("hotspots").querySelector("tbody");
+    body.innerHTML = "";
+    if (!doc.features.length) {
+      body.innerHTML = `<tr><td colspan="8">${t("no_hotspots")}</td></tr>`;
+    }
+    doc.features.forEach((feature, index) => {
+      const p = feature.properties;
+      const layer = L.geoJSON(
+        feature,
+        geoOptions({ style: { color: levelColor(p.z), weight: 2, fillOpacity: 0.55 } }),
+      );
+      layer.bindTooltip(`#${index + 1} ${p.level.toFixed(1)} ${doc.meta.unit}`);
+      layer.on("click", () => select(feature));
+      layer.addTo(state.layers.hotspots);
+      feature._layer = layer;
+      const row = document.createElement("tr");
+      row.dataset.cell = p.cell;
+      row.innerHTML =
+        `<td><span class="swatch" style="background:${levelColor(p.z)}"></span>${index + 1}</td>` +
+        `<td>${p.cell}</td><td>${p.grid_name || "—"}</td><td>${p.level.toFixed(1)}</td>` +
+        `<td>${p.enhancement.toFixed(1)}</td><td>${p.z == null ? "—" : p.z.toFixed(1)}</td>` +
+        `<td>${p.n_passes}</td><td>${p.days}</td>`;
+      row.addEventListener("click", () => select(feature));
+      body.appendChild(row);
+    });
+    if (state.selected) {
+      // Keep the detail panel on the same cell, with its new figures, grid and language.
+      const same = doc.features.find((f) => f.properties.cell === state.selected.properties.cell);
+      if (same) select(same);
+      else {
+        state.selected = null;
+        $("detail-body").innerHTML = `<p>${t("pick_hotspot")}</p>`;
+      }
+    }
+    const bounds = L.featureGroup(state.layers.hotspots.getLayers().concat(state.layers.grids.getLayers()));
+    if (bounds.getLayers().length && !state.fitted) {
+      state.map.fitBounds(bounds.getBounds().pad(0.3), { maxZoom: 16 });
+      state.fitted = true;
+    }
+  }
+
+  function chart(points, options) {
+    // A small inline SVG line chart: points [[x, y]], x numeric (ms), y value.
+    if (!points.length) return "<p>—</p>";
+    const w = 460;
+    const h = 90;
+    const xs = points.map((p) => p[0]);
+    const ys = points.map((p) => p[1]).concat(options.reference != null ? [options.reference] : []);
+    const x0 = Math.min(...xs);
+    const x1 = Math.max(...xs) || x0 + 1;
+    const y0 = Math.min(...ys);
+    const y1 = Math.max(...ys);
+    const sx = (x) => 8 + ((x - x0) / (x1 - x0 || 1)) * (w - 16);
+    const sy = (y) => h - 8 - ((y - y0) / (y1 - y0 || 1)) * (h - 16);
+    const path = points.map((p, i) => `${i ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
+    const dots = options.dots ? points.map((p) => `<circle r="2.5" cx="${sx(p[0])}" cy="${sy(p[1])}"/>`).join("") : "";
+    const ref = options.reference != null
+      ? `<line class="bg" x1="0" x2="${w}" y1="${sy(options.reference)}" y2="${sy(options.reference)}"/>`
+      : "";
+    return `<svg class="chart" viewBox="0 0 ${w} ${h}" preserveAspectRatio="none">${ref}` +
+      `${options.dots ? "" : `<path d="${path}"/>`}${dots}</svg>` +
+      `<div class="note">${y0.toFixed(1)} – ${y1.toFixed(1)} ${state.unit || ""}</div>`;
+  }
+
+  async function select(feature) {
+    state.selected = feature;
+    document.querySelectorAll("#hotspots tbody tr").forEach((row) => {
+      row.classList.toggle("selected", row.dataset.cell === feature.properties.cell);
+    });
+    const p = feature.properties;
+    $("detail-body").innerHTML = `<p>${t("loading")}</p>`;
+    try {
+      const cell = await api(`/v1/cells/${p.cell}?${query({ max_passes: 500 })}`);
+      const series = cell.properties.series.map((s) => [Date.parse(s.hour), s.mean]);
+      const passes = cell.properties.passes.map((s) => [Date.parse(s.start), s.mean]);
+      const found = state.cases.find((c) => c.cell === p.cell && c.pollutant === $("pollutant").value && c.status !== "closed");
+      $("detail-body").innerHTML =
+        `<p><b>${p.cell}</b> · ${p.grid_name || "—"}<br>` +
+        `${t("level")} ${p.level.toFixed(1)} ${state.unit} · ${t("background")} ${p.background.toFixed(1)} · ` +
+        `${t("enhancement")} ${p.enhancement.toFixed(1)} · ${t("z")} ${p.z == null ? "—" : p.z.toFixed(1)}<br>` +
+        `${t("passes")} ${p.n_passes} · ${t("days")} ${p.days} · ${t("persistence")} ${(p.persistence * 100).toFixed(0)}%</p>` +
+        `<h3>${t("series")}</h3>${chart(series, {})}` +
+        `<h3>${t("pass_history")}</h3>${chart(passes, { dots: true, reference: p.background })}` +
+        `<div id="case-panel"></div>`;
+      renderCase(found || null, feature);
+    } catch (error) {
+      $("detail-body").innerHTML = `<p class="message">${t("error")}: ${error.message}</p>`;
+    }
+  }
+
+  function caseButton(label, action) {
+    const button = document.createElement("button");
+    button.textContent = label;
+    button.addEventListener("click", async () => {
+      if (!apiKey()) {
+        say(t("need_key"));
+        return;
+      }
+      try {
+        say("");
+        const updated = await action();
+        await loadCases();
+        renderCase(updated, state.selected);
+      } catch (error) {
+        say(`${t("error")}: ${error.message}`);
+      }
+    });
+    return button;
+  }
+
+  function renderCase(found, feature) {
+    const panel = $("case-panel");
+    if (!panel) return;
+    panel.innerHTML = `<h3>${t("case_for")}</h3>`;
+    const buttons = document.createElement("div");
+    buttons.className = "buttons";
+    if (!found) {
+      buttons.appendChild(
+        caseButton(t("open_case"), () =>
+          api("/v1/cases", {
+            method: "POST",
+            body: { pollutant: $("pollutant").value, cell: feature.properties.cell, hotspot: feature.properties },
+          }),
+        ),
+      );
+      panel.appendChild(buttons);
+      return;
+    }
+    const info = document.createElement("p");
+    info.innerHTML = `#${found.id} · ${t("status")}: <b>${statusLabel(found.status)}</b>` +
+      (found.treated_at ? ` · ${t("treated_at")} ${found.treated_at.slice(0, 10)}` : "");
+    panel.appendChild(info);
+    const patch = (body) => () => api(`/v1/cases/${found.id}`, { method: "PATCH", body });
+    const next = found.allowed_next || [];
+    if (next.includes("dispatched")) buttons.appendChild(caseButton(t("dispatch"), patch({ status: "dispatched" })));
+    if (next.includes("treated")) buttons.appendChild(caseButton(t("mark_treated"), patch({ status: "treated" })));
+    if (found.status === "treated" || found.status === "verified") {
+      buttons.appendChild(caseButton(t("verify"), () => api(`/v1/cases/${found.id}/verify`, { method: "POST" })));
+    }
+    if (next.includes("closed")) buttons.appendChild(caseButton(t("close"), patch({ status: "closed" })));
+    if (next.includes("open")) buttons.appendChild(caseButton(t("reopen"), patch({ status: "open" })));
+    panel.appendChild(buttons);
+    const v = found.verification;
+    if (v) {
+      const result = document.createElement("p");
+      result.className = "note";
+      result.textContent =
+        `${t("verdict")}: ${v.verdict} · ${t("change")} ${v.change == null ? "—" : v.change.toFixed(1)} ${v.unit} · ` +
+        `${t("p_value")} ${v.p_value == null ? "—" : v.p_value.toFixed(3)} · ${v.passes_before}/${v.passes_after} ${t("passes")} · ${v.note}`;
+      panel.appendChild(result);
+    }
+  }
+
+  async function loadCases() {
+    const doc = await api("/v1/cases?limit=200");
+    state.cases = doc.results;
+    const list = $("cases");
+    list.innerHTML = "";
+    doc.results.forEach((c) => {
+      const item = document.createElement("li");
+      item.textContent = `#${c.id} ${c.title} · ${statusLabel(c.status)}`;
+      list.appendChild(item);
+    });
+  }
+
+  function vehicleIcon(online) {
+    return L.divIcon({ className: "", html: `<div class="vehicle-dot ${online ? "online" : "offline"}"></div>`, iconSize: [12, 12] });
+  }
+
+  function placeVehicle(vehicle, lat, lon, online, label) {
+    if (lat == null || lon == null) return;
+    let marker = state.vehicleMarkers.get(vehicle);
+    if (!marker) {
+      marker = L.marker(toDisplay(lat, lon), { icon: vehicleIcon(online) }).addTo(state.layers.vehicles);
+      state.vehicleMarkers.set(vehicle, marker);
+    }
+    marker.setLatLng(toDisplay(lat, lon));
+    marker.setIcon(vehicleIcon(online));
+    marker.bindTooltip(label || vehicle);
+  }
+
+  async function loadVehicles() {
+    const doc = await api("/v1/vehicles");
+    const list = $("vehicles");
+    list.innerHTML = "";
+    state.layers.tracks.clearLayers();
+    for (const v of doc.results) {
+      const online = v.state === "online" || v.heard_recently;
+      const item = document.createElement("li");
+      item.textContent = `${v.vehicle} · ${v.state ? statusWord(v.state) : t("unknown")}` +
+        (v.last_time ? ` · ${t("last_fix")} ${new Date(v.last_time).toLocaleString()}` : "");
+      list.appendChild(item);
+      placeVehicle(v.vehicle, v.lat, v.lon, online, v.vehicle);
+      const params = query({ max_points: 2000 });
+      params.delete("pollutant");
+      api(`/v1/vehicles/${encodeURIComponent(v.vehicle)}/track?${params}`)
+        .then((track) => {
+          L.geoJSON(track, geoOptions({ style: { color: "#1c7ed6", weight: 2, opacity: 0.6 } })).addTo(state.layers.tracks);
+        })
+        .catch(() => {});
+    }
+  }
+
+  function statusWord(value) {
+    return value === "online" ? t("online") : value === "offline" ? t("offline") : value;
+  }
+
+  // Server-sent events over fetch (so the API key can go in a header, unlike EventSource).
+  async function followLive() {
+    if (!state.config.live) {
+      $("feed").textContent = t("polling");
+      setInterval(() => loadVehicles().catch(() => {}), 30000);
+      return;
+    }
+    for (;;) {
+      try {
+        const headers = { Accept: "text/event-stream" };
+        if (apiKey()) headers["X-API-Key"] = apiKey();
+        const response = await fetch("/v1/live", { headers });
+        if (!response.ok || !response.body) throw new Error(String(response.status));
+        $("feed").textContent = `● ${t("live")}`;
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          let cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            handleEvent(buffer.slice(0, cut));
+            buffer = buffer.slice(cut + 2);
+          }
+        }
+      } catch (_) {
+        $("feed").textContent = t("polling");
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      loadVehicles().catch(() => {});
+    }
+  }
+
+  function handleEvent(block) {
+    let kind = "message";
+    const data = [];
+    block.split("\n").forEach((line) => {
+      if (line.startsWith("event:")) kind = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).trim());
+    });
+    if (!data.length) return;
+    const doc = JSON.parse(data.join("\n"));
+    if (kind === "position") placeVehicle(doc.vehicle, doc.lat, doc.lon, true, `${doc.vehicle} ${doc.time}`);
+    if (kind === "status") {
+      const marker = state.vehicleMarkers.get(doc.vehicle);
+      if (marker) marker.setIcon(vehicleIcon(doc.state === "online"));
+    }
+  }
+
+  async function download(format) {
+    const params = query({ format, limit: 1000000 });
+    params.delete("pollutant");
+    try {
+      const response = await api(`/v1/readings?${params}`, { raw: true });
+      const blob = await response.blob();
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = `envpatrol-readings.${format === "csv" ? "csv" : "geojson"}`;
+      document.body.appendChild(link);
+      link.click();
+      setTimeout(() => {
+        URL.revokeObjectURL(link.href);
+        link.remove();
+      }, 1000);
+    } catch (error) {
+      say(`${t("error")}: ${error.message}`);
+    }
+  }
+
+  // Management grids: a GeoJSON FeatureCollection whose features carry name and responsible.
+  async function uploadGrids(file) {
+    if (!apiKey()) {
+      say(t("need_key"));
+      return;
+    }
+    try {
+      const doc = JSON.parse(await file.text());
+      const saved = await api("/v1/grids", { method: "POST", body: doc });
+      await loadGrids();
+      await loadHotspots();
+      say("");
+      $("feed").textContent = `${t("grids_uploaded")}: ${saved.meta.found}`;
+    } catch (error) {
+      say(`${t("error")}: ${error.message}`);
+    }
+  }
+
+  async function refresh() {
+    say("");
+    localStorage.setItem("envpatrol.pollutant", $("pollutant").value);
+    try {
+      await loadGrids();
+      await Promise.all([loadHotspots(), loadCases(), loadVehicles()]);
+      document.body.dataset.loaded = "true";
+    } catch (error) {
+      say(`${t("error")}: ${error.message}`);
+    }
+  }
+
+  async function start() {
+    applyLabels();
+    $("api-key").value = apiKey();
+    $("api-key").addEventListener("change", (e) => {
+      localStorage.setItem("envpatrol.key", e.target.value.trim());
+      refresh();
+    });
+    const now = new Date();
+    $("to").value = toInput(now);
+    $("from").value = toInput(new Date(now.getTime() - 30 * 86400000));
+    const params = new URLSearchParams(location.search);
+    if (params.get("from")) $("from").value = toInput(new Date(params.get("from")));
+    if (params.get("to")) $("to").value = toInput(new Date(params.get("to")));
+    state.config = await (await fetch("/dashboard/config.json")).json();
+    initMap();
+    mapNote();
+    try {
+      await loadPollutants();
+    } catch (error) {
+      say(`${t("error")}: ${error.message}`);
+    }
+    if (params.get("pollutant")) $("pollutant").value = params.get("pollutant");
+    $("refresh").addEventListener("click", refresh);
+    $("pollutant").addEventListener("change", refresh);
+    $("grid").addEventListener("change", () => loadHotspots().catch((e) => say(e.message)));
+    $("export-csv").addEventListener("click", () => download("csv"));
+    $("export-geojson").addEventListener("click", () => download("geojson"));
+    $("grid-file").addEventListener("change", (e) => {
+      if (e.target.files.length) uploadGrids(e.target.files[0]);
+      e.target.value = "";
+    });
+    $("lang").addEventListener("click", async () => {
+      window.EnvI18n.setLang(window.EnvI18n.getLang() === "zh" ? "en" : "zh");
+      applyLabels();
+      mapNote();
+      const current = $("pollutant").value;
+      await loadPollutants();
+      $("pollutant").value = current;
+      refresh();
+    });
+    await refresh();
+    followLive();
+  }
+
+  window.EnvDashboard = { state, toDisplay, levelColor };
+  document.addEventListener("DOMContentLoaded", start);
+})();

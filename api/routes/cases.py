@@ -1,0 +1,264 @@
+"""`/v1/cases`: hotspots officers act on, from opening to verified treatment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, cast
+
+import h3
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from api.auth import Admin, reader
+from api.database import DbSession
+from api.envelope import Envelope, Meta
+from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
+from api.officers import cases, grids
+from api.officers.cases import STATUSES, Case, CaseFilters, CaseNotFoundError, TransitionError
+from api.params import parse_instant
+from api.verification import BeforeAfterRequest, BeforeAfterTest
+from ingest import queries
+
+router = APIRouter(
+    prefix="/v1", tags=["cases"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
+
+StatusName = Literal["open", "dispatched", "treated", "verified", "closed"]
+CaseId = Annotated[int, Path(ge=1, le=2**62, description="Case id.")]
+
+
+class EventOut(BaseModel):
+    id: int
+    at: datetime
+    kind: str = Field(description="created, status, note or verification.")
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+    detail: dict[str, Any] | None
+    actor: str = Field(description="Name and key id of the officer's API key.")
+
+
+class CaseOut(BaseModel):
+    id: int
+    pollutant: str
+    cell: str
+    lat: float
+    lon: float
+    grid_id: int | None
+    title: str
+    status: str
+    allowed_next: list[str] = Field(description="Statuses this case may move to.")
+    hotspot: dict[str, Any] = Field(description="The hotspot as it was when the case opened.")
+    treated_at: datetime | None
+    verification: dict[str, Any] | None = Field(description="The last before/after result.")
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    events: list[EventOut]
+
+
+def case_out(case: Case) -> CaseOut:
+    return CaseOut(
+        id=case.id,
+        pollutant=case.pollutant,
+        cell=case.cell,
+        lat=case.lat,
+        lon=case.lon,
+        grid_id=case.grid_id,
+        title=case.title,
+        status=case.status,
+        allowed_next=sorted(cases.TRANSITIONS[case.status] - {"verified"}),
+        hotspot=case.hotspot,
+        treated_at=case.treated_at,
+        verification=case.verification,
+        created_by=case.created_by,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+        events=[EventOut(**vars_of(e)) for e in case.events],
+    )
+
+
+def vars_of(event: cases.Event) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in cases.Event.__slots__}
+
+
+class CaseIn(BaseModel):
+    pollutant: str = Field(description="A pollutant with hotspots (see /v1/pollutants).")
+    cell: str = Field(description="H3 index of the hotspot cell.", min_length=15, max_length=16)
+    title: str | None = Field(default=None, max_length=300)
+    note: str | None = Field(default=None, max_length=5000)
+    hotspot: dict[str, Any] = Field(
+        default_factory=dict, description="The hotspot's properties as the officer saw them."
+    )
+
+
+class CaseUpdate(BaseModel):
+    status: StatusName | None = Field(
+        default=None, description="New status; `verified` only through /verify."
+    )
+    note: str | None = Field(default=None, min_length=1, max_length=5000)
+    treated_at: str | None = Field(
+        default=None, description="ISO 8601 date or time of the treatment; UTC if no offset."
+    )
+
+
+class VerifyIn(BaseModel):
+    window_days: float = Field(default=30, gt=0, le=365, allow_inf_nan=False)
+    min_passes: int = Field(default=3, ge=1, le=1000)
+
+
+class CasesMeta(Meta):
+    total: int
+    limit: int
+    offset: int
+
+
+def _load(db: DbSession, case_id: int, admin: bool = False) -> Case:
+    conn = db.admin() if admin else db.connection()
+    case = cases.one(conn, case_id)
+    if case is None:
+        raise ApiError(404, "not-found", f"no case {case_id}")
+    return case
+
+
+@router.get("/cases", summary="Cases, most recently changed first")
+def list_cases(
+    *,
+    db: DbSession,
+    status: Annotated[StatusName | None, Query(description="Only cases in this status.")] = None,
+    grid: Annotated[int | None, Query(ge=1, le=2**62, description="Only this grid's.")] = None,
+    pollutant: Annotated[str | None, Query(description="Only this pollutant's.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Envelope[CasesMeta, CaseOut]:
+    if pollutant is not None:
+        queries.channel_spec(pollutant)
+    total, found = cases.listing(
+        db.connection(), CaseFilters(status, grid, pollutant), limit, offset
+    )
+    return Envelope[CasesMeta, CaseOut](
+        meta=CasesMeta(found=len(found), total=total, limit=limit, offset=offset),
+        results=[case_out(c) for c in found],
+    )
+
+
+@router.get("/cases/{case_id}", summary="One case and its history")
+def get_case(case_id: CaseId, db: DbSession) -> CaseOut:
+    return case_out(_load(db, case_id))
+
+
+_CASE_EXAMPLE = {
+    "pollutant": "cooking_fume",
+    "cell": "8a31aa5a9a47fff",
+    "title": "Restaurant street, exhaust over the pavement",
+    "note": "Seen on 9 of 12 passes at lunch",
+}
+
+
+@router.post("/cases", status_code=201, summary="Open a case for a hotspot (admin)")
+def create_case(
+    body: Annotated[CaseIn, Body(examples=[_CASE_EXAMPLE])], db: DbSession, who: Admin
+) -> CaseOut:
+    spec = queries.hotspot_channel(body.pollutant)
+    if not h3.is_valid_cell(body.cell):
+        raise ParameterError("cell", f"{body.cell!r} is not an H3 cell index")
+    conn = db.admin()
+    resolution = queries.stored_resolution(conn)
+    if h3.get_resolution(body.cell) != resolution:
+        raise ParameterError("cell", f"cells here are at H3 resolution {resolution}")
+    lat, lon = h3.cell_to_latlng(body.cell)
+    grid = grids.grid_at(grids.all_grids(conn), lon, lat)
+    title = body.title or f"{spec.label} hotspot {body.cell}"
+    new = cases.NewCase(
+        pollutant=spec.name,
+        cell=body.cell,
+        lat=lat,
+        lon=lon,
+        grid_id=None if grid is None else grid.id,
+        title=title,
+        hotspot=body.hotspot,
+        note=body.note,
+    )
+    case_id = cases.create(conn, new, who.actor)
+    return case_out(_load(db, case_id, admin=True))
+
+
+@router.patch("/cases/{case_id}", summary="Change status, add a note or a treatment date (admin)")
+def update_case(
+    case_id: CaseId,
+    body: Annotated[
+        CaseUpdate,
+        Body(examples=[{"status": "treated", "treated_at": "2026-05-20", "note": "Hood fitted"}]),
+    ],
+    db: DbSession,
+    who: Admin,
+) -> CaseOut:
+    """Status changes are checked: open -> dispatched -> treated -> (verify) -> closed, with
+    the ways back listed in each case's `allowed_next`. A conflict is a 409."""
+    if body.status is None and body.note is None and body.treated_at is None:
+        raise ParameterError("body", "give at least one of status, note, treated_at")
+    if body.status == "verified":
+        raise ApiError(409, "conflict", f"a case is verified by POST /v1/cases/{case_id}/verify")
+    treated_at = None if body.treated_at is None else parse_instant(body.treated_at, "treated_at")
+    if treated_at is not None and treated_at > datetime.now(UTC) + timedelta(days=1):
+        raise ParameterError("treated_at", "a treatment date cannot be in the future")
+    if body.status == "treated" and treated_at is None:
+        current = _load(db, case_id, admin=True)
+        if current.treated_at is None:
+            treated_at = datetime.now(UTC)
+    try:
+        cases.update(
+            db.admin(),
+            case_id,
+            who.actor,
+            status=body.status,
+            note=body.note,
+            treated_at=treated_at,
+        )
+    except CaseNotFoundError as exc:
+        raise ApiError(404, "not-found", f"no case {case_id}") from exc
+    except TransitionError as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    return case_out(_load(db, case_id, admin=True))
+
+
+@router.post(
+    "/cases/{case_id}/verify",
+    summary="Run the before/after test and record it (admin)",
+)
+def verify_case(
+    case_id: CaseId,
+    request: Request,
+    db: DbSession,
+    who: Admin,
+    body: Annotated[VerifyIn | None, Body(examples=[{"window_days": 30, "min_passes": 3}])] = None,
+) -> CaseOut:
+    """Compares the hotspot cell's passes before and after the treatment date and stores the
+    result on the case, which becomes `verified` (whatever the verdict: read `verification`).
+    The case must be treated (or verified, to run again) and have a treatment date. The current
+    test is provisional (see `verification.method` and `note`)."""
+    options = body or VerifyIn()
+    case = _load(db, case_id, admin=True)
+    if case.status not in ("treated", "verified") or case.treated_at is None:
+        raise ApiError(
+            409, "conflict", f"case {case_id} is {case.status}; only a treated case can be verified"
+        )
+    test = cast(BeforeAfterTest, request.app.state.before_after)
+    result = test(
+        db.connection(),
+        BeforeAfterRequest(
+            cell=case.cell,
+            pollutant=case.pollutant,
+            treated_at=case.treated_at,
+            window=timedelta(days=options.window_days),
+            min_passes=options.min_passes,
+        ),
+    )
+    try:
+        cases.record_verification(db.admin(), case_id, result.to_json(), who.actor)
+    except TransitionError as exc:  # changed by someone else meanwhile
+        raise ApiError(409, "conflict", str(exc)) from exc
+    return case_out(_load(db, case_id, admin=True))
+
+
+__all__ = ["STATUSES", "router"]

@@ -1,0 +1,49 @@
+"""`GET /v1/live`: vehicle positions and states as server-sent events, from the broker."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from api import live
+from api.auth import reader
+from api.errors import PROBLEM_RESPONSES, ApiError
+from api.settings import ApiSettings
+
+router = APIRouter(
+    prefix="/v1", tags=["live"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
+
+
+@router.get(
+    "/live",
+    summary="Live vehicle positions and states (server-sent events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An endless `text/event-stream`: events `ready`, `position`, "
+            "`status`, `error`, and heartbeat comments.",
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "string"},
+                    "example": 'event: position\ndata: {"vehicle":"patrol-01","seq":812,'
+                    '"time":"2026-05-01T08:00:10Z","lat":39.893,"lon":116.462,'
+                    '"values":{"pm25":41.0}}\n\n',
+                }
+            },
+        }
+    },
+)
+def live_feed(request: Request) -> StreamingResponse:
+    """Needs `[mqtt]` in the API's settings (or ENVPATROL_MQTT_URL); without, a 503. Updates
+    may be lost (QoS 0): the stored readings are the record, this is the live view."""
+    settings = cast(ApiSettings, request.app.state.settings)
+    if settings.mqtt is None:
+        raise ApiError(503, "live-feed-off", "this server has no broker configured ([mqtt])")
+    return StreamingResponse(
+        live.feed(settings.mqtt, request.app.state.live_stats),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,172 @@
+"""The dashboard in headless Chromium (Selenium with the system's chromedriver) against a real
+API and database: hotspots on the map and in the table, a detail panel, a case opened.
+
+The database holds patrol readings written with SQL (the integration tests' two-vehicle street
+with one source), not a simulator run. Screenshots go to var/screenshots/ (not committed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from api import keys
+from api.routes.dashboard import DEFAULT_VENDOR_DIR
+from api.settings import ApiSettings
+from tests.integration.test_api import (
+    HOT,
+    cell_of,
+    insert_readings,
+    patrol_rows,
+    roll_up,
+    route_point,
+)
+from tests.integration.test_api_live import serve
+from tests.integration.test_api_officers import grid_upload
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+if CHROMIUM is None or CHROMEDRIVER is None:
+    pytest.skip(
+        "needs chromium and chromedriver (Debian: chromium, chromium-driver)",
+        allow_module_level=True,
+    )
+if not (DEFAULT_VENDOR_DIR / "leaflet" / "leaflet.js").is_file():
+    pytest.skip(
+        "run api/dashboard/build first (installs Leaflet from npm)", allow_module_level=True
+    )
+
+from selenium import webdriver  # noqa: E402 - only where a browser exists
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1500,950",
+                     "--disable-dev-shm-usage", "--lang=en-US"):  # fmt: skip
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_hotspots_show_and_a_case_can_be_opened(
+    database_url: str, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = patrol_rows(hot=40.0)
+        insert_readings(conn, rows)
+        roll_up(conn)
+        for vehicle in ("car-a", "car-b"):
+            last = max((r for r in rows if r.vehicle == vehicle), key=lambda r: r.time)
+            conn.execute(
+                "INSERT INTO vehicle (vehicle, last_seq, last_time, last_lat, last_lon, state)"
+                " VALUES (%s, %s, %s, %s, %s, 'online')",
+                (vehicle, last.seq, last.time, last.lat, last.lon),
+            )
+        admin_key = keys.create(conn, "Dashboard test", "admin").key
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    hot_cell = cell_of(*route_point(HOT))
+    for base in serve(ApiSettings(database_url=database_url)):
+        url = f"{base}/?pollutant=pm25&from=2025-03-01T00:00:00Z&to=2025-03-10T00:00:00Z"
+        browser.get(url)
+        browser.execute_script(
+            "localStorage.setItem('envpatrol.key', arguments[0]);"
+            "localStorage.setItem('envpatrol.lang', 'en');",
+            admin_key,
+        )
+        browser.get(url)
+        wait_for(lambda: browser.execute_script("return document.body.dataset.loaded"), "the data")
+
+        table = browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr")
+        assert [r.get_attribute("data-cell") for r in table] == [hot_cell]
+        # The hotspot cell is drawn on the map (an SVG path of Leaflet's overlay pane).
+        wait_for(
+            lambda: len(browser.find_elements(By.CSS_SELECTOR, ".leaflet-overlay-pane path")) >= 3,
+            "the hotspot cell and the two vehicles' tracks on the map",
+        )
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".leaflet-marker-pane .vehicle-dot")) == 2
+        browser.save_screenshot(str(SCREENSHOTS / "dashboard-hotspots.png"))
+
+        table[0].click()
+        wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#detail-body svg.chart"), "the charts"
+        )
+        open_button = wait_for(
+            lambda: [
+                b
+                for b in browser.find_elements(By.CSS_SELECTOR, "#case-panel button")
+                if b.text == "Open a case"
+            ],
+            "the case button",
+        )
+        browser.save_screenshot(str(SCREENSHOTS / "dashboard-detail.png"))
+        open_button[0].click()
+        wait_for(
+            lambda: "open" in browser.find_element(By.ID, "cases").text, "the new case in the list"
+        )
+        dispatch = wait_for(
+            lambda: [
+                b
+                for b in browser.find_elements(By.CSS_SELECTOR, "#case-panel button")
+                if b.text == "Dispatch"
+            ],
+            "the dispatch button",
+        )
+        browser.save_screenshot(str(SCREENSHOTS / "dashboard-case.png"))
+        dispatch[0].click()
+        wait_for(lambda: "dispatched" in browser.find_element(By.ID, "cases").text, "dispatched")
+
+        # Officers upload their grids; the hotspot is then tagged with its grid.
+        upload = tmp_path / "grids.geojson"
+        upload.write_text(json.dumps(grid_upload()), encoding="utf-8")
+        browser.find_element(By.ID, "grid-file").send_keys(str(upload))
+        wait_for(
+            lambda: "East grid" in browser.find_element(By.CSS_SELECTOR, "#hotspots tbody").text,
+            "the hotspot tagged with its grid",
+        )
+        options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#grid option")]
+        assert options == ["All grids", "East grid", "西区网格"]
+
+        # Chinese labels.
+        browser.find_element(By.ID, "lang").click()
+        wait_for(
+            lambda: browser.find_element(By.CSS_SELECTOR, "h2").text == "热点", "Chinese labels"
+        )
+        wait_for(
+            lambda: "浓度" in browser.find_element(By.ID, "detail-body").text,
+            "the detail panel in Chinese",
+        )
+        browser.save_screenshot(str(SCREENSHOTS / "dashboard-zh.png"))
+        assert browser.find_element(By.ID, "message").text == ""
+
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute("SELECT cell, status FROM hotspot_case").fetchall()
+    assert found == [(hot_cell, "dispatched")]

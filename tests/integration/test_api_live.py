@@ -1,0 +1,115 @@
+"""The live feed end to end: a real uvicorn server, the machine's Mosquitto, a paho publisher."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import paho.mqtt.client as paho
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.settings import ApiSettings
+from edge.mqtt import MqttSettings, make_client
+from edge.topics import Topics
+from edge.wire import encode_message
+from firmware_sim.embedded import free_port
+from tests.unit.test_api_live import reading
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Server:
+    base: str
+    mqtt: MqttSettings
+
+
+def serve(settings: ApiSettings) -> Iterator[str]:
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the API did not start"
+        assert thread.is_alive(), "the API thread died"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(database_url: str, broker_url: str, topic_root: str) -> Iterator[Server]:
+    mqtt = MqttSettings.from_url(broker_url, topic_root=topic_root)
+    settings = ApiSettings(database_url=database_url, mqtt=mqtt)
+    for base in serve(settings):
+        yield Server(base, mqtt)
+
+
+def events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, object]]]:
+    kind = ""
+    for line in lines:
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            yield kind, json.loads(line[6:])
+
+
+def publish(mqtt: MqttSettings, topic: str, payload: bytes) -> None:
+    client = make_client(mqtt, f"live-test-{time.monotonic_ns()}")
+    client.connect(mqtt.host, mqtt.port)
+    client.loop_start()
+    try:
+        info = client.publish(topic, payload, qos=1)
+        info.wait_for_publish(timeout=10)
+        assert info.rc == paho.MQTT_ERR_SUCCESS
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_positions_and_states_arrive_as_server_sent_events(live_server: Server) -> None:
+    topics = Topics(live_server.mqtt.topic_root)
+    timeout = httpx.Timeout(10.0, read=20.0)
+    with httpx.stream("GET", f"{live_server.base}/v1/live", timeout=timeout) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["RateLimit-Limit"] == "120"
+        stream = events(response.iter_lines())
+        kind, _ = next(stream)
+        assert kind == "ready"  # subscribed: what is published now reaches us
+        publish(live_server.mqtt, topics.of("patrol-01", "readings"), b"garbage")
+        payload = encode_message("patrol-01", [reading(1), reading(2, seconds=10)])
+        publish(live_server.mqtt, topics.of("patrol-01", "readings"), payload)
+        status = json.dumps({"state": "offline", "time": "2026-05-01T08:01:00Z"}).encode()
+        publish(live_server.mqtt, topics.of("patrol-01", "status"), status)
+        kind, data = next(stream)
+        assert (kind, data["vehicle"], data["seq"]) == ("position", "patrol-01", 2)
+        kind, data = next(stream)
+        assert (kind, data["state"]) == ("status", "offline")
+
+
+def test_without_a_broker_setting_the_feed_is_a_503(database_url: str) -> None:
+    for base in serve(ApiSettings(database_url=database_url)):
+        response = httpx.get(f"{base}/v1/live", timeout=10)
+        assert response.status_code == 503
+        assert response.json()["type"].endswith("live-feed-off")
+
+
+def test_an_unreachable_broker_is_an_error_event(database_url: str, topic_root: str) -> None:
+    mqtt = MqttSettings(host="127.0.0.1", port=free_port(), topic_root=topic_root)
+    for base in serve(ApiSettings(database_url=database_url, mqtt=mqtt)):
+        with httpx.stream("GET", f"{base}/v1/live", timeout=20) as response:
+            kind, data = next(events(response.iter_lines()))
+    assert kind == "error"
+    assert "cannot be reached" in str(data["detail"])
