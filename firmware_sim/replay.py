@@ -27,6 +27,7 @@ from typing import Any
 
 from edge.agent import Agent
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
+from edge.gps import GpsReceiver
 from edge.modbus import decode_request
 from edge.mqtt import MqttSettings
 from edge.nmea import NmeaFramer
@@ -402,7 +403,10 @@ def replay_serial(
         player.observe_age(reading.position.age_s if reading.position is not None else None)
 
     agent = Agent(settings, on_reading=on_reading)
-    player.gps_sentences = lambda: agent.gps.sentences
+    receiver = agent.gps
+    if not isinstance(receiver, GpsReceiver):  # replay settings always name a serial GPS port
+        raise TypeError("a serial replay needs the agent's serial GPS receiver")
+    player.gps_sentences = lambda: receiver.sentences
     agent_stop = threading.Event()
     started = time.monotonic()
     player.start()
