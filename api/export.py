@@ -143,14 +143,18 @@ def stream(
         cursor = after
         while sent < limit:
             page = queries.readings(conn, filters, min(PAGE, limit - sent), cursor)
+            # One chunk per page: a send per reading would cost more than encoding it.
+            chunk: list[bytes] = []
             for reading in page.readings:
                 if fmt == "csv":
-                    yield csv_row(reading).encode()
+                    chunk.append(csv_row(reading).encode())
                 elif fmt == "ndjson":
-                    yield ndjson_row(reading)
+                    chunk.append(ndjson_row(reading))
                 else:
-                    yield (b"," if sent else b"") + geojson_feature(reading)
+                    chunk.append((b"," if sent else b"") + geojson_feature(reading))
                 sent += 1
+            if chunk:
+                yield b"".join(chunk)
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, cast
 
@@ -14,7 +15,7 @@ from api.database import DbSession
 from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.officers import cases, grids
-from api.officers.cases import STATUSES, Case, CaseFilters, CaseNotFoundError, TransitionError
+from api.officers.cases import Case, CaseFilters, CaseNotFoundError, TransitionError
 from api.params import parse_instant
 from api.verification import BeforeAfterRequest, BeforeAfterTest
 from ingest import queries
@@ -74,12 +75,8 @@ def case_out(case: Case) -> CaseOut:
         created_by=case.created_by,
         created_at=case.created_at,
         updated_at=case.updated_at,
-        events=[EventOut(**vars_of(e)) for e in case.events],
+        events=[EventOut(**asdict(e)) for e in case.events],
     )
-
-
-def vars_of(event: cases.Event) -> dict[str, Any]:
-    return {name: getattr(event, name) for name in cases.Event.__slots__}
 
 
 class CaseIn(BaseModel):
@@ -259,6 +256,3 @@ def verify_case(
     except TransitionError as exc:  # changed by someone else meanwhile
         raise ApiError(409, "conflict", str(exc)) from exc
     return case_out(_load(db, case_id, admin=True))
-
-
-__all__ = ["STATUSES", "router"]

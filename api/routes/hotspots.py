@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -154,6 +154,10 @@ def list_hotspots(
             examples=["116.45,39.88,116.48,39.90"],
         ),
     ] = None,
+    sort: Annotated[
+        Literal["z", "enhancement", "level", "n_passes", "persistence", "last_pass"],
+        Query(description="Order, highest first (z: most significant first)."),
+    ] = "z",
 ) -> FeatureCollection[HotspotsMeta, HotspotProperties]:
     """Computed per request from the stored readings (indicative, not compliance values). Each
     hotspot is tagged with the management grid holding its cell centre."""
@@ -181,6 +185,8 @@ def list_hotspots(
             for h, g in tagged
             if box.west <= h.lon <= box.east and box.south <= h.lat <= box.north
         ]
+    if sort != "z":  # the query already orders by z
+        tagged.sort(key=lambda pair: getattr(pair[0], sort), reverse=True)
     return FeatureCollection[HotspotsMeta, HotspotProperties](
         meta=HotspotsMeta(
             found=len(tagged),

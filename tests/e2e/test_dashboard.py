@@ -1,8 +1,10 @@
 """The dashboard in headless Chromium (Selenium with the system's chromedriver) against a real
 API and database: hotspots on the map and in the table, a detail panel, a case opened.
 
-The database holds patrol readings written with SQL (the integration tests' two-vehicle street
-with one source), not a simulator run. Screenshots go to var/screenshots/ (not committed).
+The first test's database holds patrol readings written with SQL (the integration tests'
+street with one source); the second's, four days of patrols from the box simulator's pollution
+field and route stored by the ingest's writer (tests/e2e/simulated_patrols.py). Screenshots go
+to var/screenshots/ (not committed).
 """
 
 from __future__ import annotations
@@ -11,15 +13,20 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import h3
 import psycopg
 import pytest
 
 from api import keys
 from api.routes.dashboard import DEFAULT_VENDOR_DIR
 from api.settings import ApiSettings
+from firmware_sim.field import SHUANGJING_SOURCES
+from firmware_sim.geo import haversine_m
+from tests.e2e.simulated_patrols import simulated_readings, store
 from tests.integration.test_api import (
     HOT,
     cell_of,
@@ -170,3 +177,33 @@ def test_hotspots_show_and_a_case_can_be_opened(
     with psycopg.connect(database_url) as conn:
         found = conn.execute("SELECT cell, status FROM hotspot_case").fetchall()
     assert found == [(hot_cell, "dispatched")]
+
+
+def distance_m(cell: str, lat: float, lon: float) -> float:
+    centre_lat, centre_lon = h3.cell_to_latlng(cell)
+    return haversine_m(centre_lat, centre_lon, lat, lon)
+
+
+def test_the_simulated_sources_show_on_the_map_and_in_the_table(
+    database_url: str, browser: webdriver.Chrome
+) -> None:
+    """Four days of two vehicles' patrols from the box simulator's field: each injected source
+    is a hotspot of its pollutant within 100 m, in the table and on the map."""
+    store(database_url, simulated_readings(datetime(2026, 5, 4, tzinfo=UTC)))
+    expected = {"dust": "pm10", "cooking": "cooking_fume", "traffic": "no2"}
+    for base in serve(ApiSettings(database_url=database_url)):
+        for source in SHUANGJING_SOURCES:
+            pollutant = expected[source.kind]
+            browser.get(
+                f"{base}/?pollutant={pollutant}&from=2026-05-01T00:00:00Z&to=2026-05-10T00:00:00Z"
+            )
+            wait_for(lambda: browser.execute_script("return document.body.dataset.loaded"), "data")
+            cells = [
+                r.get_attribute("data-cell")
+                for r in browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr")
+            ]
+            near = [c for c in cells if c and distance_m(c, source.lat, source.lon) < 100]
+            assert near, (source.name, pollutant, cells)
+            drawn = browser.find_elements(By.CSS_SELECTOR, ".leaflet-overlay-pane path")
+            assert len(drawn) >= len(cells)
+            browser.save_screenshot(str(SCREENSHOTS / f"simulated-{pollutant}.png"))

@@ -334,6 +334,13 @@ def test_hotspots_are_tagged_with_their_grid_and_filtered_by_it(
     away = f"{lon + 0.01},{lat - 0.001},{lon + 0.02},{lat + 0.001}"
     assert client.get("/v1/hotspots", params={**params, "bbox": away}).json()["features"] == []
     assert_problem(client.get("/v1/hotspots", params={**params, "bbox": "1,2"}), 400, "bbox")
+    by_passes = client.get(
+        "/v1/hotspots", params={**params, "sort": "n_passes", "z_min": 0, "floor": 0}
+    )
+    counts = [f["properties"]["n_passes"] for f in by_passes.json()["features"]]
+    assert len(counts) > 1
+    assert counts == sorted(counts, reverse=True)
+    assert_problem(client.get("/v1/hotspots", params={**params, "sort": "name"}), 400, "sort")
     assert_problem(client.get("/v1/hotspots", params={**params, "grid": "x"}), 400, "grid")
 
 
