@@ -57,6 +57,7 @@ class Exchange:
     response: bytes
     asked: float  # when the agent sent the request
     fix_age_s: float | None = None  # age of the fix the reading made from this answer carried
+    reading: bool = False  # whether the agent made a reading from this answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +73,13 @@ def replay_plan(recording: Recording) -> list[Step]:
     """The recording as alternating box exchanges and receiver bursts, in drive-time order."""
     steps: list[Step] = []
     exchanges: list[tuple[float, bytes, list[SerialChunk]]] = []
-    ages: dict[int, float] = {}  # exchange index -> fix age of the reading that followed it
+    ages: dict[int, float | None] = {}  # exchange index -> fix age of the reading made from it
     for event in recording.events:
         if isinstance(event, RecordedReading):
             position = event.reading.get("position")
             age = position.get("age_s") if isinstance(position, dict) else None
-            if exchanges and isinstance(age, int | float):
-                ages[len(exchanges) - 1] = float(age)
+            if exchanges:
+                ages[len(exchanges) - 1] = float(age) if isinstance(age, int | float) else None
             continue
         if not isinstance(event, SerialChunk):
             continue
@@ -90,7 +91,9 @@ def replay_plan(recording: Recording) -> list[Step]:
             exchanges[-1][2].append(event)
     for i, (t, request, answer) in enumerate(exchanges):
         key = answer[-1].t if answer else t
-        steps.append(Exchange(key, request, b"".join(c.data for c in answer), t, ages.get(i)))
+        steps.append(
+            Exchange(key, request, b"".join(c.data for c in answer), t, ages.get(i), i in ages)
+        )
     # Stable sort: a burst recorded at the same instant as an answer came first.
     order = {id(s): i for i, s in enumerate(steps)}
     steps.sort(key=lambda s: (s.t, isinstance(s, Exchange), order[id(s)]))
@@ -140,6 +143,7 @@ class DrivePlayer:
         self._latency = 0.0  # wall seconds from our answer to the agent reading its clock
         self._target_age: float | None = None
         self._unseen = b""  # receiver bytes sent before the agent took any
+        self._took_fix = threading.Event()
         self._thread = threading.Thread(target=self._run, name="replay-player", daemon=True)
 
     @property
@@ -207,7 +211,8 @@ class DrivePlayer:
             self.done.set()
 
     def observe_age(self, measured: float | None) -> None:
-        """The fix age (drive seconds) the agent gave the reading made from the last answer."""
+        """The agent made a reading from the last answer, with this fix age (drive seconds)."""
+        self._took_fix.set()
         target = self._target_age
         if measured is None or target is None:
             return
@@ -222,9 +227,14 @@ class DrivePlayer:
             self._pump(0.01)
         self._pump(0.02)
 
-    def _settle(self, timeout: float = 0.5) -> None:
-        """Wait until the agent has read the answer, and a moment for it to take its fix, so
-        receiver bytes sent after this exchange cannot reach the reading it makes now."""
+    def _settle(self, reading: bool, timeout: float = 0.5) -> None:
+        """Wait until the agent has taken its fix for the reading it makes from this answer, so
+        receiver bytes sent after this exchange cannot reach that reading. In this process the
+        reading itself says so; otherwise: the answer has been read, and a moment more."""
+        if self.gps_sentences is not None:
+            if reading:
+                self._took_fix.wait(timeout)
+            return
         deadline = time.monotonic() + timeout
         while self.box.unread() and time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(0.0002)
@@ -239,12 +249,13 @@ class DrivePlayer:
             step = self.steps[i]
             if isinstance(step, GpsBurst):
                 if not self._request_waiting():
-                    # Paced: on the recorded timeline. As fast as possible: once the agent asks.
-                    due = (
-                        anchor_wall + (step.t - anchor_t) / self.speed
-                        if self.speed is not None
-                        else float("inf")
-                    )
+                    # Paced: on the recorded timeline. As fast as possible: at once, except the
+                    # last burst before an answer, which waits until the agent asks.
+                    last = i + 1 < len(self.steps) and isinstance(self.steps[i + 1], Exchange)
+                    if self.speed is not None:
+                        due = anchor_wall + (step.t - anchor_t) / self.speed
+                    else:
+                        due = float("inf") if last else 0.0
                     wait = due - time.monotonic()
                     if wait > 0:
                         self._pump(min(wait, 0.05))
@@ -268,8 +279,9 @@ class DrivePlayer:
             self._drain_gps()
             self._age_fix(step.fix_age_s)
             if step.response:
+                self._took_fix.clear()
                 self.box.write(step.response)
-                self._settle()
+                self._settle(step.reading)
             self.counters.exchanges += 1
             i += 1
             if self.on_step is not None:
@@ -290,9 +302,9 @@ class DrivePlayer:
         self._target_age = None
         if fix_age_s is None:
             return
-        due = self._gps_written + fix_age_s / self.agent_speed - self._latency
-        if 0 < due - time.monotonic() < 0.2:
-            time.sleep(due - time.monotonic())
+        pause = self._gps_written + fix_age_s / self.agent_speed - self._latency - time.monotonic()
+        if 0 < pause < 0.2:
+            time.sleep(pause)
             self._target_age = fix_age_s
 
     def _await_request(self) -> bytes | None:
