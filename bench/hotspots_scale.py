@@ -2,8 +2,9 @@
 
 Synthetic passes (api.analysis.synthetic) shaped like the real load: a street grid of about
 3 km2 (8 x 8 streets, 250 m apart, ~28 km of street, like Shuangjing sub-district), 10 vehicles,
-30 days, 5 trips a day each driving every street (~7.5 h on the road a day at 10 s per cell),
-H3 resolution 11, six pollutants, a handful of sources. `detect` runs over all of it: every
+30 days, 5 trips a day each driving every street (~2.4 h a trip at 10 s per cell, so ~12 h on
+the road a day: two shifts, more than a single-shift fleet drives), H3 resolution 11, six
+pollutants, a handful of sources. `detect` runs over all of it: every
 pollutant, every time-of-day stratum, spatial tests included. Target: under 10 s.
 
     .venv/bin/python bench/hotspots_scale.py [--days 30] [--vehicles 10] [--repeat 3]
@@ -39,7 +40,7 @@ def scenario(days: int, vehicles: int) -> Scenario:
         vehicles=vehicles,
         days=days,
         trips_per_day=5,
-        trip_every_h=1.6,
+        trip_every_h=2.4,
         trip_start_h=0.5,
         pollutants=POLLUTANTS,
         pass_noise={

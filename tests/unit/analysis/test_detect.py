@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.analysis.detect import Hotspot, detect
+from api.analysis.detect import Hotspot, detect, pass_enhancements
 from api.analysis.labels import Label
 from api.analysis.passes import Pass, PassStats, PassTable
 from api.analysis.settings import AnalysisSettings
@@ -158,3 +158,12 @@ def test_the_order_of_passes_does_not_matter(seed: int) -> None:
     b = detect(table.subset(order), SETTINGS)
     assert _summary(a) == _summary(b)
     assert [h.excess for h in a] == [h.excess for h in b]
+
+
+def test_pass_enhancements_are_value_minus_trip_background() -> None:
+    table = generate(Scenario(days=2, trips_per_day=2, seed=4))
+    bg, e = pass_enhancements(table, "pm25", SETTINGS)
+    np.testing.assert_allclose(e, table.values["pm25"] - bg)
+    assert np.isfinite(bg).all()
+    # A 10th percentile background: most passes lie above it.
+    assert 0.8 < float((e > 0).mean()) < 0.95
