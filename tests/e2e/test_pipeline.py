@@ -169,7 +169,7 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
                             name,
                             row["seq"],
                             error,
-                            row["fix_age_s"],
+                            (row.get("fix") or {}).get("age_s"),
                         )
         assert len(stored) == produced
 
