@@ -21,8 +21,10 @@ from ingest.columns import CHANNEL_COLUMNS
 from ingest.passes import (
     STATS_EXCLUDED_FLAGS,
     TRACK_EXCLUDED_FLAGS,
+    ChannelStats,
     Pass,
     TrackPoint,
+    extend,
     passes_of,
     segment,
     summarize,
@@ -43,6 +45,7 @@ FROM touched_stage t
 LEFT JOIN pass p
   ON p.resolution = %(resolution)s AND p.vehicle = t.vehicle
  AND p.end_time >= t.tmin - %(gap)s AND p.start_time <= t.tmax + %(gap)s
+WHERE t.vehicle = ANY(%(names)s)
 GROUP BY t.vehicle, t.tmin, t.tmax
 """
 
@@ -56,14 +59,48 @@ WHERE p.resolution = %(resolution)s AND p.vehicle = w.vehicle
 _VALUES = ", ".join(
     f"CASE WHEN NOT r.channel_flags ? '{c}' THEN r.{c} END" for c in CHANNEL_COLUMNS
 )
+_TRACK_WHERE = "r.fix_valid AND r.cell IS NOT NULL AND NOT (r.flags && %(track_excluded)s::text[])"
+_TRACK_COLUMNS = f"""r.vehicle, r.time, r.seq, r.cell,
+       r.flags && %(stats_excluded)s::text[] AS excluded, {_VALUES}"""
 _TRACK = f"""
-SELECT r.vehicle, r.time, r.seq, r.cell, r.flags && %(stats_excluded)s::text[] AS excluded,
-       {_VALUES}
-FROM reading r {{join}}
-WHERE r.fix_valid AND r.cell IS NOT NULL AND NOT (r.flags && %(track_excluded)s::text[])
+SELECT {_TRACK_COLUMNS} FROM reading r WHERE {_TRACK_WHERE}
 ORDER BY r.vehicle, r.time, r.seq
 """
-_WINDOW_JOIN = "JOIN pass_window w ON r.vehicle = w.vehicle AND r.time >= w.lo AND r.time <= w.hi"
+# The track inside each window of {windows} (a table with vehicle, lo, hi); the lateral join
+# makes PostgreSQL probe the (vehicle, time) index once per vehicle instead of scanning the day.
+_TRACK_IN = f"""
+SELECT x.* FROM {{windows}} w CROSS JOIN LATERAL (
+    SELECT {_TRACK_COLUMNS} FROM reading r
+    WHERE r.vehicle = w.vehicle AND r.time >= w.lo AND r.time <= w.hi AND {_TRACK_WHERE}
+) x
+ORDER BY 1, 2, 3
+"""
+# Each touched vehicle's newest pass: when all its new readings come after that pass (readings
+# arriving in order, the usual case), only that pass can grow and nothing needs reading back.
+_LATEST = """
+SELECT t.vehicle, t.tmin, lp.start_time, lp.first_seq, lp.end_time, lp.last_seq, lp.cell,
+       lp.readings
+FROM touched_stage t
+LEFT JOIN LATERAL (
+    SELECT p.* FROM pass p
+    WHERE p.resolution = %(resolution)s AND p.vehicle = t.vehicle
+    ORDER BY p.start_time DESC, p.first_seq DESC LIMIT 1
+) lp ON true
+"""
+_LATEST_STATS = """
+SELECT s.vehicle, s.channel, s.n, s.mean, s.min, s.max, s.energy_mean
+FROM unnest(%(vehicles)s::text[], %(starts)s::timestamptz[], %(seqs)s::bigint[])
+     AS k(vehicle, start_time, first_seq)
+JOIN pass_stat s ON s.resolution = %(resolution)s AND s.vehicle = k.vehicle
+ AND s.start_time = k.start_time AND s.first_seq = k.first_seq
+"""
+_DELETE_KEYS = """
+DELETE FROM {table} p
+USING unnest(%(vehicles)s::text[], %(starts)s::timestamptz[], %(seqs)s::bigint[])
+     AS k(vehicle, start_time, first_seq)
+WHERE p.resolution = %(resolution)s AND p.vehicle = k.vehicle
+  AND p.start_time = k.start_time AND p.first_seq = k.first_seq
+"""
 
 PASS_COLUMNS = (
     "resolution",
@@ -158,14 +195,87 @@ def refresh_touched(cur: Cursor, resolution: int, gap: timedelta) -> int:
     """Recompute the passes around the readings listed in `touched_stage` (filled by the batch's
     insert, in the same transaction). Returns how many passes were written."""
     params = _params(resolution, gap)
-    cur.execute(_WINDOWS, params)
-    if not cur.rowcount:
-        return 0
+    latest = cur.execute(_LATEST, params).fetchall()
+    appended: dict[str, Pass | None] = {}
+    late: list[str] = []
+    for vehicle, tmin, start, first_seq, end, last_seq, cell, readings in latest:
+        if start is None:
+            appended[vehicle] = None
+        elif tmin > end:
+            appended[vehicle] = Pass(vehicle, cell, start, end, first_seq, last_seq, readings, {})
+        else:
+            late.append(vehicle)
+    written = 0
+    if appended:
+        written += _append(cur, params, appended, gap)
+    if late:
+        written += _resegment(cur, params, late, gap)
+    return written
+
+
+def _append(
+    cur: Cursor, params: dict[str, object], latest: dict[str, Pass | None], gap: timedelta
+) -> int:
+    """Vehicles whose new readings all follow their newest pass: segment the new readings and
+    let the first run extend that pass when it is in the same cell within the gap."""
+    names = sorted(latest)
+    windows = (
+        "(SELECT vehicle, tmin AS lo, tmax AS hi FROM touched_stage WHERE vehicle = ANY(%(names)s))"
+    )
+    rows = cur.execute(
+        _TRACK_IN.format(windows=windows),  # type: ignore[arg-type]
+        {**params, "names": names},
+    ).fetchall()
+    extended: dict[str, tuple[Pass, list[TrackPoint]]] = {}
+    fresh: list[Pass] = []
+    for vehicle, points in _points(rows):
+        runs = list(segment(points, gap))
+        previous = latest.get(vehicle)
+        if runs and previous is not None:
+            first = runs[0]
+            if first[0].cell == previous.cell and first[0].time - previous.end <= gap:
+                extended[vehicle] = (previous, first)
+                runs = runs[1:]
+        fresh.extend(summarize(vehicle, run) for run in runs)
+    if extended:
+        keys = {
+            "vehicles": [p.vehicle for p, _ in extended.values()],
+            "starts": [p.start for p, _ in extended.values()],
+            "seqs": [p.first_seq for p, _ in extended.values()],
+        }
+        stats: dict[str, dict[str, ChannelStats]] = {}
+        for vehicle, channel, n, mean, low, high, energy in cur.execute(
+            _LATEST_STATS, {**params, **keys}
+        ):
+            stats.setdefault(vehicle, {})[channel] = ChannelStats(n, mean, low, high, energy)
+        for table in ("pass_stat", "pass"):
+            cur.execute(_DELETE_KEYS.format(table=table), {**params, **keys})  # type: ignore[arg-type]
+        for vehicle, (previous, run) in extended.items():
+            whole = Pass(
+                previous.vehicle,
+                previous.cell,
+                previous.start,
+                previous.end,
+                previous.first_seq,
+                previous.last_seq,
+                previous.readings,
+                stats.get(vehicle, {}),
+            )
+            fresh.append(extend(whole, run))
+    return store(cur, int(str(params["resolution"])), fresh)
+
+
+def _resegment(cur: Cursor, params: dict[str, object], vehicles: list[str], gap: timedelta) -> int:
+    """Vehicles with readings inside or before stored passes: delete every pass that may change
+    and segment its window again from the stored readings."""
+    args = {**params, "names": vehicles}
+    cur.execute(_WINDOWS, args)
+    cur.execute("ANALYZE pass_window")
     for table in ("pass_stat", "pass"):
-        cur.execute(_DELETE.format(table=table), params)  # type: ignore[arg-type]
-    rows = cur.execute(_TRACK.format(join=_WINDOW_JOIN), params).fetchall()  # type: ignore[arg-type]
+        cur.execute(_DELETE.format(table=table), args)  # type: ignore[arg-type]
+    rows = cur.execute(_TRACK_IN.format(windows="pass_window"), args).fetchall()  # type: ignore[arg-type]
     fresh = [p for vehicle, points in _points(rows) for p in passes_of(vehicle, list(points), gap)]
-    return store(cur, resolution, fresh)
+    return store(cur, int(str(params["resolution"])), fresh)
 
 
 def rebuild_all(conn: psycopg.Connection[Any], resolution: int, gap: timedelta) -> int:
