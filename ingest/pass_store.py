@@ -11,10 +11,11 @@ segmented again from the readings it holds.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 
 from ingest.columns import CHANNEL_COLUMNS
@@ -50,7 +51,7 @@ GROUP BY t.vehicle, t.tmin, t.tmax
 """
 
 _DELETE = """
-DELETE FROM {table} p USING pass_window w
+DELETE FROM pass p USING pass_window w
 WHERE p.resolution = %(resolution)s AND p.vehicle = w.vehicle
   AND p.start_time >= w.lo AND p.start_time <= w.hi
 """
@@ -79,7 +80,7 @@ ORDER BY 1, 2, 3
 # arriving in order, the usual case), only that pass can grow and nothing needs reading back.
 _LATEST = """
 SELECT t.vehicle, t.tmin, lp.start_time, lp.first_seq, lp.end_time, lp.last_seq, lp.cell,
-       lp.readings
+       lp.readings, lp.stats
 FROM touched_stage t
 LEFT JOIN LATERAL (
     SELECT p.* FROM pass p
@@ -87,19 +88,16 @@ LEFT JOIN LATERAL (
     ORDER BY p.start_time DESC, p.first_seq DESC LIMIT 1
 ) lp ON true
 """
-_LATEST_STATS = """
-SELECT s.vehicle, s.channel, s.n, s.mean, s.min, s.max, s.energy_mean
-FROM unnest(%(vehicles)s::text[], %(starts)s::timestamptz[], %(seqs)s::bigint[])
-     AS k(vehicle, start_time, first_seq)
-JOIN pass_stat s ON s.resolution = %(resolution)s AND s.vehicle = k.vehicle
- AND s.start_time = k.start_time AND s.first_seq = k.first_seq
-"""
-_DELETE_KEYS = """
-DELETE FROM {table} p
-USING unnest(%(vehicles)s::text[], %(starts)s::timestamptz[], %(seqs)s::bigint[])
-     AS k(vehicle, start_time, first_seq)
-WHERE p.resolution = %(resolution)s AND p.vehicle = k.vehicle
-  AND p.start_time = k.start_time AND p.first_seq = k.first_seq
+# Passes extended by a batch, rewritten in place (one row each, found by primary key).
+_EXTEND = """
+UPDATE pass p SET end_time = u.end_time, last_seq = u.last_seq, readings = u.readings,
+                  stats = u.stats
+FROM unnest(%(vehicles)s::text[], %(starts)s::timestamptz[], %(seqs)s::bigint[],
+            %(ends)s::timestamptz[], %(last_seqs)s::bigint[], %(counts)s::integer[],
+            %(stats)s::jsonb[])
+     AS u(vehicle, start_time, first_seq, end_time, last_seq, readings, stats)
+WHERE p.resolution = %(resolution)s AND p.vehicle = u.vehicle
+  AND p.start_time = u.start_time AND p.first_seq = u.first_seq
 """
 
 PASS_COLUMNS = (
@@ -111,21 +109,21 @@ PASS_COLUMNS = (
     "last_seq",
     "cell",
     "readings",
+    "stats",
 )
-STAT_COLUMNS = (
-    "resolution",
-    "vehicle",
-    "start_time",
-    "first_seq",
-    "channel",
-    "cell",
-    "end_time",
-    "n",
-    "mean",
-    "min",
-    "max",
-    "energy_mean",
-)
+
+
+def stats_json(stats: Mapping[str, ChannelStats]) -> str:
+    return orjson.dumps(
+        {c: [x.n, x.mean, x.min, x.max, x.energy_mean] for c, x in stats.items()}
+    ).decode()
+
+
+def stats_from(doc: Mapping[str, Sequence[Any]]) -> dict[str, ChannelStats]:
+    return {
+        c: ChannelStats(int(v[0]), float(v[1]), float(v[2]), float(v[3]), v[4])
+        for c, v in doc.items()
+    }
 
 
 def prepare(conn: psycopg.Connection[Any]) -> None:
@@ -158,36 +156,24 @@ def _points(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, Iterator[Tra
 
 
 def store(cur: Cursor, resolution: int, passes: Iterable[Pass]) -> int:
-    """COPY passes and their statistics in; returns how many passes."""
+    """COPY new passes in; returns how many."""
     count = 0
-    stats: list[tuple[object, ...]] = []
     with cur.copy(f"COPY pass ({', '.join(PASS_COLUMNS)}) FROM STDIN") as copy:  # type: ignore[arg-type]
         for p in passes:
             count += 1
             copy.write_row(
-                (resolution, p.vehicle, p.start, p.first_seq, p.end, p.last_seq, p.cell, p.readings)
-            )
-            for channel, s in p.stats.items():
-                stats.append(
-                    (
-                        resolution,
-                        p.vehicle,
-                        p.start,
-                        p.first_seq,
-                        channel,
-                        p.cell,
-                        p.end,
-                        s.n,
-                        s.mean,
-                        s.min,
-                        s.max,
-                        s.energy_mean,
-                    )
+                (
+                    resolution,
+                    p.vehicle,
+                    p.start,
+                    p.first_seq,
+                    p.end,
+                    p.last_seq,
+                    p.cell,
+                    p.readings,
+                    stats_json(p.stats),
                 )
-    if stats:
-        with cur.copy(f"COPY pass_stat ({', '.join(STAT_COLUMNS)}) FROM STDIN") as copy:  # type: ignore[arg-type]
-            for row in stats:
-                copy.write_row(row)
+            )
     return count
 
 
@@ -198,11 +184,13 @@ def refresh_touched(cur: Cursor, resolution: int, gap: timedelta) -> int:
     latest = cur.execute(_LATEST, params).fetchall()
     appended: dict[str, Pass | None] = {}
     late: list[str] = []
-    for vehicle, tmin, start, first_seq, end, last_seq, cell, readings in latest:
+    for vehicle, tmin, start, first_seq, end, last_seq, cell, readings, stats in latest:
         if start is None:
             appended[vehicle] = None
         elif tmin > end:
-            appended[vehicle] = Pass(vehicle, cell, start, end, first_seq, last_seq, readings, {})
+            appended[vehicle] = Pass(
+                vehicle, cell, start, end, first_seq, last_seq, readings, stats_from(stats)
+            )
         else:
             late.append(vehicle)
     written = 0
@@ -238,31 +226,21 @@ def _append(
                 runs = runs[1:]
         fresh.extend(summarize(vehicle, run) for run in runs)
     if extended:
-        keys = {
-            "vehicles": [p.vehicle for p, _ in extended.values()],
-            "starts": [p.start for p, _ in extended.values()],
-            "seqs": [p.first_seq for p, _ in extended.values()],
-        }
-        stats: dict[str, dict[str, ChannelStats]] = {}
-        for vehicle, channel, n, mean, low, high, energy in cur.execute(
-            _LATEST_STATS, {**params, **keys}
-        ):
-            stats.setdefault(vehicle, {})[channel] = ChannelStats(n, mean, low, high, energy)
-        for table in ("pass_stat", "pass"):
-            cur.execute(_DELETE_KEYS.format(table=table), {**params, **keys})  # type: ignore[arg-type]
-        for vehicle, (previous, run) in extended.items():
-            whole = Pass(
-                previous.vehicle,
-                previous.cell,
-                previous.start,
-                previous.end,
-                previous.first_seq,
-                previous.last_seq,
-                previous.readings,
-                stats.get(vehicle, {}),
-            )
-            fresh.append(extend(whole, run))
-    return store(cur, int(str(params["resolution"])), fresh)
+        grown = [extend(previous, run) for previous, run in extended.values()]
+        cur.execute(
+            _EXTEND,
+            {
+                **params,
+                "vehicles": [p.vehicle for p in grown],
+                "starts": [p.start for p in grown],
+                "seqs": [p.first_seq for p in grown],
+                "ends": [p.end for p in grown],
+                "last_seqs": [p.last_seq for p in grown],
+                "counts": [p.readings for p in grown],
+                "stats": [stats_json(p.stats) for p in grown],
+            },
+        )
+    return len(extended) + store(cur, int(str(params["resolution"])), fresh)
 
 
 def _resegment(cur: Cursor, params: dict[str, object], vehicles: list[str], gap: timedelta) -> int:
@@ -271,8 +249,7 @@ def _resegment(cur: Cursor, params: dict[str, object], vehicles: list[str], gap:
     args = {**params, "names": vehicles}
     cur.execute(_WINDOWS, args)
     cur.execute("ANALYZE pass_window")
-    for table in ("pass_stat", "pass"):
-        cur.execute(_DELETE.format(table=table), args)  # type: ignore[arg-type]
+    cur.execute(_DELETE, args)
     rows = cur.execute(_TRACK_IN.format(windows="pass_window"), args).fetchall()  # type: ignore[arg-type]
     fresh = [p for vehicle, points in _points(rows) for p in passes_of(vehicle, list(points), gap)]
     return store(cur, int(str(params["resolution"])), fresh)
@@ -283,7 +260,6 @@ def rebuild_all(conn: psycopg.Connection[Any], resolution: int, gap: timedelta) 
     Runs inside the caller's transaction; streams the readings through a server-side cursor."""
     params = _params(resolution, gap)
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM pass_stat")
         cur.execute("DELETE FROM pass")
     total = 0
     with (
