@@ -11,18 +11,21 @@ segmented again from the readings it holds.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 
 from ingest.columns import CHANNEL_COLUMNS
 from ingest.passes import (
     STATS_EXCLUDED_FLAGS,
     TRACK_EXCLUDED_FLAGS,
+    ChannelStats,
     Pass,
     TrackPoint,
+    extend,
     passes_of,
     segment,
     summarize,
@@ -43,11 +46,12 @@ FROM touched_stage t
 LEFT JOIN pass p
   ON p.resolution = %(resolution)s AND p.vehicle = t.vehicle
  AND p.end_time >= t.tmin - %(gap)s AND p.start_time <= t.tmax + %(gap)s
+WHERE t.vehicle = ANY(%(names)s)
 GROUP BY t.vehicle, t.tmin, t.tmax
 """
 
 _DELETE = """
-DELETE FROM {table} p USING pass_window w
+DELETE FROM pass p USING pass_window w
 WHERE p.resolution = %(resolution)s AND p.vehicle = w.vehicle
   AND p.start_time >= w.lo AND p.start_time <= w.hi
 """
@@ -56,14 +60,45 @@ WHERE p.resolution = %(resolution)s AND p.vehicle = w.vehicle
 _VALUES = ", ".join(
     f"CASE WHEN NOT r.channel_flags ? '{c}' THEN r.{c} END" for c in CHANNEL_COLUMNS
 )
+_TRACK_WHERE = "r.fix_valid AND r.cell IS NOT NULL AND NOT (r.flags && %(track_excluded)s::text[])"
+_TRACK_COLUMNS = f"""r.vehicle, r.time, r.seq, r.cell,
+       r.flags && %(stats_excluded)s::text[] AS excluded, {_VALUES}"""
 _TRACK = f"""
-SELECT r.vehicle, r.time, r.seq, r.cell, r.flags && %(stats_excluded)s::text[] AS excluded,
-       {_VALUES}
-FROM reading r {{join}}
-WHERE r.fix_valid AND r.cell IS NOT NULL AND NOT (r.flags && %(track_excluded)s::text[])
+SELECT {_TRACK_COLUMNS} FROM reading r WHERE {_TRACK_WHERE}
 ORDER BY r.vehicle, r.time, r.seq
 """
-_WINDOW_JOIN = "JOIN pass_window w ON r.vehicle = w.vehicle AND r.time >= w.lo AND r.time <= w.hi"
+# The track inside each window of {windows} (a table with vehicle, lo, hi); the lateral join
+# makes PostgreSQL probe the (vehicle, time) index once per vehicle instead of scanning the day.
+_TRACK_IN = f"""
+SELECT x.* FROM {{windows}} w CROSS JOIN LATERAL (
+    SELECT {_TRACK_COLUMNS} FROM reading r
+    WHERE r.vehicle = w.vehicle AND r.time >= w.lo AND r.time <= w.hi AND {_TRACK_WHERE}
+) x
+ORDER BY 1, 2, 3
+"""
+# Each touched vehicle's newest pass: when all its new readings come after that pass (readings
+# arriving in order, the usual case), only that pass can grow and nothing needs reading back.
+_LATEST = """
+SELECT t.vehicle, t.tmin, lp.start_time, lp.first_seq, lp.end_time, lp.last_seq, lp.cell,
+       lp.readings, lp.stats
+FROM touched_stage t
+LEFT JOIN LATERAL (
+    SELECT p.* FROM pass p
+    WHERE p.resolution = %(resolution)s AND p.vehicle = t.vehicle
+    ORDER BY p.start_time DESC, p.first_seq DESC LIMIT 1
+) lp ON true
+"""
+# Passes extended by a batch, rewritten in place (one row each, found by primary key).
+_EXTEND = """
+UPDATE pass p SET end_time = u.end_time, last_seq = u.last_seq, readings = u.readings,
+                  stats = u.stats
+FROM unnest(%(vehicles)s::text[], %(starts)s::timestamptz[], %(seqs)s::bigint[],
+            %(ends)s::timestamptz[], %(last_seqs)s::bigint[], %(counts)s::integer[],
+            %(stats)s::jsonb[])
+     AS u(vehicle, start_time, first_seq, end_time, last_seq, readings, stats)
+WHERE p.resolution = %(resolution)s AND p.vehicle = u.vehicle
+  AND p.start_time = u.start_time AND p.first_seq = u.first_seq
+"""
 
 PASS_COLUMNS = (
     "resolution",
@@ -74,21 +109,21 @@ PASS_COLUMNS = (
     "last_seq",
     "cell",
     "readings",
+    "stats",
 )
-STAT_COLUMNS = (
-    "resolution",
-    "vehicle",
-    "start_time",
-    "first_seq",
-    "channel",
-    "cell",
-    "end_time",
-    "n",
-    "mean",
-    "min",
-    "max",
-    "energy_mean",
-)
+
+
+def stats_json(stats: Mapping[str, ChannelStats]) -> str:
+    return orjson.dumps(
+        {c: [x.n, x.mean, x.min, x.max, x.energy_mean] for c, x in stats.items()}
+    ).decode()
+
+
+def stats_from(doc: Mapping[str, Sequence[Any]]) -> dict[str, ChannelStats]:
+    return {
+        c: ChannelStats(int(v[0]), float(v[1]), float(v[2]), float(v[3]), v[4])
+        for c, v in doc.items()
+    }
 
 
 def prepare(conn: psycopg.Connection[Any]) -> None:
@@ -121,36 +156,24 @@ def _points(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, Iterator[Tra
 
 
 def store(cur: Cursor, resolution: int, passes: Iterable[Pass]) -> int:
-    """COPY passes and their statistics in; returns how many passes."""
+    """COPY new passes in; returns how many."""
     count = 0
-    stats: list[tuple[object, ...]] = []
     with cur.copy(f"COPY pass ({', '.join(PASS_COLUMNS)}) FROM STDIN") as copy:  # type: ignore[arg-type]
         for p in passes:
             count += 1
             copy.write_row(
-                (resolution, p.vehicle, p.start, p.first_seq, p.end, p.last_seq, p.cell, p.readings)
-            )
-            for channel, s in p.stats.items():
-                stats.append(
-                    (
-                        resolution,
-                        p.vehicle,
-                        p.start,
-                        p.first_seq,
-                        channel,
-                        p.cell,
-                        p.end,
-                        s.n,
-                        s.mean,
-                        s.min,
-                        s.max,
-                        s.energy_mean,
-                    )
+                (
+                    resolution,
+                    p.vehicle,
+                    p.start,
+                    p.first_seq,
+                    p.end,
+                    p.last_seq,
+                    p.cell,
+                    p.readings,
+                    stats_json(p.stats),
                 )
-    if stats:
-        with cur.copy(f"COPY pass_stat ({', '.join(STAT_COLUMNS)}) FROM STDIN") as copy:  # type: ignore[arg-type]
-            for row in stats:
-                copy.write_row(row)
+            )
     return count
 
 
@@ -158,14 +181,78 @@ def refresh_touched(cur: Cursor, resolution: int, gap: timedelta) -> int:
     """Recompute the passes around the readings listed in `touched_stage` (filled by the batch's
     insert, in the same transaction). Returns how many passes were written."""
     params = _params(resolution, gap)
-    cur.execute(_WINDOWS, params)
-    if not cur.rowcount:
-        return 0
-    for table in ("pass_stat", "pass"):
-        cur.execute(_DELETE.format(table=table), params)  # type: ignore[arg-type]
-    rows = cur.execute(_TRACK.format(join=_WINDOW_JOIN), params).fetchall()  # type: ignore[arg-type]
+    latest = cur.execute(_LATEST, params).fetchall()
+    appended: dict[str, Pass | None] = {}
+    late: list[str] = []
+    for vehicle, tmin, start, first_seq, end, last_seq, cell, readings, stats in latest:
+        if start is None:
+            appended[vehicle] = None
+        elif tmin > end:
+            appended[vehicle] = Pass(
+                vehicle, cell, start, end, first_seq, last_seq, readings, stats_from(stats)
+            )
+        else:
+            late.append(vehicle)
+    written = 0
+    if appended:
+        written += _append(cur, params, appended, gap)
+    if late:
+        written += _resegment(cur, params, late, gap)
+    return written
+
+
+def _append(
+    cur: Cursor, params: dict[str, object], latest: dict[str, Pass | None], gap: timedelta
+) -> int:
+    """Vehicles whose new readings all follow their newest pass: segment the new readings and
+    let the first run extend that pass when it is in the same cell within the gap."""
+    names = sorted(latest)
+    windows = (
+        "(SELECT vehicle, tmin AS lo, tmax AS hi FROM touched_stage WHERE vehicle = ANY(%(names)s))"
+    )
+    rows = cur.execute(
+        _TRACK_IN.format(windows=windows),  # type: ignore[arg-type]
+        {**params, "names": names},
+    ).fetchall()
+    extended: dict[str, tuple[Pass, list[TrackPoint]]] = {}
+    fresh: list[Pass] = []
+    for vehicle, points in _points(rows):
+        runs = list(segment(points, gap))
+        previous = latest.get(vehicle)
+        if runs and previous is not None:
+            first = runs[0]
+            if first[0].cell == previous.cell and first[0].time - previous.end <= gap:
+                extended[vehicle] = (previous, first)
+                runs = runs[1:]
+        fresh.extend(summarize(vehicle, run) for run in runs)
+    if extended:
+        grown = [extend(previous, run) for previous, run in extended.values()]
+        cur.execute(
+            _EXTEND,
+            {
+                **params,
+                "vehicles": [p.vehicle for p in grown],
+                "starts": [p.start for p in grown],
+                "seqs": [p.first_seq for p in grown],
+                "ends": [p.end for p in grown],
+                "last_seqs": [p.last_seq for p in grown],
+                "counts": [p.readings for p in grown],
+                "stats": [stats_json(p.stats) for p in grown],
+            },
+        )
+    return len(extended) + store(cur, int(str(params["resolution"])), fresh)
+
+
+def _resegment(cur: Cursor, params: dict[str, object], vehicles: list[str], gap: timedelta) -> int:
+    """Vehicles with readings inside or before stored passes: delete every pass that may change
+    and segment its window again from the stored readings."""
+    args = {**params, "names": vehicles}
+    cur.execute(_WINDOWS, args)
+    cur.execute("ANALYZE pass_window")
+    cur.execute(_DELETE, args)
+    rows = cur.execute(_TRACK_IN.format(windows="pass_window"), args).fetchall()  # type: ignore[arg-type]
     fresh = [p for vehicle, points in _points(rows) for p in passes_of(vehicle, list(points), gap)]
-    return store(cur, resolution, fresh)
+    return store(cur, int(str(params["resolution"])), fresh)
 
 
 def rebuild_all(conn: psycopg.Connection[Any], resolution: int, gap: timedelta) -> int:
@@ -173,7 +260,6 @@ def rebuild_all(conn: psycopg.Connection[Any], resolution: int, gap: timedelta) 
     Runs inside the caller's transaction; streams the readings through a server-side cursor."""
     params = _params(resolution, gap)
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM pass_stat")
         cur.execute("DELETE FROM pass")
     total = 0
     with (

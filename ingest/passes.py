@@ -117,3 +117,37 @@ def summarize(vehicle: str, points: Sequence[TrackPoint]) -> Pass:
 def passes_of(vehicle: str, points: Sequence[TrackPoint], gap: timedelta) -> list[Pass]:
     """Every pass of one vehicle's track (points in any order)."""
     return [summarize(vehicle, run) for run in segment(ordered(points), gap)]
+
+
+def extend(existing: Pass, points: Sequence[TrackPoint]) -> Pass:
+    """`existing` continued by `points`, which come after it, in its cell, the first within the
+    gap of its end: what `summarize` would give for all the points, from the pass's statistics
+    (so a pass growing by a few readings per batch is not read back whole)."""
+    if not points:
+        return existing
+    addition = summarize(existing.vehicle, points)
+    stats = dict(existing.stats)
+    for channel, more in addition.stats.items():
+        old = stats.get(channel)
+        stats[channel] = more if old is None else _merge(old, more)
+    return Pass(
+        vehicle=existing.vehicle,
+        cell=existing.cell,
+        start=existing.start,
+        end=addition.end,
+        first_seq=existing.first_seq,
+        last_seq=addition.last_seq,
+        readings=existing.readings + addition.readings,
+        stats={c: stats[c] for c in sorted(stats)},
+    )
+
+
+def _merge(a: ChannelStats, b: ChannelStats) -> ChannelStats:
+    n = a.n + b.n
+    energy = None
+    if a.energy_mean is not None and b.energy_mean is not None:
+        power = a.n * 10.0 ** (a.energy_mean / 10.0) + b.n * 10.0 ** (b.energy_mean / 10.0)
+        energy = 10.0 * math.log10(power / n)
+    return ChannelStats(
+        n, (a.n * a.mean + b.n * b.mean) / n, min(a.min, b.min), max(a.max, b.max), energy
+    )

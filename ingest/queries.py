@@ -292,7 +292,8 @@ def channel_spec(channel: str) -> ChannelSpec:
 
 
 def stored_resolution(conn: Conn) -> int:
-    """The H3 resolution of `reading.cell`, fixed when the database was created."""
+    """The H3 resolution of `reading.cell`: set when the database was created, changed only by
+    `envpatrol rebuild --resolution N`."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'h3_resolution'").fetchone()
     if row is None:
         raise RuntimeError("the database has no h3_resolution in meta: was it migrated?")
@@ -466,6 +467,70 @@ def _cell_stats(row: dict[str, Any], spec: ChannelSpec) -> CellStats:
         first_hour=row["first_hour"],
         last_hour=row["last_hour"],
     )
+
+
+# --- passes --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PassStats:
+    """One vehicle's pass through one cell and one channel's statistics in it (see docs/storage.md)."""
+
+    vehicle: str
+    cell: str  # H3 index
+    start: datetime
+    end: datetime
+    readings: int  # track points in the pass
+    n: int  # values of the channel that count
+    mean: float
+    min: float
+    max: float
+    energy_mean: float | None  # logarithmic channels (noise)
+
+
+def passes(
+    conn: Conn,
+    channel: str,
+    time: TimeRange,
+    vehicle: VehicleFilter | None = None,
+    limit: int = MAX_PAGE,
+) -> list[PassStats]:
+    """Passes with a countable value of `channel` that start in `time`, at the stored resolution,
+    oldest first."""
+    spec = channel_spec(channel)
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError("limit", f"must be 1..{MAX_PAGE}, got {limit}")
+    where = Condition.all(
+        [time.condition("start_time")] + ([vehicle.condition()] if vehicle else [])
+    )
+    query = sql.SQL(
+        "SELECT vehicle, cell, start_time, end_time, readings, stats -> %(channel)s AS s"
+        " FROM pass WHERE resolution = %(resolution)s AND stats ? %(channel)s AND {where}"
+        " ORDER BY start_time, vehicle LIMIT %(limit)s"
+    ).format(where=where.sql)
+    params = {
+        **where.params,
+        "channel": spec.name,
+        "resolution": stored_resolution(conn),
+        "limit": limit,
+    }
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(query, params).fetchall()
+    return [
+        PassStats(
+            vehicle=row["vehicle"],
+            cell=h3.int_to_str(row["cell"]),
+            start=row["start_time"],
+            end=row["end_time"],
+            readings=row["readings"],
+            n=int(row["s"][0]),
+            mean=float(row["s"][1]),
+            min=float(row["s"][2]),
+            max=float(row["s"][3]),
+            energy_mean=None if row["s"][4] is None else float(row["s"][4]),
+        )
+        for row in rows
+    ]
 
 
 # --- hotspots ------------------------------------------------------------------------------------

@@ -349,10 +349,14 @@ class IngestService:
                 with _Deadline(self._writer.conn, self.settings.db_timeout_s):
                     result = self._writer.write(readings, dead, statuses)
                 break
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
+                # Unavailable, cut by the deadline, or refusing the batch: the batch stays
+                # unacknowledged and is retried on a new connection; the service keeps running.
                 self.counters.db_errors += 1
                 self.metrics.db_errors.inc()
-                log.error("database unavailable (%s); retrying in %.1fs", exc, backoff)
+                log.error(
+                    "database error (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff
+                )
                 self._drop_writer()
                 if stop.wait(backoff):
                     return  # not acknowledged: the broker delivers these again

@@ -21,7 +21,11 @@ BEGIN
     BEGIN
         EXECUTE format('CREATE TABLE %I PARTITION OF reading FOR VALUES FROM (%L) TO (%L)',
                        name, lo, hi);
-    EXCEPTION WHEN check_violation THEN
+    EXCEPTION WHEN duplicate_table THEN
+        -- Made by a concurrent writer that committed while we waited for the lock (the catalog
+        -- lookup above may not see it yet: an advisory lock does not refresh catalog snapshots).
+        RETURN false;
+    WHEN check_violation THEN
         EXECUTE format('CREATE TABLE %I (LIKE reading INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
                        name);
         EXECUTE format('WITH moved AS (DELETE FROM reading_default WHERE time >= %L AND time < %L'

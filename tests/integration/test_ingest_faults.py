@@ -210,3 +210,57 @@ def test_database_unreachable_for_a_while(
     assert counts["lost"] == 0
     assert counts["duplicated"] == 0
     assert counts["unexpected"] == 0
+
+
+def test_two_workers_share_the_readings_and_one_stops_for_a_while(
+    private_broker: PrivateBroker, database_url: str, start_ingest: StartIngest
+) -> None:
+    """MQTT 5 shared subscription: the readings are split between two workers. One worker stops
+    (a clean shutdown, its persistent session stays); Mosquitto keeps dealing it its share, which
+    waits in its session and is stored when it comes back with the same client id."""
+    mqtt = MqttSettings.from_url(private_broker.url)
+
+    def settings(n: int) -> IngestSettings:
+        return IngestSettings(
+            database_url=database_url,
+            mqtt=mqtt,
+            client_id=f"ingest-shared-{n}",
+            share_group="ingest",
+            batch_max_wait_s=0.05,
+        )
+
+    first = start_ingest(settings(1))
+    second_stop = threading.Event()
+    second = IngestService(settings(2))
+    second_thread = threading.Thread(target=second.run, args=(second_stop,), name="ingest-2")
+    second_thread.start()
+    wait_for(second._connected.is_set, 10, "the second worker to connect")
+    publisher = Publisher(private_broker.url, "fleet-shared-test")
+    wait_until_subscribed(publisher, database_url)
+    messages = fleet_messages(vehicles=10, per_vehicle=100, start=recent_start())  # 1,000
+    try:
+        publish_all(publisher, messages[:400])
+        wait_for(lambda: stored_count(database_url) >= 400, 30, "the first 400 stored")
+        assert first.counters.readings_inserted > 0
+        assert second.counters.readings_inserted > 0
+        second_stop.set()
+        second_thread.join(timeout=30)
+        publish_all(publisher, messages[400:])
+        wait_for(lambda: publisher.outstanding() == 0, 60, "every PUBACK")
+        time.sleep(1.0)
+        # The stopped worker's share waits for it: not stored yet.
+        assert stored_count(database_url) < len(messages)
+        second = IngestService(settings(2))
+        second_stop = threading.Event()
+        second_thread = threading.Thread(target=second.run, args=(second_stop,), name="ingest-2")
+        second_thread.start()
+        wait_for(lambda: stored_count(database_url) >= len(messages), 60, "every reading stored")
+    finally:
+        publisher.close()
+        second_stop.set()
+        second_thread.join(timeout=30)
+    counts = tally(database_url, publisher.acknowledged)
+    report("shared subscription, one worker away", counts)
+    assert counts["lost"] == 0
+    assert counts["duplicated"] == 0
+    assert counts["acknowledged"] == len(messages)

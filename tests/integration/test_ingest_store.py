@@ -305,3 +305,38 @@ def test_roles_writer_writes_reader_reads_and_future_partitions_follow(
         " has_function_privilege('envpatrol_reader', 'envpatrol_ensure_partition(date)', 'EXECUTE')"
     ).fetchone()
     assert schema == (False, False, True, False)
+
+
+def test_the_rebuild_command_and_the_passes_query(
+    conn: psycopg.Connection[Any],
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    from ingest import queries
+    from ingest.cli import rebuild_command
+
+    readings = drive("car-f", 120, seed=6)
+    writer = writer_for(conn)
+    writer.write(readings, [], [])
+    conn.commit()
+
+    parser = argparse.ArgumentParser()
+    run = rebuild_command(parser)
+    args = parser.parse_args(["--resolution", "9", "--pass-gap-s", "300"])
+    monkeypatch.setenv("ENVPATROL_DATABASE_URL", database_url)
+    assert run(args) == 0
+    assert "rebuilt at H3 resolution 9, pass gap 300 s" in capsys.readouterr().out
+    assert run(parser.parse_args(["--resolution", "16"])) == 2
+    assert "0..15" in capsys.readouterr().err
+
+    expected = expected_passes(readings, 9, timedelta(seconds=300))
+    found = queries.passes(conn, "noise", queries.TimeRange(), queries.VehicleFilter("car-f"))
+    with_noise = [p for p in expected if any(s[0] == "noise" for s in p[6])]
+    assert len(found) == len(with_noise) > 0
+    assert all(h3.get_resolution(p.cell) == 9 for p in found)
+    assert all(p.energy_mean is not None and p.energy_mean >= p.mean - 1e-9 for p in found)
+    with pytest.raises(queries.QueryError):
+        queries.passes(conn, "noise", queries.TimeRange(), limit=0)

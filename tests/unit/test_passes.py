@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ingest.passes import (
     TrackPoint,
     channel_stats,
+    extend,
     ordered,
     passes_of,
     segment,
@@ -134,3 +135,21 @@ def test_the_energy_mean_lies_between_the_mean_and_the_maximum(levels: list[floa
     assert stats.energy_mean is not None
     assert stats.mean - 1e-9 <= stats.energy_mean <= stats.max + 1e-9
     assert stats.min <= stats.mean + 1e-9
+
+
+@given(tracks, st.integers(min_value=1, max_value=59))
+def test_extending_a_pass_equals_summarizing_it_whole(track: list[TrackPoint], cut: int) -> None:
+    one_cell = [TrackPoint(p.time, p.seq, 1, p.values) for p in ordered(track)]
+    if len(one_cell) < 2:
+        return
+    cut = min(cut, len(one_cell) - 1)
+    whole = summarize("car", one_cell)
+    grown = extend(summarize("car", one_cell[:cut]), one_cell[cut:])
+    assert (grown.start, grown.end, grown.first_seq, grown.last_seq, grown.readings) == (
+        whole.start, whole.end, whole.first_seq, whole.last_seq, whole.readings,
+    )  # fmt: skip
+    for channel, s in whole.stats.items():
+        g = grown.stats[channel]
+        assert (g.n, g.min, g.max) == (s.n, s.min, s.max)
+        assert g.mean == pytest.approx(s.mean, rel=1e-12)
+        assert g.energy_mean == pytest.approx(s.energy_mean, rel=1e-12)

@@ -1,0 +1,382 @@
+"""Ingest throughput, in one run on one private Mosquitto and the machine's PostgreSQL.
+
+    .venv/bin/python -m bench.ingest                 # everything (Node-RED if installed)
+    .venv/bin/python -m bench.ingest --quick         # smaller counts, for a smoke run
+
+(a) end to end at QoS 1, one reading per message: a publisher process sends N messages while
+    `envpatrol ingest` (its own process) stores them; readings/s from the first publish to the
+    last row committed.
+(b) a fleet back from an outage: 1,000 vehicles x 1 hour (360,000 readings) published as the
+    edge catches up (50 readings per message) while the ingest runs; the same clock.
+(c) raw COPY of the same 360,000 readings straight into `reading` (binary COPY, 5,000 rows per
+    transaction): the ceiling for (b).
+(d) Node-RED 4 (bench/nodered: mqtt in -> function node batching into a pg multi-row INSERT ...
+    ON CONFLICT DO NOTHING), the same job as (a). Install it once with
+    `cd bench/nodered && npm install`.
+
+Every scenario gets a fresh migrated database. Each publisher waits until its consumer stores a
+probe reading, so its session and subscription exist before the clock starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.wire import Position, Reading, encode_message
+from ingest.columns import COLUMNS
+from ingest.migrate import migrate
+from ingest.writer import row_of
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+NODERED = HERE / "nodered"
+ADMIN_URL = os.environ.get(
+    "ENVPATROL_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+# --- parts -----------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def broker(directory: Path) -> Iterator[int]:
+    """A private Mosquitto: no queue limit (the default 1,000 drops the backlog silently)."""
+    exe = shutil.which("mosquitto", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+    if exe is None:
+        raise SystemExit("mosquitto not found (apt-get install mosquitto)")
+    port = free_port()
+    conf = directory / "mosquitto.conf"
+    conf.write_text(
+        f"user {pwd.getpwuid(os.getuid()).pw_name}\nallow_anonymous true\npersistence false\n"
+        f"max_queued_messages 0\nmax_inflight_messages 0\nlistener {port} 127.0.0.1\n"
+        "log_dest stderr\nlog_type error\n"
+    )
+    proc = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    name = f"envpatrol_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    url = urlunsplit(urlsplit(ADMIN_URL)._replace(path="/" + name))
+    try:
+        with psycopg.connect(url) as conn:
+            migrate(conn)
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM reading WHERE vehicle <> 'probe'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_count(url: str, n: int, timeout: float) -> float:
+    """Polls until `n` readings are stored; returns the time it saw them (monotonic)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM reading WHERE vehicle <> 'probe'").fetchone()
+            if row and row[0] >= n:
+                return time.monotonic()
+            time.sleep(0.05)
+    raise SystemExit(f"timed out: {count(url)} of {n} readings stored after {timeout:.0f}s")
+
+
+# --- readings --------------------------------------------------------------------------------------
+
+
+def fleet(vehicles: int, per_vehicle: int, start: datetime) -> dict[str, list[Reading]]:
+    out = {}
+    for v in range(vehicles):
+        name = f"car-{v:04d}"
+        lat0 = 39.85 + 0.0011 * (v % 100)
+        out[name] = [
+            Reading(
+                vehicle=name,
+                seq=seq,
+                time=start + timedelta(seconds=10 * seq),
+                time_source="gnss",
+                position=Position(lat0, 116.30 + 0.00011 * seq, True, 1, 9, 0.9, 8.0, 90.0, 0.4),
+                values={
+                    "temperature": 18.0, "humidity": 40.0, "noise": 60.0 + seq % 9,
+                    "pm25": 20.0 + seq % 13, "pm10": 40.0, "co2": 420.0, "no2": 30.0,
+                },
+                profile="default-multi",
+            )
+            for seq in range(per_vehicle)
+        ]  # fmt: skip
+    return out
+
+
+def messages(readings: dict[str, list[Reading]], per_message: int) -> list[tuple[str, bytes]]:
+    """(topic, payload) with vehicles interleaved, as a fleet's messages arrive."""
+    out = []
+    longest = max(len(r) for r in readings.values())
+    for first in range(0, longest, per_message):
+        for vehicle, rs in readings.items():
+            chunk = rs[first : first + per_message]
+            if chunk:
+                out.append((f"envpatrol/v1/{vehicle}/readings", encode_message(vehicle, chunk)))
+    return out
+
+
+def probe_message() -> tuple[str, bytes]:
+    r = Reading("probe", int(time.time() * 1000), datetime.now(UTC), "gnss", None, {}, "probe")
+    return "envpatrol/v1/probe/readings", encode_message("probe", [r])
+
+
+# --- publishing ------------------------------------------------------------------------------------
+
+
+def publish(port: int, client_id: str, payloads: list[tuple[str, bytes]]) -> float:
+    """Publish at QoS 1 as fast as the broker acknowledges; returns the seconds it took."""
+    done = threading.Event()
+    acked = [0]
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+
+    def on_publish(*_args: object) -> None:
+        acked[0] += 1
+        if acked[0] == len(payloads):
+            done.set()
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port, 60)
+    client.loop_start()
+    started = time.monotonic()
+    for topic, payload in payloads:
+        client.publish(topic, payload, qos=1)
+    done.wait(timeout=600)
+    elapsed = time.monotonic() - started
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
+def wait_for_consumer(port: int, url: str, timeout: float = 60) -> None:
+    """Publishes probe readings until one is stored: the consumer is subscribed and writing."""
+    deadline = time.monotonic() + timeout
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.connect("127.0.0.1", port, 60)
+    client.loop_start()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                topic, payload = probe_message()
+                client.publish(topic, payload, qos=1).wait_for_publish(5)
+                if conn.execute("SELECT 1 FROM reading WHERE vehicle = 'probe'").fetchone():
+                    return
+                time.sleep(0.3)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    raise SystemExit("the consumer never stored the probe reading")
+
+
+# --- consumers -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def ingest_process(port: int, url: str, directory: Path) -> Iterator[None]:
+    config = directory / f"ingest-{uuid.uuid4().hex[:6]}.toml"
+    config.write_text(
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "bench-ingest-{uuid.uuid4().hex[:6]}"\n'
+        f'[database]\nurl = "{url}"\n[ingest]\nbatch_max_messages = 1000\nbatch_max_wait_s = 0.2\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "ingest", "--config", str(config)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_consumer(port, url)
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def nodered_process(port: int, url: str, directory: Path) -> Iterator[None]:
+    red = NODERED / "node_modules" / "node-red" / "red.js"
+    user_dir = directory / f"nodered-{uuid.uuid4().hex[:6]}"
+    user_dir.mkdir()
+    shutil.copy(NODERED / "flow.json", user_dir / "flow.json")
+    env = {
+        **os.environ,
+        "MQTT_HOST": "127.0.0.1",
+        "MQTT_PORT": str(port),
+        "MQTT_CLIENT_ID": f"bench-nodered-{uuid.uuid4().hex[:6]}",
+        "MQTT_TOPIC": "envpatrol/v1/+/readings",
+        "PG_URL": url,
+        "NODERED_PORT": str(free_port()),
+        "NODE_PATH": str(NODERED / "node_modules"),
+    }
+    proc = subprocess.Popen(
+        ["node", str(red), "--settings", str(NODERED / "settings.js"), "--userDir", str(user_dir)],
+        cwd=NODERED,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_consumer(port, url, timeout=120)
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+# --- scenarios -------------------------------------------------------------------------------------
+
+
+def end_to_end(
+    port: int, directory: Path, consumer: str, payloads: list[tuple[str, bytes]], n: int
+) -> dict[str, float]:
+    with database() as url:
+        runner = ingest_process if consumer == "ingest" else nodered_process
+        with runner(port, url, directory):
+            started = time.monotonic()
+            result: dict[str, float] = {}
+            thread = threading.Thread(
+                target=lambda: result.__setitem__(
+                    "publish_s", publish(port, f"bench-pub-{uuid.uuid4().hex[:6]}", payloads)
+                )
+            )
+            thread.start()
+            stored_at = wait_count(url, n, timeout=900)
+            thread.join()
+        seconds = stored_at - started
+        return {"readings": n, "seconds": seconds, "per_s": n / seconds, **result}
+
+
+def raw_copy(readings: dict[str, list[Reading]]) -> dict[str, float]:
+    rows = [row_of(r, 10) for rs in readings.values() for r in rs]
+    rows.sort(key=lambda row: row[2])  # type: ignore[arg-type, return-value]
+    cols = ", ".join(COLUMNS)
+    with database() as url, psycopg.connect(url) as conn:
+        started = time.monotonic()
+        for first in range(0, len(rows), 5000):
+            with conn.cursor() as cur, cur.copy(f"COPY reading ({cols}) FROM STDIN") as copy:  # type: ignore[arg-type]
+                for row in rows[first : first + 5000]:
+                    copy.write_row(row)
+            conn.commit()
+        seconds = time.monotonic() - started
+    return {"readings": len(rows), "seconds": seconds, "per_s": len(rows) / seconds}
+
+
+def machine() -> str:
+    def run(cmd: str) -> str:
+        try:
+            return subprocess.run(
+                ["sh", "-c", cmd], capture_output=True, text=True, check=False
+            ).stdout
+        except OSError:
+            return ""
+
+    return (
+        f"nproc: {run('nproc').strip()}\n{run('lscpu | head -n 15')}{run('free -m')}"
+        f"Python {platform.python_version()}, {run('mosquitto -h 2>/dev/null | head -n 1').strip()}"
+        f" {run('psql --version').strip()}, node {run('node --version').strip()}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
+    parser.add_argument("--single", type=int, default=60_000, help="messages in (a) and (d)")
+    parser.add_argument("--no-nodered", action="store_true")
+    args = parser.parse_args()
+    single_n = 5_000 if args.quick else args.single
+    vehicles, per_vehicle = (100, 60) if args.quick else (1000, 360)
+    start = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
+
+    single = fleet(1000, single_n // 1000, start)
+    single_payloads = messages(single, 1)
+    backlog = fleet(vehicles, per_vehicle, start)
+    backlog_payloads = messages(backlog, 50)
+    backlog_n = vehicles * per_vehicle
+    results: dict[str, dict[str, float]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="envpatrol-bench-ingest-") as tmp,
+        broker(Path(tmp)) as port,
+    ):
+        directory = Path(tmp)
+        print("(a) ingest, QoS 1, one reading per message ...", flush=True)
+        results["a"] = end_to_end(port, directory, "ingest", single_payloads, len(single_payloads))
+        print(f"    {results['a']}", flush=True)
+        print(f"(b) ingest, {backlog_n} readings, 50 per message ...", flush=True)
+        results["b"] = end_to_end(port, directory, "ingest", backlog_payloads, backlog_n)
+        print(f"    {results['b']}", flush=True)
+        print("(c) raw COPY ...", flush=True)
+        results["c"] = raw_copy(backlog)
+        print(f"    {results['c']}", flush=True)
+        if not args.no_nodered and (NODERED / "node_modules" / "node-red").exists():
+            print("(d) Node-RED 4, QoS 1, one reading per message ...", flush=True)
+            results["d"] = end_to_end(
+                port, directory, "nodered", single_payloads, len(single_payloads)
+            )
+            print(f"    {results['d']}", flush=True)
+        else:
+            print("(d) skipped: run `npm install` in bench/nodered", flush=True)
+    print()
+    print(machine())
+    print(json.dumps(results, indent=2))
+    a, b, c = results["a"]["per_s"], results["b"]["per_s"], results["c"]["per_s"]
+    print(f"(b)/(c) = {b / c:.2f} (target >= 0.5)")
+    print(f"(b) {backlog_n} readings stored in {results['b']['seconds']:.1f} s (target < 20 s)")
+    if "d" in results:
+        print(f"(a)/(d) = {a / results['d']['per_s']:.2f} (target >= 2)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
