@@ -286,7 +286,7 @@ def run_replay(args: argparse.Namespace) -> int:
         print(f"envpatrol replay: {exc}", file=sys.stderr)
         return 2
     readings = len(recording.readings)
-    label = f"{recording.vehicle} {'direct' if args.direct else 'serial'}"
+    label = f"{args.vehicle or recording.vehicle} {'direct' if args.direct else 'serial'}"
     bar = None if args.no_progress else ProgressBar(recording.duration_s, label)
 
     def progress(t: float, note: str) -> None:
@@ -324,5 +324,10 @@ def run_replay(args: argparse.Namespace) -> int:
         f"{result.drive_s / 3600:.2f} h of driving in {result.wall_s:.1f} s "
         f"({result.speedup:.0f}x)"
         + (f"; {result.request_mismatches} requests differed" if result.request_mismatches else "")
+        + (
+            f"; {result.gps_sentences_lost} NMEA sentences lost on the way"
+            if result.gps_sentences_lost
+            else ""
+        )
     )
     return 0 if result.readings_replayed >= readings else 1

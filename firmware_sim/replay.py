@@ -106,6 +106,7 @@ class PlayerCounters:
     gps_bursts: int = 0
     request_mismatches: int = 0
     gps_bytes_dropped: int = 0
+    gps_sentences_lost: int = 0
 
 
 @dataclass
@@ -178,7 +179,7 @@ class DrivePlayer:
         self._rx = self._rx[decoded.consumed :]
         return frame
 
-    def _drain_gps(self, timeout: float = 1.0) -> None:
+    def _drain_gps(self, timeout: float = 0.3) -> None:
         deadline = time.monotonic() + timeout
         if self.gps_sentences is not None:
             while (
@@ -187,12 +188,18 @@ class DrivePlayer:
                 and not self._stop.is_set()
             ):
                 time.sleep(0.0001)
-            if self.gps_sentences() == 0 and self._unseen:
+            taken = self.gps_sentences()
+            if taken == 0 and self._unseen:
                 # Nothing arrived at all: the agent's open flushed what we sent. Send it again.
                 self.gps.write(self._unseen, timeout=0.5)
                 self._unseen = b""
                 self._drain_gps(timeout)
                 return
+            if taken < self._sentences_sent:
+                # Sentences were lost on the way (the agent reopened its port, which flushes
+                # it): count them as gone, so later answers do not wait for them as well.
+                self.counters.gps_sentences_lost += self._sentences_sent - taken
+                self._sentences_sent = taken
             # The counter moves just before the sentence updates the fix.
             time.sleep(0.0001)
             return
@@ -335,6 +342,7 @@ class ReplayResult:
     wall_s: float
     exchanges: int = 0
     request_mismatches: int = 0
+    gps_sentences_lost: int = 0
 
     @property
     def speedup(self) -> float:
@@ -442,6 +450,7 @@ def replay_serial(
         time.monotonic() - started,
         player.counters.exchanges,
         player.counters.request_mismatches,
+        player.counters.gps_sentences_lost,
     )
 
 

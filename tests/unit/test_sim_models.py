@@ -176,7 +176,7 @@ def test_gps_error_stays_in_its_band_or_is_a_multipath_jump(t: float) -> None:
 
 def test_gps_multipath_jumps_and_dropouts_happen_at_their_rates() -> None:
     model = GpsErrorModel(GpsSpec(multipath_per_h=6, dropouts_per_h=2), seed=9)
-    hours = 50
+    hours = 20
     seen = [model.observe(T0.timestamp() + s, 39.89, 116.47) for s in range(0, hours * 3600, 2)]
     jumps = sum(1 for a, b in itertools.pairwise(seen) if b.multipath and not a.multipath)
     outages = sum(1 for a, b in itertools.pairwise(seen) if a.valid and not b.valid)
