@@ -95,7 +95,7 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
     agents: list[tuple[Agent, threading.Thread, threading.Event]] = []
     work = Path(tempfile.mkdtemp(prefix="envpatrol-e2e-"))
     for i in range(VEHICLES):
-        name = f"e2e-{i + 1}"
+        name = f"e2e-{i + 1}-{topic_root[-6:]}"  # own client id on a shared broker
         truth[name] = []
         drive = Drive(SHUANGJING_LOOP, clock.start, speed_mps=6.0 + i, offset_m=i * 1500.0)
         vehicle = SimVehicle(
