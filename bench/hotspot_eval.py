@@ -11,10 +11,12 @@ The path from the world to the detector is the real one minus the transport:
   scenario field (firmware_sim.field) -> box modules (firmware_sim.sensor: delay, lag, noise,
   drift, quantisation, warm-up) and GPS receiver (firmware_sim.gps_model: wander, multipath
   jumps, dropouts) -> a reading every 10 s with the edge's flags (no_fix, stationary, warmup)
-  -> per-channel lag correction (api.analysis.lag, the settings' lags; --no-lag-correction
-  leaves it out) -> the ingest's pass builder (ingest.passes.passes_of, exactly what the ingest
-  stores) -> the analysis' pass table -> api.analysis.detect.detect, the function the API's job
-  runs. The readings do not travel through the Modbus/NMEA pseudo-terminals, the edge agent,
+  -> the ingest's pass builder (ingest.passes.passes_of, exactly what the ingest stores) ->
+  the analysis' pass table (as api.hotspot_job reads it) -> api.analysis.detect.detect, the
+  function the job runs. By default no lag correction is applied, because the ingest stores
+  uncorrected passes; `--lags settings` shifts each channel by the analysis settings' lag
+  (api.analysis.lag.correct_lag) before the passes are built, `--lags sim` by the simulated
+  modules' true delay (what a well-estimated lag would give). The readings do not travel through the Modbus/NMEA pseudo-terminals, the edge agent,
   MQTT and PostgreSQL: that path is byte-exact but runs in real (or 60x) time, which would make
   a 30-pass sweep take hours; the end-to-end tests cover it.
 
@@ -94,7 +96,7 @@ class RunSpec:
     null: bool
     resolutions: tuple[int, ...]
     pass_counts: tuple[int, ...]
-    lag_correction: bool
+    lags: str = "none"  # "none" (as stored), "settings" (analysis defaults) or "sim"
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,13 +285,30 @@ def _merged(raw: Sequence[Detection]) -> list[Detection]:
     return out
 
 
-def threshold_of(pollutant: str, settings: AnalysisSettings) -> float:
-    """Baseline (a)'s fixed threshold: the nominal background level plus delta."""
-    delta = max(
+def simulated_lags() -> dict[str, float]:
+    """The delay of each simulated module: transport delay plus the first-order lag's time
+    constant (T90 / ln 10), what a well-estimated lag (api.analysis.lag) would find."""
+    return {
+        ch: DEFAULT_SENSORS[ch].delay_s + DEFAULT_SENSORS[ch].t90_s / math.log(10.0)
+        for ch in SCORED
+    }
+
+
+def delta_of(pollutant: str, settings: AnalysisSettings) -> float:
+    return max(
         settings.delta_noise_factor * settings.sensor_noise.get(pollutant, 0.0),
         settings.floors.get(pollutant, 0.0),
     )
-    return BACKGROUND[pollutant] + delta
+
+
+def amplitude_over_delta(pollutant: str, sigma: float, settings: AnalysisSettings) -> float:
+    """A source's amplitude at the source relative to the delta the detector needs."""
+    return sigma * NOISE_SIGMA[pollutant] / delta_of(pollutant, settings)
+
+
+def threshold_of(pollutant: str, settings: AnalysisSettings) -> float:
+    """Baseline (a)'s fixed threshold: the nominal background level plus delta."""
+    return BACKGROUND[pollutant] + delta_of(pollutant, settings)
 
 
 def run(spec: RunSpec) -> list[dict[str, Any]]:
@@ -307,7 +326,9 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for resolution in spec.resolutions:
         settings = AnalysisSettings(resolution=resolution)
-        per_day = [day_passes(r, resolution, settings, spec.lag_correction) for r in readings]
+        if spec.lags == "sim":
+            settings = replace(settings, lags_s=simulated_lags())
+        per_day = [day_passes(r, resolution, settings, spec.lags != "none") for r in readings]
         for n in spec.pass_counts:
             table = to_table([p for day in per_day[: n // LAPS_PER_DAY] for p in day])
             objects = {
@@ -425,6 +446,25 @@ def report(records: Sequence[dict[str, Any]], spec: RunSpec, runs: int, nulls: i
                 ]
                 cells.append(f"{sum(hits)}/{len(hits)}" if hits else "-")
             add(f"| {low:g}-{min(high, 30):g} sigma | " + " | ".join(cells) + " |")
+        add(
+            f"\n#### Resolution {res}: detector recall by amplitude / delta"
+            " (delta = max(2 x sensor noise, floor) of the analysis settings)\n"
+        )
+        settings = AnalysisSettings(resolution=res)
+        ratio_bins = ((0.0, 1.0), (1.0, 2.0), (2.0, math.inf))
+        add("| amplitude / delta | " + " | ".join(f"{n} passes" for n in spec.pass_counts) + " |")
+        add("|---|" + "---|" * len(spec.pass_counts))
+        for low, high in ratio_bins:
+            cells = []
+            for n in spec.pass_counts:
+                hits = [
+                    s["found"]
+                    for r in pick(src, method="detector", resolution=res, passes=n)
+                    for s in r["sources"]
+                    if low <= amplitude_over_delta(r["pollutant"], s["sigma"], settings) < high
+                ]
+                cells.append(f"{sum(hits)}/{len(hits)}" if hits else "-")
+            add(f"| {low:g}-{high:g} | " + " | ".join(cells) + " |")
         # Passes until first detection, per source and pollutant.
         first: dict[tuple[int, str, str], list[tuple[int, bool]]] = defaultdict(list)
         for r in pick(src, method="detector", resolution=res):
@@ -459,8 +499,15 @@ def main() -> None:
     parser.add_argument("--nulls", type=int, default=20, help="runs without sources")
     parser.add_argument("--resolutions", default="10,11")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--no-lag-correction", action="store_true")
+    parser.add_argument(
+        "--lags",
+        choices=("none", "settings", "sim"),
+        default="none",
+        help="lag correction: none (as the ingest stores passes), the analysis settings' lags, "
+        "or the simulated modules' true delays",
+    )
     parser.add_argument("--json", help="write every record to this file")
+    parser.add_argument("--from-json", help="report the records of an earlier --json run")
     args = parser.parse_args()
     runs, nulls = (3, 4) if args.quick else (args.runs, args.nulls)
     base = RunSpec(
@@ -468,19 +515,25 @@ def main() -> None:
         null=False,
         resolutions=tuple(int(r) for r in args.resolutions.split(",")),
         pass_counts=PASS_COUNTS,
-        lag_correction=not args.no_lag_correction,
+        lags=args.lags,
     )
     specs = [replace(base, seed=1000 + i) for i in range(runs)]
     specs += [replace(base, seed=5000 + i, null=True) for i in range(nulls)]
     started = time.perf_counter()
     records: list[dict[str, Any]] = []
-    with multiprocessing.get_context("fork").Pool(args.workers) as pool:
-        for part in pool.imap_unordered(run, specs):
-            records.extend(part)
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as src:
+            records = json.load(src)
+        runs = len({r["seed"] for r in records if not r["null"]})
+        nulls = len({r["seed"] for r in records if r["null"]})
+    else:
+        with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+            for part in pool.imap_unordered(run, specs):
+                records.extend(part)
     elapsed = time.perf_counter() - started
     print(
         f"## Hotspot evaluation: {runs} source runs, {nulls} null runs, "
-        f"lag correction {'on' if base.lag_correction else 'off'}, "
+        f"lag correction: {base.lags}, "
         f"{elapsed:.0f} s wall on {args.workers} workers"
     )
     print(report(records, base, runs, nulls))
