@@ -397,9 +397,7 @@ def report(records: Sequence[dict[str, Any]], spec: RunSpec, runs: int, nulls: i
     src = [r for r in records if not r["null"]]
     null = [r for r in records if r["null"]]
 
-    def pick(rs: Sequence[dict[str, Any]], **keys: Any) -> list[dict[str, Any]]:
-        return [r for r in rs if all(r[k] == v for k, v in keys.items())]
-
+    pick = _pick
     for res in spec.resolutions:
         add(f"\n### H3 resolution {res}: all pollutants, {runs} source runs, {nulls} null runs\n")
         add(
@@ -420,6 +418,17 @@ def report(records: Sequence[dict[str, Any]], spec: RunSpec, runs: int, nulls: i
                 f"| {_fmt(d.median_error_m, 0)} | {_fmt(a.f1)} | {_fmt(b.f1)} "
                 f"| {fp_null[0]} | {fp_null[1]} | {fp_null[2]} |"
             )
+        add(
+            f"\n#### Resolution {res}: F1 with the null runs' false hotspots counted too"
+            " (source and null runs pooled)\n"
+        )
+        add("| passes | detector | threshold | Gi* raw |")
+        add("|---|---|---|---|")
+        for n in spec.pass_counts:
+            pooled = [
+                _counts(pick(records, method=m, resolution=res, passes=n)).f1 for m in METHODS
+            ]
+            add(f"| {n} | " + " | ".join(_fmt(f) for f in pooled) + " |")
         add(f"\n#### Resolution {res}: detector per pollutant (precision / recall / F1)\n")
         add("| pollutant | " + " | ".join(f"{n} passes" for n in spec.pass_counts) + " |")
         add("|---|" + "---|" * len(spec.pass_counts))
@@ -431,65 +440,78 @@ def report(records: Sequence[dict[str, Any]], spec: RunSpec, runs: int, nulls: i
                 )
                 cells.append(f"{_fmt(c.precision)} / {_fmt(c.recall)} / {_fmt(c.f1)}")
             add(f"| {pollutant} | " + " | ".join(cells) + " |")
-        add(f"\n#### Resolution {res}: detector recall by strength (amplitude / sensor sigma)\n")
-        bins = ((3.0, 5.0), (5.0, 10.0), (10.0, 30.1))
-        add("| strength | " + " | ".join(f"{n} passes" for n in spec.pass_counts) + " |")
-        add("|---|" + "---|" * len(spec.pass_counts))
-        for low, high in bins:
-            cells = []
-            for n in spec.pass_counts:
-                hits = [
-                    s["found"]
-                    for r in pick(src, method="detector", resolution=res, passes=n)
-                    for s in r["sources"]
-                    if low <= s["sigma"] < high
-                ]
-                cells.append(f"{sum(hits)}/{len(hits)}" if hits else "-")
-            add(f"| {low:g}-{min(high, 30):g} sigma | " + " | ".join(cells) + " |")
-        add(
-            f"\n#### Resolution {res}: detector recall by amplitude / delta"
-            " (delta = max(2 x sensor noise, floor) of the analysis settings)\n"
-        )
-        settings = AnalysisSettings(resolution=res)
-        ratio_bins = ((0.0, 1.0), (1.0, 2.0), (2.0, math.inf))
-        add("| amplitude / delta | " + " | ".join(f"{n} passes" for n in spec.pass_counts) + " |")
-        add("|---|" + "---|" * len(spec.pass_counts))
-        for low, high in ratio_bins:
-            cells = []
-            for n in spec.pass_counts:
-                hits = [
-                    s["found"]
-                    for r in pick(src, method="detector", resolution=res, passes=n)
-                    for s in r["sources"]
-                    if low <= amplitude_over_delta(r["pollutant"], s["sigma"], settings) < high
-                ]
-                cells.append(f"{sum(hits)}/{len(hits)}" if hits else "-")
-            add(f"| {low:g}-{high:g} | " + " | ".join(cells) + " |")
-        # Passes until first detection, per source and pollutant.
-        first: dict[tuple[int, str, str], list[tuple[int, bool]]] = defaultdict(list)
-        for r in pick(src, method="detector", resolution=res):
-            for s in r["sources"]:
-                first[(r["seed"], s["name"], r["pollutant"])].append((r["passes"], s["found"]))
-        firsts = [first_detection(v) for v in first.values()]
-        seen = sorted(f for f in firsts if f is not None)
-        add(
-            f"\nPasses until first detection (resolution {res}): median "
-            f"{_fmt(statistics.median(seen) if seen else None, 0)} over the {len(seen)} "
-            f"source-pollutants found by {max(spec.pass_counts)} passes; "
-            f"{len(firsts) - len(seen)} of {len(firsts)} never found."
-        )
-        by_kind: dict[str, list[int | None]] = defaultdict(list)
-        for (_seed, name, pollutant), v in first.items():
-            by_kind[f"{name.split('-')[0]}/{pollutant}"].append(first_detection(v))
-        add("\n| source / pollutant | median passes to first detection | never found |")
-        add("|---|---|---|")
-        for key in sorted(by_kind):
-            vals = [v for v in by_kind[key] if v is not None]
-            add(
-                f"| {key} | {_fmt(statistics.median(vals) if vals else None, 0)} "
-                f"| {len(by_kind[key]) - len(vals)} of {len(by_kind[key])} |"
-            )
+        lines.extend(_recall_sections(src, spec, res))
     return "\n".join(lines)
+
+
+def _pick(rs: Sequence[dict[str, Any]], **keys: Any) -> list[dict[str, Any]]:
+    return [r for r in rs if all(r[k] == v for k, v in keys.items())]
+
+
+def _recall_sections(src: Sequence[dict[str, Any]], spec: RunSpec, res: int) -> list[str]:
+    """Recall by strength and by amplitude / delta, and passes until first detection."""
+    lines: list[str] = []
+    add = lines.append
+    pick = _pick
+    add(f"\n#### Resolution {res}: detector recall by strength (amplitude / sensor sigma)\n")
+    bins = ((3.0, 5.0), (5.0, 10.0), (10.0, 30.1))
+    add("| strength | " + " | ".join(f"{n} passes" for n in spec.pass_counts) + " |")
+    add("|---|" + "---|" * len(spec.pass_counts))
+    for low, high in bins:
+        cells = []
+        for n in spec.pass_counts:
+            hits = [
+                s["found"]
+                for r in pick(src, method="detector", resolution=res, passes=n)
+                for s in r["sources"]
+                if low <= s["sigma"] < high
+            ]
+            cells.append(f"{sum(hits)}/{len(hits)}" if hits else "-")
+        add(f"| {low:g}-{min(high, 30):g} sigma | " + " | ".join(cells) + " |")
+    add(
+        f"\n#### Resolution {res}: detector recall by amplitude / delta"
+        " (delta = max(2 x sensor noise, floor) of the analysis settings)\n"
+    )
+    settings = AnalysisSettings(resolution=res)
+    ratio_bins = ((0.0, 1.0), (1.0, 2.0), (2.0, math.inf))
+    add("| amplitude / delta | " + " | ".join(f"{n} passes" for n in spec.pass_counts) + " |")
+    add("|---|" + "---|" * len(spec.pass_counts))
+    for low, high in ratio_bins:
+        cells = []
+        for n in spec.pass_counts:
+            hits = [
+                s["found"]
+                for r in pick(src, method="detector", resolution=res, passes=n)
+                for s in r["sources"]
+                if low <= amplitude_over_delta(r["pollutant"], s["sigma"], settings) < high
+            ]
+            cells.append(f"{sum(hits)}/{len(hits)}" if hits else "-")
+        add(f"| {low:g}-{high:g} | " + " | ".join(cells) + " |")
+    # Passes until first detection, per source and pollutant.
+    first: dict[tuple[int, str, str], list[tuple[int, bool]]] = defaultdict(list)
+    for r in pick(src, method="detector", resolution=res):
+        for s in r["sources"]:
+            first[(r["seed"], s["name"], r["pollutant"])].append((r["passes"], s["found"]))
+    firsts = [first_detection(v) for v in first.values()]
+    seen = sorted(f for f in firsts if f is not None)
+    add(
+        f"\nPasses until first detection (resolution {res}): median "
+        f"{_fmt(statistics.median(seen) if seen else None, 0)} over the {len(seen)} "
+        f"source-pollutants found by {max(spec.pass_counts)} passes; "
+        f"{len(firsts) - len(seen)} of {len(firsts)} never found."
+    )
+    by_kind: dict[str, list[int | None]] = defaultdict(list)
+    for (_seed, name, pollutant), v in first.items():
+        by_kind[f"{name.split('-')[0]}/{pollutant}"].append(first_detection(v))
+    add("\n| source / pollutant | median passes to first detection | never found |")
+    add("|---|---|---|")
+    for key in sorted(by_kind):
+        vals = [v for v in by_kind[key] if v is not None]
+        add(
+            f"| {key} | {_fmt(statistics.median(vals) if vals else None, 0)} "
+            f"| {len(by_kind[key]) - len(vals)} of {len(by_kind[key])} |"
+        )
+    return lines
 
 
 def main() -> None:

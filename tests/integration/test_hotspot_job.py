@@ -211,3 +211,19 @@ def test_periodic_mode_runs_until_stopped(database_url: str) -> None:
     assert run_periodically(connect, JobSettings(interval=timedelta(hours=1)), stop) == 1
     with psycopg.connect(database_url) as conn:
         assert latest_run(conn) is not None
+
+
+def test_a_failed_run_does_not_end_the_periodic_mode(database_url: str) -> None:
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def connect() -> psycopg.Connection[Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise psycopg.OperationalError("the database is restarting")
+        stop.set()
+        return psycopg.connect(database_url)
+
+    job = JobSettings(interval=timedelta(milliseconds=1))
+    assert run_periodically(connect, job, stop) == 1
+    assert len(calls) == 2
