@@ -52,6 +52,7 @@ from api.analysis.labels import RANK
 from api.analysis.lag import correct_lag
 from api.analysis.passes import PassTable, stationary_mask
 from api.analysis.settings import AnalysisSettings
+from api.hotspot_job import table_from_rows
 from bench.hotspot_scoring import (
     Counts,
     Detection,
@@ -241,26 +242,23 @@ def day_passes(
 
 
 def to_table(passes: Sequence[IngestPass]) -> PassTable:
-    """The ingest's passes as the analysis reads them: the energy mean for noise, else the mean."""
-    vehicles = tuple(sorted({p.vehicle for p in passes}))
-    index = {v: i for i, v in enumerate(vehicles)}
-    n = len(passes)
+    """The ingest's passes as the hotspot job reads them from `pass_stat`, through the job's own
+    conversion (api.hotspot_job.table_from_rows): the energy mean for noise, else the mean; a
+    pass without any usable value is not read."""
     channels = sorted({c for p in passes for c in p.stats})
-    values = {c: np.full(n, np.nan) for c in channels}
-    counts = {c: np.zeros(n, dtype=np.int64) for c in channels}
-    for i, p in enumerate(passes):
-        for c, s in p.stats.items():
-            values[c][i] = s.energy_mean if s.energy_mean is not None else s.mean
-            counts[c][i] = s.n
-    return PassTable(
-        vehicles=vehicles,
-        vehicle=np.array([index[p.vehicle] for p in passes], dtype=np.int64),
-        cell=np.array([p.cell for p in passes], dtype=np.int64),
-        start=np.array([p.start.timestamp() for p in passes]),
-        end=np.array([p.end.timestamp() for p in passes]),
-        values=values,
-        counts=counts,
-    )
+    rows = []
+    for p in passes:
+        if not p.stats:
+            continue
+        row: list[object] = [p.vehicle, p.cell, p.start.timestamp(), p.end.timestamp()]
+        for c in channels:
+            s = p.stats.get(c)
+            if s is None:
+                row.extend((None, None))
+            else:
+                row.extend((s.energy_mean if s.energy_mean is not None else s.mean, s.n))
+        rows.append(row)
+    return table_from_rows(channels, rows)
 
 
 def detector_objects(table: PassTable, settings: AnalysisSettings) -> list[Detection]:

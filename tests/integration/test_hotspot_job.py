@@ -26,6 +26,7 @@ from api.hotspot_job import (
     read_passes,
     run_once,
     run_periodically,
+    table_from_rows,
 )
 from api.hotspot_results import HotspotFilter, ResultsError, hotspots, latest_run
 from edge.units import CHANNELS
@@ -227,3 +228,22 @@ def test_a_failed_run_does_not_end_the_periodic_mode(database_url: str) -> None:
     job = JobSettings(interval=timedelta(milliseconds=1))
     assert run_periodically(connect, job, stop) == 1
     assert len(calls) == 2
+
+
+def test_rows_become_the_analysis_pass_table() -> None:
+    rows = [
+        ("car-b", 11, 100.0, 110.0, 35.0, 2, None, None),
+        ("car-a", 12, 50.0, 60.0, None, None, 63.5, 3),
+        ("car-b", 13, 200.0, 205.0, 40.0, 1, 61.0, 1),
+    ]
+    table = table_from_rows(["pm25", "noise"], rows)
+    assert table.vehicles == ("car-a", "car-b")
+    assert table.vehicle.tolist() == [1, 0, 1]
+    assert table.cell.tolist() == [11, 12, 13]
+    assert table.start.tolist() == [100.0, 50.0, 200.0]
+    assert np.array_equal(table.values["pm25"], [35.0, np.nan, 40.0], equal_nan=True)
+    assert table.counts["pm25"].tolist() == [2, 0, 1]
+    assert np.array_equal(table.values["noise"], [np.nan, 63.5, 61.0], equal_nan=True)
+    empty = table_from_rows(["pm25"], [])
+    assert len(empty) == 0
+    assert len(empty.values["pm25"]) == 0
