@@ -1,0 +1,378 @@
+"""The hotspot analysis as a job: stored passes of a time window in, one run of results out.
+
+`run_once` reads the passes the ingest keeps (their statistics in `pass_stat`, at the analysis
+resolution stored in `meta`) for [now - window, now), runs `api.analysis.detect.detect` over them
+and writes one `hotspot_run` with its `hotspot` rows and their `hotspot_cell` rows in a single
+transaction, then prunes old runs. The API reads the newest run (api.hotspot_results) instead of
+computing hotspots per request. `envpatrol analyse` runs it once or every `interval`.
+
+The stored passes are what the ingest built from the readings as they arrived: no per-channel
+lag correction has been applied to them (the ingest stores raw values), so the job analyses
+uncorrected passes; docs/hotspot-evaluation.md gives the measured effect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import h3
+import numpy as np
+import psycopg
+from psycopg.types.json import Jsonb
+
+from api.analysis.detect import Hotspot, detect
+from api.analysis.passes import PassTable
+from api.analysis.settings import AnalysisSettings
+from ingest.writer import read_analysis
+
+log = logging.getLogger("envpatrol.api.hotspot_job")
+
+METHOD = "envpatrol-hotspots/1"  # bump when detect's output changes meaning
+Connection = psycopg.Connection[Any]
+
+_CHANNELS = """
+SELECT DISTINCT channel FROM pass_stat
+WHERE resolution = %(resolution)s AND start_time >= %(start)s AND start_time < %(end)s
+ORDER BY channel
+"""
+
+# One row per pass, one (value, n) column pair per channel: a fleet-month is about a million
+# passes and several million statistics, and a row per pass keeps the transfer and the Python
+# side small. The value is the energy mean for logarithmic channels (noise), else the mean.
+# Read from pass_stat alone (it repeats the pass's cell and end): a pass without any usable value
+# (all its readings stationary, warming up or flagged) adds nothing to any statistic, and leaving
+# it out halves the query time of a join with `pass`.
+_VISIT_ROWS = """
+SELECT s.vehicle, min(s.cell), extract(epoch FROM s.start_time)::float8,
+       extract(epoch FROM min(s.end_time))::float8{pivot}
+FROM pass_stat s
+WHERE s.resolution = %(resolution)s
+  AND s.start_time >= %(start)s AND s.start_time < %(end)s
+GROUP BY s.vehicle, s.start_time, s.first_seq
+ORDER BY s.vehicle, s.start_time, s.first_seq
+"""
+_PIVOT = (
+    ", max(coalesce(s.energy_mean, s.mean)) FILTER (WHERE s.channel = %(c{i})s)"
+    ", max(s.n) FILTER (WHERE s.channel = %(c{i})s)"
+)
+
+
+class JobError(ValueError):
+    """A job that cannot run as asked; `field` names the setting."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        self.field = field_name
+        self.problem = problem
+        super().__init__(f"{field_name}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    window: timedelta = timedelta(days=30)  # passes analysed: those starting in the last window
+    interval: timedelta = timedelta(hours=1)  # periodic mode: time between runs
+    keep_runs: int = 24  # older runs are deleted after a successful run
+    analysis: AnalysisSettings = dataclasses.field(default_factory=AnalysisSettings)
+
+    def __post_init__(self) -> None:
+        if self.window <= timedelta(0):
+            raise JobError("window", f"must be positive, got {self.window}")
+        if self.interval <= timedelta(0):
+            raise JobError("interval", f"must be positive, got {self.interval}")
+        if self.keep_runs < 1:
+            raise JobError("keep_runs", f"must be at least 1, got {self.keep_runs}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    run_id: int
+    window_start: datetime
+    window_end: datetime
+    resolution: int
+    passes: int
+    vehicles: int
+    hotspots: int
+    seconds: float
+
+
+def table_from_rows(channels: Sequence[str], rows: Sequence[Sequence[Any]]) -> PassTable:
+    """The pass table of the job's query rows: (vehicle, cell, start epoch s, end epoch s, then
+    value and n of each of `channels`, None where the pass has no usable value). Pure, so it is
+    tested without a database."""
+    n = len(rows)
+    if n == 0:
+        empty = np.zeros(0)
+        none = np.zeros(0, dtype=np.int64)
+        return PassTable(
+            (), none, none, empty, empty, dict.fromkeys(channels, empty),
+            dict.fromkeys(channels, none),
+        )  # fmt: skip
+    columns = list(zip(*rows, strict=True))
+    names, vehicle = np.unique(np.array(columns[0], dtype=object), return_inverse=True)
+    values: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
+    counts: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
+    for k, channel in enumerate(channels):
+        value = np.array(columns[4 + 2 * k], dtype=np.float64)  # None becomes NaN
+        count = np.nan_to_num(np.array(columns[5 + 2 * k], dtype=np.float64)).astype(np.int64)
+        value[count == 0] = np.nan
+        values[channel] = value
+        counts[channel] = count
+    return PassTable(
+        vehicles=tuple(str(v) for v in names),
+        vehicle=np.asarray(vehicle, dtype=np.int64).reshape(n),
+        cell=np.array(columns[1], dtype=np.int64),
+        start=np.array(columns[2], dtype=np.float64),
+        end=np.array(columns[3], dtype=np.float64),
+        values=values,
+        counts=counts,
+    )
+
+
+def read_passes(conn: Connection, resolution: int, start: datetime, end: datetime) -> PassTable:
+    params: dict[str, object] = {"resolution": resolution, "start": start, "end": end}
+    # Binary results: a million rows of floats are not worth formatting and parsing as text.
+    with conn.cursor(binary=True) as cur:
+        channels = [str(r[0]) for r in cur.execute(_CHANNELS, params)]  # type: ignore[arg-type]
+        params.update({f"c{i}": c for i, c in enumerate(channels)})
+        pivot = "".join(_PIVOT.format(i=i) for i in range(len(channels)))
+        rows = cur.execute(_VISIT_ROWS.format(pivot=pivot), params).fetchall()  # type: ignore[arg-type]
+    return table_from_rows(channels, rows)
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def settings_json(settings: AnalysisSettings) -> dict[str, Any]:
+    """Every analysis setting as JSON (strata as [name, start, end] minutes)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, Mapping):
+            value = dict(value)
+        elif f.name == "strata":
+            value = [[s.name, s.start_min, s.end_min] for s in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def hotspot_row(run_id: int, rank: int, spot: Hotspot) -> tuple[object, ...]:
+    low, high = spot.enhancement_interval
+    band = None if spot.indicative is None else dataclasses.asdict(spot.indicative)
+    return (
+        run_id,
+        rank,
+        spot.pollutant,
+        spot.unit,
+        spot.stratum,
+        spot.label.value,
+        Jsonb([{"code": r.code, "detail": r.detail} for r in spot.reasons]),
+        Jsonb(spot.geometry),
+        h3.str_to_int(spot.peak_cell),
+        spot.lat,
+        spot.lon,
+        spot.level,
+        spot.enhancement,
+        _number(low),
+        _number(high),
+        spot.excess,
+        spot.persistence,
+        spot.delta,
+        spot.passes,
+        spot.days,
+        spot.vehicles,
+        _number(spot.p_magnitude),
+        spot.q_magnitude,
+        spot.gi_z,
+        spot.gi_q,
+        spot.moran_i,
+        spot.high_low_q,
+        spot.first_seen,
+        spot.last_seen,
+        Jsonb(dict(spot.profile)),
+        None if band is None else Jsonb(band),
+        Jsonb([{"vehicle": d.vehicle, "day": d.day.isoformat()} for d in spot.drives]),
+    )
+
+
+HOTSPOT_COLUMNS = (
+    "run_id, rank, pollutant, unit, stratum, label, reasons, geometry, peak_cell, lat, lon, "
+    "level, enhancement, enhancement_low, enhancement_high, excess, persistence, delta, passes, "
+    "days, vehicles, p_magnitude, q_magnitude, gi_z, gi_q, moran_i, high_low_q, first_seen, "
+    "last_seen, profile, band, drives"
+)
+
+
+def write_run(
+    conn: Connection,
+    *,
+    started: datetime,
+    window_start: datetime,
+    window_end: datetime,
+    settings: AnalysisSettings,
+    table: PassTable,
+    hotspots: Sequence[Hotspot],
+) -> int:
+    """Insert one run with its hotspots and cells (in the caller's transaction); its id."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO hotspot_run (started_at, finished_at, window_start, window_end, "
+            "resolution, passes, vehicles, hotspots, settings, method) "
+            "VALUES (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                started,
+                window_start,
+                window_end,
+                settings.resolution,
+                len(table),
+                len(table.vehicles),
+                len(hotspots),
+                Jsonb(settings_json(settings)),
+                METHOD,
+            ),
+        )
+        row = cur.fetchone()
+        assert row is not None
+        run_id = int(row[0])
+        with cur.copy(f"COPY hotspot ({HOTSPOT_COLUMNS}) FROM STDIN") as copy:  # type: ignore[arg-type]
+            for rank, spot in enumerate(hotspots):
+                copy.write_row(hotspot_row(run_id, rank, spot))
+        with cur.copy("COPY hotspot_cell (run_id, rank, cell, label) FROM STDIN") as copy:
+            for rank, spot in enumerate(hotspots):
+                for cell, label in dict(zip(spot.cells, spot.cell_labels, strict=True)).items():
+                    copy.write_row((run_id, rank, h3.str_to_int(cell), label))
+    return run_id
+
+
+def prune(conn: Connection, keep_runs: int) -> int:
+    """Delete all but the newest keep_runs runs (their hotspots and cells cascade)."""
+    cur = conn.execute(
+        "DELETE FROM hotspot_run WHERE id NOT IN "
+        "(SELECT id FROM hotspot_run ORDER BY finished_at DESC, id DESC LIMIT %s)",
+        (keep_runs,),
+    )
+    return cur.rowcount
+
+
+def run_once(conn: Connection, job: JobSettings, now: datetime | None = None) -> RunSummary:
+    """One analysis of the window ending at `now` (default: the database's clock), committed."""
+    started = datetime.now(UTC)
+    if now is None:
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None
+        now = row[0]
+    assert now is not None
+    window_start = now - job.window
+    stored = read_analysis(conn)
+    settings = dataclasses.replace(job.analysis, resolution=stored.resolution)
+    table = read_passes(conn, stored.resolution, window_start, now)
+    spots = detect(table, settings)
+    with conn.transaction():
+        run_id = write_run(
+            conn,
+            started=started,
+            window_start=window_start,
+            window_end=now,
+            settings=settings,
+            table=table,
+            hotspots=spots,
+        )
+        pruned = prune(conn, job.keep_runs)
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    log.info(
+        "hotspot run %d: %d passes, %d hotspots in %.1f s (%d old runs pruned)",
+        run_id,
+        len(table),
+        len(spots),
+        seconds,
+        pruned,
+    )
+    return RunSummary(
+        run_id=run_id,
+        window_start=window_start,
+        window_end=now,
+        resolution=stored.resolution,
+        passes=len(table),
+        vehicles=len(table.vehicles),
+        hotspots=len(spots),
+        seconds=seconds,
+    )
+
+
+def run_periodically(
+    connect: Callable[[], Connection], job: JobSettings, stop: threading.Event
+) -> int:
+    """Run every job.interval until `stop` is set; a failed run is logged and retried at the
+    next interval, never the end of the service. Returns the number of successful runs."""
+    done = 0
+    while not stop.is_set():
+        try:
+            with connect() as conn:
+                run_once(conn, job)
+            done += 1
+        except Exception:
+            # Whatever one run meets (a database restart, a bad stored value), the service
+            # keeps its schedule; the error and its traceback go to the log.
+            log.exception("hotspot run failed; the next one starts in %s", job.interval)
+        stop.wait(job.interval.total_seconds())
+    return done
+
+
+def analyse_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.description = (
+        "Run the hotspot analysis over the stored passes and write its results for the API:"
+        " once (--once) or every --interval-min minutes until stopped."
+    )
+    parser.add_argument("--config", help="ingest TOML file; ENVPATROL_DATABASE_URL also works")
+    parser.add_argument("--once", action="store_true", help="run once and exit")
+    parser.add_argument("--interval-min", type=float, default=60.0, help="periodic mode (60)")
+    parser.add_argument("--window-days", type=float, default=30.0, help="passes analysed (30)")
+    parser.add_argument("--keep-runs", type=int, default=24, help="runs kept (24)")
+
+    def run(args: argparse.Namespace) -> int:
+        from edge.cli import stop_on_signals
+        from edge.mqtt import SettingsError
+        from ingest.migrate import migrate
+        from ingest.settings import load_ingest_settings
+
+        try:
+            settings = load_ingest_settings(args.config)
+            job = JobSettings(
+                window=timedelta(days=args.window_days),
+                interval=timedelta(minutes=args.interval_min),
+                keep_runs=args.keep_runs,
+            )
+        except (SettingsError, JobError) as exc:
+            print(f"envpatrol analyse: {exc}", file=sys.stderr)
+            return 2
+        with psycopg.connect(settings.database_url) as conn:
+            migrate(conn, settings.h3_resolution)
+        if args.once:
+            with psycopg.connect(settings.database_url) as conn:
+                summary = run_once(conn, job)
+            print(
+                json.dumps(
+                    {
+                        "run": summary.run_id,
+                        "passes": summary.passes,
+                        "hotspots": summary.hotspots,
+                        "seconds": round(summary.seconds, 2),
+                    }
+                )
+            )
+            return 0
+        run_periodically(lambda: psycopg.connect(settings.database_url), job, stop_on_signals())
+        return 0
+
+    return run

@@ -1,0 +1,249 @@
+"""The hotspot job on the real PostgreSQL: passes stored by the ingest's pass store, one run of
+`detect` over a window, its results written and read back through api.hotspot_results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import h3
+import numpy as np
+import psycopg
+import pytest
+
+from api.analysis.detect import detect
+from api.analysis.passes import PassTable
+from api.analysis.settings import AnalysisSettings
+from api.analysis.synthetic import SHUANGJING, Scenario, Source, distance_m, generate, offset
+from api.hotspot_job import (
+    JobError,
+    JobSettings,
+    analyse_command,
+    read_passes,
+    run_once,
+    run_periodically,
+    table_from_rows,
+)
+from api.hotspot_results import HotspotFilter, ResultsError, hotspots, latest_run
+from edge.units import CHANNELS
+from ingest import pass_store
+from ingest.passes import ChannelStats, Pass
+from ingest.queries import BBox
+from ingest.writer import read_analysis
+
+pytestmark = pytest.mark.integration
+
+SOURCE = offset(SHUANGJING, -125.0, 125.0)  # on a street of the synthetic grid
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        yield connection
+
+
+def scenario(resolution: int) -> Scenario:
+    return Scenario(
+        resolution=resolution,
+        vehicles=2,
+        days=12,
+        trips_per_day=2,
+        pollutants=("pm25", "noise"),
+        sources=(Source(*SOURCE, "pm25", 40.0, 40.0),),
+        seed=4,
+    )
+
+
+def ingest_passes(table: PassTable) -> list[Pass]:
+    """The synthetic passes as the ingest stores them (one reading's statistics each)."""
+    out = []
+    for i in range(len(table)):
+        stats = {}
+        for channel, values in table.values.items():
+            v = float(values[i])
+            if np.isnan(v):
+                continue
+            energy = v if CHANNELS[channel].energy_mean else None
+            stats[channel] = ChannelStats(1, v, v, v, energy)
+        out.append(
+            Pass(
+                vehicle=table.vehicles[int(table.vehicle[i])],
+                cell=int(table.cell[i]),
+                start=datetime.fromtimestamp(float(table.start[i]), UTC),
+                end=datetime.fromtimestamp(float(table.end[i]), UTC),
+                first_seq=i,
+                last_seq=i,
+                readings=1,
+                stats=stats,
+            )
+        )
+    return out
+
+
+def store(conn: psycopg.Connection[Any], table: PassTable, resolution: int) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        pass_store.store(cur, resolution, ingest_passes(table))
+
+
+def test_job_writes_what_detect_finds_and_the_api_reads_it_back(
+    conn: psycopg.Connection[Any],
+) -> None:
+    resolution = read_analysis(conn).resolution
+    table = generate(scenario(resolution))
+    store(conn, table, resolution)
+    end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
+    assert latest_run(conn) is None
+    assert hotspots(conn) == (None, [])
+
+    summary = run_once(conn, JobSettings(window=timedelta(days=30)), now=end)
+    assert summary.passes == len(table)
+    assert summary.vehicles == 2
+    assert summary.resolution == resolution
+
+    # The stored passes come back as the same pass table, and the job's results are detect's.
+    read = read_passes(conn, resolution, end - timedelta(days=30), end)
+    assert len(read) == len(table)
+    assert np.allclose(np.sort(read.values["pm25"]), np.sort(table.values["pm25"]))
+    expected = detect(table, AnalysisSettings(resolution=resolution))
+    run, found = hotspots(conn)
+    assert run is not None
+    assert run.id == summary.run_id
+    assert run.hotspots == len(expected) == len(found)
+    assert run.settings["resolution"] == resolution
+    assert [(h.pollutant, h.stratum, h.label, h.peak_cell) for h in found] == [
+        (h.pollutant, h.stratum, h.label.value, h.peak_cell) for h in expected
+    ]
+
+    # The injected source is on the list, with its evidence and cells.
+    pm25 = hotspots(conn, HotspotFilter(pollutant="pm25", stratum="all_day"))[1]
+    assert pm25
+    top = pm25[0]
+    assert float(distance_m(np.array([top.lat]), np.array([top.lon]), *SOURCE)[0]) < 75.0
+    assert top.reasons
+    assert all("code" in r for r in top.reasons)
+    assert top.peak_cell in {cell for cell, _ in top.cells}
+    assert h3.get_resolution(top.peak_cell) == resolution
+    assert top.geometry["type"] in ("Polygon", "MultiPolygon")
+    assert top.passes >= 8
+    assert top.days >= 4
+    assert top.drives
+    assert top.first_seen <= top.last_seen
+    assert top.band is not None
+    assert top.band["indicative"] is True
+    low, high = top.enhancement_interval
+    assert low is not None
+    assert high is not None
+    assert low <= top.enhancement <= high
+
+    # Filters.
+    assert all(h.pollutant == "pm25" for h in pm25)
+    assert hotspots(conn, HotspotFilter(min_passes=10_000))[1] == []
+    assert hotspots(conn, HotspotFilter(pollutant="no2"))[1] == []
+    persistent = hotspots(conn, HotspotFilter(labels=["persistent"]))[1]
+    assert all(h.label == "persistent" for h in persistent)
+    far = BBox(west=0.0, south=0.0, east=1.0, north=1.0)
+    assert hotspots(conn, HotspotFilter(bbox=far))[1] == []
+    near = BBox(SOURCE[1] - 0.002, SOURCE[0] - 0.002, SOURCE[1] + 0.002, SOURCE[0] + 0.002)
+    assert top.rank in {h.rank for h in hotspots(conn, HotspotFilter(bbox=near))[1]}
+
+    # A second run becomes the latest; keep_runs prunes the first with its hotspots and cells.
+    second = run_once(conn, JobSettings(window=timedelta(days=30), keep_runs=1), now=end)
+    assert second.run_id != summary.run_id
+    latest = latest_run(conn)
+    assert latest is not None
+    assert latest.id == second.run_id
+    counts = conn.execute(
+        "SELECT (SELECT count(*) FROM hotspot_run), "
+        "(SELECT count(*) FROM hotspot WHERE run_id = %s), "
+        "(SELECT count(*) FROM hotspot_cell WHERE run_id = %s)",
+        (summary.run_id, summary.run_id),
+    ).fetchone()
+    assert counts == (1, 0, 0)
+
+
+def test_an_empty_window_writes_an_empty_run(conn: psycopg.Connection[Any]) -> None:
+    summary = run_once(conn, JobSettings(), now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert (summary.passes, summary.hotspots) == (0, 0)
+    run, found = hotspots(conn)
+    assert run is not None
+    assert run.id == summary.run_id
+    assert found == []
+
+
+def test_bad_settings_and_filters_are_refused_with_the_field_named() -> None:
+    with pytest.raises(JobError, match="window"):
+        JobSettings(window=timedelta(0))
+    with pytest.raises(JobError, match="keep_runs"):
+        JobSettings(keep_runs=0)
+    with pytest.raises(ResultsError, match="label"):
+        HotspotFilter(labels=["hot"])
+    with pytest.raises(ResultsError, match="min_passes"):
+        HotspotFilter(min_passes=0)
+
+
+def test_analyse_once_from_the_command_line(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENVPATROL_DATABASE_URL", database_url)
+    parser = argparse.ArgumentParser()
+    run = analyse_command(parser)
+    assert run(parser.parse_args(["--once", "--window-days", "7"])) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["passes"] == 0
+    with psycopg.connect(database_url) as conn:
+        latest = latest_run(conn)
+    assert latest is not None
+    assert latest.id == printed["run"]
+    assert latest.window_end - latest.window_start == timedelta(days=7)
+    assert run(parser.parse_args(["--once", "--window-days", "0"])) == 2
+
+
+def test_periodic_mode_runs_until_stopped(database_url: str) -> None:
+    stop = threading.Event()
+
+    def connect() -> psycopg.Connection[Any]:
+        stop.set()  # the run in progress completes; no further run starts
+        return psycopg.connect(database_url)
+
+    assert run_periodically(connect, JobSettings(interval=timedelta(hours=1)), stop) == 1
+    with psycopg.connect(database_url) as conn:
+        assert latest_run(conn) is not None
+
+
+def test_a_failed_run_does_not_end_the_periodic_mode(database_url: str) -> None:
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def connect() -> psycopg.Connection[Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise psycopg.OperationalError("the database is restarting")
+        stop.set()
+        return psycopg.connect(database_url)
+
+    job = JobSettings(interval=timedelta(milliseconds=1))
+    assert run_periodically(connect, job, stop) == 1
+    assert len(calls) == 2
+
+
+def test_rows_become_the_analysis_pass_table() -> None:
+    rows = [
+        ("car-b", 11, 100.0, 110.0, 35.0, 2, None, None),
+        ("car-a", 12, 50.0, 60.0, None, None, 63.5, 3),
+        ("car-b", 13, 200.0, 205.0, 40.0, 1, 61.0, 1),
+    ]
+    table = table_from_rows(["pm25", "noise"], rows)
+    assert table.vehicles == ("car-a", "car-b")
+    assert table.vehicle.tolist() == [1, 0, 1]
+    assert table.cell.tolist() == [11, 12, 13]
+    assert table.start.tolist() == [100.0, 50.0, 200.0]
+    assert np.array_equal(table.values["pm25"], [35.0, np.nan, 40.0], equal_nan=True)
+    assert table.counts["pm25"].tolist() == [2, 0, 1]
+    assert np.array_equal(table.values["noise"], [np.nan, 63.5, 61.0], equal_nan=True)
+    empty = table_from_rows(["pm25"], [])
+    assert len(empty) == 0
+    assert len(empty.values["pm25"]) == 0
