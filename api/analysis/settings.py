@@ -133,7 +133,7 @@ class AnalysisSettings:
     """The hotspot method's parameters. See docs/hotspots.md for each reason."""
 
     # --- cells and passes
-    resolution: int = 11  # H3 resolution of cells: ~50 m (edge 28.7 m, 2,150 m2)
+    resolution: int = 10  # H3 resolution of cells: ~15,000 m2 (see docs/hotspot-evaluation.md)
     pass_gap_s: float = 120.0  # a longer gap between qualifying readings ends a pass
     trip_gap_s: float = 1800.0  # a longer gap between a vehicle's passes ends a trip
     excluded_flags: tuple[str, ...] = DEFAULT_EXCLUDED_FLAGS

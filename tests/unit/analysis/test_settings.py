@@ -7,7 +7,7 @@ from api.analysis.settings import AnalysisSettings, SettingsError, Stratum
 
 def test_defaults_follow_the_reference_method() -> None:
     s = AnalysisSettings()
-    assert s.resolution == 11
+    assert s.resolution == 10  # the resolution the evaluation supports
     assert s.pass_gap_s == 120.0
     assert s.background_quantile == 0.10
     assert s.background_window_s == 1200.0
