@@ -26,6 +26,7 @@ from firmware_sim.route_import import load_route
 from firmware_sim.scenario import RouteSpec, Scenario, VehicleSpec
 from firmware_sim.sensor import SensorArray
 from firmware_sim.truth import TruthWriter
+from firmware_sim.vehicle import SerialDevices
 
 
 def build_route(spec: RouteSpec) -> Route:
@@ -52,7 +53,7 @@ def _r(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-class PatrolVehicle:
+class PatrolVehicle(SerialDevices):
     """One scenario vehicle: a box and a GPS receiver on their own pseudo-terminals."""
 
     def __init__(
@@ -97,22 +98,6 @@ class PatrolVehicle:
             powered=self.powered,
         )
         self.gps = SimulatedGps(self.drive, clock, observe=self._observe)
-
-    @property
-    def box_path(self) -> str:
-        return self.box.path
-
-    @property
-    def gps_path(self) -> str:
-        return self.gps.path
-
-    def start(self) -> None:
-        self.box.start()
-        self.gps.start()
-
-    def stop(self) -> None:
-        self.box.stop()
-        self.gps.stop()
 
     def powered(self, moment: datetime | None = None) -> bool:
         moment = moment or self.clock.now()

@@ -25,7 +25,31 @@ class TruthRecord:
     true_values: dict[str, float]
 
 
-class SimVehicle:
+class SerialDevices:
+    """A simulated vehicle's two serial devices, the box and the GPS receiver, as an agent sees
+    them: two pseudo-terminal paths, started and stopped together."""
+
+    box: SimulatedBox
+    gps: SimulatedGps
+
+    @property
+    def box_path(self) -> str:
+        return self.box.path
+
+    @property
+    def gps_path(self) -> str:
+        return self.gps.path
+
+    def start(self) -> None:
+        self.box.start()
+        self.gps.start()
+
+    def stop(self) -> None:
+        self.box.stop()
+        self.gps.stop()
+
+
+class SimVehicle(SerialDevices):
     def __init__(
         self,
         name: str,
@@ -49,22 +73,6 @@ class SimVehicle:
         self._pending: tuple[VehicleState, dict[str, float]] | None = None
         self.box = SimulatedBox(profile, self._sample, self._served)
         self.gps = SimulatedGps(drive, clock)
-
-    @property
-    def box_path(self) -> str:
-        return self.box.path
-
-    @property
-    def gps_path(self) -> str:
-        return self.gps.path
-
-    def start(self) -> None:
-        self.box.start()
-        self.gps.start()
-
-    def stop(self) -> None:
-        self.box.stop()
-        self.gps.stop()
 
     def _sample(self) -> tuple[datetime, dict[str, float | None]]:
         moment = self.clock.now()
