@@ -241,7 +241,7 @@ class Publisher:
                 self.last_error = f"cannot reach broker {self.settings.url}: {exc}"
             else:
                 said_goodbye = False
-                while self.client.loop(timeout=0.2) == paho.MQTT_ERR_SUCCESS:
+                while self.client.loop(timeout=0.5) == paho.MQTT_ERR_SUCCESS:
                     if self._shutdown.is_set() and not said_goodbye:
                         self.client.disconnect()
                         said_goodbye = True
