@@ -169,6 +169,11 @@ class IngestRunner:
 def ingest(database_url: str, broker: PrivateBroker) -> Iterator[IngestRunner]:
     runner = IngestRunner(database_url, broker, "outage-ingest")
     runner.start()
+    # The broker must know the ingest's session before a test stops it, or what the agent
+    # publishes right after the restart has no subscriber to be queued for.
+    assert runner.service is not None
+    wait_until(runner.service._connected.is_set, 30, "the ingest to connect")
+    time.sleep(0.2)  # its SUBSCRIBE follows the CONNACK within milliseconds
     yield runner
     runner.stop()
 
