@@ -179,6 +179,10 @@ class Agent:
         self.readings = 0
         self.flagged: Counter[str] = Counter()
         self.started = time.monotonic()
+        # Seconds since power-on when the agent started (see QualitySettings.warmup_from).
+        self.powered_for = 0.0
+        if settings.quality.warmup_from == "boot" and hasattr(time, "CLOCK_BOOTTIME"):
+            self.powered_for = time.clock_gettime(time.CLOCK_BOOTTIME)
 
     def _error(self) -> str | None:
         publisher = getattr(self, "publisher", None)  # status() also builds the last will
@@ -255,7 +259,7 @@ class Agent:
         now_mono = time.monotonic()
         now_wall = datetime.now(UTC)
         timed_fix = self.gps.latest()
-        uptime_s = (now_mono - self.started) * self.settings.time_scale
+        uptime_s = (self.powered_for + now_mono - self.started) * self.settings.time_scale
         holder: list[Reading] = []
 
         def build(seq: int) -> bytes:

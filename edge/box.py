@@ -46,7 +46,7 @@ class BoxError(Exception):
     """A poll that produced no registers after all its attempts."""
 
     def __init__(self, kind: str, detail: str, attempts: int) -> None:
-        self.kind = kind  # "timeout", "crc", "exception", "port"
+        self.kind = kind  # "timeout", "short", "crc", "exception", "port"
         self.detail = detail
         self.attempts = attempts
         super().__init__(f"box poll failed after {attempts} attempt(s): {kind}: {detail}")
@@ -59,6 +59,7 @@ class BoxCounters:
     failed: int = 0
     retries: int = 0
     timeouts: int = 0
+    short_frames: int = 0
     crc_errors: int = 0
     garbage_bytes: int = 0
     exceptions: int = 0
@@ -166,8 +167,12 @@ class BoxClient:
                 if crc_seen:
                     self.counters.crc_errors += crc_seen
                     raise BoxError("crc", f"{crc_seen} frame(s) with a bad CRC", 0)
+                if buffer:
+                    # Something arrived but never made a whole frame: cut short or garbled.
+                    self.counters.short_frames += 1
+                    self.counters.garbage_bytes += len(buffer)
+                    raise BoxError(
+                        "short", f"{len(buffer)} bytes but no whole frame in {self.timeout_s}s", 0
+                    )
                 self.counters.timeouts += 1
-                self.counters.garbage_bytes += len(buffer)
-                raise BoxError(
-                    "timeout", f"no valid response in {self.timeout_s}s ({len(buffer)} bytes)", 0
-                )
+                raise BoxError("timeout", f"no response in {self.timeout_s}s", 0)

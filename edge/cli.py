@@ -56,8 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     runners: dict[str, Callable[[argparse.Namespace], int]] = {}
     missing: dict[str, str] = {}
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # Only the command being run is imported: `envpatrol edge` on a gateway with the server
+    # extras installed must not carry FastAPI and psycopg in its memory.
+    chosen = next((a for a in args_list if not a.startswith("-")), None)
     for ep in sorted(entry_points(group="envpatrol.commands"), key=lambda e: e.name):
         help_text = _HELP.get(ep.name, "")
+        if chosen is not None and ep.name != chosen:
+            sub.add_parser(ep.name, help=help_text)
+            continue
         try:
             register: Command = ep.load()
         except ImportError as exc:
@@ -67,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command_parser = sub.add_parser(ep.name, help=help_text, description=help_text)
         command_parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         runners[ep.name] = register(command_parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()
         return 2

@@ -144,6 +144,9 @@ class GpsReceiver(FixKeeper):
             self.reopens += 1
             backoff = 0.5
             try:
+                # A read returns as soon as a byte arrives; the timeout only bounds how often an
+                # idle loop wakes up (CPU on a small gateway) and how long stop() waits.
+                port.timeout = 0.5
                 while not self._stop.is_set():
                     data = port.read(max(1, port.in_waiting))
                     if data:

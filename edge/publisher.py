@@ -163,6 +163,10 @@ class Publisher:
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        # paho writes to the socket from whichever thread publishes when it runs no loop thread
+        # of its own; with this hook set it only queues, and the network thread writes. Without
+        # it the sender and the network thread write one socket at once and corrupt the stream.
+        self.client.on_socket_register_write = self._written_by_network_loop
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
 
@@ -241,7 +245,7 @@ class Publisher:
                 self.last_error = f"cannot reach broker {self.settings.url}: {exc}"
             else:
                 said_goodbye = False
-                while self.client.loop(timeout=0.2) == paho.MQTT_ERR_SUCCESS:
+                while self.client.loop(timeout=0.5) == paho.MQTT_ERR_SUCCESS:
                     if self._shutdown.is_set() and not said_goodbye:
                         self.client.disconnect()
                         said_goodbye = True
@@ -256,6 +260,9 @@ class Publisher:
             self._shutdown.wait(delay)
 
     # -- paho callbacks (network thread) ------------------------------------------------------
+
+    def _written_by_network_loop(self, _client: paho.Client, _userdata: Any, _sock: Any) -> None:
+        """Nothing to do: the network loop selects for writing whenever paho has output."""
 
     def _on_connect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, props: Any

@@ -24,8 +24,12 @@ class QualitySettings:
     """Thresholds of the quality rules (the `[quality]` table of the edge configuration)."""
 
     # Sensors settle after power-on (electrochemical gas cells take minutes): every value read
-    # within this many seconds of the agent's start is flagged `warmup`.
+    # within this many seconds of power-on is flagged `warmup`.
     warmup_s: float = 180.0
+    # What "power-on" is: "boot", the gateway's boot (box and gateway share the vehicle's
+    # switched power, so an agent restart does not restart the warm-up), or "start", the
+    # agent's start (for a box powered together with the agent's own start-up).
+    warmup_from: str = "boot"
     # A channel whose value has not changed at all for this long is flagged `stuck`.
     stuck_s: float = 900.0
     # A change between two consecutive values larger than this fraction of the channel's
@@ -40,8 +44,12 @@ class QualitySettings:
 
     def check(self) -> None:
         """Raise ValueError naming the first threshold that cannot work."""
+        if self.warmup_from not in ("boot", "start"):
+            raise ValueError("warmup_from must be 'boot' or 'start'")
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, str):
+                continue
             if value < 0 or (isinstance(value, float) and not math.isfinite(value)):
                 raise ValueError(f"{f.name} must be a non-negative number, got {value}")
         if not 0 < self.spike_step_fraction <= 1:

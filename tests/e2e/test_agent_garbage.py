@@ -151,6 +151,7 @@ def test_the_agent_survives_garbage_and_an_unplugged_port(tmp_path: Path) -> Non
                 counters.ok >= 5
                 and counters.crc_errors > 0
                 and counters.timeouts > 0
+                and counters.short_frames > 0
                 and counters.exceptions > 0
                 and counters.garbage_bytes > 0
             ),

@@ -141,6 +141,7 @@ def test_new_sections_are_read(tmp_path: Path) -> None:
         ),
         ('vehicle = "v"\n[outbox]\nmax_mb = 0.5\n', {}, "outbox.max_mb"),
         ('vehicle = "v"\n[quality]\nspike_step_fraction = 2.0\n', {}, "quality"),
+        ('vehicle = "v"\n[quality]\nwarmup_from = "ignition"\n', {}, "quality"),
         ('vehicle = "v"\n', {"ENVPATROL_TIME_SCALE": "x"}, "ENVPATROL_TIME_SCALE"),
         ('vehicle = "bad vehicle"\n', {}, "vehicle"),
         ("vehicle = [", {}, "config"),

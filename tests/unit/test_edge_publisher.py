@@ -8,8 +8,9 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.outbox import Entry
-from edge.publisher import backoff_delay, batch_head, batch_payload, fit_batch
+from edge.mqtt import MqttSettings
+from edge.outbox import Entry, Outbox
+from edge.publisher import Publisher, backoff_delay, batch_head, batch_payload, fit_batch
 from edge.wire import decode_message
 
 
@@ -64,3 +65,24 @@ def test_backoff_grows_then_stays_at_the_cap() -> None:
     assert caps[0] <= 1.0
     assert 4.0 <= caps[3] <= 8.0
     assert all(30.0 <= c <= 60.0 for c in caps[6:])
+
+
+def test_catch_up_alternates_live_and_backlog_oldest_first() -> None:
+    outbox = Outbox(":memory:")
+    for _ in range(7):  # the backlog of an outage
+        outbox.store(0.0, lambda s: b'{"seq":%d}' % s)
+    publisher = Publisher(
+        MqttSettings(), "v-1", outbox, lambda state: {"state": state}, max_batch=3
+    )  # never connected: only the choice of the next batch is exercised
+    publisher._start_catch_up()
+    for _ in range(4):  # live readings arriving during the drain
+        outbox.store(0.0, lambda s: b'{"seq":%d}' % s)
+
+    order = []
+    while batch := publisher._next_batch():
+        seqs = [e.seq for e in batch]
+        order.append(seqs)
+        publisher._inflight[len(order)] = seqs
+        publisher._advance(seqs[0] > publisher._boundary, seqs[-1])
+    assert order == [[8, 9, 10], [1, 2, 3], [11], [4, 5, 6], [7]]
+    outbox.close()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.outbox import Outbox
 
@@ -93,4 +96,34 @@ def test_peek_before_bounds_the_backlog(tmp_path: Path) -> None:
         box.store(0.0, lambda _s: b"r")
     assert [e.seq for e in box.peek(1, 10, before=5)] == [2, 3, 4]
     assert box.last_seq() == 6
+    box.close()
+
+
+def sized(size: int, _seq: int) -> bytes:
+    return b"r" * size
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 400), st.floats(0, 50)), min_size=1, max_size=60),
+    st.integers(100, 3000),
+    st.floats(1, 500),
+)
+def test_bounds_always_hold_and_every_reading_is_accounted_for(
+    items: list[tuple[int, float]], max_bytes: int, max_age: float
+) -> None:
+    box = Outbox(":memory:", max_bytes=max_bytes, max_age_s=max_age)
+    now = 0.0
+    for size, step in items:
+        now += step
+        box.store(now, functools.partial(sized, size))
+        stats = box.stats()
+        newest = box.peek(box.last_seq() - 1, 1)
+        assert newest[0].seq == box.last_seq()  # the new reading is always kept
+        if stats.depth > 1:
+            assert stats.bytes <= max_bytes
+            assert stats.oldest_created is not None
+            assert stats.oldest_created >= now - max_age
+        assert stats.depth == len(box.peek(0, 10_000))
+        assert stats.bytes == sum(len(e.payload) for e in box.peek(0, 10_000))
+    assert box.stats().depth + box.stats().evicted == len(items)
     box.close()
