@@ -24,7 +24,10 @@ _HELP = {
     "replay": "replay a recorded drive through the pipeline",
     "ingest": "run the ingest service (MQTT -> PostgreSQL)",
     "migrate": "apply the database migrations",
-    "api": "run the officers' HTTP API",
+    "api": "run the officers' HTTP API and map dashboard",
+    "rebuild": "rebuild cells, rollups and passes at another H3 resolution",
+    "analyse": "run the hotspot analysis over the stored passes (once or periodically)",
+    "apikey": "create, list and revoke the API's keys",
 }
 
 

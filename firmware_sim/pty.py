@@ -20,6 +20,7 @@ class PseudoTerminal:
         tty.setraw(self._slave, termios.TCSANOW)
         os.set_blocking(self.master, False)
         self.path = os.ttyname(self._slave)
+        self._closed = False
 
     def read(self, timeout: float) -> bytes:
         """Bytes the other side wrote, waiting at most `timeout` seconds; b"" if none."""
@@ -75,6 +76,11 @@ class PseudoTerminal:
         return count
 
     def close(self) -> None:
+        """Close both sides once. A second call does nothing: by then the descriptor numbers may
+        already belong to another file of this process (a socket, a database connection)."""
+        if self._closed:
+            return
+        self._closed = True
         for fd in (self.master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)

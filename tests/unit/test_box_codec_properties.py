@@ -137,7 +137,7 @@ def test_garbled_answers_are_rejected_or_resynchronised_never_misdecoded(
     else:
         assert got == registers
         return
-    assert failure in ("timeout", "crc")
+    assert failure in ("timeout", "crc", "short")
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
@@ -152,3 +152,19 @@ def test_a_corrupted_frame_never_decodes_and_the_next_good_one_does(
     again = decode_response(bad + frame, profile.request).frame
     assert again is not None
     assert getattr(again, "registers", None) == registers
+
+
+def test_a_corrupted_answer_fails_fast_instead_of_waiting_out_the_timeout() -> None:
+    profile = load_profile("default-multi")
+    registers = tuple(profile.encode({}))
+    frame = encode_read_response(profile.address, profile.function, registers)
+    port = LinePort([[corrupt_crc(frame, random.Random(1))]])
+    clock = TickClock()
+    client = BoxClient(
+        profile, "line://", timeout_s=5.0, retries=0, open_port=lambda *_: port, clock=clock
+    )
+    with pytest.raises(BoxError) as caught:
+        client.poll()
+    assert caught.value.kind == "crc"
+    assert clock.now < 0.5  # the quiet gap after the bad frame, not the 5 s timeout
+    assert client.counters.crc_errors == 1
