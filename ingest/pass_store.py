@@ -33,10 +33,16 @@ from ingest.passes import (
 
 Cursor = psycopg.Cursor[Any]
 
-_CREATE_WINDOW = (
+_CREATE = (
     "CREATE TEMP TABLE IF NOT EXISTS pass_window "
     "(vehicle text PRIMARY KEY, lo timestamptz NOT NULL, hi timestamptz NOT NULL) "
-    "ON COMMIT DELETE ROWS"
+    "ON COMMIT DELETE ROWS",
+    # Passes a batch extends, copied in (binary) and applied by one UPDATE joined on the key:
+    # cheaper than array parameters, which psycopg escapes element by element.
+    "CREATE TEMP TABLE IF NOT EXISTS pass_grow (vehicle text NOT NULL, "
+    "start_time timestamptz NOT NULL, first_seq bigint NOT NULL, end_time timestamptz NOT NULL, "
+    "last_seq bigint NOT NULL, readings integer NOT NULL, stats jsonb NOT NULL) "
+    "ON COMMIT DELETE ROWS",
 )
 
 _WINDOWS = """
@@ -88,14 +94,12 @@ LEFT JOIN LATERAL (
     ORDER BY p.start_time DESC, p.first_seq DESC LIMIT 1
 ) lp ON true
 """
-# Passes extended by a batch, rewritten in place (one row each, found by primary key).
+# Passes extended by a batch (copied into pass_grow), rewritten in place, found by primary key.
+_GROW_COLUMNS = "vehicle, start_time, first_seq, end_time, last_seq, readings, stats"
 _EXTEND = """
 UPDATE pass p SET end_time = u.end_time, last_seq = u.last_seq, readings = u.readings,
                   stats = u.stats
-FROM unnest(%(vehicles)s::text[], %(starts)s::timestamptz[], %(seqs)s::bigint[],
-            %(ends)s::timestamptz[], %(last_seqs)s::bigint[], %(counts)s::integer[],
-            %(stats)s::jsonb[])
-     AS u(vehicle, start_time, first_seq, end_time, last_seq, readings, stats)
+FROM pass_grow u
 WHERE p.resolution = %(resolution)s AND p.vehicle = u.vehicle
   AND p.start_time = u.start_time AND p.first_seq = u.first_seq
 """
@@ -127,7 +131,8 @@ def stats_from(doc: Mapping[str, Sequence[Any]]) -> dict[str, ChannelStats]:
 
 
 def prepare(conn: psycopg.Connection[Any]) -> None:
-    conn.execute(_CREATE_WINDOW)
+    for statement in _CREATE:
+        conn.execute(statement)  # type: ignore[arg-type]
 
 
 def _params(resolution: int, gap: timedelta) -> dict[str, object]:
@@ -226,20 +231,22 @@ def _append(
                 runs = runs[1:]
         fresh.extend(summarize(vehicle, run) for run in runs)
     if extended:
-        grown = [extend(previous, run) for previous, run in extended.values()]
-        cur.execute(
-            _EXTEND,
-            {
-                **params,
-                "vehicles": [p.vehicle for p in grown],
-                "starts": [p.start for p in grown],
-                "seqs": [p.first_seq for p in grown],
-                "ends": [p.end for p in grown],
-                "last_seqs": [p.last_seq for p in grown],
-                "counts": [p.readings for p in grown],
-                "stats": [stats_json(p.stats) for p in grown],
-            },
-        )
+        with cur.copy(f"COPY pass_grow ({_GROW_COLUMNS}) FROM STDIN") as copy:  # type: ignore[arg-type]
+            for previous, run in extended.values():
+                p = extend(previous, run)
+                copy.write_row(
+                    (
+                        p.vehicle,
+                        p.start,
+                        p.first_seq,
+                        p.end,
+                        p.last_seq,
+                        p.readings,
+                        stats_json(p.stats),
+                    )
+                )
+        cur.execute("ANALYZE pass_grow")  # so the join probes pass's key, however big pass is
+        cur.execute(_EXTEND, params)
     return len(extended) + store(cur, int(str(params["resolution"])), fresh)
 
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import h3
+import orjson
 import psycopg
+from psycopg.types.json import set_json_loads
 
 from edge.units import CHANNELS
 from edge.wire import Reading
@@ -126,7 +128,7 @@ def row_of(reading: Reading, resolution: int) -> tuple[object, ...]:
         cell,
         reading.profile,
         list(reading.flags),
-        json.dumps({k: list(v) for k, v in reading.channel_flags.items()}),
+        orjson.dumps({k: list(v) for k, v in reading.channel_flags.items()}).decode(),
         *(reading.values.get(c) for c in CHANNEL_COLUMNS),
     )
 
@@ -187,6 +189,8 @@ class Writer:
     _days: set[date] = field(default_factory=set)
 
     def prepare(self) -> None:
+        # Pass statistics come back as jsonb on every batch: parse them with orjson.
+        set_json_loads(orjson.loads, self.conn)
         for statement in _CREATE_STAGE:
             self.conn.execute(statement)  # type: ignore[arg-type]
         pass_store.prepare(self.conn)
