@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 import h3
 import orjson
 import psycopg
-from psycopg.types.json import set_json_loads
 
 from edge.units import CHANNELS
 from edge.wire import Reading
@@ -189,8 +188,6 @@ class Writer:
     _days: set[date] = field(default_factory=set)
 
     def prepare(self) -> None:
-        # Pass statistics come back as jsonb on every batch: parse them with orjson.
-        set_json_loads(orjson.loads, self.conn)
         for statement in _CREATE_STAGE:
             self.conn.execute(statement)  # type: ignore[arg-type]
         pass_store.prepare(self.conn)
