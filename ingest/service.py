@@ -38,7 +38,7 @@ from ingest.metrics import IngestMetrics
 from ingest.migrate import migrate
 from ingest.settings import IngestSettings
 from ingest.validate import Limits, Rejection, check_document, check_readings_message
-from ingest.writer import DeadLetter, StatusUpdate, Writer, read_analysis
+from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer, read_analysis
 
 log = logging.getLogger("envpatrol.ingest")
 
@@ -72,6 +72,7 @@ class Batch:
     readings: list[Reading] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
+    rows: Rows | None = None  # the readings as table rows, made by the parsing stage
 
 
 class _Deadline:
@@ -128,6 +129,7 @@ class IngestService:
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self._writer: Writer | None = None
+        self._resolution = settings.h3_resolution  # of the cells in force, as last seen
         self._next_maintenance = 0.0
         self._metrics_server: Any = None
 
@@ -172,7 +174,8 @@ class IngestService:
         props = (
             connect_properties(
                 session_expiry_s=self.settings.session_expiry_s,
-                receive_maximum=min(65535, self.settings.batch_max_messages * 2),
+                # A batch being written, one parsed and waiting, one being collected, and room.
+                receive_maximum=min(65535, self.settings.batch_max_messages * 4),
             )
             if v5
             else None
@@ -277,6 +280,10 @@ class IngestService:
                 except queue.Empty:
                     break
             self._take(inbound, batch, now)
+        if batch.readings:
+            # Cells at the resolution of the last batch written; the writer makes the rows again
+            # in the rare case `envpatrol rebuild` changed it meanwhile.
+            batch.rows = Rows.of(batch.readings, self._resolution)
         return batch
 
     def sort(self, messages: list[Inbound]) -> Batch:
@@ -404,7 +411,8 @@ class IngestService:
                     self._writer = self._open_writer()
                 started = time.monotonic()
                 with _Deadline(self._writer.conn, self.settings.db_timeout_s):
-                    result = self._writer.write(readings, dead, statuses)
+                    result = self._writer.write(readings, dead, statuses, parsed.rows)
+                self._resolution = self._writer.resolution
                 break
             except psycopg.Error as exc:
                 # Unavailable, cut by the deadline, or refusing the batch: the batch stays
