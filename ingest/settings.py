@@ -26,7 +26,7 @@ class IngestSettings:
     batch_max_wait_s: float = 0.5
     # A batch also closes once it holds this many readings (a catch-up message carries up to
     # hundreds): bounded transactions, and the next batch parsed while this one commits.
-    batch_max_readings: int = 5000
+    batch_max_readings: int = 50_000
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
     # MQTT 5 shared subscription group for the readings: several workers, each with its own
     # stable client id, then split the readings between them. Empty: a plain subscription.
@@ -89,7 +89,7 @@ def load_ingest_settings(
         h3_resolution=resolution,
         batch_max_messages=int(ingest.get("batch_max_messages", 1000)),
         batch_max_wait_s=float(ingest.get("batch_max_wait_s", 0.5)),
-        batch_max_readings=int(ingest.get("batch_max_readings", 5000)),
+        batch_max_readings=int(ingest.get("batch_max_readings", 50_000)),
         session_expiry_s=int(ingest.get("session_expiry_s", DEFAULT_SESSION_EXPIRY_S)),
         share_group=str(
             environ.get("ENVPATROL_INGEST_SHARE_GROUP") or ingest.get("share_group", "")
