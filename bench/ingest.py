@@ -5,14 +5,17 @@
 
 (a) end to end at QoS 1, one reading per message: a publisher process sends N messages while
     `envpatrol ingest` (its own process) stores them; readings/s from the first publish to the
-    last row committed.
-(b) a fleet back from an outage: 1,000 vehicles x 1 hour (360,000 readings) published as the
-    edge catches up (50 readings per message) while the ingest runs; the same clock.
-(c) raw COPY of the same 360,000 readings straight into `reading` (binary COPY, 5,000 rows per
-    transaction): the ceiling for (b).
+    last row committed. "a queued": the same messages already waiting in the ingest's persistent
+    session when it starts (see `queued`): the consumer's own rate, not the publisher's.
+(b) a fleet back from an outage: 1,000 vehicles x 1 hour (360,000 readings, 50 per message)
+    waiting in the ingest's persistent session when it starts; from its process start to the last
+    row committed. "b live" publishes the same while the ingest runs (publisher and ingest then
+    share the two cores), timed like (a).
+(c) raw COPY of the same 360,000 readings straight into `reading` (psycopg `write_row` of rows
+    made before the clock starts, 5,000 rows per transaction): the ceiling for (b).
 (d) Node-RED 4 (bench/nodered: mqtt in -> function node batching into a pg multi-row INSERT ...
-    ON CONFLICT DO NOTHING), the same job as (a). Install it once with
-    `cd bench/nodered && npm install`.
+    ON CONFLICT DO NOTHING), the same job as (a), measured the same way (live). Install
+    it once with `cd bench/nodered && npm install`.
 
 Every scenario gets a fresh migrated database. Each publisher waits until its consumer stores a
 probe reading, so its session and subscription exist before the clock starts.
@@ -223,52 +226,61 @@ def wait_for_consumer(port: int, url: str, timeout: float = 60) -> None:
 # --- consumers -------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def ingest_process(port: int, url: str, directory: Path) -> Iterator[None]:
-    config = directory / f"ingest-{uuid.uuid4().hex[:6]}.toml"
+def start_ingest(port: int, url: str, directory: Path, ident: str) -> subprocess.Popen[bytes]:
+    """`envpatrol ingest` in its own process: default settings but a shorter batch wait, and a
+    client id fixed by `ident`, so a restarted ingest finds its persistent session."""
+    config = directory / f"ingest-{ident}.toml"
     config.write_text(
-        f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "bench-ingest-{uuid.uuid4().hex[:6]}"\n'
-        f'[database]\nurl = "{url}"\n[ingest]\nbatch_max_messages = 1000\nbatch_max_wait_s = 0.2\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "bench-ingest-{ident}"\n'
+        f'[database]\nurl = "{url}"\n[ingest]\nbatch_max_wait_s = 0.2\n'
     )
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "edge.cli", "ingest", "--config", str(config)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        wait_for_consumer(port, url)
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
-@contextlib.contextmanager
-def nodered_process(port: int, url: str, directory: Path) -> Iterator[None]:
+def start_nodered(port: int, url: str, directory: Path, ident: str) -> subprocess.Popen[bytes]:
+    """Node-RED 4 with bench/nodered/flow.json; its MQTT session is persistent too (flow.json:
+    clean session off), under a client id fixed by `ident`."""
     red = NODERED / "node_modules" / "node-red" / "red.js"
-    user_dir = directory / f"nodered-{uuid.uuid4().hex[:6]}"
-    user_dir.mkdir()
+    user_dir = directory / f"nodered-{ident}"
+    user_dir.mkdir(exist_ok=True)
     shutil.copy(NODERED / "flow.json", user_dir / "flow.json")
     env = {
         **os.environ,
         "MQTT_HOST": "127.0.0.1",
         "MQTT_PORT": str(port),
-        "MQTT_CLIENT_ID": f"bench-nodered-{uuid.uuid4().hex[:6]}",
+        "MQTT_CLIENT_ID": f"bench-nodered-{ident}",
         "MQTT_TOPIC": "envpatrol/v1/+/readings",
         "PG_URL": url,
         "NODERED_PORT": str(free_port()),
         "NODE_PATH": str(NODERED / "node_modules"),
     }
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         ["node", str(red), "--settings", str(NODERED / "settings.js"), "--userDir", str(user_dir)],
         cwd=NODERED,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+STARTERS = {"ingest": start_ingest, "nodered": start_nodered}
+
+
+@contextlib.contextmanager
+def consumer(
+    kind: str, port: int, url: str, directory: Path, ident: str, *, ready: bool = True
+) -> Iterator[None]:
+    """The consumer running; with `ready`, only once it has stored a probe reading (so its
+    session and subscription exist)."""
+    proc = STARTERS[kind](port, url, directory, ident)
     try:
-        wait_for_consumer(port, url, timeout=120)
+        if ready:
+            wait_for_consumer(port, url, timeout=120)
         yield
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -279,11 +291,13 @@ def nodered_process(port: int, url: str, directory: Path) -> Iterator[None]:
 
 
 def end_to_end(
-    port: int, directory: Path, consumer: str, payloads: list[tuple[str, bytes]], n: int
+    port: int, directory: Path, kind: str, payloads: list[tuple[str, bytes]], n: int
 ) -> dict[str, float]:
+    """Live: the publisher sends while the consumer runs; from the first publish to the last row
+    stored. Publisher, broker, consumer and PostgreSQL share the machine's cores, and a consumer
+    that keeps up is measured at the publisher's pace (see publish_s)."""
     with database() as url:
-        runner = ingest_process if consumer == "ingest" else nodered_process
-        with runner(port, url, directory):
+        with consumer(kind, port, url, directory, uuid.uuid4().hex[:6]):
             started = time.monotonic()
             result: dict[str, float] = {}
             thread = threading.Thread(
@@ -296,6 +310,51 @@ def end_to_end(
             thread.join()
         seconds = stored_at - started
         return {"readings": n, "seconds": seconds, "per_s": n / seconds, **result}
+
+
+def queued(
+    port: int, directory: Path, kind: str, payloads: list[tuple[str, bytes]], n: int
+) -> dict[str, float]:
+    """Backlog: everything is already waiting in the consumer's persistent session when it
+    starts (the consumer subscribes once and stops; the messages are published, untimed: on a
+    real fleet that is other machines). `seconds` runs from the consumer's process start
+    (interpreter, connecting, migrations check) to the last row stored; `drain_per_s` from the
+    first rows seen stored to the last, the rate without the start-up."""
+    ident = uuid.uuid4().hex[:6]
+    with database() as url:
+        with consumer(kind, port, url, directory, ident):
+            pass
+        publish_s = publish(port, f"bench-pub-{uuid.uuid4().hex[:6]}", payloads)
+        started = time.monotonic()
+        first: tuple[float, int] | None = None
+        with (
+            consumer(kind, port, url, directory, ident, ready=False),
+            psycopg.connect(url, autocommit=True) as conn,
+        ):
+            deadline = started + 900
+            while True:
+                row = conn.execute(
+                    "SELECT count(*) FROM reading WHERE vehicle <> 'probe'"
+                ).fetchone()
+                stored = int(row[0]) if row else 0
+                now = time.monotonic()
+                if stored and first is None:
+                    first = (now, stored)
+                if stored >= n:
+                    break
+                if now > deadline:
+                    raise SystemExit(f"timed out: {stored} of {n} readings stored")
+                time.sleep(0.05)
+        assert first is not None
+        seconds = now - started
+        drain = (n - first[1]) / (now - first[0]) if now > first[0] else float("nan")
+        return {
+            "readings": n,
+            "seconds": seconds,
+            "per_s": n / seconds,
+            "drain_per_s": drain,
+            "publish_s": publish_s,
+        }
 
 
 def raw_copy(readings: dict[str, list[Reading]]) -> dict[str, float]:
@@ -350,31 +409,42 @@ def main() -> int:
         broker(Path(tmp)) as port,
     ):
         directory = Path(tmp)
-        print("(a) ingest, QoS 1, one reading per message ...", flush=True)
-        results["a"] = end_to_end(port, directory, "ingest", single_payloads, len(single_payloads))
-        print(f"    {results['a']}", flush=True)
-        print(f"(b) ingest, {backlog_n} readings, 50 per message ...", flush=True)
-        results["b"] = end_to_end(port, directory, "ingest", backlog_payloads, backlog_n)
-        print(f"    {results['b']}", flush=True)
+        nodered = not args.no_nodered and (NODERED / "node_modules" / "node-red").exists()
+        plan = [
+            ("a", "(a) ingest, QoS 1, one reading per message, live", end_to_end, "ingest", 1),
+            ("a_queued", "(a) the same, queued in its session", queued, "ingest", 1),
+            (
+                "b",
+                f"(b) ingest, {backlog_n} readings, 50 per message, queued",
+                queued,
+                "ingest",
+                50,
+            ),
+            ("b_live", "(b) the same, live", end_to_end, "ingest", 50),
+        ]
+        if nodered:
+            # Live only: restarted onto a queued session, the flow here never stored the backlog
+            # (its `mqtt in` node acknowledges on receipt; not investigated further).
+            plan.append(("d", "(d) Node-RED 4, as (a), live", end_to_end, "nodered", 1))
+        for key, title, scenario, kind, per_message in plan:
+            print(f"{title} ...", flush=True)
+            payloads = single_payloads if per_message == 1 else backlog_payloads
+            n = len(single_payloads) if per_message == 1 else backlog_n
+            results[key] = scenario(port, directory, kind, payloads, n)
+            print(f"    {results[key]}", flush=True)
         print("(c) raw COPY ...", flush=True)
         results["c"] = raw_copy(backlog)
         print(f"    {results['c']}", flush=True)
-        if not args.no_nodered and (NODERED / "node_modules" / "node-red").exists():
-            print("(d) Node-RED 4, QoS 1, one reading per message ...", flush=True)
-            results["d"] = end_to_end(
-                port, directory, "nodered", single_payloads, len(single_payloads)
-            )
-            print(f"    {results['d']}", flush=True)
-        else:
+        if not nodered:
             print("(d) skipped: run `npm install` in bench/nodered", flush=True)
     print()
     print(machine())
     print(json.dumps(results, indent=2))
-    a, b, c = results["a"]["per_s"], results["b"]["per_s"], results["c"]["per_s"]
+    b, c = results["b"]["per_s"], results["c"]["per_s"]
     print(f"(b)/(c) = {b / c:.2f} (target >= 0.5)")
     print(f"(b) {backlog_n} readings stored in {results['b']['seconds']:.1f} s (target < 20 s)")
     if "d" in results:
-        print(f"(a)/(d) = {a / results['d']['per_s']:.2f} (target >= 2)")
+        print(f"(a)/(d) = {results['a']['per_s'] / results['d']['per_s']:.2f} (target >= 2)")
     return 0
 
 

@@ -1,7 +1,10 @@
 """Passes in the database: recomputed for the stretches of track a batch touched, or all at once.
 
-The segmentation itself is `ingest.passes`, pure; this module only feeds it readings and stores
-what it returns. Incremental rule: for a vehicle whose new readings span [tmin, tmax], only passes
+The segmentation rule is `ingest.passes`, pure. Readings that arrive in order (all of a vehicle's
+new readings after its newest pass, the usual case) are handled for every vehicle of a batch by
+one set-based statement (`_APPEND`): the same rule with window functions, the newest pass
+extended in place with its statistics merged as `ingest.passes.extend` does, so nothing is read
+back into Python. Otherwise (late or out-of-order readings) the incremental rule: for a vehicle whose new readings span [tmin, tmax], only passes
 that end at or after tmin - gap and start at or before tmax + gap can change (any other pass is
 separated from every new reading by more than the gap, or by a pass in between). The window from
 the earliest such pass's start to the latest one's end (or [tmin, tmax] itself) is deleted and
@@ -11,13 +14,14 @@ segmented again from the readings it holds.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 import psycopg
 
+from edge.units import CHANNELS
 from ingest.columns import CHANNEL_COLUMNS
 from ingest.passes import (
     STATS_EXCLUDED_FLAGS,
@@ -25,7 +29,6 @@ from ingest.passes import (
     ChannelStats,
     Pass,
     TrackPoint,
-    extend,
     passes_of,
     segment,
     summarize,
@@ -33,10 +36,10 @@ from ingest.passes import (
 
 Cursor = psycopg.Cursor[Any]
 
-_CREATE_WINDOW = (
+_CREATE = (
     "CREATE TEMP TABLE IF NOT EXISTS pass_window "
     "(vehicle text PRIMARY KEY, lo timestamptz NOT NULL, hi timestamptz NOT NULL) "
-    "ON COMMIT DELETE ROWS"
+    "ON COMMIT DELETE ROWS",
 )
 
 _WINDOWS = """
@@ -76,30 +79,6 @@ SELECT x.* FROM {{windows}} w CROSS JOIN LATERAL (
 ) x
 ORDER BY 1, 2, 3
 """
-# Each touched vehicle's newest pass: when all its new readings come after that pass (readings
-# arriving in order, the usual case), only that pass can grow and nothing needs reading back.
-_LATEST = """
-SELECT t.vehicle, t.tmin, lp.start_time, lp.first_seq, lp.end_time, lp.last_seq, lp.cell,
-       lp.readings, lp.stats
-FROM touched_stage t
-LEFT JOIN LATERAL (
-    SELECT p.* FROM pass p
-    WHERE p.resolution = %(resolution)s AND p.vehicle = t.vehicle
-    ORDER BY p.start_time DESC, p.first_seq DESC LIMIT 1
-) lp ON true
-"""
-# Passes extended by a batch, rewritten in place (one row each, found by primary key).
-_EXTEND = """
-UPDATE pass p SET end_time = u.end_time, last_seq = u.last_seq, readings = u.readings,
-                  stats = u.stats
-FROM unnest(%(vehicles)s::text[], %(starts)s::timestamptz[], %(seqs)s::bigint[],
-            %(ends)s::timestamptz[], %(last_seqs)s::bigint[], %(counts)s::integer[],
-            %(stats)s::jsonb[])
-     AS u(vehicle, start_time, first_seq, end_time, last_seq, readings, stats)
-WHERE p.resolution = %(resolution)s AND p.vehicle = u.vehicle
-  AND p.start_time = u.start_time AND p.first_seq = u.first_seq
-"""
-
 PASS_COLUMNS = (
     "resolution",
     "vehicle",
@@ -113,21 +92,130 @@ PASS_COLUMNS = (
 )
 
 
+def _energy(channel: str) -> bool:
+    spec = CHANNELS.get(channel)
+    return spec is not None and spec.energy_mean
+
+
+def _fresh_stat(c: str) -> str:
+    """A channel's [n, mean, min, max, energy_mean] over one run's points (NULL: no value)."""
+    energy = f"10.0 * log10(a.{c}_e / a.{c}_n)" if _energy(c) else "NULL::float8"
+    return (
+        f"CASE WHEN a.{c}_n > 0 THEN jsonb_build_array(a.{c}_n, a.{c}_mean, a.{c}_min, "
+        f"a.{c}_max, {energy}) END"
+    )
+
+
+def _merged_stat(c: str) -> str:
+    """A channel's statistics of a stored pass (`a.stats`) merged with a run that extends it,
+    as `ingest.passes.extend` does."""
+    o = f"(a.stats -> '{c}')"
+    n_old = f"({o} ->> 0)::bigint"
+    mean_old = f"({o} ->> 1)::float8"
+    energy = (
+        f"10.0 * log10(({n_old} * power(10.0::float8, ({o} ->> 4)::float8 / 10.0) + a.{c}_e)"
+        f" / ({n_old} + a.{c}_n))"
+        if _energy(c)
+        else "NULL::float8"
+    )
+    return (
+        f"CASE WHEN a.{c}_n = 0 THEN {o} WHEN {o} IS NULL THEN {_fresh_stat(c)} "
+        f"ELSE jsonb_build_array({n_old} + a.{c}_n, "
+        f"({n_old} * {mean_old} + a.{c}_n * a.{c}_mean) / ({n_old} + a.{c}_n), "
+        f"least(({o} ->> 2)::float8, a.{c}_min), greatest(({o} ->> 3)::float8, a.{c}_max), "
+        f"{energy}) END"
+    )
+
+
+def _stats_object(stat: Any) -> str:
+    return (
+        "jsonb_strip_nulls(jsonb_build_object("
+        + ", ".join(f"'{c}', {stat(c)}" for c in CHANNEL_COLUMNS)
+        + "))"
+    )
+
+
+_RUN_AGGREGATES = ", ".join(
+    f"count({c}) AS {c}_n, avg({c}) AS {c}_mean, min({c}) AS {c}_min, max({c}) AS {c}_max"
+    + (f", sum(power(10.0::float8, {c} / 10.0)) AS {c}_e" if _energy(c) else "")
+    for c in CHANNEL_COLUMNS
+)
+_POINT_VALUES = ", ".join(
+    f"CASE WHEN NOT r.flags && %(stats_excluded)s::text[] AND NOT r.channel_flags ? '{c}' "
+    f"THEN r.{c} END AS {c}"
+    for c in CHANNEL_COLUMNS
+)
+
+# Every touched vehicle whose new readings all come after its newest pass (readings arriving in
+# order, the usual case), all at once: its new track points are segmented with window functions
+# (a point starts a run when it changes cell or comes more than the gap after the previous one;
+# the first point compares with the newest pass), the first run extends that pass in place when
+# it continues it (statistics merged in SQL, as `ingest.passes.extend`), later runs become new
+# passes. Returns the passes written and the vehicles left for `_resegment` (late readings).
+_APPEND = f"""
+WITH latest AS (
+    SELECT t.vehicle, t.tmin, t.tmax, lp.start_time, lp.first_seq, lp.end_time, lp.cell,
+           lp.readings, lp.stats
+    FROM touched_stage t
+    LEFT JOIN LATERAL (
+        SELECT p.* FROM pass p
+        WHERE p.resolution = %(resolution)s AND p.vehicle = t.vehicle
+        ORDER BY p.start_time DESC, p.first_seq DESC LIMIT 1
+    ) lp ON true
+), in_order AS (
+    SELECT * FROM latest WHERE start_time IS NULL OR tmin > end_time
+), points AS (
+    SELECT l.vehicle, x.time, x.seq, x.cell, x.starts_new, {", ".join(f"x.{c}" for c in CHANNEL_COLUMNS)}
+    FROM in_order l CROSS JOIN LATERAL (
+        SELECT r.time, r.seq, r.cell,
+               CASE WHEN lag(r.time) OVER w IS NULL
+                    THEN l.start_time IS NULL OR r.cell <> l.cell
+                         OR r.time - l.end_time > %(gap)s
+                    ELSE r.cell <> lag(r.cell) OVER w OR r.time - lag(r.time) OVER w > %(gap)s
+               END AS starts_new,
+               {_POINT_VALUES}
+        FROM reading r
+        WHERE r.vehicle = l.vehicle AND r.time >= l.tmin AND r.time <= l.tmax AND {_TRACK_WHERE}
+        WINDOW w AS (ORDER BY r.time, r.seq)
+    ) x
+), numbered AS (
+    SELECT p.*, sum(p.starts_new::int) OVER (PARTITION BY p.vehicle ORDER BY p.time, p.seq) AS run
+    FROM points p
+), runs AS (
+    SELECT vehicle, run, min(cell) AS cell, min(time) AS start_time, max(time) AS end_time,
+           (array_agg(seq ORDER BY time, seq))[1] AS first_seq,
+           (array_agg(seq ORDER BY time DESC, seq DESC))[1] AS last_seq,
+           count(*) AS readings, {_RUN_AGGREGATES}
+    FROM numbered GROUP BY vehicle, run
+), extended AS (
+    UPDATE pass p SET end_time = a.end_time, last_seq = a.last_seq,
+                      readings = p.readings + a.readings, stats = {_stats_object(_merged_stat)}
+    FROM (SELECT r.*, l.start_time AS pass_start, l.first_seq AS pass_first_seq, l.stats
+          FROM runs r JOIN in_order l USING (vehicle) WHERE r.run = 0) a
+    WHERE p.resolution = %(resolution)s AND p.vehicle = a.vehicle
+      AND p.start_time = a.pass_start AND p.first_seq = a.pass_first_seq
+    RETURNING 1
+), added AS (
+    INSERT INTO pass ({", ".join(PASS_COLUMNS)})
+    SELECT %(resolution)s, a.vehicle, a.start_time, a.first_seq, a.end_time, a.last_seq, a.cell,
+           a.readings, {_stats_object(_fresh_stat)}
+    FROM runs a WHERE a.run > 0
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM extended) + (SELECT count(*) FROM added),
+       ARRAY(SELECT vehicle FROM latest WHERE start_time IS NOT NULL AND tmin <= end_time)
+"""
+
+
 def stats_json(stats: Mapping[str, ChannelStats]) -> str:
     return orjson.dumps(
         {c: [x.n, x.mean, x.min, x.max, x.energy_mean] for c, x in stats.items()}
     ).decode()
 
 
-def stats_from(doc: Mapping[str, Sequence[Any]]) -> dict[str, ChannelStats]:
-    return {
-        c: ChannelStats(int(v[0]), float(v[1]), float(v[2]), float(v[3]), v[4])
-        for c, v in doc.items()
-    }
-
-
 def prepare(conn: psycopg.Connection[Any]) -> None:
-    conn.execute(_CREATE_WINDOW)
+    for statement in _CREATE:
+        conn.execute(statement)  # type: ignore[arg-type]
 
 
 def _params(resolution: int, gap: timedelta) -> dict[str, object]:
@@ -181,66 +269,12 @@ def refresh_touched(cur: Cursor, resolution: int, gap: timedelta) -> int:
     """Recompute the passes around the readings listed in `touched_stage` (filled by the batch's
     insert, in the same transaction). Returns how many passes were written."""
     params = _params(resolution, gap)
-    latest = cur.execute(_LATEST, params).fetchall()
-    appended: dict[str, Pass | None] = {}
-    late: list[str] = []
-    for vehicle, tmin, start, first_seq, end, last_seq, cell, readings, stats in latest:
-        if start is None:
-            appended[vehicle] = None
-        elif tmin > end:
-            appended[vehicle] = Pass(
-                vehicle, cell, start, end, first_seq, last_seq, readings, stats_from(stats)
-            )
-        else:
-            late.append(vehicle)
-    written = 0
-    if appended:
-        written += _append(cur, params, appended, gap)
+    row = cur.execute(_APPEND, params).fetchone()  # type: ignore[arg-type]
+    written = int(row[0]) if row else 0
+    late: list[str] = list(row[1]) if row else []
     if late:
         written += _resegment(cur, params, late, gap)
     return written
-
-
-def _append(
-    cur: Cursor, params: dict[str, object], latest: dict[str, Pass | None], gap: timedelta
-) -> int:
-    """Vehicles whose new readings all follow their newest pass: segment the new readings and
-    let the first run extend that pass when it is in the same cell within the gap."""
-    names = sorted(latest)
-    windows = (
-        "(SELECT vehicle, tmin AS lo, tmax AS hi FROM touched_stage WHERE vehicle = ANY(%(names)s))"
-    )
-    rows = cur.execute(
-        _TRACK_IN.format(windows=windows),  # type: ignore[arg-type]
-        {**params, "names": names},
-    ).fetchall()
-    extended: dict[str, tuple[Pass, list[TrackPoint]]] = {}
-    fresh: list[Pass] = []
-    for vehicle, points in _points(rows):
-        runs = list(segment(points, gap))
-        previous = latest.get(vehicle)
-        if runs and previous is not None:
-            first = runs[0]
-            if first[0].cell == previous.cell and first[0].time - previous.end <= gap:
-                extended[vehicle] = (previous, first)
-                runs = runs[1:]
-        fresh.extend(summarize(vehicle, run) for run in runs)
-    if extended:
-        grown = [extend(previous, run) for previous, run in extended.values()]
-        cur.execute(
-            _EXTEND,
-            {
-                **params,
-                "vehicles": [p.vehicle for p in grown],
-                "starts": [p.start for p in grown],
-                "seqs": [p.first_seq for p in grown],
-                "ends": [p.end for p in grown],
-                "last_seqs": [p.last_seq for p in grown],
-                "counts": [p.readings for p in grown],
-                "stats": [stats_json(p.stats) for p in grown],
-            },
-        )
-    return len(extended) + store(cur, int(str(params["resolution"])), fresh)
 
 
 def _resegment(cur: Cursor, params: dict[str, object], vehicles: list[str], gap: timedelta) -> int:

@@ -1,7 +1,8 @@
 """The ingest service: MQTT messages in, batches committed to PostgreSQL, acknowledgements out.
 
-paho runs its network loop in a thread and hands each message to a queue. The main loop takes a
-batch (bounded by count and time), writes it in one transaction, and only after COMMIT sends the
+paho runs its network loop in a thread and hands each message to a queue. A parsing thread takes
+a batch (bounded by messages, readings and time) and decodes and validates it while the main loop
+writes the previous batch in one transaction and, only after its COMMIT, sends that batch's
 PUBACKs (manual acknowledgement). A crash before COMMIT leaves the messages unacknowledged in the
 broker's persistent session, which delivers them again; the insert ignores what is already
 stored. A database outage stops acknowledgements, not the service: the batch is retried, and
@@ -20,7 +21,7 @@ import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +38,7 @@ from ingest.metrics import IngestMetrics
 from ingest.migrate import migrate
 from ingest.settings import IngestSettings
 from ingest.validate import Limits, Rejection, check_document, check_readings_message
-from ingest.writer import DeadLetter, StatusUpdate, Writer, read_analysis
+from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer, read_analysis
 
 log = logging.getLogger("envpatrol.ingest")
 
@@ -61,6 +62,17 @@ class Inbound:
 
     connection: int
     message: paho.MQTTMessage
+
+
+@dataclass(slots=True)
+class Batch:
+    """Messages taken together, already decoded and validated: what one transaction writes."""
+
+    messages: list[Inbound] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    rows: Rows | None = None  # the readings as table rows, made by the parsing stage
 
 
 class _Deadline:
@@ -117,6 +129,7 @@ class IngestService:
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self._writer: Writer | None = None
+        self._resolution = settings.h3_resolution  # of the cells in force, as last seen
         self._next_maintenance = 0.0
         self._metrics_server: Any = None
 
@@ -161,7 +174,8 @@ class IngestService:
         props = (
             connect_properties(
                 session_expiry_s=self.settings.session_expiry_s,
-                receive_maximum=min(65535, self.settings.batch_max_messages * 2),
+                # A batch being written, one parsed and waiting, one being collected, and room.
+                receive_maximum=min(65535, self.settings.batch_max_messages * 4),
             )
             if v5
             else None
@@ -237,59 +251,73 @@ class IngestService:
 
     # -- main loop -----------------------------------------------------------------------------
 
-    def next_batch(self, stop: threading.Event) -> list[Inbound]:
+    def next_batch(self, stop: threading.Event) -> Batch | None:
+        """The next batch, decoded and validated as its messages arrive: closed at
+        `batch_max_messages` messages, `batch_max_readings` readings or `batch_max_wait_s` after
+        its first message, whichever comes first. None when nothing arrived for a moment."""
         try:
             first = self._inbox.get(timeout=0.2)
         except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.settings.batch_max_wait_s
-        while len(batch) < self.settings.batch_max_messages and not stop.is_set():
+            return None
+        batch = Batch()
+        now = datetime.now(UTC)
+        self._take(first, batch, now)
+        settings = self.settings
+        deadline = time.monotonic() + settings.batch_max_wait_s
+        while (
+            len(batch.messages) < settings.batch_max_messages
+            and len(batch.readings) < settings.batch_max_readings
+            and not stop.is_set()
+        ):
             try:
-                batch.append(self._inbox.get_nowait())
-                continue
+                inbound = self._inbox.get_nowait()
             except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._inbox.get(timeout=remaining))
-            except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    inbound = self._inbox.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            self._take(inbound, batch, now)
+        if batch.readings:
+            # Cells at the resolution of the last batch written; the writer makes the rows again
+            # in the rare case `envpatrol rebuild` changed it meanwhile.
+            batch.rows = Rows.of(batch.readings, self._resolution)
         return batch
 
-    def sort(
-        self, batch: list[Inbound]
-    ) -> tuple[list[Reading], list[DeadLetter], list[StatusUpdate]]:
-        readings: list[Reading] = []
-        dead: list[DeadLetter] = []
-        statuses: list[StatusUpdate] = []
+    def sort(self, messages: list[Inbound]) -> Batch:
+        """Decode and validate `messages` into one batch."""
+        batch = Batch()
         now = datetime.now(UTC)
-        for inbound in batch:
-            message = inbound.message
-            payload = bytes(message.payload)
-            topic = message.topic
-            try:
-                vehicle, kind = self.topics.parse(topic)
-            except TopicError as exc:
-                dead.append(DeadLetter(topic, "bad_topic", str(exc), payload, now))
-                continue
-            if kind == "readings":
-                result = check_readings_message(
-                    self.topics, topic, payload, orjson.loads, now, self.limits
-                )
-                if isinstance(result, Rejection):
-                    dead.append(DeadLetter(topic, result.reason, result.detail, payload, now))
-                else:
-                    readings.extend(result)
-                continue
-            doc = check_document(payload, orjson.loads, self.limits)
-            if isinstance(doc, Rejection):
-                dead.append(DeadLetter(topic, doc.reason, doc.detail, payload, now))
-            elif doc is not None:
-                statuses.append(StatusUpdate(vehicle, kind, doc))
-        return readings, dead, statuses
+        for inbound in messages:
+            self._take(inbound, batch, now)
+        return batch
+
+    def _take(self, inbound: Inbound, batch: Batch, now: datetime) -> None:
+        batch.messages.append(inbound)
+        message = inbound.message
+        payload = bytes(message.payload)
+        topic = message.topic
+        try:
+            vehicle, kind = self.topics.parse(topic)
+        except TopicError as exc:
+            batch.dead.append(DeadLetter(topic, "bad_topic", str(exc), payload, now))
+            return
+        if kind == "readings":
+            result = check_readings_message(
+                self.topics, topic, payload, orjson.loads, now, self.limits
+            )
+            if isinstance(result, Rejection):
+                batch.dead.append(DeadLetter(topic, result.reason, result.detail, payload, now))
+            else:
+                batch.readings.extend(result)
+            return
+        doc = check_document(payload, orjson.loads, self.limits)
+        if isinstance(doc, Rejection):
+            batch.dead.append(DeadLetter(topic, doc.reason, doc.detail, payload, now))
+        elif doc is not None:
+            batch.statuses.append(StatusUpdate(vehicle, kind, doc))
 
     def start_metrics(self) -> None:
         if self.settings.metrics_port and self._metrics_server is None:
@@ -306,16 +334,31 @@ class IngestService:
             )
 
     def run(self, stop: threading.Event) -> None:
+        """Two stages: a parsing thread collects, decodes and validates the next batch while
+        this thread writes the previous one and, after its COMMIT, acknowledges it. Batches are
+        written and acknowledged one at a time, in the order they were received."""
         self.start_metrics()
         self.connect()
+        ready: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=1)
+        halt = threading.Event()  # the parsing stage's own stop: set whenever this loop ends
+        parser = threading.Thread(
+            target=self._parse_loop, args=(halt, ready), name="ingest-parse", daemon=True
+        )
+        parser.start()
         try:
             while not stop.is_set():
-                batch = self.next_batch(stop)
-                if batch:
-                    self._process(batch, stop)
-                elif self._writer is not None:
-                    self._maintain_safely()
+                try:
+                    batch = ready.get(timeout=0.2)
+                except queue.Empty:
+                    if self._writer is not None:
+                        self._maintain_safely()
+                    continue
+                if isinstance(batch, BaseException):
+                    raise batch
+                self._process(batch, stop)
         finally:
+            halt.set()
+            parser.join(timeout=5)
             self.client.disconnect()
             self.client.loop_stop()
             if self._writer is not None:
@@ -323,6 +366,22 @@ class IngestService:
             if self._metrics_server is not None:
                 self._metrics_server.shutdown()
                 self._metrics_server.server_close()
+
+    def _parse_loop(self, stop: threading.Event, ready: queue.Queue[Batch | BaseException]) -> None:
+        """Parsing stage: at most one parsed batch waits for the writer (plus the one being
+        collected), so a slow database slows the intake instead of filling memory."""
+        try:
+            while not stop.is_set():
+                batch = self.next_batch(stop)
+                while batch is not None and not stop.is_set():
+                    try:
+                        ready.put(batch, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        except Exception as exc:  # a bug, not bad input (that is a dead letter): stop the service
+            log.exception("the parsing stage failed")
+            ready.put(exc)
 
     def _maintain_safely(self) -> None:
         assert self._writer is not None
@@ -338,8 +397,13 @@ class IngestService:
             self._writer.conn.close()
         self._writer = None
 
-    def _process(self, batch: list[Inbound], stop: threading.Event) -> None:
-        readings, dead, statuses = self.sort(batch)
+    def _process(self, parsed: Batch, stop: threading.Event) -> None:
+        batch, readings, dead, statuses = (
+            parsed.messages,
+            parsed.readings,
+            parsed.dead,
+            parsed.statuses,
+        )
         backoff = 0.5
         while True:
             try:
@@ -347,7 +411,8 @@ class IngestService:
                     self._writer = self._open_writer()
                 started = time.monotonic()
                 with _Deadline(self._writer.conn, self.settings.db_timeout_s):
-                    result = self._writer.write(readings, dead, statuses)
+                    result = self._writer.write(readings, dead, statuses, parsed.rows)
+                self._resolution = self._writer.resolution
                 break
             except psycopg.Error as exc:
                 # Unavailable, cut by the deadline, or refusing the batch: the batch stays

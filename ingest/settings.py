@@ -24,6 +24,9 @@ class IngestSettings:
     h3_resolution: int = 10
     batch_max_messages: int = 1000
     batch_max_wait_s: float = 0.5
+    # A batch also closes once it holds this many readings (a catch-up message carries up to
+    # hundreds): bounded transactions, and the next batch parsed while this one commits.
+    batch_max_readings: int = 50_000
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
     # MQTT 5 shared subscription group for the readings: several workers, each with its own
     # stable client id, then split the readings between them. Empty: a plain subscription.
@@ -63,6 +66,7 @@ def load_ingest_settings(
         "h3_resolution",
         "batch_max_messages",
         "batch_max_wait_s",
+        "batch_max_readings",
         "session_expiry_s",
         "share_group",
         "metrics_port",
@@ -85,6 +89,7 @@ def load_ingest_settings(
         h3_resolution=resolution,
         batch_max_messages=int(ingest.get("batch_max_messages", 1000)),
         batch_max_wait_s=float(ingest.get("batch_max_wait_s", 0.5)),
+        batch_max_readings=int(ingest.get("batch_max_readings", 50_000)),
         session_expiry_s=int(ingest.get("session_expiry_s", DEFAULT_SESSION_EXPIRY_S)),
         share_group=str(
             environ.get("ENVPATROL_INGEST_SHARE_GROUP") or ingest.get("share_group", "")
@@ -107,6 +112,13 @@ def load_ingest_settings(
         raise SettingsError("ingest.compress_after_days", "must be at least 1")
     if settings.db_timeout_s <= 0 or settings.retention_days < 0 or settings.max_future_s < 0:
         raise SettingsError("ingest", "db_timeout_s > 0, retention_days >= 0, max_future_s >= 0")
-    if settings.batch_max_messages < 1 or settings.batch_max_wait_s <= 0:
-        raise SettingsError("ingest", "batch_max_messages >= 1 and batch_max_wait_s > 0 required")
+    if (
+        settings.batch_max_messages < 1
+        or settings.batch_max_readings < 1
+        or settings.batch_max_wait_s <= 0
+    ):
+        raise SettingsError(
+            "ingest",
+            "batch_max_messages >= 1, batch_max_readings >= 1 and batch_max_wait_s > 0 required",
+        )
     return settings

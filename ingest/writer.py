@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import h3
+import orjson
 import psycopg
 
 from edge.units import CHANNELS
@@ -126,9 +127,21 @@ def row_of(reading: Reading, resolution: int) -> tuple[object, ...]:
         cell,
         reading.profile,
         list(reading.flags),
-        json.dumps({k: list(v) for k, v in reading.channel_flags.items()}),
+        orjson.dumps({k: list(v) for k, v in reading.channel_flags.items()}).decode(),
         *(reading.values.get(c) for c in CHANNEL_COLUMNS),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Readings as rows of `reading`, their cells at `resolution`."""
+
+    resolution: int
+    rows: list[tuple[object, ...]]
+
+    @classmethod
+    def of(cls, readings: list[Reading], resolution: int) -> Rows:
+        return cls(resolution, [row_of(r, resolution) for r in readings])
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +221,12 @@ class Writer:
         readings: list[Reading],
         dead: list[DeadLetter],
         statuses: list[StatusUpdate],
+        rows: Rows | None = None,
     ) -> WriteResult:
-        """Store one batch in one transaction. Raises psycopg errors; the caller retries."""
+        """Store one batch in one transaction. Raises psycopg errors; the caller retries.
+        `rows`: the readings' table rows made ahead (`Rows.of`, e.g. while the previous batch
+        was committing); made again here if their cells are at another resolution than the
+        one in force."""
         if self.plain and readings:
             self.ensure_partitions({r.time.astimezone(UTC).date() for r in readings})
         inserted = passes = 0
@@ -218,9 +235,12 @@ class Writer:
                 analysis = read_analysis(self.conn, lock=True)
                 self.resolution = analysis.resolution
                 with self.conn.cursor() as cur:
+                    if rows is None or rows.resolution != self.resolution:
+                        rows = Rows.of(readings, self.resolution)
                     with cur.copy(f"COPY reading_stage ({_COLS}) FROM STDIN") as copy:  # type: ignore[arg-type]
-                        for reading in readings:
-                            copy.write_row(row_of(reading, self.resolution))
+                        write_row = copy.write_row
+                        for values in rows.rows:
+                            write_row(values)
                     row = cur.execute(
                         _INSERT,  # type: ignore[arg-type]
                         {

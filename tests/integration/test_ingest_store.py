@@ -167,6 +167,28 @@ def test_late_out_of_order_and_repeated_batches_give_the_passes_of_the_whole_tra
     assert stored_passes(conn, 10) == expected_passes(readings, 10, GAP)
 
 
+def test_readings_in_order_extend_passes_like_the_whole_track(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """The usual case, done set-based in SQL: every batch comes after each vehicle's newest pass,
+    so passes grow in place (statistics merged) or new ones start; some batches come twice."""
+    readings = drive("car-a", 300, seed=3) + drive("car-b", 250, seed=4)
+    readings.sort(key=lambda r: (r.time, r.seq))
+    writer = writer_for(conn)
+    rnd = random.Random(11)
+    i = 0
+    while i < len(readings):
+        size = rnd.choice([1, 1, 2, 3, 7, 25])
+        batch = readings[i : i + size]
+        writer.write(batch, [], [])
+        if rnd.random() < 0.2:
+            writer.write(batch, [], [])
+        i += size
+    expected = expected_passes(readings, 10, GAP)
+    assert len(expected) > 100
+    assert stored_passes(conn, 10) == expected
+
+
 def test_flagged_values_stay_stored_but_out_of_statistics(conn: psycopg.Connection[Any]) -> None:
     writer = writer_for(conn)
     position = Position(39.9, 116.4, True)
