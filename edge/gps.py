@@ -61,8 +61,8 @@ class FixKeeper:
         with self._lock:
             return self._latest
 
-    def offer(self, fix: Fix) -> TimedFix:
-        """Filter a new fix and make it the latest."""
+    def offer(self, fix: Fix, publish: bool = True) -> TimedFix:
+        """Filter a new fix and, when `publish`, make it the latest."""
         now = self._clock()
         self.fixes += 1
         problem = fix_problem(fix, self._accepted, self.limits)
@@ -80,8 +80,9 @@ class FixKeeper:
         if fix.time is not None and problem is None:
             skew = (self._wall() - fix.time).total_seconds()
         timed = TimedFix(fix, now, skew)
-        with self._lock:
-            self._latest = timed
+        if publish:
+            with self._lock:
+                self._latest = timed
         return timed
 
 
@@ -123,12 +124,20 @@ class GpsReceiver(FixKeeper):
         self._thread.join(timeout=5)
 
     def feed(self, data: bytes) -> None:
-        """Process raw bytes from the receiver (the reader thread's work; public for tests)."""
+        """Process raw bytes from the receiver (the reader thread's work; public for tests).
+
+        Every fix in the chunk goes through the filter in order, but only the chunk's last one
+        becomes the latest: when the reader has fallen behind, the chunk holds seconds of older
+        epochs, and a reading tagged meanwhile must not take one of those as just received.
+        """
+        fixes: list[Fix] = []
         for sentence in self._framer.feed(data):
             self.sentences += 1
             fix = self._assembler.update(sentence)
             if fix is not None:
-                self.offer(fix)
+                fixes.append(fix)
+        for i, fix in enumerate(fixes):
+            self.offer(fix, publish=i == len(fixes) - 1)
 
     def _run(self) -> None:
         backoff = 0.5
