@@ -91,6 +91,7 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
     field = PollutionField(SHUANGJING_SOURCES, seed=3)
     profile = load_profile("default-multi")
     truth: dict[str, list[TruthRecord]] = {}
+    drives: dict[str, Drive] = {}
     vehicles: list[SimVehicle] = []
     agents: list[tuple[Agent, threading.Thread, threading.Event]] = []
     work = Path(tempfile.mkdtemp(prefix="envpatrol-e2e-"))
@@ -98,6 +99,7 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
         name = f"e2e-{i + 1}-{topic_root[-6:]}"  # own client id on a shared broker
         truth[name] = []
         drive = Drive(SHUANGJING_LOOP, clock.start, speed_mps=6.0 + i, offset_m=i * 1500.0)
+        drives[name] = drive
         vehicle = SimVehicle(
             name, profile, drive, clock, field, seed=i, on_truth=truth[name].append
         )
@@ -161,9 +163,13 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
                     else:
                         assert got == pytest.approx(value, abs=1e-3), (name, row["seq"], channel)
                 if row["lat"] is not None and "no_fix" not in row["flags"]:
-                    # A fresh fix puts the reading where the vehicle was, within the distance
-                    # driven during the fix's age; a fix older than the limit must say so.
-                    error = haversine_m(row["lat"], row["lon"], record.state.lat, record.state.lon)
+                    # A fresh fix puts the reading where the vehicle was at the reading's own
+                    # time (GNSS time of the fix plus its age); a fix older than the limit must
+                    # say so. (The box may have been sampled a little earlier: at this speed-up a
+                    # tenth of a wall second of thread scheduling is most of a simulated minute.)
+                    moment = datetime.fromisoformat(row["time"].replace("Z", "+00:00"))
+                    where = drives[name].state(moment)
+                    error = haversine_m(row["lat"], row["lon"], where.lat, where.lon)
                     if error >= 8.0 * 3 * record.state.speed_mps:
                         assert "stale_fix" in row["flags"], (
                             name,
