@@ -30,6 +30,7 @@ from psycopg.rows import dict_row
 from edge.topics import TopicError, check_vehicle
 from edge.units import CHANNELS, ChannelSpec
 from ingest.columns import COLUMNS
+from ingest.passes import STATS_EXCLUDED_FLAGS
 
 Conn = psycopg.Connection[Any]
 
@@ -54,8 +55,9 @@ HOTSPOT_FLOORS: Mapping[str, float] = {
     "co2": 30.0,
     "pollen": 20.0,
 }
-# Reading flags that keep a reading out of hotspot statistics (it stays stored and readable).
-HOTSPOT_EXCLUDED_FLAGS: tuple[str, ...] = ("stationary", "no_fix", "stale_fix")
+# Reading flags that keep a reading out of hotspot statistics (it stays stored and readable):
+# the same ones that keep it out of the passes and rollups.
+HOTSPOT_EXCLUDED_FLAGS: tuple[str, ...] = STATS_EXCLUDED_FLAGS
 # 1.4826 x MAD estimates the standard deviation of normally distributed data.
 MAD_TO_SIGMA = 1.4826
 
