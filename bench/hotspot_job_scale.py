@@ -21,40 +21,12 @@ import numpy as np
 import psycopg
 
 from api.analysis.detect import detect
-from api.analysis.passes import PassTable
 from api.analysis.settings import AnalysisSettings
-from api.analysis.synthetic import generate
+from api.analysis.synthetic import as_stored, generate
 from api.hotspot_job import JobSettings, read_passes, run_once, write_run
 from bench.hotspots_scale import scenario
-from edge.units import CHANNELS
 from ingest import pass_store
-from ingest.passes import ChannelStats, Pass
 from tests.services import admin_database_url, scratch_database
-
-
-def ingest_passes(table: PassTable) -> list[Pass]:
-    """Synthetic passes as the ingest stores them (one reading's statistics each)."""
-    out = []
-    for i in range(len(table)):
-        stats = {}
-        for channel, values in table.values.items():
-            v = float(values[i])
-            if not np.isnan(v):
-                energy = v if CHANNELS[channel].energy_mean else None
-                stats[channel] = ChannelStats(1, v, v, v, energy)
-        out.append(
-            Pass(
-                vehicle=table.vehicles[int(table.vehicle[i])],
-                cell=int(table.cell[i]),
-                start=datetime.fromtimestamp(float(table.start[i]), UTC),
-                end=datetime.fromtimestamp(float(table.end[i]), UTC),
-                first_seq=i,
-                last_seq=i,
-                readings=1,
-                stats=stats,
-            )
-        )
-    return out
 
 
 def main() -> None:
@@ -70,7 +42,7 @@ def main() -> None:
     ):
         started = time.perf_counter()
         with conn.transaction(), conn.cursor() as cur:
-            pass_store.store(cur, resolution, ingest_passes(table))
+            pass_store.store(cur, resolution, as_stored(table))
         stored_s = time.perf_counter() - started
         end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
         window = timedelta(days=args.days + 1)

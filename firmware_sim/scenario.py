@@ -8,10 +8,11 @@ and firmware_sim/scenarios/shuangjing.toml is a worked example.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edge.units import CHANNELS
 from firmware_sim.faults import ChannelWindow, FaultSpec
@@ -20,6 +21,8 @@ from firmware_sim.gps_model import DropoutZone, GpsSpec
 from firmware_sim.motion import SpeedProfile
 from firmware_sim.route import BUILTIN_ROUTES
 from firmware_sim.sensor import DEFAULT_SENSORS, SensorSpec
+
+_T = TypeVar("_T")
 
 
 class ScenarioError(ValueError):
@@ -112,6 +115,16 @@ class _Table:
 
     def error(self, name: str, problem: str) -> ScenarioError:
         return ScenarioError(self.path(name), problem, self.source)
+
+    def build(self, factory: Callable[..., _T], /, *args: Any, **fields: Any) -> _T:
+        """A spec made from this table's fields, then the table checked for unknown keys; a
+        spec's own consistency check (a ValueError) is reported at this table."""
+        try:
+            spec = factory(*args, **fields)
+        except ValueError as exc:
+            raise self.error("", str(exc)) from exc
+        self.done()
+        return spec
 
     def raw(self, name: str) -> Any:
         self.used.add(name)
@@ -207,21 +220,15 @@ def _local_time(t: _Table, value: Any, name: str) -> time:
 
 def _speed(t: _Table) -> SpeedProfile:
     d = SpeedProfile()
-    try:
-        profile = SpeedProfile(
-            cruise_mps=t.number("cruise_mps", d.cruise_mps, minimum=0.1),
-            cruise_spread=t.number("cruise_spread", d.cruise_spread, minimum=0),
-            junction_stop_share=t.number("junction_stop_share", d.junction_stop_share, minimum=0),
-            junction_stop_s=t.pair("junction_stop_s", d.junction_stop_s),
-            idle_every_s=t.pair("idle_every_s", d.idle_every_s),
-            idle_s=t.pair("idle_s", d.idle_s),
-        )
-    except ScenarioError:
-        raise
-    except ValueError as exc:
-        raise t.error("", str(exc)) from exc
-    t.done()
-    return profile
+    return t.build(
+        SpeedProfile,
+        cruise_mps=t.number("cruise_mps", d.cruise_mps, minimum=0.1),
+        cruise_spread=t.number("cruise_spread", d.cruise_spread, minimum=0),
+        junction_stop_share=t.number("junction_stop_share", d.junction_stop_share, minimum=0),
+        junction_stop_s=t.pair("junction_stop_s", d.junction_stop_s),
+        idle_every_s=t.pair("idle_every_s", d.idle_every_s),
+        idle_s=t.pair("idle_s", d.idle_s),
+    )
 
 
 def _schedule(t: _Table, name: str) -> Schedule:
@@ -299,21 +306,16 @@ def _sensors(t: _Table) -> dict[str, SensorSpec]:
             raise t.error(ch, "unknown channel")
         s = t.table(ch)
         base = out.get(ch, SensorSpec())
-        try:
-            out[ch] = replace(
-                base,
-                t90_s=s.number("t90_s", base.t90_s, minimum=0),
-                delay_s=s.number("delay_s", base.delay_s, minimum=0),
-                noise=s.number("noise", base.noise, minimum=0),
-                drift_per_h=s.number("drift_per_h", base.drift_per_h),
-                quantum=s.number("quantum", base.quantum, minimum=0),
-                warmup_s=s.number("warmup_s", base.warmup_s, minimum=0),
-            )
-        except ScenarioError:
-            raise
-        except ValueError as exc:
-            raise s.error("", str(exc)) from exc
-        s.done()
+        out[ch] = s.build(
+            replace,
+            base,
+            t90_s=s.number("t90_s", base.t90_s, minimum=0),
+            delay_s=s.number("delay_s", base.delay_s, minimum=0),
+            noise=s.number("noise", base.noise, minimum=0),
+            drift_per_h=s.number("drift_per_h", base.drift_per_h),
+            quantum=s.number("quantum", base.quantum, minimum=0),
+            warmup_s=s.number("warmup_s", base.warmup_s, minimum=0),
+        )
     return out
 
 
@@ -326,23 +328,17 @@ def _gps(t: _Table) -> GpsSpec:
             raise z.error("at", "required")
         zones.append(DropoutZone(lat, lon, z.number("radius_m", 40.0, minimum=1)))
         z.done()
-    try:
-        spec = GpsSpec(
-            error_m=t.pair("error_m", d.error_m),
-            multipath_per_h=t.number("multipath_per_h", d.multipath_per_h, minimum=0),
-            multipath_m=t.pair("multipath_m", d.multipath_m),
-            multipath_s=t.pair("multipath_s", d.multipath_s),
-            dropout_zones=tuple(zones),
-            dropouts_per_h=t.number("dropouts_per_h", d.dropouts_per_h, minimum=0),
-            dropout_s=t.pair("dropout_s", d.dropout_s),
-            hdop=t.number("hdop", d.hdop, minimum=0.5),
-        )
-    except ScenarioError:
-        raise
-    except ValueError as exc:
-        raise t.error("", str(exc)) from exc
-    t.done()
-    return spec
+    return t.build(
+        GpsSpec,
+        error_m=t.pair("error_m", d.error_m),
+        multipath_per_h=t.number("multipath_per_h", d.multipath_per_h, minimum=0),
+        multipath_m=t.pair("multipath_m", d.multipath_m),
+        multipath_s=t.pair("multipath_s", d.multipath_s),
+        dropout_zones=tuple(zones),
+        dropouts_per_h=t.number("dropouts_per_h", d.dropouts_per_h, minimum=0),
+        dropout_s=t.pair("dropout_s", d.dropout_s),
+        hdop=t.number("hdop", d.hdop, minimum=0.5),
+    )
 
 
 def _windows(t: _Table, name: str) -> tuple[ChannelWindow, ...]:
@@ -360,22 +356,16 @@ def _windows(t: _Table, name: str) -> tuple[ChannelWindow, ...]:
 
 
 def _faults(t: _Table) -> FaultSpec:
-    try:
-        spec = FaultSpec(
-            drop=t.number("drop", 0.0, minimum=0),
-            late=t.number("late", 0.0, minimum=0),
-            crc=t.number("crc", 0.0, minimum=0),
-            garbage=t.number("garbage", 0.0, minimum=0),
-            late_s=t.number("late_s", 1.0, minimum=0),
-            stuck=_windows(t, "stuck"),
-            sentinel=_windows(t, "sentinel"),
-        )
-    except ScenarioError:
-        raise
-    except ValueError as exc:
-        raise t.error("", str(exc)) from exc
-    t.done()
-    return spec
+    return t.build(
+        FaultSpec,
+        drop=t.number("drop", 0.0, minimum=0),
+        late=t.number("late", 0.0, minimum=0),
+        crc=t.number("crc", 0.0, minimum=0),
+        garbage=t.number("garbage", 0.0, minimum=0),
+        late_s=t.number("late_s", 1.0, minimum=0),
+        stuck=_windows(t, "stuck"),
+        sentinel=_windows(t, "sentinel"),
+    )
 
 
 def _routes(top: _Table, base: Path) -> dict[str, RouteSpec]:

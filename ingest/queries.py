@@ -30,6 +30,7 @@ from psycopg.rows import dict_row
 from edge.topics import TopicError, check_vehicle
 from edge.units import CHANNELS, ChannelSpec
 from ingest.columns import COLUMNS
+from ingest.floors import HOTSPOT_FLOORS
 from ingest.passes import STATS_EXCLUDED_FLAGS
 
 Conn = psycopg.Connection[Any]
@@ -37,24 +38,6 @@ Conn = psycopg.Connection[Any]
 MAX_PAGE = 10_000
 HOUR = timedelta(hours=1)
 
-# Absolute floors of a hotspot's median enhancement, in each channel's canonical unit. A cell is
-# never a hotspot for less than this, however quiet the rest of the area is. Temperature and
-# humidity have none: they are not pollutants and have no hotspots.
-HOTSPOT_FLOORS: Mapping[str, float] = {
-    "pm25": 10.0,
-    "pm10": 20.0,
-    "no2": 10.0,
-    "noise": 3.0,
-    "cooking_fume": 0.2,
-    "odor": 2.0,
-    "co": 0.3,
-    "so2": 5.0,
-    "o3": 10.0,
-    "hcho": 5.0,
-    "tvoc": 50.0,
-    "co2": 30.0,
-    "pollen": 20.0,
-}
 # Reading flags that keep a reading out of hotspot statistics (it stays stored and readable):
 # the same ones that keep it out of the passes and rollups.
 HOTSPOT_EXCLUDED_FLAGS: tuple[str, ...] = STATS_EXCLUDED_FLAGS

@@ -13,26 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-# Absolute floors of delta (the enhancement that counts as "above"), in each channel's canonical
-# unit (edge.units). hotspots.md gives PM2.5 10 ug/m3, NO2 10 ug/m3 and noise 3 dB; the others
-# follow the same order of magnitude relative to typical urban levels and sensor resolution.
-DEFAULT_FLOORS: Mapping[str, float] = MappingProxyType(
-    {
-        "pm25": 10.0,
-        "pm10": 20.0,
-        "no2": 10.0,
-        "noise": 3.0,
-        "cooking_fume": 0.2,
-        "odor": 2.0,
-        "co": 0.3,
-        "so2": 5.0,
-        "o3": 10.0,
-        "hcho": 5.0,
-        "tvoc": 50.0,
-        "co2": 30.0,
-        "pollen": 20.0,
-    }
-)
+from ingest.floors import HOTSPOT_FLOORS
+
+# Absolute floors of delta (the enhancement that counts as "above"): the store's table, so the
+# per-request method and the analysis never disagree on what a channel's floor is.
+DEFAULT_FLOORS: Mapping[str, float] = HOTSPOT_FLOORS
 
 # White-noise standard deviation of a single 10 s reading, per channel (canonical units): the
 # order of the datasheet repeatability of the sensors in docs/devices. delta = max(2 x noise,

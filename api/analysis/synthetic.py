@@ -26,6 +26,8 @@ import numpy as np
 
 from api.analysis.grouping import FloatArray, IntArray
 from api.analysis.passes import PassTable
+from edge.units import CHANNELS
+from ingest.passes import ChannelStats, Pass
 
 EARTH_RADIUS_M = 6_371_008.8
 SHUANGJING = (39.893, 116.462)  # WGS-84, the seed project's sub-district
@@ -199,6 +201,32 @@ class Match:
     false_positives: int
     false_negatives: int
     errors_m: tuple[float, ...]  # localisation error of each matched source
+
+
+def as_stored(table: PassTable) -> list[Pass]:
+    """Synthetic passes as the ingest stores them (one reading's statistics each), to seed a
+    database for the hotspot job."""
+    out = []
+    for i in range(len(table)):
+        stats = {}
+        for channel, values in table.values.items():
+            v = float(values[i])
+            if not np.isnan(v):
+                energy = v if CHANNELS[channel].energy_mean else None
+                stats[channel] = ChannelStats(1, v, v, v, energy)
+        out.append(
+            Pass(
+                vehicle=table.vehicles[int(table.vehicle[i])],
+                cell=int(table.cell[i]),
+                start=datetime.fromtimestamp(float(table.start[i]), UTC),
+                end=datetime.fromtimestamp(float(table.end[i]), UTC),
+                first_seq=i,
+                last_seq=i,
+                readings=1,
+                stats=stats,
+            )
+        )
+    return out
 
 
 def match(

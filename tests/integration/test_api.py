@@ -9,7 +9,6 @@ import itertools
 import json
 import math
 import statistics
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from typing import Any
 import h3
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -28,12 +28,6 @@ from api.database import Database
 from api.settings import ApiSettings, load_api_settings
 from edge.mqtt import SettingsError
 from edge.units import CHANNELS
-
-with warnings.catch_warnings():
-    # Starlette prefers its httpx fork (httpx2) and warns when it runs on httpx, which is what the
-    # project installs and what works. Only that warning, only for this import.
-    warnings.filterwarnings("ignore", message="Using `httpx` with", category=UserWarning)
-    from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.integration
 
@@ -108,12 +102,6 @@ def roll_up(conn: psycopg.Connection[Any]) -> None:
             " GROUP BY cell, 3"
         ).format(column=sql.Identifier(name))
         conn.execute(query, {"resolution": RESOLUTION, "channel": name, "energy": spec.energy_mean})
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        yield conn
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import h3
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 from api import keys
 from api.app import create_app
@@ -31,18 +31,7 @@ from tests.integration.test_api import (
 )
 from tests.services import scratch_database
 
-with warnings.catch_warnings():
-    # As in test_api: Starlette warns that it prefers its httpx fork; httpx is what works here.
-    warnings.filterwarnings("ignore", message="Using `httpx` with", category=UserWarning)
-    from fastapi.testclient import TestClient
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        yield conn
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
@@ -30,18 +30,7 @@ from tests.integration.test_api import (
 )
 from tests.services import scratch_database
 
-with warnings.catch_warnings():
-    # As in test_api: Starlette warns that it prefers its httpx fork; httpx is what works here.
-    warnings.filterwarnings("ignore", message="Using `httpx` with", category=UserWarning)
-    from fastapi.testclient import TestClient
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        yield conn
 
 
 @pytest.fixture

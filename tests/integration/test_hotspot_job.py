@@ -18,7 +18,15 @@ import pytest
 from api.analysis.detect import detect
 from api.analysis.passes import PassTable
 from api.analysis.settings import AnalysisSettings
-from api.analysis.synthetic import SHUANGJING, Scenario, Source, distance_m, generate, offset
+from api.analysis.synthetic import (
+    SHUANGJING,
+    Scenario,
+    Source,
+    as_stored,
+    distance_m,
+    generate,
+    offset,
+)
 from api.hotspot_job import (
     JobError,
     JobSettings,
@@ -29,9 +37,7 @@ from api.hotspot_job import (
     table_from_rows,
 )
 from api.hotspot_results import HotspotFilter, ResultsError, hotspots, latest_run
-from edge.units import CHANNELS
 from ingest import pass_store
-from ingest.passes import ChannelStats, Pass
 from ingest.queries import BBox
 from ingest.writer import read_analysis
 
@@ -58,35 +64,9 @@ def scenario(resolution: int) -> Scenario:
     )
 
 
-def ingest_passes(table: PassTable) -> list[Pass]:
-    """The synthetic passes as the ingest stores them (one reading's statistics each)."""
-    out = []
-    for i in range(len(table)):
-        stats = {}
-        for channel, values in table.values.items():
-            v = float(values[i])
-            if np.isnan(v):
-                continue
-            energy = v if CHANNELS[channel].energy_mean else None
-            stats[channel] = ChannelStats(1, v, v, v, energy)
-        out.append(
-            Pass(
-                vehicle=table.vehicles[int(table.vehicle[i])],
-                cell=int(table.cell[i]),
-                start=datetime.fromtimestamp(float(table.start[i]), UTC),
-                end=datetime.fromtimestamp(float(table.end[i]), UTC),
-                first_seq=i,
-                last_seq=i,
-                readings=1,
-                stats=stats,
-            )
-        )
-    return out
-
-
 def store(conn: psycopg.Connection[Any], table: PassTable, resolution: int) -> None:
     with conn.transaction(), conn.cursor() as cur:
-        pass_store.store(cur, resolution, ingest_passes(table))
+        pass_store.store(cur, resolution, as_stored(table))
 
 
 def test_job_writes_what_detect_finds_and_the_api_reads_it_back(

@@ -23,11 +23,11 @@ from edge.agent import Agent
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
 from edge.mqtt import MqttSettings
 from edge.recording import SerialChunk, load_recording
-from edge.units import CHANNELS
 from firmware_sim.patrol import ScenarioRun
 from firmware_sim.replay import replay_direct, replay_serial
 from firmware_sim.scenario import parse_scenario
 from firmware_sim.truth import read_truth
+from ingest.columns import COLUMNS as READING_COLUMNS
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
 from tests.services import scratch_database
@@ -57,24 +57,8 @@ crc = 0.03
 garbage = 0.05
 """
 
-COLUMNS = [
-    "seq",
-    "time",
-    "time_source",
-    "lat",
-    "lon",
-    "fix_valid",
-    "fix_quality",
-    "satellites",
-    "hdop",
-    "speed_mps",
-    "course_deg",
-    "fix_age_s",
-    "profile",
-    "flags",
-    "channel_flags",
-    *sorted(CHANNELS),
-]
+# Every stored column but the vehicle (named alike in each run) and the cell (derived).
+COLUMNS = [c for c in READING_COLUMNS if c not in ("vehicle", "cell")]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.routes.dashboard import STATIC_DIR
 from api.settings import ApiSettings
-
-with warnings.catch_warnings():
-    # As in the integration tests: Starlette warns that it prefers its httpx fork.
-    warnings.filterwarnings("ignore", message="Using `httpx` with", category=UserWarning)
-    from fastapi.testclient import TestClient
 
 NOWHERE = "postgresql://nobody@127.0.0.1:9/none"  # never connected to by these routes
 
