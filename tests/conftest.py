@@ -18,9 +18,7 @@ from tests.services import admin_database_url, mqtt_url, scratch_database
 
 # CI shares two cores with the services under test: a property test's example is judged on what
 # it checks, not on how long generating it took while the machine was busy.
-settings.register_profile(
-    "envpatrol", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("envpatrol", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("envpatrol")
 
 
