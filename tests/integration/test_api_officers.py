@@ -19,7 +19,7 @@ from api.app import create_app
 from api.keys_cli import apikey_command
 from api.ratelimit import FixedWindowLimiter
 from api.settings import ApiSettings
-from api.verification import BeforeAfterRequest, BeforeAfterResult, provisional_before_after
+from api.verification import BeforeAfterRequest, BeforeAfterResult, stored_before_after
 from tests.integration.test_api import (
     BASE,
     HOT,
@@ -437,7 +437,7 @@ def test_the_verify_test_is_a_parameter_of_the_app(database_url: str, admin_key:
         conn: psycopg.Connection[Any], request: BeforeAfterRequest
     ) -> BeforeAfterResult:
         calls.append(request)
-        return provisional_before_after(conn, request)
+        return stored_before_after(conn, request)
 
     app = create_app(ApiSettings(database_url=database_url), before_after=fake_analysis)
     with TestClient(app) as custom:
