@@ -273,7 +273,9 @@
 
   function bars(profile) {
     // The time-of-day profile: one bar per stratum (enhancement; a missing one is empty).
-    const entries = Object.entries(profile);
+    const order = ["all_day", "lunch", "dinner", "night"];
+    const rank = (name) => (order.indexOf(name) < 0 ? order.length : order.indexOf(name));
+    const entries = Object.entries(profile).sort((a, b) => rank(a[0]) - rank(b[0]));
     if (!entries.length) return "<p>—</p>";
     const w = 460;
     const h = 90;
