@@ -86,6 +86,9 @@ def render_map(layers: MapLayers, width: int = 800, height: int = 560) -> str:
         points.extend(ring)
     for track in layers.tracks:
         points.extend(list(track))
+    for _, outlines in layers.grids:
+        for outline in outlines:
+            points.extend(outline)
     hotspot_rings = [(h, _rings(h.geometry)) for h in layers.hotspots]
     for _, rings in hotspot_rings:
         for ring in rings:
