@@ -195,9 +195,17 @@ def test_database_roles_reader_reads_officer_writes_only_officer_tables(database
         reader.execute("SELECT count(*) FROM hotspot_case")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             reader.execute("INSERT INTO api_key VALUES ('x', 'x', 'read', 'x')")
+        reader.execute("SELECT count(*) FROM hotspot_run_request")
     with psycopg.connect(as_role(database_url, "envpatrol_officer"), autocommit=True) as officer:
         keys.create(officer, "by officer role", "read")
         officer.execute("SELECT count(*) FROM reading")
+        # Officers request analysis runs; the job, not the officer, writes the runs.
+        officer.execute(
+            "INSERT INTO hotspot_run_request (requested_by, window_start, window_end)"
+            " VALUES ('by officer role', now() - interval '1 day', now())"
+        )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            officer.execute("DELETE FROM hotspot_run")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             officer.execute("DELETE FROM reading")
 
