@@ -78,21 +78,24 @@ def _path(project: Projection, ring: Sequence[Position], close: bool = True) -> 
     return "M" + " L".join(parts) + (" Z" if close else "")
 
 
-def render_map(layers: MapLayers, width: int = 800, height: int = 560) -> str:
-    """The map as an <svg> element (with a scale bar), or a note when there is nothing to draw."""
+def _extent(
+    layers: MapLayers, cell_rings: list[list[Position]], hotspot_rings: list[list[Position]]
+) -> list[Position]:
+    """Every point the map must show."""
     points: list[Position] = list(layers.extra_bounds)
-    cell_rings = [(_cell_ring(c), n) for c, n in layers.cells]
-    for ring, _ in cell_rings:
+    for ring in (*cell_rings, *hotspot_rings, *layers.tracks):
         points.extend(ring)
-    for track in layers.tracks:
-        points.extend(list(track))
     for _, outlines in layers.grids:
         for outline in outlines:
             points.extend(outline)
+    return points
+
+
+def render_map(layers: MapLayers, width: int = 800, height: int = 560) -> str:
+    """The map as an <svg> element (with a scale bar), or a note when there is nothing to draw."""
+    cell_rings = [(_cell_ring(c), n) for c, n in layers.cells]
     hotspot_rings = [(h, _rings(h.geometry)) for h in layers.hotspots]
-    for _, rings in hotspot_rings:
-        for ring in rings:
-            points.extend(ring)
+    points = _extent(layers, [r for r, _ in cell_rings], [r for _, rs in hotspot_rings for r in rs])
     if not points:
         return '<p class="empty">No patrol data in this period and area.</p>'
     project = Projection(points, width, height, 16)
