@@ -15,14 +15,16 @@ from api.routes import (
     dashboard,
     grids,
     health,
+    hotspot_runs,
     hotspots,
     live,
     pollutants,
     readings,
+    reports,
     vehicles,
 )
 from api.settings import ApiSettings
-from api.verification import BeforeAfterTest, provisional_before_after
+from api.verification import BeforeAfterTest, stored_before_after
 from edge import __version__
 
 DESCRIPTION = """\
@@ -43,7 +45,7 @@ Errors are problem details (`application/problem+json`, RFC 9457).
 def create_app(
     settings: ApiSettings,
     *,
-    before_after: BeforeAfterTest = provisional_before_after,
+    before_after: BeforeAfterTest = stored_before_after,
     limiter: FixedWindowLimiter | None = None,
 ) -> FastAPI:
     """`before_after` is the test `POST /v1/cases/{id}/verify` runs; `limiter` the rate limiter
@@ -62,7 +64,19 @@ def create_app(
     app.state.before_after = before_after
     install_error_handlers(app)
     app.state.live_stats = LiveStats()
-    routers = (readings, cells, hotspots, vehicles, pollutants, grids, cases, live, health)
+    routers = (
+        readings,
+        cells,
+        hotspots,
+        hotspot_runs,
+        reports,
+        vehicles,
+        pollutants,
+        grids,
+        cases,
+        live,
+        health,
+    )
     for module in routers:
         app.include_router(module.router)
     app.include_router(dashboard.router)

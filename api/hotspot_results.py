@@ -138,6 +138,30 @@ def latest_run(conn: Connection) -> StoredRun | None:
     return None if row is None else _run(row)
 
 
+def run_covering(
+    conn: Connection, start: datetime | None, end: datetime | None
+) -> StoredRun | None:
+    """The newest run whose window holds [start, end) (either side may be open: no condition),
+    or None. This is how the API answers a time range: from a run, never per request."""
+    row = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM hotspot_run"
+        " WHERE (%(start)s::timestamptz IS NULL OR window_start <= %(start)s)"
+        "   AND (%(end)s::timestamptz IS NULL OR window_end >= %(end)s)"
+        " ORDER BY finished_at DESC, id DESC LIMIT 1",
+        {"start": start, "end": end},
+    ).fetchone()
+    return None if row is None else _run(row)
+
+
+def recent_runs(conn: Connection, limit: int = 10) -> list[StoredRun]:
+    """The newest runs, newest first."""
+    rows = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM hotspot_run ORDER BY finished_at DESC, id DESC LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [_run(row) for row in rows]
+
+
 def run_by_id(conn: Connection, run_id: int) -> StoredRun | None:
     row = conn.execute(
         f"SELECT {_RUN_COLUMNS} FROM hotspot_run WHERE id = %s", (run_id,)
@@ -161,6 +185,7 @@ WHERE h.run_id = %(run)s
   AND (%(labels)s::text[] IS NULL OR h.label = ANY(%(labels)s::text[]))
   AND (%(stratum)s::text IS NULL OR h.stratum = %(stratum)s)
   AND (%(min_passes)s::int IS NULL OR h.passes >= %(min_passes)s)
+  AND (%(rank)s::int IS NULL OR h.rank = %(rank)s)
   AND (%(west)s::float8 IS NULL OR (h.lon BETWEEN %(west)s AND %(east)s
                                     AND h.lat BETWEEN %(south)s AND %(north)s))
 ORDER BY h.rank
@@ -207,19 +232,27 @@ def _hotspot(row: Sequence[Any]) -> StoredHotspot:
     )
 
 
-def hotspots(
-    conn: Connection, where: HotspotFilter | None = None, run_id: int | None = None
-) -> tuple[StoredRun | None, list[StoredHotspot]]:
-    """The hotspots of a run (default: the newest) that pass the filter, in the run's order.
-    (None, []) when no run exists yet."""
+def one(conn: Connection, run_id: int, rank: int) -> StoredHotspot | None:
+    """One hotspot of a run by its rank, or None."""
+    rows = conn.execute(_HOTSPOTS, {**_NO_FILTER, "run": run_id, "rank": rank}).fetchall()
+    return _hotspot(rows[0]) if rows else None
+
+
+_NO_FILTER: dict[str, object] = dict.fromkeys(
+    ("pollutant", "labels", "stratum", "min_passes", "rank", "west", "south", "east", "north")
+)
+
+
+def hotspots_of_run(
+    conn: Connection, run: StoredRun, where: HotspotFilter | None = None
+) -> list[StoredHotspot]:
+    """The hotspots of `run` that pass the filter, in the run's order."""
     where = where or HotspotFilter()
-    run = latest_run(conn) if run_id is None else run_by_id(conn, run_id)
-    if run is None:
-        return None, []
     box = where.bbox
     rows = conn.execute(
         _HOTSPOTS,
         {
+            **_NO_FILTER,
             "run": run.id,
             "pollutant": where.pollutant,
             "labels": None if where.labels is None else list(where.labels),
@@ -231,4 +264,15 @@ def hotspots(
             "north": None if box is None else box.north,
         },
     ).fetchall()
-    return run, [_hotspot(row) for row in rows]
+    return [_hotspot(row) for row in rows]
+
+
+def hotspots(
+    conn: Connection, where: HotspotFilter | None = None, run_id: int | None = None
+) -> tuple[StoredRun | None, list[StoredHotspot]]:
+    """The hotspots of a run (default: the newest) that pass the filter, in the run's order.
+    (None, []) when no run exists yet."""
+    run = latest_run(conn) if run_id is None else run_by_id(conn, run_id)
+    if run is None:
+        return None, []
+    return run, hotspots_of_run(conn, run, where)

@@ -9,6 +9,12 @@ acknowledgement are fine, unlike in the ingest. Events:
 - `position`: {vehicle, seq, time, lat, lon, values} for the newest reading with a valid fix in
   a readings message;
 - `status`: {vehicle, state, time} from a vehicle's status message;
+- `hotspot`: {id, run_id, rank, pollutant, stratum, label, cell, lat, lon, level, unit} for each
+  hotspot of a new analysis run with no hotspot of the same pollutant and stratum on any of its
+  cells in the run before (api.hotspot_evidence.new_ranks). The feed polls `hotspot_run` every
+  `HOTSPOT_POLL_S` seconds on the API's read connection (the job needs no broker access, and a
+  client that reconnects loses nothing it cannot read from /v1/hotspots); the runs already there
+  when the stream opens are not announced;
 - `error`: the broker cannot be reached (the stream then ends; clients reconnect);
 - a comment line every `HEARTBEAT_S` seconds keeps proxies from closing an idle stream.
 
@@ -24,12 +30,14 @@ import json
 import logging
 import secrets
 import ssl
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 import orjson
+import psycopg
 
 from edge.mqtt import MqttSettings
 from edge.topics import TopicError, Topics
@@ -38,6 +46,7 @@ from edge.wire import WireError, decode_message, format_time
 log = logging.getLogger("envpatrol.api.live")
 
 HEARTBEAT_S = 15.0
+HOTSPOT_POLL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,51 @@ def events_from(topics: Topics, topic: str, payload: bytes) -> list[LiveEvent]:
     return []
 
 
+@dataclass
+class HotspotWatch:
+    """New-hotspot events from the job's runs: `poll` compares the newest run with the one
+    announced last (the first poll only takes note of it)."""
+
+    connect: Callable[[], psycopg.Connection[Any]]
+    last_run: int | None = None
+    primed: bool = False
+
+    def poll(self) -> list[LiveEvent]:
+        from api import hotspot_evidence, hotspot_results
+
+        with self.connect() as conn:
+            runs = hotspot_results.recent_runs(conn, 2)
+            newest = runs[0] if runs else None
+            if not self.primed or newest is None or newest.id == self.last_run:
+                self.primed = True
+                self.last_run = None if newest is None else newest.id
+                return []
+            previous = runs[1].id if len(runs) > 1 else None
+            self.last_run = newest.id
+            ranks = set(hotspot_evidence.new_ranks(conn, newest.id, previous))
+            spots = hotspot_results.hotspots_of_run(conn, newest)
+        return [
+            LiveEvent(
+                "hotspot",
+                {
+                    "id": f"{s.run_id}-{s.rank}",
+                    "run_id": s.run_id,
+                    "rank": s.rank,
+                    "pollutant": s.pollutant,
+                    "stratum": s.stratum,
+                    "label": s.label,
+                    "cell": s.peak_cell,
+                    "lat": s.lat,
+                    "lon": s.lon,
+                    "level": s.level,
+                    "unit": s.unit,
+                },
+            )
+            for s in spots
+            if s.rank in ranks
+        ]
+
+
 def _tls(settings: MqttSettings) -> ssl.SSLContext | None:
     if not settings.tls:
         return None
@@ -119,11 +173,26 @@ def client_for(settings: MqttSettings) -> aiomqtt.Client:
     )
 
 
+async def _hotspot_events(watch: HotspotWatch | None) -> list[LiveEvent]:
+    if watch is None:
+        return []
+    try:
+        return await asyncio.to_thread(watch.poll)
+    except psycopg.Error as exc:  # the feed goes on; the next poll tries again
+        log.warning("live feed: cannot read hotspot runs: %s", exc)
+        return []
+
+
 async def feed(
-    settings: MqttSettings, stats: LiveStats | None = None, heartbeat_s: float = HEARTBEAT_S
+    settings: MqttSettings,
+    stats: LiveStats | None = None,
+    heartbeat_s: float = HEARTBEAT_S,
+    watch: HotspotWatch | None = None,
+    poll_s: float = HOTSPOT_POLL_S,
 ) -> AsyncIterator[bytes]:
     """SSE bytes until the consumer stops iterating (the HTTP client went away)."""
     stats = stats or LiveStats()
+    await _hotspot_events(watch)  # takes note of the runs already there
     topics = Topics(settings.topic_root)
     try:
         async with client_for(settings) as client:
@@ -135,11 +204,23 @@ async def feed(
             # aiomqtt's iterator may be cancelled mid-wait and used again (unlike an async
             # generator), which the heartbeat timeout relies on.
             messages = client.messages
+            last_beat = last_poll = time.monotonic()
             while True:
+                now = time.monotonic()
+                if watch is not None and now - last_poll >= poll_s:
+                    last_poll = now
+                    for event in await _hotspot_events(watch):
+                        stats.delivered += 1
+                        yield event.encode()
+                wait = heartbeat_s - (now - last_beat)
+                if watch is not None:
+                    wait = min(wait, poll_s - (now - last_poll))
                 try:
-                    message = await asyncio.wait_for(anext(messages), heartbeat_s)
+                    message = await asyncio.wait_for(anext(messages), max(0.01, wait))
                 except TimeoutError:
-                    yield b": heartbeat\n\n"
+                    if time.monotonic() - last_beat >= heartbeat_s:
+                        last_beat = time.monotonic()
+                        yield b": heartbeat\n\n"
                     continue
                 payload = message.payload if isinstance(message.payload, bytes) else b""
                 try:

@@ -7,7 +7,8 @@ the machine's), fills it with two vehicles' patrols over a source, creates an ad
 the API with rate limits off, and runs `schemathesis run` with the `not_a_server_error` check
 (every phase: examples, coverage, fuzzing, stateful) sending the admin key, so the write routes
 are exercised too. `/v1/live` (an endless stream) is left out. The exit status is schemathesis's;
-the number of generated cases is in its summary. Not part of the test suite: it takes minutes.
+the number of generated cases is in its summary. One hotspot-job run over the patrols is stored first,
+so the hotspot routes (list, detail, report) answer from it. Not part of the test suite: it takes minutes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
 import psycopg
 import uvicorn
@@ -25,7 +27,7 @@ from api import keys
 from api.app import create_app
 from api.settings import ApiSettings
 from firmware_sim.embedded import free_port
-from tests.integration.test_api import insert_readings, patrol_rows, roll_up
+from tests.integration.test_api import BASE, analyse, insert_readings, patrol_rows, roll_up
 from tests.services import admin_database_url, scratch_database
 
 
@@ -38,6 +40,7 @@ def main() -> int:
         with psycopg.connect(url, autocommit=True) as conn:
             insert_readings(conn, patrol_rows(hot=40.0))
             roll_up(conn)
+            analyse(conn, BASE + timedelta(days=5))  # a hotspot run for the hotspot routes
             key = keys.create(conn, "schemathesis", "admin").key
         settings = ApiSettings(
             database_url=url, key_per_minute=0, anonymous_per_minute=0, statement_timeout_s=10

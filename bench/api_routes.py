@@ -1,5 +1,5 @@
 """Latency of the officers' routes added for grids, cells, tracks and exports, over a simulated
-fleet stored by the ingest's writer.
+fleet stored by the ingest's writer (and one run of the hotspot job over it).
 
     .venv/bin/python -m bench.api_routes [--vehicles 10] [--days 30] [--repeat 30]
 
@@ -23,6 +23,7 @@ import psycopg
 
 from api import keys
 from api.app import create_app
+from api.hotspot_job import JobSettings, run_once
 from api.settings import ApiSettings
 from tests.e2e.simulated_patrols import simulated_readings, store
 from tests.services import admin_database_url, scratch_database
@@ -78,6 +79,13 @@ def main() -> None:
         print(f"stored {len(readings)} readings in {time.perf_counter() - begin:.1f} s")
         with psycopg.connect(url, autocommit=True) as conn:
             key = keys.create(conn, "bench", "admin").key
+            begin = time.perf_counter()
+            job = JobSettings(window=timedelta(days=args.days))
+            summary = run_once(conn, job, now=START + timedelta(days=args.days))
+            print(
+                f"hotspot job: {summary.passes} passes, {summary.hotspots} hotspots in "
+                f"{time.perf_counter() - begin:.1f} s"
+            )
         settings = ApiSettings(database_url=url, key_per_minute=0, anonymous_per_minute=0)
         with TestClient(create_app(settings)) as client:
             client.post("/v1/grids", json=grid_layer(), headers={"X-API-Key": key})
@@ -86,7 +94,8 @@ def main() -> None:
                 "to": (START + timedelta(days=args.days)).isoformat(),
             }
             spots = client.get("/v1/hotspots", params={**period, "pollutant": "pm10"}).json()
-            cell = spots["features"][0]["id"]
+            cell = spots["features"][0]["properties"]["cell"]
+            spot = spots["features"][0]["id"]
             grid = spots["features"][0]["properties"]["grid_id"]
             day = {"from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()}
             cases: list[tuple[str, Callable[[], Any]]] = [
@@ -100,12 +109,17 @@ def main() -> None:
                  lambda: client.get("/v1/hotspots", params={**period, "pollutant": "pm10"})),
                 ("GET /v1/hotspots?grid= (whole period)",
                  lambda: client.get("/v1/hotspots", params={**period, "pollutant": "pm10", "grid": grid})),
+                ("GET /v1/hotspots/{id} (evidence)",
+                 lambda: client.get(f"/v1/hotspots/{spot}")),
+                ("GET /v1/reports/inventory (whole area)",
+                 lambda: client.get("/v1/reports/inventory", params=period)),
                 ("GET /v1/cases",
                  lambda: client.get("/v1/cases")),
             ]  # fmt: skip
             print("| route | p50 ms | p95 ms | calls |\n|---|---|---|---|")
             for name, call in cases:
-                repeat = args.repeat if "hotspots" not in name else max(5, args.repeat // 5)
+                slow = "hotspots" in name or "reports" in name
+                repeat = max(5, args.repeat // 5) if slow else args.repeat
                 p50, p95 = timed(call, repeat)
                 print(f"| {name} | {p50:.1f} | {p95:.1f} | {repeat} |")
             print("\n| export | readings | seconds | readings/s |\n|---|---|---|---|")

@@ -110,6 +110,14 @@ class CasesMeta(Meta):
     offset: int
 
 
+def hotspot_cells(hotspot: dict[str, Any]) -> tuple[str, ...]:
+    """The cells of the hotspot recorded with a case (its `cells`), where they are valid."""
+    cells = hotspot.get("cells")
+    if not isinstance(cells, list):
+        return ()
+    return tuple(c for c in cells if isinstance(c, str) and h3.is_valid_cell(c))
+
+
 def _load(db: DbSession, case_id: int, admin: bool = False) -> Case:
     conn = db.admin() if admin else db.connection()
     case = cases.one(conn, case_id)
@@ -232,8 +240,10 @@ def verify_case(
 ) -> CaseOut:
     """Compares the hotspot cell's passes before and after the treatment date and stores the
     result on the case, which becomes `verified` (whatever the verdict: read `verification`).
-    The case must be treated (or verified, to run again) and have a treatment date. The current
-    test is provisional (see `verification.method` and `note`)."""
+    The case must be treated (or verified, to run again) and have a treatment date. The test
+    (api.analysis.beforeafter) compares per-pass enhancements over the hotspot's cells (those
+    recorded with the case, else its cell): effect, bootstrap interval, Mann-Whitney p-value and
+    passes on each side are recorded on the case."""
     options = body or VerifyIn()
     case = _load(db, case_id, admin=True)
     if case.status not in ("treated", "verified") or case.treated_at is None:
@@ -249,6 +259,7 @@ def verify_case(
             treated_at=case.treated_at,
             window=timedelta(days=options.window_days),
             min_passes=options.min_passes,
+            cells=hotspot_cells(case.hotspot),
         ),
     )
     try:

@@ -9,7 +9,7 @@ import h3
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from api import cell_history, verification
+from api import cell_history, cell_passes
 from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ParameterError
@@ -178,7 +178,7 @@ def get_cell(
             first_hour=series[0].hour,
             last_hour=series[-1].hour,
         )
-    found = verification.cell_passes(conn, spec, cell, period, pass_gap_s)
+    found = cell_passes.cell_passes(conn, spec, cell, period, pass_gap_s)
     truncated = len(found) > max_passes
     found = sorted(found, key=lambda p: p.start)
     if truncated:

@@ -1,22 +1,31 @@
-"""`GET /v1/hotspots`: cells where a pollutant stands persistently above the area's background."""
+"""`/v1/hotspots`: the hotspot job's stored results, filtered, sorted and paged, and one
+hotspot with its evidence.
+
+Hotspots are never computed per request. A list comes from one run of the job
+(api.hotspot_job): by default the newest; with `from`/`to`, the newest run whose window holds
+that whole range; with `run`, that run. Without any run (or none matching), a 404 problem says
+so and how to get one (`envpatrol analyse`, or `POST /v1/hotspot-runs`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
+from api import hotspot_evidence, hotspot_results
 from api.auth import reader
 from api.database import DbSession
-from api.errors import PROBLEM_RESPONSES, ParameterError
-from api.geojson import Feature, FeatureCollection, cell_polygon
+from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
+from api.hotspot_results import HotspotFilter, StoredHotspot, StoredRun
 from api.officers import grids
 from api.officers.grids import Grid
-from api.params import Period, Pollutant
+from api.params import parse_instant
 from ingest import queries
-from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, MAD_TO_SIGMA, BBox, Hotspot, HotspotParams
+from ingest.queries import BBox
 
 router = APIRouter(
     prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -26,187 +35,430 @@ NOTE = (
     "Indicative values from mobile monitoring, not compliance values: air quality standards "
     "(GB 3095-2012, GB 3096-2008) apply to fixed monitoring sites and averaging periods."
 )
-METHOD = (
-    "Passes: one vehicle's contiguous visit to a cell (a gap over pass_gap_s ends it), averaged "
-    "(energy mean for noise), using readings with a valid fix and an unflagged value, not "
-    "stationary/without fix. Background: the 25th percentile of all such readings in each hour. "
-    f"Enhancement: pass mean - background of its hour. sigma: {MAD_TO_SIGMA} x MAD of all "
-    "enhancements. Hotspot: at least min_passes passes and median enhancement >= "
-    "max(z_min x sigma, floor). Persistence: share of passes with enhancement > delta."
-)
+HOTSPOT_ID = r"^[0-9]{1,18}-[0-9]{1,9}$"
+LabelName = Literal["persistent", "candidate", "episodic"]
+SortName = Literal[
+    "rank", "excess", "enhancement", "level", "n_passes", "persistence", "last_seen", "q_magnitude"
+]
 
 
-class MethodParams(BaseModel):
-    pass_gap_s: float
-    min_passes: int
-    z_min: float
-    floor: float
-    delta: float
-    timezone: str
-    excluded_flags: list[str]
-    description: str = METHOD
+def hotspot_id(run_id: int, rank: int) -> str:
+    """A hotspot's id: its run and its rank in that run's list ("12-0")."""
+    return f"{run_id}-{rank}"
 
 
-class HotspotsMeta(BaseModel):
-    found: int
-    pollutant: str
-    unit: str
-    grid: int | None = Field(default=None, description="The grid filter, if any.")
-    start: datetime | None = Field(serialization_alias="from")
-    end: datetime | None = Field(serialization_alias="to")
-    method: MethodParams
-    sigma: float | None = Field(description="Robust spread of all pass enhancements.")
-    passes: int = Field(description="All passes in the time range.")
-    cells: int = Field(description="Cells with at least one pass.")
-    note: str = NOTE
-
-
-class HotspotProperties(BaseModel):
-    cell: str
-    lat: float = Field(description="Cell centre.")
-    lon: float
-    n_passes: int
+class RunOut(BaseModel):
+    id: int
+    started_at: datetime
+    finished_at: datetime
+    window_start: datetime = Field(description="Passes starting in [window_start, window_end).")
+    window_end: datetime
+    resolution: int = Field(description="H3 resolution of the cells.")
+    passes: int
     vehicles: int
-    days: int
-    background: float = Field(description="Median of the hourly backgrounds of its passes.")
-    level: float = Field(description="Median pass mean.")
-    enhancement: float = Field(description="Median over passes of pass mean - background.")
-    z: float | None = Field(description="enhancement / sigma; null when sigma is 0.")
-    persistence: float
-    first_pass: datetime
-    last_pass: datetime
-    grid_id: int | None = Field(description="Management grid holding the cell centre; null: none.")
-    grid_name: str | None
+    hotspots: int
+    method: str
 
 
-def hotspot_feature(spot: Hotspot, grid: Grid | None = None) -> Feature[HotspotProperties]:
-    return Feature[HotspotProperties](
-        id=spot.cell,
-        geometry=cell_polygon(spot.cell),
-        properties=HotspotProperties(
-            cell=spot.cell,
-            lat=spot.lat,
-            lon=spot.lon,
-            n_passes=spot.n_passes,
-            vehicles=spot.vehicles,
-            days=spot.days,
-            background=spot.background,
-            level=spot.level,
-            enhancement=spot.enhancement,
-            z=spot.z,
-            persistence=spot.persistence,
-            first_pass=spot.first_pass,
-            last_pass=spot.last_pass,
-            grid_id=None if grid is None else grid.id,
-            grid_name=None if grid is None else grid.name,
-        ),
+def run_out(run: StoredRun) -> RunOut:
+    return RunOut(
+        id=run.id,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        window_start=run.window_start,
+        window_end=run.window_end,
+        resolution=run.resolution,
+        passes=run.passes,
+        vehicles=run.vehicles,
+        hotspots=run.hotspots,
+        method=run.method,
     )
 
 
-@router.get("/hotspots", summary="Hotspot cells of one pollutant, most significant first")
+class HotspotProperties(BaseModel):
+    id: str = Field(description="`{run}-{rank}`: GET /v1/hotspots/{id} gives its evidence.")
+    run_id: int
+    rank: int = Field(description="Place in the run's list: persistent first, then by excess.")
+    pollutant: str
+    unit: str
+    stratum: str = Field(description="Time-of-day stratum: all_day, lunch, dinner, night.")
+    label: str = Field(description="persistent, candidate or episodic (see docs/hotspots.md).")
+    reasons: list[dict[str, str]] = Field(description="Why it has its label: code and detail.")
+    cell: str = Field(description="The peak cell (H3 index).")
+    cells: list[str] = Field(description="Every cell of the hotspot.")
+    lat: float = Field(description="Excess-weighted centre.")
+    lon: float
+    level: float = Field(description="Median pass value at the peak cell (energy mean: noise).")
+    enhancement: float = Field(description="Median over passes of pass value - trip background.")
+    enhancement_low: float | None = Field(description="Bootstrap interval of the enhancement.")
+    enhancement_high: float | None
+    excess: float = Field(description="Median enhancement above the area's reference.")
+    persistence: float = Field(description="Share of passes with excess above delta.")
+    delta: float
+    n_passes: int
+    days: int
+    vehicles: int
+    p_magnitude: float | None
+    q_magnitude: float | None = Field(description="Benjamini-Hochberg q of the magnitude test.")
+    gi_z: float | None
+    gi_q: float | None
+    moran_i: float | None
+    high_low_q: float | None
+    first_seen: datetime
+    last_seen: datetime
+    profile: dict[str, float | None] = Field(description="Peak cell's enhancement per stratum.")
+    band: dict[str, Any] | None = Field(description="Indicative standard band (IAQI / noise).")
+    drives: list[dict[str, str]] = Field(description="Contributing drives: vehicle and day.")
+    grid_id: int | None = Field(description="Management grid holding the centre; null: none.")
+    grid_name: str | None
+
+
+def properties(spot: StoredHotspot, grid: Grid | None) -> HotspotProperties:
+    low, high = spot.enhancement_interval
+    return HotspotProperties(
+        id=hotspot_id(spot.run_id, spot.rank),
+        run_id=spot.run_id,
+        rank=spot.rank,
+        pollutant=spot.pollutant,
+        unit=spot.unit,
+        stratum=spot.stratum,
+        label=spot.label,
+        reasons=[dict(r) for r in spot.reasons],
+        cell=spot.peak_cell,
+        cells=[c for c, _ in spot.cells],
+        lat=spot.lat,
+        lon=spot.lon,
+        level=spot.level,
+        enhancement=spot.enhancement,
+        enhancement_low=low,
+        enhancement_high=high,
+        excess=spot.excess,
+        persistence=spot.persistence,
+        delta=spot.delta,
+        n_passes=spot.passes,
+        days=spot.days,
+        vehicles=spot.vehicles,
+        p_magnitude=spot.p_magnitude,
+        q_magnitude=spot.q_magnitude,
+        gi_z=spot.gi_z,
+        gi_q=spot.gi_q,
+        moran_i=spot.moran_i,
+        high_low_q=spot.high_low_q,
+        first_seen=spot.first_seen,
+        last_seen=spot.last_seen,
+        profile=dict(spot.profile),
+        band=spot.band,
+        drives=[{"vehicle": d.vehicle, "day": d.day.isoformat()} for d in spot.drives],
+        grid_id=None if grid is None else grid.id,
+        grid_name=None if grid is None else grid.name,
+    )
+
+
+class HotspotFeature(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon, WGS-84.")
+    properties: HotspotProperties
+
+
+class HotspotsMeta(BaseModel):
+    found: int = Field(description="Hotspots in this response.")
+    total: int = Field(description="Hotspots matching the filters.")
+    limit: int
+    offset: int
+    run: RunOut = Field(description="The job run the list comes from.")
+    pollutant: str | None
+    labels: list[str] | None
+    stratum: str | None
+    grid: int | None
+    sort: str
+    note: str = NOTE
+
+
+class HotspotCollection(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    meta: HotspotsMeta
+    features: list[HotspotFeature]
+
+
+class HotspotList(BaseModel):
+    meta: HotspotsMeta
+    results: list[HotspotProperties]
+
+
+def no_run(detail: str) -> ApiError:
+    return ApiError(404, "no-hotspot-run", detail)
+
+
+NO_RUN_YET = (
+    "the hotspot analysis has not run yet: hotspots come from its stored runs "
+    "(`envpatrol analyse`, or an admin's POST /v1/hotspot-runs); try again after it has run"
+)
+
+
+def choose_run(
+    conn: hotspot_results.Connection,
+    run: int | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> StoredRun:
+    """The run a request reads (see the module docstring), or a 404 problem explaining why none."""
+    if run is not None:
+        found = hotspot_results.run_by_id(conn, run)
+        if found is None:
+            raise ApiError(404, "not-found", f"no hotspot run {run}; see /v1/hotspot-runs")
+        return found
+    if start is None and end is None:
+        latest = hotspot_results.latest_run(conn)
+        if latest is None:
+            raise no_run(NO_RUN_YET)
+        return latest
+    covering = hotspot_results.run_covering(conn, start, end)
+    if covering is None:
+        recent = hotspot_results.recent_runs(conn, 5)
+        if not recent:
+            raise no_run(NO_RUN_YET)
+        windows = ", ".join(
+            f"{r.window_start.isoformat()}..{r.window_end.isoformat()}" for r in recent
+        )
+        raise no_run(
+            "no stored run's window holds the requested time range (recent windows: "
+            f"{windows}); an admin can request one with POST /v1/hotspot-runs"
+        )
+    return covering
+
+
+def parse_range(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    begin = None if start is None else parse_instant(start, "from")
+    stop = None if end is None else parse_instant(end, "to")
+    if begin is not None and stop is not None and begin >= stop:
+        raise ParameterError("from", "must be before `to`")
+    return begin, stop
+
+
+def check_stratum(run: StoredRun, stratum: str | None) -> None:
+    if stratum is None:
+        return
+    names = [str(s[0]) for s in run.settings.get("strata", [])]
+    if stratum not in names:
+        raise ParameterError("stratum", f"{stratum!r} is not one of {', '.join(names)}")
+
+
+def _sort_key(sort: SortName) -> Any:
+    if sort == "n_passes":
+        return lambda pair: pair[0].passes
+    if sort == "last_seen":
+        return lambda pair: pair[0].last_seen
+    return lambda pair: getattr(pair[0], sort)
+
+
+From = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        description="With `to`: the newest run whose window holds [from, to) (either may be "
+        "left out). ISO 8601; UTC unless an offset is given.",
+        examples=["2026-05-01T00:00:00Z"],
+    ),
+]
+To = Annotated[str | None, Query(alias="to", description="End (exclusive), ISO 8601.")]
+RunParam = Annotated[
+    int | None, Query(ge=1, le=2**62, description="This run (see /v1/hotspot-runs).")
+]
+
+
+@router.get(
+    "/hotspots",
+    summary="Hotspots from the newest analysis run, persistent first",
+    response_model=HotspotCollection | HotspotList,
+)
 def list_hotspots(
     *,
-    spec: Pollutant,
-    period: Period,
     db: DbSession,
-    min_passes: Annotated[int, Query(ge=1, le=100_000, description="Passes a hotspot needs.")] = 3,
-    z_min: Annotated[
-        float,
+    pollutant: Annotated[
+        str | None, Query(description="Only this pollutant's (see /v1/pollutants).")
+    ] = None,
+    label: Annotated[
+        list[LabelName] | None,
+        Query(description="Only these labels (repeat the parameter for several)."),
+    ] = None,
+    stratum: Annotated[
+        str | None,
         Query(
-            ge=0, le=1000, allow_inf_nan=False, description="Median enhancement needed, in sigmas."
-        ),
-    ] = 3.0,
-    pass_gap_s: Annotated[
-        float,
-        Query(
-            gt=0,
-            le=86_400,
-            allow_inf_nan=False,
-            description="A longer gap between readings ends a pass.",
-        ),
-    ] = 120.0,
-    floor: Annotated[
-        float | None,
-        Query(
-            ge=0,
-            allow_inf_nan=False,
-            description="Absolute minimum median enhancement; default per pollutant.",
+            max_length=64, description="Only this time-of-day stratum: all_day, lunch, dinner..."
         ),
     ] = None,
-    delta: Annotated[
-        float | None,
-        Query(
-            allow_inf_nan=False,
-            description="Enhancement counted as 'above' for persistence; default: floor.",
-        ),
-    ] = None,
-    timezone: Annotated[
-        str, Query(description="IANA zone whose calendar days `days` counts.")
-    ] = "UTC",
-    grid: Annotated[
-        int | None,
-        Query(ge=1, le=2**62, description="Only hotspots whose cell centre lies in this grid."),
-    ] = None,
+    start: From = None,
+    end: To = None,
+    run: RunParam = None,
     bbox: Annotated[
         str | None,
         Query(
-            description="Only hotspots whose cell centre lies in west,south,east,north (WGS-84).",
+            description="Only hotspots whose centre lies in west,south,east,north (WGS-84).",
             examples=["116.45,39.88,116.48,39.90"],
         ),
     ] = None,
+    grid: Annotated[
+        int | None,
+        Query(ge=1, le=2**62, description="Only hotspots whose centre lies in this grid."),
+    ] = None,
+    min_passes: Annotated[
+        int | None, Query(ge=1, le=1_000_000, description="At least this many passes.")
+    ] = None,
     sort: Annotated[
-        Literal["z", "enhancement", "level", "n_passes", "persistence", "last_pass"],
-        Query(description="Order, highest first (z: most significant first)."),
-    ] = "z",
-) -> FeatureCollection[HotspotsMeta, HotspotProperties]:
-    """Computed per request from the stored readings (indicative, not compliance values). Each
-    hotspot is tagged with the management grid holding its cell centre."""
-    queries.hotspot_channel(spec.name)
+        SortName,
+        Query(description="rank: the run's order; any other field: highest first."),
+    ] = "rank",
+    format: Annotated[
+        Literal["geojson", "json"],
+        Query(description="geojson: a FeatureCollection; json: `meta` and `results`."),
+    ] = "geojson",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> HotspotCollection | HotspotList:
+    """Read from the hotspot job's stored results, never computed per request (indicative
+    values, not compliance values). Each hotspot is tagged with the grid holding its centre."""
+    if pollutant is not None:
+        queries.hotspot_channel(pollutant)
     box = None if bbox is None else BBox.parse(bbox)
-    params = HotspotParams(
-        pass_gap_s=pass_gap_s,
-        min_passes=min_passes,
-        z_min=z_min,
-        floor=floor,
-        delta=delta,
-        timezone=timezone,
+    begin, stop = parse_range(start, end)
+    where = HotspotFilter(
+        pollutant=pollutant, labels=label, stratum=stratum, bbox=box, min_passes=min_passes
     )
     conn = db.connection()
     known = grids.all_grids(conn)
     if grid is not None and all(g.id != grid for g in known):
         raise ParameterError("grid", f"no grid {grid}; see /v1/grids")
-    result = queries.hotspots(conn, spec.name, period, params)
-    tagged = [(h, grids.grid_at(known, h.lon, h.lat)) for h in result.hotspots]
+    chosen = choose_run(conn, run, begin, stop)
+    check_stratum(chosen, stratum)
+    spots = hotspot_results.hotspots_of_run(conn, chosen, where)
+    tagged = [(s, grids.grid_at(known, s.lon, s.lat)) for s in spots]
     if grid is not None:
-        tagged = [(h, g) for h, g in tagged if g is not None and g.id == grid]
-    if box is not None:
-        tagged = [
-            (h, g)
-            for h, g in tagged
-            if box.west <= h.lon <= box.east and box.south <= h.lat <= box.north
-        ]
-    if sort != "z":  # the query already orders by z
-        tagged.sort(key=lambda pair: getattr(pair[0], sort), reverse=True)
-    return FeatureCollection[HotspotsMeta, HotspotProperties](
-        meta=HotspotsMeta(
-            found=len(tagged),
-            pollutant=spec.name,
-            unit=spec.unit,
-            grid=grid,
-            start=period.start,
-            end=period.end,
-            method=MethodParams(
-                pass_gap_s=params.pass_gap_s,
-                min_passes=params.min_passes,
-                z_min=params.z_min,
-                floor=result.floor,
-                delta=result.delta,
-                timezone=params.timezone,
-                excluded_flags=list(HOTSPOT_EXCLUDED_FLAGS),
-            ),
-            sigma=result.sigma,
-            passes=result.passes,
-            cells=result.cells,
-        ),
-        features=[hotspot_feature(h, g) for h, g in tagged],
+        tagged = [(s, g) for s, g in tagged if g is not None and g.id == grid]
+    if sort != "rank":
+        present = [pair for pair in tagged if getattr(pair[0], sort, 0) is not None]
+        absent = [pair for pair in tagged if getattr(pair[0], sort, 0) is None]
+        present.sort(key=_sort_key(sort), reverse=sort != "q_magnitude")
+        tagged = present + absent
+    page = tagged[offset : offset + limit]
+    meta = HotspotsMeta(
+        found=len(page),
+        total=len(tagged),
+        limit=limit,
+        offset=offset,
+        run=run_out(chosen),
+        pollutant=pollutant,
+        labels=None if label is None else list(label),
+        stratum=stratum,
+        grid=grid,
+        sort=sort,
     )
+    if format == "json":
+        return HotspotList(meta=meta, results=[properties(s, g) for s, g in page])
+    return HotspotCollection(
+        meta=meta,
+        features=[
+            HotspotFeature(
+                id=hotspot_id(s.run_id, s.rank), geometry=s.geometry, properties=properties(s, g)
+            )
+            for s, g in page
+        ],
+    )
+
+
+class EvidencePassOut(BaseModel):
+    vehicle: str
+    cell: str
+    start: datetime
+    end: datetime
+    value: float = Field(description="Pass mean (energy mean for noise), in `unit`.")
+    n: int
+    strata: list[str]
+
+
+class CellOut(BaseModel):
+    cell: str
+    label: str
+    lat: float
+    lon: float
+    passes: int
+    median: float | None
+
+
+class HistoryOut(BaseModel):
+    id: str
+    run_id: int
+    finished_at: datetime
+    window_start: datetime
+    window_end: datetime
+    label: str
+    level: float
+    enhancement: float
+    excess: float
+    passes: int
+    persistence: float
+
+
+class Evidence(BaseModel):
+    cells: list[CellOut]
+    passes: list[EvidencePassOut] = Field(description="The newest `max_passes`, in time order.")
+    passes_total: int
+    profile: dict[str, float | None]
+    drives: list[dict[str, str]]
+    band: dict[str, Any] | None
+    history: list[HistoryOut] = Field(description="The same place in earlier runs.")
+
+
+class HotspotDetail(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any]
+    properties: HotspotProperties
+    run: RunOut
+    evidence: Evidence
+    note: str = NOTE
+
+
+@router.get("/hotspots/{hotspot}", summary="One hotspot with its evidence")
+def get_hotspot(
+    hotspot: Annotated[
+        str, Path(pattern=HOTSPOT_ID, description="`{run}-{rank}`, as in the list.")
+    ],
+    db: DbSession,
+    max_passes: Annotated[int, Query(ge=0, le=10_000, description="Passes listed.")] = 500,
+) -> HotspotDetail:
+    """Its cells, per-pass values (from the stored passes of the run's window), time-of-day
+    profile, contributing drives, indicative standard band and history in earlier runs."""
+    run_text, rank_text = hotspot.split("-")
+    run_id, rank = int(run_text), int(rank_text)
+    conn = db.connection()
+    run = hotspot_results.run_by_id(conn, run_id)
+    spot = None if run is None else hotspot_results.one(conn, run_id, rank)
+    if run is None or spot is None:
+        raise ApiError(404, "not-found", f"no hotspot {hotspot} (its run may have been pruned)")
+    every = hotspot_evidence.passes(conn, run, spot)
+    found = every[-max_passes:] if max_passes else []
+    grid = grids.grid_at(grids.all_grids(conn), spot.lon, spot.lat)
+    props = properties(spot, grid)
+    return HotspotDetail(
+        id=props.id,
+        geometry=spot.geometry,
+        properties=props,
+        run=run_out(run),
+        evidence=Evidence(
+            cells=[CellOut(**asdict(c)) for c in hotspot_evidence.cell_summaries(spot, every)],
+            passes=[EvidencePassOut(**{**asdict(p), "strata": list(p.strata)}) for p in found],
+            passes_total=len(every),
+            profile=dict(spot.profile),
+            drives=props.drives,
+            band=spot.band,
+            history=[
+                HistoryOut(id=hotspot_id(h.run_id, h.rank), **_without_rank(asdict(h)))
+                for h in hotspot_evidence.history(conn, run, spot)
+            ],
+        ),
+    )
+
+
+def _without_rank(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != "rank"}

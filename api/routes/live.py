@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from api import live
 from api.auth import reader
+from api.database import Database
 from api.errors import PROBLEM_RESPONSES, ApiError
 from api.settings import ApiSettings
 
@@ -24,7 +25,8 @@ router = APIRouter(
     responses={
         200: {
             "description": "An endless `text/event-stream`: events `ready`, `position`, "
-            "`status`, `error`, and heartbeat comments.",
+            "`status`, `hotspot` (a new hotspot in a new analysis run), `error`, and "
+            "heartbeat comments.",
             "content": {
                 "text/event-stream": {
                     "schema": {"type": "string"},
@@ -38,12 +40,19 @@ router = APIRouter(
 )
 def live_feed(request: Request) -> StreamingResponse:
     """Needs `[mqtt]` in the API's settings (or ENVPATROL_MQTT_URL); without, a 503. Updates
-    may be lost (QoS 0): the stored readings are the record, this is the live view."""
+    may be lost (QoS 0): the stored readings are the record, this is the live view. New
+    hotspots are found by polling the analysis runs every few seconds."""
     settings = cast(ApiSettings, request.app.state.settings)
     if settings.mqtt is None:
         raise ApiError(503, "live-feed-off", "this server has no broker configured ([mqtt])")
+    database = cast(Database, request.app.state.database)
     return StreamingResponse(
-        live.feed(settings.mqtt, request.app.state.live_stats),
+        live.feed(
+            settings.mqtt,
+            request.app.state.live_stats,
+            watch=live.HotspotWatch(database.connect),
+            poll_s=live.HOTSPOT_POLL_S,
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

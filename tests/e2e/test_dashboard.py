@@ -13,7 +13,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,17 @@ import h3
 import psycopg
 import pytest
 
-from api import keys
+from api import demo_job, keys
+from api.hotspot_job import JobSettings
 from api.routes.dashboard import DEFAULT_VENDOR_DIR
 from api.settings import ApiSettings
 from firmware_sim.field import SHUANGJING_SOURCES
 from firmware_sim.geo import haversine_m
 from tests.e2e.simulated_patrols import simulated_readings, store
 from tests.integration.test_api import (
+    BASE,
     HOT,
+    analyse,
     cell_of,
     insert_readings,
     patrol_rows,
@@ -99,6 +102,7 @@ def test_hotspots_show_and_a_case_can_be_opened(
                 (vehicle, last.seq, last.time, last.lat, last.lon),
             )
         admin_key = keys.create(conn, "Dashboard test", "admin").key
+        analyse(conn, BASE + timedelta(days=5))  # the hotspot job's run the dashboard shows
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     hot_cell = cell_of(*route_point(HOT))
     for base in serve(ApiSettings(database_url=database_url)):
@@ -122,10 +126,20 @@ def test_hotspots_show_and_a_case_can_be_opened(
         assert len(browser.find_elements(By.CSS_SELECTOR, ".leaflet-marker-pane .vehicle-dot")) == 2
         browser.save_screenshot(str(SCREENSHOTS / "dashboard-hotspots.png"))
 
-        table[0].click()
-        wait_for(
-            lambda: browser.find_elements(By.CSS_SELECTOR, "#detail-body svg.chart"), "the charts"
+        assert "persistent" in table[0].text or "candidate" in table[0].text
+        assert "Analysis run" in browser.find_element(By.ID, "run-note").text
+        assert "/v1/reports/inventory?" in str(
+            browser.find_element(By.ID, "report-link").get_attribute("href")
         )
+
+        table[0].click()
+        # The evidence: the time-of-day profile and the pass history charts.
+        wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#detail-body svg.chart.profile rect"),
+            "the time-of-day profile chart",
+        )
+        dots = browser.find_elements(By.CSS_SELECTOR, "#detail-body svg.chart circle")
+        assert len(dots) == 16  # the hotspot's passes
         open_button = wait_for(
             lambda: [
                 b
@@ -174,6 +188,10 @@ def test_hotspots_show_and_a_case_can_be_opened(
         browser.save_screenshot(str(SCREENSHOTS / "dashboard-zh.png"))
         assert browser.find_element(By.ID, "message").text == ""
 
+        # A new run with a hotspot where the last run had none is a toast.
+        browser.execute_script("window.EnvDashboard.toast('New hotspot: pm25')")
+        assert "New hotspot" in browser.find_element(By.ID, "toasts").text
+
     with psycopg.connect(database_url) as conn:
         found = conn.execute("SELECT cell, status FROM hotspot_case").fetchall()
     assert found == [(hot_cell, "dispatched")]
@@ -190,6 +208,8 @@ def test_the_simulated_sources_show_on_the_map_and_in_the_table(
     """Four days of two vehicles' patrols from the box simulator's field: each injected source
     is a hotspot of its pollutant within 100 m, in the table and on the map."""
     store(database_url, simulated_readings(datetime(2026, 5, 4, tzinfo=UTC)))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert demo_job.run_to_newest(conn, JobSettings()) is not None
     expected = {"dust": "pm10", "cooking": "cooking_fume", "traffic": "no2"}
     for base in serve(ApiSettings(database_url=database_url)):
         for source in SHUANGJING_SOURCES:
@@ -197,6 +217,7 @@ def test_the_simulated_sources_show_on_the_map_and_in_the_table(
             browser.get(
                 f"{base}/?pollutant={pollutant}&from=2026-05-01T00:00:00Z&to=2026-05-10T00:00:00Z"
             )
+            browser.execute_script("localStorage.setItem('envpatrol.lang', 'en');")
             wait_for(lambda: browser.execute_script("return document.body.dataset.loaded"), "data")
             cells = [
                 r.get_attribute("data-cell")

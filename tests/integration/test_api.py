@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import itertools
 import json
 import math
@@ -25,9 +24,12 @@ from psycopg.types.json import Jsonb
 from api.app import create_app
 from api.cli import api_command
 from api.database import Database
+from api.hotspot_job import JobSettings, run_once
 from api.settings import ApiSettings, load_api_settings
 from edge.mqtt import SettingsError
 from edge.units import CHANNELS
+from ingest import pass_store
+from ingest.writer import read_analysis
 
 pytestmark = pytest.mark.integration
 
@@ -306,7 +308,7 @@ def test_cells_geojson_and_statistics(db: psycopg.Connection[Any], client: TestC
     assert feature["properties"]["mean"] == pytest.approx(statistics.fmean(noise0))
 
 
-# --- hotspots ------------------------------------------------------------------------------------
+# --- hotspots (from the analysis job's runs; tests/integration/test_api_hotspots.py) ----------
 
 HOT = 5  # route cell with a source
 SPIKE = 2  # route cell with one plume on one pass
@@ -351,108 +353,32 @@ def patrol_rows(hot: float, *, days: int = 4, drives: int = 2, extras: bool = Tr
     return rows
 
 
-def test_hotspots_find_the_persistent_source_only(
+def analyse(conn: psycopg.Connection[Any], now: datetime, window_days: float = 30) -> int:
+    """Passes from the stored readings (as the ingest keeps them), then one run of the hotspot
+    job over the window ending at `now`; the run's id."""
+    stored = read_analysis(conn)
+    with conn.transaction():
+        pass_store.rebuild_all(conn, stored.resolution, stored.pass_gap)
+    return run_once(conn, JobSettings(window=timedelta(days=window_days)), now=now).run_id
+
+
+def test_hotspots_come_from_the_job_and_find_the_source_only(
     db: psycopg.Connection[Any], client: TestClient
 ) -> None:
-    rows = patrol_rows(hot=40.0)
-    insert_readings(db, rows)
-    response = client.get("/v1/hotspots", params={"pollutant": "pm25", "from": "2025-03-01T00:00Z"})
-    assert response.status_code == 200, response.text
-    doc = response.json()
+    insert_readings(db, patrol_rows(hot=40.0))
+    assert_problem(client.get("/v1/hotspots", params={"pollutant": "pm25"}), 404)
+    run_id = analyse(db, BASE + timedelta(days=5))
+    doc = client.get("/v1/hotspots", params={"pollutant": "pm25"}).json()
     assert doc["type"] == "FeatureCollection"
-    assert [f["id"] for f in doc["features"]] == [cell_of(*route_point(HOT))]
-
+    assert doc["meta"]["run"]["id"] == run_id
+    assert {f["properties"]["cell"] for f in doc["features"]} == {cell_of(*route_point(HOT))}
     props = doc["features"][0]["properties"]
-    assert props["cell"] == cell_of(*route_point(HOT))
-    assert (props["lat"], props["lon"]) == pytest.approx(route_point(HOT))
     assert props["n_passes"] == 16  # 2 vehicles x 2 drives x 4 days
     assert props["vehicles"] == 2
-    assert props["days"] == 4
     assert props["enhancement"] == pytest.approx(40.0, abs=2.5)
-    assert props["level"] - props["background"] == pytest.approx(props["enhancement"], abs=2.5)
-    assert props["persistence"] == 1.0
-    assert props["z"] > 3
-    hot_times = [r.time for r in rows if cell_of(r.lat or 0, r.lon or 0) == props["cell"]]
-    assert datetime.fromisoformat(props["first_pass"]) == min(hot_times)
-    assert datetime.fromisoformat(props["last_pass"]) == max(hot_times)
+    assert "not compliance" in doc["meta"]["note"]
     ring = doc["features"][0]["geometry"]["coordinates"][0]
     assert ring[0] == ring[-1]
-
-    meta = doc["meta"]
-    assert meta["found"] == 1
-    assert meta["pollutant"] == "pm25"
-    assert meta["method"]["min_passes"] == 3
-    assert meta["method"]["z_min"] == 3.0
-    assert meta["method"]["pass_gap_s"] == 120.0
-    assert meta["method"]["floor"] == 10.0
-    assert meta["sigma"] > 0
-    assert props["z"] == pytest.approx(props["enhancement"] / meta["sigma"])
-    assert meta["passes"] == 7 * 16  # the masked cell has no qualifying reading
-    assert meta["cells"] == 7
-    assert "not compliance" in meta["note"]
-
-    # Thresholds are parameters.
-    strict = client.get(
-        "/v1/hotspots", params={"pollutant": "pm25", "from": "2025-03-01", "min_passes": 17}
-    )
-    assert strict.json()["features"] == []
-    high_floor = client.get(
-        "/v1/hotspots", params={"pollutant": "pm25", "from": "2025-03-01", "floor": 50}
-    )
-    assert high_floor.json()["features"] == []
-
-
-def test_hotspots_days_count_calendar_days_of_the_given_zone(
-    db: psycopg.Connection[Any], client: TestClient
-) -> None:
-    # Drives at 01:00 and 04:00 UTC are 09:00 and 12:00 in Beijing; 23:00 UTC is 07:00 there.
-    rows = patrol_rows(hot=40.0, days=2)
-    late = [
-        dataclasses.replace(r, seq=r.seq + 10_000, time=r.time - timedelta(hours=2))
-        for r in rows
-        if r.time < BASE + timedelta(days=1)
-    ]
-    insert_readings(db, rows + late)
-    params = {"pollutant": "pm25", "from": "2025-03-02T00:00Z", "to": "2025-03-06T00:00Z"}
-    utc = client.get("/v1/hotspots", params=params).json()["features"]
-    local = client.get("/v1/hotspots", params={**params, "timezone": "Asia/Shanghai"}).json()
-    assert [f["properties"]["days"] for f in utc] == [3]
-    assert [f["properties"]["days"] for f in local["features"]] == [2]
-
-
-def test_a_uniform_field_has_no_hotspots(db: psycopg.Connection[Any], client: TestClient) -> None:
-    insert_readings(db, patrol_rows(hot=0.0, extras=False))
-    doc = client.get("/v1/hotspots", params={"pollutant": "pm25", "from": "2025-03-01"}).json()
-    assert doc["features"] == []
-    assert doc["meta"]["found"] == 0
-    assert doc["meta"]["passes"] > 0
-
-
-def test_hotspots_of_noise_use_the_energy_mean(
-    db: psycopg.Connection[Any], client: TestClient
-) -> None:
-    rows = patrol_rows(hot=0.0, extras=False)
-    hot_cell = cell_of(*route_point(HOT))
-    for r in rows:
-        wiggle = (r.values["pm25"] % 2) / 4
-        if cell_of(r.lat or 0, r.lon or 0) == hot_cell:
-            # Each pass: 60, 60, 80 dB. Arithmetic mean 66.7; energy mean 75.3.
-            r.values = {"noise": 80.0 if r.time.second % 30 == 20 else 60.0}
-        else:
-            r.values = {"noise": 55.0 + wiggle}
-    insert_readings(db, rows)
-    doc = client.get("/v1/hotspots", params={"pollutant": "noise", "from": "2025-03-01"}).json()
-    assert [f["id"] for f in doc["features"]] == [hot_cell]
-    assert doc["meta"]["method"]["floor"] == 3.0
-    level = doc["features"][0]["properties"]["level"]
-    assert level == pytest.approx(10 * math.log10((2 * 10**6 + 10**8) / 3))
-
-
-def test_an_empty_store_has_no_hotspots(client: TestClient) -> None:
-    doc = client.get("/v1/hotspots", params={"pollutant": "no2"}).json()
-    assert doc["features"] == []
-    assert doc["meta"]["sigma"] is None
-    assert doc["meta"]["passes"] == 0
 
 
 # --- vehicles, pollutants, health ----------------------------------------------------------------
@@ -577,12 +503,23 @@ def forged_cursor(vehicle: str = "car-a", seq: int = 1) -> str:
         ("/v1/hotspots", {"pollutant": "temperature"}, "pollutant"),
         ("/v1/hotspots", {"pollutant": "humidity"}, "pollutant"),
         ("/v1/hotspots", {"pollutant": "pm25", "min_passes": 0}, "min_passes"),
-        ("/v1/hotspots", {"pollutant": "pm25", "z_min": -1}, "z_min"),
-        ("/v1/hotspots", {"pollutant": "pm25", "z_min": "nan"}, "z_min"),
-        ("/v1/hotspots", {"pollutant": "pm25", "floor": "inf"}, "floor"),
-        ("/v1/hotspots", {"pollutant": "pm25", "pass_gap_s": 0}, "pass_gap_s"),
-        ("/v1/hotspots", {"pollutant": "pm25", "timezone": "Mars/Olympus"}, "timezone"),
-        ("/v1/hotspots", {"pollutant": "pm25", "from": "2025-01-02", "to": "2025-01-01"}, "from"),
+        ("/v1/hotspots", {"label": "hot"}, "label.0"),
+        ("/v1/hotspots", {"sort": "name"}, "sort"),
+        ("/v1/hotspots", {"format": "csv"}, "format"),
+        ("/v1/hotspots", {"limit": 0}, "limit"),
+        ("/v1/hotspots", {"offset": -1}, "offset"),
+        ("/v1/hotspots", {"run": 0}, "run"),
+        ("/v1/hotspots", {"bbox": "1,2"}, "bbox"),
+        ("/v1/hotspots", {"from": "2025-01-02", "to": "2025-01-01"}, "from"),
+        ("/v1/hotspots", {"from": "yesterday"}, "from"),
+        ("/v1/hotspots/abc", {}, "hotspot"),
+        ("/v1/hotspots/1-2-3", {}, "hotspot"),
+        ("/v1/hotspots/1-0", {"max_passes": -1}, "max_passes"),
+        ("/v1/reports/inventory", {"pollutant": "humidity"}, "pollutant"),
+        ("/v1/reports/inventory", {"top": 0}, "top"),
+        ("/v1/reports/inventory", {"grid": 999}, "grid"),
+        ("/v1/hotspot-runs", {"limit": 0}, "limit"),
+        ("/v1/hotspot-runs/requests/0", {}, "request_id"),
         ("/v1/vehicles", {"online_window_s": 0}, "online_window_s"),
     ],
 )

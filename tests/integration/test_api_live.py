@@ -7,18 +7,25 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import paho.mqtt.client as paho
+import psycopg
 import pytest
 import uvicorn
 
+from api import live
+from api.analysis.synthetic import SHUANGJING, Scenario, Source, as_stored, generate, offset
 from api.app import create_app
+from api.hotspot_job import JobSettings, run_once
 from api.settings import ApiSettings
 from edge.mqtt import MqttSettings, make_client
 from edge.topics import Topics
 from edge.wire import encode_message
 from firmware_sim.embedded import free_port
+from ingest import pass_store
+from ingest.writer import read_analysis
 from tests.unit.test_api_live import reading
 
 pytestmark = pytest.mark.integration
@@ -97,6 +104,41 @@ def test_positions_and_states_arrive_as_server_sent_events(live_server: Server) 
         assert (kind, data["vehicle"], data["seq"]) == ("position", "patrol-01", 2)
         kind, data = next(stream)
         assert (kind, data["state"]) == ("status", "offline")
+
+
+def test_a_new_hotspot_in_a_new_run_is_an_event(
+    live_server: Server, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "HOTSPOT_POLL_S", 0.2)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        resolution = read_analysis(conn).resolution
+        scenario = Scenario(
+            resolution=resolution,
+            vehicles=2,
+            days=8,
+            trips_per_day=2,
+            pollutants=("pm25",),
+            sources=(Source(*offset(SHUANGJING, -125.0, 125.0), "pm25", 40.0, 40.0),),
+            seed=4,
+        )
+        table = generate(scenario)
+        with conn.transaction(), conn.cursor() as cur:
+            pass_store.store(cur, resolution, as_stored(table))
+        end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
+        job = JobSettings(window=timedelta(days=30))
+        before = run_once(conn, job, now=end - timedelta(days=20))  # no passes yet: no hotspot
+        assert before.hotspots == 0
+        timeout = httpx.Timeout(10.0, read=20.0)
+        with httpx.stream("GET", f"{live_server.base}/v1/live", timeout=timeout) as response:
+            stream = events(response.iter_lines())
+            assert next(stream)[0] == "ready"
+            after = run_once(conn, job, now=end)
+            assert after.hotspots > 0
+            kind, data = next(stream)
+    assert kind == "hotspot"
+    assert data["run_id"] == after.run_id
+    assert str(data["id"]).startswith(f"{after.run_id}-")
+    assert data["pollutant"] == "pm25"
 
 
 def test_without_a_broker_setting_the_feed_is_a_503(database_url: str) -> None:

@@ -19,10 +19,11 @@ from api.app import create_app
 from api.keys_cli import apikey_command
 from api.ratelimit import FixedWindowLimiter
 from api.settings import ApiSettings
-from api.verification import BeforeAfterRequest, BeforeAfterResult, provisional_before_after
+from api.verification import BeforeAfterRequest, BeforeAfterResult, stored_before_after
 from tests.integration.test_api import (
     BASE,
     HOT,
+    analyse,
     assert_problem,
     cell_of,
     insert_readings,
@@ -194,9 +195,17 @@ def test_database_roles_reader_reads_officer_writes_only_officer_tables(database
         reader.execute("SELECT count(*) FROM hotspot_case")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             reader.execute("INSERT INTO api_key VALUES ('x', 'x', 'read', 'x')")
+        reader.execute("SELECT count(*) FROM hotspot_run_request")
     with psycopg.connect(as_role(database_url, "envpatrol_officer"), autocommit=True) as officer:
         keys.create(officer, "by officer role", "read")
         officer.execute("SELECT count(*) FROM reading")
+        # Officers request analysis runs; the job, not the officer, writes the runs.
+        officer.execute(
+            "INSERT INTO hotspot_run_request (requested_by, window_start, window_end)"
+            " VALUES ('by officer role', now() - interval '1 day', now())"
+        )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            officer.execute("DELETE FROM hotspot_run")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             officer.execute("DELETE FROM reading")
 
@@ -302,11 +311,12 @@ def test_hotspots_are_tagged_with_their_grid_and_filtered_by_it(
     db: psycopg.Connection[Any], client: TestClient, admin_key: str
 ) -> None:
     insert_readings(db, patrol_rows(hot=40.0))
+    analyse(db, BASE + timedelta(days=5))
     grids = client.post("/v1/grids", json=grid_upload(), headers={"X-API-Key": admin_key}).json()
     ids = {f["properties"]["name"]: f["id"] for f in grids["features"]}
-    params = {"pollutant": "pm25", "from": "2025-03-01"}
+    params = {"pollutant": "pm25", "stratum": "all_day"}
     spots = client.get("/v1/hotspots", params=params).json()
-    assert [f["id"] for f in spots["features"]] == [cell_of(*route_point(HOT))]
+    assert [f["properties"]["cell"] for f in spots["features"]] == [cell_of(*route_point(HOT))]
     props = spots["features"][0]["properties"]
     assert (props["grid_id"], props["grid_name"]) == (ids["East grid"], "East grid")
     east = client.get("/v1/hotspots", params={**params, "grid": ids["East grid"]}).json()
@@ -323,9 +333,7 @@ def test_hotspots_are_tagged_with_their_grid_and_filtered_by_it(
     away = f"{lon + 0.01},{lat - 0.001},{lon + 0.02},{lat + 0.001}"
     assert client.get("/v1/hotspots", params={**params, "bbox": away}).json()["features"] == []
     assert_problem(client.get("/v1/hotspots", params={**params, "bbox": "1,2"}), 400, "bbox")
-    by_passes = client.get(
-        "/v1/hotspots", params={**params, "sort": "n_passes", "z_min": 0, "floor": 0}
-    )
+    by_passes = client.get("/v1/hotspots", params={"sort": "n_passes"})
     counts = [f["properties"]["n_passes"] for f in by_passes.json()["features"]]
     assert len(counts) > 1
     assert counts == sorted(counts, reverse=True)
@@ -346,6 +354,7 @@ def treated_patrol(db: psycopg.Connection[Any], *, effective: bool) -> None:
         r.time += shift
         r.seq += last_seq
     insert_readings(db, before + after)
+    analyse(db, BASE + timedelta(days=9))  # the passes the before/after test reads
 
 
 def open_case(client: TestClient, key: str) -> dict[str, Any]:
@@ -392,12 +401,16 @@ def test_a_case_goes_from_open_to_verified_and_closed(
     assert verified.status_code == 200, verified.text
     result = verified.json()["verification"]
     assert verified.json()["status"] == "verified"
-    assert result["provisional"] is True
+    assert result["provisional"] is False
     assert result["passes_before"] == 16
     assert result["passes_after"] == 16
+    assert result["cells"] == [cell_of(*route_point(HOT))]
+    assert result["interval_low"] <= result["change"] <= result["interval_high"]
+    assert result["confidence"] == 0.95
     if effective:
         assert result["verdict"] == "decreased"
         assert result["change"] == pytest.approx(-40.0, abs=8)
+        assert result["interval_high"] < 0
         assert result["p_value"] < 0.01
     else:
         assert result["verdict"] == "no-significant-change"
@@ -437,7 +450,7 @@ def test_the_verify_test_is_a_parameter_of_the_app(database_url: str, admin_key:
         conn: psycopg.Connection[Any], request: BeforeAfterRequest
     ) -> BeforeAfterResult:
         calls.append(request)
-        return provisional_before_after(conn, request)
+        return stored_before_after(conn, request)
 
     app = create_app(ApiSettings(database_url=database_url), before_after=fake_analysis)
     with TestClient(app) as custom:

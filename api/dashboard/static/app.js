@@ -15,13 +15,8 @@
     vehicleMarkers: new Map(),
     live: false,
   };
-  // Colours by z (enhancement in robust sigmas), after the AQI palette of HJ 633.
-  const LEVELS = [
-    { z: 12, color: "#99004c" },
-    { z: 8, color: "#ff0000" },
-    { z: 5, color: "#ff7e00" },
-    { z: 0, color: "#e6c700" },
-  ];
+  // Colours by label (docs/hotspots.md): persistent, candidate, episodic.
+  const LABEL_COLORS = { persistent: "#c0392b", candidate: "#e67e22", episodic: "#8e44ad" };
 
   const $ = (id) => document.getElementById(id);
   const apiKey = () => localStorage.getItem("envpatrol.key") || "";
@@ -62,9 +57,8 @@
   const geoOptions = (extra) =>
     Object.assign({ coordsToLatLng: (c) => toDisplay(c[1], c[0]) }, extra);
 
-  function levelColor(z) {
-    const value = z == null ? 0 : z;
-    return LEVELS.find((level) => value >= level.z).color;
+  function labelColor(label) {
+    return LABEL_COLORS[label] || "#7f8c8d";
   }
 
   function applyLabels() {
@@ -118,10 +112,8 @@
     const legend = L.control({ position: "bottomright" });
     legend.onAdd = () => {
       const div = L.DomUtil.create("div", "leaflet-control-attribution");
-      div.innerHTML = LEVELS.slice()
-        .reverse()
-        .map((l) => `<span class="swatch" style="background:${l.color}"></span>z≥${l.z || 3}`)
-        .join(" ");
+      div.id = "map-legend";
+      div.innerHTML = legendHtml();
       return div;
     };
     legend.addTo(map);
@@ -130,6 +122,24 @@
     state.layers.tracks = L.layerGroup().addTo(map);
     state.layers.vehicles = L.layerGroup().addTo(map);
     state.map = map;
+  }
+
+  function legendHtml() {
+    return Object.entries(LABEL_COLORS)
+      .map(([label, color]) => `<span class="swatch" style="background:${color}"></span>${t(`label_${label}`)}`)
+      .join(" ");
+  }
+
+  function hotspotQuery() {
+    const params = new URLSearchParams();
+    params.set("pollutant", $("pollutant").value);
+    [["grid", $("grid").value], ["label", $("label").value], ["stratum", $("stratum").value]]
+      .forEach(([k, v]) => v && params.set(k, v));
+    return params;
+  }
+
+  function updateReportLink() {
+    $("report-link").href = `/v1/reports/inventory?${hotspotQuery()}`;
   }
 
   function mapNote() {
@@ -176,12 +186,24 @@
     select.value = current;
   }
 
+  // Hotspots come from the newest run of the analysis job (not the from/to pickers, which
+  // choose tracks and exports); the run's window is shown under the table.
   async function loadHotspots() {
-    const doc = await api(`/v1/hotspots?${query({ grid: $("grid").value })}`);
-    state.hotspots = doc.features;
-    state.unit = doc.meta.unit;
-    state.layers.hotspots.clearLayers();
+    updateReportLink();
     const body = $("hotspots").querySelector("tbody");
+    let doc;
+    try {
+      doc = await api(`/v1/hotspots?${hotspotQuery()}`);
+    } catch (error) {
+      if (error.status !== 404) throw error;
+      doc = { features: [], meta: null };
+    }
+    state.hotspots = doc.features;
+    state.unit = doc.features.length ? doc.features[0].properties.unit : "";
+    $("run-note").textContent = doc.meta
+      ? `${t("run_window")} #${doc.meta.run.id}: ${new Date(doc.meta.run.window_start).toLocaleString()} – ${new Date(doc.meta.run.window_end).toLocaleString()}`
+      : t("no_run");
+    state.layers.hotspots.clearLayers();
     body.innerHTML = "";
     if (!doc.features.length) {
       body.innerHTML = `<tr><td colspan="8">${t("no_hotspots")}</td></tr>`;
@@ -190,25 +212,29 @@
       const p = feature.properties;
       const layer = L.geoJSON(
         feature,
-        geoOptions({ style: { color: levelColor(p.z), weight: 2, fillOpacity: 0.55 } }),
+        geoOptions({ style: { color: labelColor(p.label), weight: 2, fillOpacity: 0.55 } }),
       );
-      layer.bindTooltip(`#${index + 1} ${p.level.toFixed(1)} ${doc.meta.unit}`);
+      layer.bindTooltip(`#${index + 1} ${t(`label_${p.label}`)} ${p.level.toFixed(1)} ${p.unit}`);
       layer.on("click", () => select(feature));
       layer.addTo(state.layers.hotspots);
       feature._layer = layer;
       const row = document.createElement("tr");
       row.dataset.cell = p.cell;
+      row.dataset.id = p.id;
       row.innerHTML =
-        `<td><span class="swatch" style="background:${levelColor(p.z)}"></span>${index + 1}</td>` +
+        `<td><span class="swatch" style="background:${labelColor(p.label)}"></span>${index + 1}</td>` +
         `<td>${p.cell}</td><td>${p.grid_name || "—"}</td><td>${p.level.toFixed(1)}</td>` +
-        `<td>${p.enhancement.toFixed(1)}</td><td>${p.z == null ? "—" : p.z.toFixed(1)}</td>` +
+        `<td>${p.enhancement.toFixed(1)}</td><td class="label-${p.label}">${t(`label_${p.label}`)}</td>` +
         `<td>${p.n_passes}</td><td>${p.days}</td>`;
       row.addEventListener("click", () => select(feature));
       body.appendChild(row);
     });
     if (state.selected) {
       // Keep the detail panel on the same cell, with its new figures, grid and language.
-      const same = doc.features.find((f) => f.properties.cell === state.selected.properties.cell);
+      const was = state.selected.properties;
+      const same = doc.features.find(
+        (f) => f.properties.cell === was.cell && f.properties.stratum === was.stratum && f.properties.pollutant === was.pollutant,
+      );
       if (same) select(same);
       else {
         state.selected = null;
@@ -245,25 +271,54 @@
       `<div class="note">${y0.toFixed(1)} – ${y1.toFixed(1)} ${state.unit || ""}</div>`;
   }
 
+  function bars(profile) {
+    // The time-of-day profile: one bar per stratum (enhancement; a missing one is empty).
+    const order = ["all_day", "lunch", "dinner", "night"];
+    const rank = (name) => (order.indexOf(name) < 0 ? order.length : order.indexOf(name));
+    const entries = Object.entries(profile).sort((a, b) => rank(a[0]) - rank(b[0]));
+    if (!entries.length) return "<p>—</p>";
+    const w = 460;
+    const h = 90;
+    const values = entries.map(([, v]) => (v == null ? 0 : v));
+    const top = Math.max(...values.map(Math.abs), 1e-9);
+    const step = w / entries.length;
+    const zero = h / 2;
+    const rects = entries.map(([name, v], i) => {
+      const height = ((v == null ? 0 : Math.abs(v)) / top) * (h / 2 - 14);
+      const y = v != null && v < 0 ? zero : zero - height;
+      return `<rect x="${(i * step + step * 0.2).toFixed(1)}" y="${y.toFixed(1)}" width="${(step * 0.6).toFixed(1)}" height="${height.toFixed(1)}"/>` +
+        `<text x="${(i * step + step / 2).toFixed(1)}" y="${h - 2}" text-anchor="middle">${t(`stratum_${name}`)} ${v == null ? "—" : v.toFixed(1)}</text>`;
+    }).join("");
+    return `<svg class="chart profile" viewBox="0 0 ${w} ${h}" preserveAspectRatio="none">` +
+      `<line class="bg" x1="0" x2="${w}" y1="${zero}" y2="${zero}"/>${rects}</svg>`;
+  }
+
   async function select(feature) {
     state.selected = feature;
     document.querySelectorAll("#hotspots tbody tr").forEach((row) => {
-      row.classList.toggle("selected", row.dataset.cell === feature.properties.cell);
+      row.classList.toggle("selected", row.dataset.id === feature.properties.id);
     });
     const p = feature.properties;
     $("detail-body").innerHTML = `<p>${t("loading")}</p>`;
     try {
-      const cell = await api(`/v1/cells/${p.cell}?${query({ max_passes: 500 })}`);
-      const series = cell.properties.series.map((s) => [Date.parse(s.hour), s.mean]);
-      const passes = cell.properties.passes.map((s) => [Date.parse(s.start), s.mean]);
-      const found = state.cases.find((c) => c.cell === p.cell && c.pollutant === $("pollutant").value && c.status !== "closed");
+      const detail = await api(`/v1/hotspots/${encodeURIComponent(p.id)}?max_passes=500`);
+      const evidence = detail.evidence;
+      const passes = evidence.passes.map((s) => [Date.parse(s.start), s.value]);
+      const found = state.cases.find((c) => c.cell === p.cell && c.pollutant === p.pollutant && c.status !== "closed");
+      const interval = p.enhancement_low == null ? "" : ` (${t("interval")} ${p.enhancement_low.toFixed(1)} – ${p.enhancement_high.toFixed(1)})`;
+      const band = evidence.band ? `${t("band")}: ${evidence.band.category || evidence.band.noise_class || "—"}` : "";
+      const history = evidence.history.length
+        ? evidence.history.slice(0, 5).map((h) => `#${h.run_id} ${t(`label_${h.label}`)} ${h.enhancement.toFixed(1)}`).join(" · ")
+        : "—";
       $("detail-body").innerHTML =
-        `<p><b>${p.cell}</b> · ${p.grid_name || "—"}<br>` +
-        `${t("level")} ${p.level.toFixed(1)} ${state.unit} · ${t("background")} ${p.background.toFixed(1)} · ` +
-        `${t("enhancement")} ${p.enhancement.toFixed(1)} · ${t("z")} ${p.z == null ? "—" : p.z.toFixed(1)}<br>` +
-        `${t("passes")} ${p.n_passes} · ${t("days")} ${p.days} · ${t("persistence")} ${(p.persistence * 100).toFixed(0)}%</p>` +
-        `<h3>${t("series")}</h3>${chart(series, {})}` +
-        `<h3>${t("pass_history")}</h3>${chart(passes, { dots: true, reference: p.background })}` +
+        `<p><b>${p.cell}</b> · ${p.grid_name || "—"} · <span class="label-${p.label}">${t(`label_${p.label}`)}</span> · ${t(`stratum_${p.stratum}`)}<br>` +
+        `${t("level")} ${p.level.toFixed(1)} ${p.unit} · ${t("enhancement")} ${p.enhancement.toFixed(1)}${interval}<br>` +
+        `${t("passes")} ${p.n_passes} · ${t("days")} ${p.days} · ${t("persistence")} ${(p.persistence * 100).toFixed(0)}% · ` +
+        `${t("cells")} ${evidence.cells.length}${band ? " · " + band : ""}</p>` +
+        `<p class="note">${t("reasons")}: ${p.reasons.map((r) => r.detail).join("; ")}</p>` +
+        `<h3>${t("profile")}</h3>${bars(evidence.profile)}` +
+        `<h3>${t("pass_history")}</h3>${chart(passes, { dots: true })}` +
+        `<p class="note">${t("history")}: ${history}</p>` +
         `<div id="case-panel"></div>`;
       renderCase(found || null, feature);
     } catch (error) {
@@ -302,7 +357,7 @@
         caseButton(t("open_case"), () =>
           api("/v1/cases", {
             method: "POST",
-            body: { pollutant: $("pollutant").value, cell: feature.properties.cell, hotspot: feature.properties },
+            body: { pollutant: feature.properties.pollutant, cell: feature.properties.cell, hotspot: feature.properties },
           }),
         ),
       );
@@ -329,6 +384,7 @@
       result.className = "note";
       result.textContent =
         `${t("verdict")}: ${v.verdict} · ${t("change")} ${v.change == null ? "—" : v.change.toFixed(1)} ${v.unit} · ` +
+        (v.interval_low == null ? "" : `${t("interval")} ${v.interval_low.toFixed(1)} – ${v.interval_high.toFixed(1)} · `) +
         `${t("p_value")} ${v.p_value == null ? "—" : v.p_value.toFixed(3)} · ${v.passes_before}/${v.passes_after} ${t("passes")} · ${v.note}`;
       panel.appendChild(result);
     }
@@ -433,10 +489,23 @@
     if (!data.length) return;
     const doc = JSON.parse(data.join("\n"));
     if (kind === "position") placeVehicle(doc.vehicle, doc.lat, doc.lon, true, `${doc.vehicle} ${doc.time}`);
+    if (kind === "hotspot") {
+      toast(`${t("new_hotspot")}: ${doc.pollutant} · ${t(`label_${doc.label}`)} · ${t(`stratum_${doc.stratum}`)} · ${doc.level.toFixed(1)} ${doc.unit}`);
+      loadHotspots().catch(() => {});
+    }
     if (kind === "status") {
       const marker = state.vehicleMarkers.get(doc.vehicle);
       if (marker) marker.setIcon(vehicleIcon(doc.state === "online"));
     }
+  }
+
+  function toast(text) {
+    const item = document.createElement("div");
+    item.className = "toast";
+    item.textContent = text;
+    item.addEventListener("click", () => item.remove());
+    $("toasts").appendChild(item);
+    setTimeout(() => item.remove(), 15000);
   }
 
   async function download(format) {
@@ -513,7 +582,9 @@
     if (params.get("pollutant")) $("pollutant").value = params.get("pollutant");
     $("refresh").addEventListener("click", refresh);
     $("pollutant").addEventListener("change", refresh);
-    $("grid").addEventListener("change", () => loadHotspots().catch((e) => say(e.message)));
+    ["grid", "label", "stratum"].forEach((id) =>
+      $(id).addEventListener("change", () => loadHotspots().catch((e) => say(e.message))),
+    );
     $("export-csv").addEventListener("click", () => download("csv"));
     $("export-geojson").addEventListener("click", () => download("geojson"));
     $("grid-file").addEventListener("change", (e) => {
@@ -524,6 +595,8 @@
       window.EnvI18n.setLang(window.EnvI18n.getLang() === "zh" ? "en" : "zh");
       applyLabels();
       mapNote();
+      const legend = document.getElementById("map-legend");
+      if (legend) legend.innerHTML = legendHtml();
       const current = $("pollutant").value;
       await loadPollutants();
       $("pollutant").value = current;
@@ -533,6 +606,6 @@
     followLive();
   }
 
-  window.EnvDashboard = { state, toDisplay, levelColor };
+  window.EnvDashboard = { state, toDisplay, labelColor, toast };
   document.addEventListener("DOMContentLoaded", start);
 })();

@@ -1,0 +1,88 @@
+"""One cell's passes of one channel, segmented from its stored readings at request time.
+
+The detail of a cell (`/v1/cells/{cell}`) lists them; hotspots and their evidence use the passes
+the ingest stores instead (api.hotspot_evidence).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import h3
+import psycopg
+from psycopg import sql
+
+from edge.units import ChannelSpec
+from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, TimeRange
+
+Conn = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    vehicle: str
+    start: datetime
+    end: datetime
+    mean: float
+
+    @property
+    def midpoint(self) -> datetime:
+        return self.start + (self.end - self.start) / 2
+
+
+def _mean(values: list[float], energy: bool) -> float:
+    if energy:
+        return 10.0 * math.log10(sum(10.0 ** (v / 10.0) for v in values) / len(values))
+    return sum(values) / len(values)
+
+
+def passes(
+    rows: Sequence[tuple[str, datetime, float]], pass_gap_s: float, energy: bool = False
+) -> list[Pass]:
+    """Passes from (vehicle, time, value) rows of one cell, sorted by vehicle and time."""
+    out: list[Pass] = []
+    gap = timedelta(seconds=pass_gap_s)
+    current: list[tuple[str, datetime, float]] = []
+
+    def close() -> None:
+        if current:
+            values = [v for _, _, v in current]
+            out.append(Pass(current[0][0], current[0][1], current[-1][1], _mean(values, energy)))
+
+    for row in rows:
+        if current and (row[0] != current[-1][0] or row[1] - current[-1][1] > gap):
+            close()
+            current = []
+        current.append(row)
+    close()
+    return out
+
+
+_CELL_READINGS = """
+SELECT vehicle, time, {value} AS value FROM reading
+WHERE cell = %(cell)s AND {time}
+  AND fix_valid AND {value} IS NOT NULL
+  AND NOT (channel_flags ? %(channel)s)
+  AND NOT (flags && %(excluded_flags)s::text[])
+ORDER BY vehicle, time, seq
+"""
+
+
+def cell_passes(
+    conn: Conn, spec: ChannelSpec, cell: str, time: TimeRange, pass_gap_s: float
+) -> list[Pass]:
+    """The cell's passes in the time range, from readings that may count (as for hotspots)."""
+    where = time.condition("time")
+    query = sql.SQL(_CELL_READINGS).format(value=sql.Identifier(spec.name), time=where.sql)
+    params = {
+        **where.params,
+        "cell": h3.str_to_int(cell),
+        "channel": spec.name,
+        "excluded_flags": list(HOTSPOT_EXCLUDED_FLAGS),
+    }
+    rows = conn.execute(query, params).fetchall()
+    return passes(rows, pass_gap_s, spec.energy_mean)

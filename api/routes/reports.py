@@ -1,0 +1,89 @@
+"""`/v1/reports/inventory`: a printable environment inventory of a period and an area (HTML)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse
+
+from api import hotspot_results, report
+from api.auth import reader
+from api.database import DbSession
+from api.errors import PROBLEM_RESPONSES, ParameterError
+from api.hotspot_results import HotspotFilter
+from api.officers import grids
+from api.routes.hotspots import (
+    From,
+    LabelName,
+    RunParam,
+    To,
+    check_stratum,
+    choose_run,
+    parse_range,
+)
+from ingest import queries
+from ingest.queries import BBox
+
+router = APIRouter(
+    prefix="/v1", tags=["reports"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
+
+
+@router.get(
+    "/reports/inventory",
+    summary="Printable environment inventory of a period and an area (HTML)",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+)
+def inventory(
+    *,
+    db: DbSession,
+    start: From = None,
+    end: To = None,
+    run: RunParam = None,
+    bbox: Annotated[str | None, Query(description="Area: west,south,east,north (WGS-84).")] = None,
+    grid: Annotated[int | None, Query(ge=1, le=2**62, description="Area: this grid.")] = None,
+    pollutant: Annotated[str | None, Query(description="Only this pollutant's hotspots.")] = None,
+    label: Annotated[list[LabelName] | None, Query(description="Only these labels.")] = None,
+    stratum: Annotated[str | None, Query(max_length=64)] = None,
+    top: Annotated[int, Query(ge=1, le=500, description="Hotspots listed.")] = 50,
+) -> HTMLResponse:
+    """The period is the window of the analysis run chosen as for /v1/hotspots (the newest
+    holding [from, to), or `run`). A map (inline SVG of the patrolled cells, tracks, grids and
+    hotspots; no tiles, works offline), the ranked hotspots with their evidence, a summary per
+    management grid, and the cases with their before/after verification. Print-ready."""
+    if pollutant is not None:
+        queries.hotspot_channel(pollutant)
+    box = None if bbox is None else BBox.parse(bbox)
+    begin, stop = parse_range(start, end)
+    conn = db.connection()
+    known = grids.all_grids(conn)
+    chosen_grid = None
+    if grid is not None:
+        chosen_grid = next((g for g in known if g.id == grid), None)
+        if chosen_grid is None:
+            raise ParameterError("grid", f"no grid {grid}; see /v1/grids")
+    chosen = choose_run(conn, run, begin, stop)
+    check_stratum(chosen, stratum)
+    area = report.Area(bbox=box, grid=chosen_grid)
+    spots = hotspot_results.hotspots_of_run(
+        conn, chosen, HotspotFilter(pollutant=pollutant, labels=label, stratum=stratum, bbox=box)
+    )
+    tagged = [(s, grids.grid_at(known, s.lon, s.lat)) for s in spots if area.contains(s.lon, s.lat)]
+    shown_grids = known if chosen_grid is None else [chosen_grid]
+    page = report.render(
+        report.Inventory(
+            run=chosen,
+            area=area,
+            pollutant=pollutant,
+            hotspots=tagged[:top],
+            cells=report.cell_passes(conn, chosen, area),
+            tracks=report.tracks(conn, chosen, area),
+            grids=shown_grids,
+            cases=report.area_cases(conn, area, pollutant),
+            generated_at=datetime.now(UTC),
+        )
+    )
+    return HTMLResponse(page)

@@ -1,0 +1,115 @@
+"""Pure parts of the hotspot routes: the inventory's SVG map, the report page, the strata of a
+pass, the run request's window."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import h3
+
+from api.hotspot_evidence import strata_of
+from api.hotspot_results import StoredDrive, StoredHotspot, StoredRun
+from api.report import Area, Inventory, render
+from api.report_svg import MapHotspot, MapLayers, render_map
+from ingest.queries import BBox
+
+CELL = h3.latlng_to_cell(39.893, 116.462, 10)
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def run(**settings: object) -> StoredRun:
+    return StoredRun(
+        id=7,
+        started_at=T0,
+        finished_at=T0,
+        window_start=T0 - timedelta(days=30),
+        window_end=T0,
+        resolution=10,
+        passes=100,
+        vehicles=2,
+        hotspots=1,
+        settings={
+            "timezone": "Asia/Shanghai",
+            "strata": [["all_day", 0, 1440], ["lunch", 630, 810], ["night", 1320, 360]],
+            **settings,
+        },
+        method="test",
+    )
+
+
+def spot(label: str = "persistent") -> StoredHotspot:
+    ring = [[lon, lat] for lat, lon in h3.cell_to_boundary(CELL)]
+    lat, lon = h3.cell_to_latlng(CELL)
+    return StoredHotspot(
+        run_id=7, rank=0, pollutant="pm25", unit="ug/m3", stratum="all_day", label=label,
+        reasons=({"code": "magnitude", "detail": "median excess 40 <script>"},),
+        geometry={"type": "Polygon", "coordinates": [[*ring, ring[0]]]}, peak_cell=CELL,
+        cells=((CELL, label),), lat=lat, lon=lon, level=80.0, enhancement=40.0,
+        enhancement_interval=(35.0, 45.0), excess=39.0, persistence=0.9, delta=10.0, passes=20,
+        days=5, vehicles=2, p_magnitude=1e-6, q_magnitude=1e-5, gi_z=None, gi_q=None,
+        moran_i=None, high_low_q=None, first_seen=T0 - timedelta(days=5), last_seen=T0,
+        profile={"all_day": 40.0, "lunch": None}, band={"category": "light", "indicative": True},
+        drives=(StoredDrive("car-a", date(2026, 4, 30)),),
+    )  # fmt: skip
+
+
+def test_strata_follow_local_time_and_wrap_midnight() -> None:
+    # 03:00 UTC is 11:00 in Beijing: lunch; 15:00 UTC is 23:00: night.
+    assert strata_of(T0.replace(hour=3), run()) == ("all_day", "lunch")
+    assert strata_of(T0.replace(hour=15), run()) == ("all_day", "night")
+    assert strata_of(T0.replace(hour=8), run()) == ("all_day",)
+
+
+def test_the_map_draws_every_layer_inside_its_box() -> None:
+    lat, lon = h3.cell_to_latlng(CELL)
+    svg = render_map(
+        MapLayers(
+            cells=[(CELL, 3), (h3.grid_disk(CELL, 1)[1], 1)],
+            tracks=[[(lon - 0.002, lat), (lon + 0.002, lat)]],
+            grids=[("东区 <1>", [[(lon - 0.003, lat - 0.003), (lon + 0.003, lat - 0.003),
+                                 (lon + 0.003, lat + 0.003), (lon - 0.003, lat - 0.003)]])],
+            hotspots=[MapHotspot(1, "persistent", spot().geometry, lon, lat)],
+        ),
+        width=400,
+        height=300,
+    )  # fmt: skip
+    assert svg.startswith("<svg")
+    assert svg.endswith("</svg>")
+    assert "东区 &lt;1&gt;" in svg
+    assert "#c0392b" in svg
+    numbers = [float(n) for n in re.findall(r"[ML](-?[0-9.]+),(-?[0-9.]+)", svg) for n in n]
+    assert numbers
+    assert all(-1 <= n <= 401 for n in numbers)
+    assert render_map(MapLayers()).startswith("<p")
+
+
+def test_the_report_is_one_escaped_page() -> None:
+    page = render(
+        Inventory(
+            run=run(),
+            area=Area(bbox=BBox(116.0, 39.0, 117.0, 40.0)),
+            pollutant="pm25",
+            hotspots=[(spot(), None)],
+            cells=[(CELL, 4)],
+            tracks=[],
+            grids=[],
+            cases=[],
+            generated_at=T0,
+        )
+    )
+    assert page.startswith("<!doctype html>")
+    assert "<script>" not in page
+    assert "median excess 40 &lt;script&gt;" in page
+    assert "label-persistent" in page
+    assert "[35.0, 45.0]" in page
+    assert "No case in this area." in page
+    assert "@media print" in page
+
+
+def test_an_area_is_a_box_and_a_grid() -> None:
+    area = Area(bbox=BBox(116.0, 39.0, 117.0, 40.0))
+    assert area.contains(116.5, 39.5)
+    assert not area.contains(118.0, 39.5)
+    assert Area().contains(0.0, 0.0)
+    assert "box" in area.describe()
