@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,31 +151,21 @@ def test_a_recorded_drive_replays_into_the_same_readings(
             wait_until(lambda: service.counters.readings_inserted >= made, 60, "direct replay")
         assert stored(direct_db) == original
 
-    # 3. The serial path: the recorded bytes through pseudo-terminals and a new edge agent.
-    with scratch_database(admin_url) as serial_db:
-        serial_mqtt = mqtt.replace(topic_root=f"{topic_root}-serial")
-        with ingest(serial_db, serial_mqtt) as service:
-            result = replay_serial(recording, serial_mqtt, speed=SPEED, work=tmp_path)
-            assert result.request_mismatches == 0
-            assert result.readings_replayed == made
-            wait_until(lambda: service.counters.readings_inserted >= made, 60, "serial replay")
-        replayed = stored(serial_db)
-
-    assert len(replayed) == len(original)
-    drifts: list[float] = []
-    for before, after in zip(original, replayed, strict=True):
-        # Every byte is the same, so every decoded value and every fix is the same. The agent
-        # derives a reading's time from the fix's GNSS time plus the fix's age on its own
-        # clock, so the time agrees to within the replay's timing jitter (times the speed-up);
-        # a reading without a fix takes the replaying host's clock.
-        timed = ("time", "fix_age_s", "flags")
-        assert {k: v for k, v in before.items() if k not in timed} == {
-            k: v for k, v in after.items() if k not in timed
-        }, before["seq"]
-        assert set(before["flags"]) - {"stale_fix"} == set(after["flags"]) - {"stale_fix"}
-        assert isinstance(after["time"], datetime)
-        if before["time_source"] == "gnss":
-            drifts.append(abs((before["time"] - after["time"]).total_seconds()))
-    drifts.sort()
-    assert drifts[len(drifts) // 2] <= 0.5, drifts
-    assert drifts[int(len(drifts) * 0.9)] <= 2.0, drifts
+    # 3. The serial path: the recorded bytes through pseudo-terminals and a new edge agent on a
+    # clock driven from the recording, paced at SPEED and as fast as possible. Every byte is the
+    # same, so every decoded value and fix is; the agent's clock reads what it read on the road,
+    # so every fix age, reading time and flag is too.
+    for speed in (SPEED, None):
+        with scratch_database(admin_url) as serial_db:
+            label = "max" if speed is None else f"{speed:g}"
+            serial_mqtt = mqtt.replace(topic_root=f"{topic_root}-serial-{label}")
+            with ingest(serial_db, serial_mqtt) as service:
+                result = replay_serial(recording, serial_mqtt, speed=speed, work=tmp_path)
+                assert result.request_mismatches == 0
+                assert result.readings_replayed == made
+                wait_until(lambda: service.counters.readings_inserted >= made, 60, "serial replay")
+            replayed = stored(serial_db)
+        assert len(replayed) == len(original)
+        for before, after in zip(original, replayed, strict=True):
+            assert before == after, (label, before["seq"])
+        assert any(r["time_source"] == "gnss" for r in replayed)

@@ -32,11 +32,22 @@ T0 = datetime(2026, 3, 2, 1, 0, 0, tzinfo=UTC)
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
+    """A clock in drive seconds that moves only when told (edge.clock.Clock and a callable)."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> datetime:
+        return T0
+
+    def boottime(self) -> float | None:
+        return 5000.0
 
 
 class MemoryPort:
@@ -77,24 +88,23 @@ def edge_settings(tmp_path: Path) -> EdgeSettings:
 
 
 def test_a_recorded_drive_reads_back_with_drive_time_fixes_and_readings(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)  # the agent's clock, in drive seconds (time_scale 10 included)
     path = tmp_path / "drive.jsonl.gz"
-    recorder = DriveRecorder.for_agent(path, edge_settings(tmp_path))
-    recorder._clock = clock
-    recorder._origin = clock.now
+    recorder = DriveRecorder.for_agent(path, edge_settings(tmp_path), clock, 999.5, 5000.0)
     profile = load_profile("default-multi")
     answer = encode_read_response(1, 3, list(range(16)))
     gps_bytes = (format_gga(T0, 39.89, 116.47) + format_rmc(T0, 39.89, 116.47)).encode()
     ports = {"/dev/box": MemoryPort([answer[:5], answer[5:]]), "/dev/gps": MemoryPort([gps_bytes])}
     opener = recorder.wrap(lambda url, *_: ports[url], {"/dev/box": "box", "/dev/gps": "gps"})
     box, gps = opener("/dev/box", 9600, 8, "N", 1), opener("/dev/gps", 9600, 8, "N", 1)
-    clock.now = 100.5
+    clock.now = 1005.0
     assert gps.read(100) == gps_bytes
-    clock.now = 101.0
+    clock.now = 1010.0
     box.write(profile.request.encode())
     assert box.read(5) + box.read(100) == answer
     reading = tag_reading("rec-1", 1, profile, tuple(range(16)), None, 0, T0, Tagging())
-    recorder.chain(None)(reading)
+    recorder.reading(reading, 1010.125, 1005.0625)
+    recorder.chain(None)(reading)  # a reading recorded without the agent's clock readings
     recorder.close()
 
     recording = load_recording(path)
@@ -102,9 +112,12 @@ def test_a_recorded_drive_reads_back_with_drive_time_fixes_and_readings(tmp_path
     assert recording.vehicle == "rec-1"
     assert recording.header["box"]["profile"] == "default-multi"
     assert recording.header["time_scale"] == 10.0
+    assert recording.version == 2
+    assert recording.header["clock"] == {"origin": 1000.0, "started": 999.5, "powered_for": 5000.0}
+    assert recording.clock_reading("started") == 999.5
     serial = [e for e in recording.events if isinstance(e, SerialChunk)]
     assert [(e.port, e.direction, e.t) for e in serial] == [
-        ("gps", "rx", 5.0),  # drive time: 0.5 s on the agent's clock at time_scale 10
+        ("gps", "rx", 5.0),  # drive time: seconds since the recording began, on the agent's clock
         ("box", "tx", 10.0),
         ("box", "rx", 10.0),
         ("box", "rx", 10.0),
@@ -116,6 +129,43 @@ def test_a_recorded_drive_reads_back_with_drive_time_fixes_and_readings(tmp_path
     assert fixes[-1].fix["lat"] == pytest.approx(39.89)
     assert recording.readings[0].reading["values"]["temperature"] == pytest.approx(0.0)
     assert isinstance(recording.readings[0], RecordedReading)
+    # The agent's clock readings come back exactly; a reading recorded without them has none.
+    assert (recording.readings[0].tagged_at, recording.readings[0].fix_received) == (
+        1010.125,
+        1005.0625,
+    )
+    assert (recording.readings[1].tagged_at, recording.readings[1].fix_received) == (None, None)
+
+
+@settings(max_examples=60)
+@given(st.floats(0, 1e12), st.one_of(st.none(), st.floats(0, 1e12)))
+def test_clock_readings_round_trip_bit_for_bit(now: float, fix: float | None) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "clock.jsonl.gz"
+        recorder = DriveRecorder(path, {"vehicle": "v"})
+        reading = tag_reading("v", 1, load_profile("default-multi"), (0,) * 16, None, 0, T0, Tagging())
+        recorder.reading(reading, now, fix)
+        recorder.close()
+        (back,) = load_recording(path).readings
+    assert back.tagged_at == now
+    assert back.fix_received == fix
+
+
+def test_a_version_1_recording_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "v1.jsonl.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(
+            '{"type":"header","format":"envpatrol-drive","version":1,"vehicle":"v"}\n'
+            '{"type":"reading","t":1.5,"reading":{"seq":1}}\n'
+            '{"type":"end","t":2.0,"lines":3}\n'
+        )
+    recording = load_recording(path)
+    assert recording.version == 1
+    assert recording.complete
+    assert recording.clock_reading("origin") is None
+    assert recording.readings == [RecordedReading(1.5, {"seq": 1})]
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -183,6 +233,22 @@ def test_a_recording_cut_short_keeps_its_complete_lines(tmp_path: Path) -> None:
             ],
             2,
             "unknown record type",
+        ),
+        (
+            [
+                '{"type":"header","format":"envpatrol-drive","version":2,"vehicle":"v"}',
+                '{"type":"reading","t":1,"reading":{},"clock":{"now":"soon","fix":null}}',
+            ],
+            2,
+            "clock.now must be a number",
+        ),
+        (
+            [
+                '{"type":"header","format":"envpatrol-drive","version":2,"vehicle":"v"}',
+                '{"type":"reading","t":1,"reading":{},"clock":{"now":1,"fix":true}}',
+            ],
+            2,
+            "clock.fix must be",
         ),
     ],
 )
