@@ -464,6 +464,7 @@ class ReplayResult:
     exchanges: int = 0
     request_mismatches: int = 0
     gps_sentences_lost: int = 0
+    readings_missed: int = 0  # answers the agent made no reading from within TAKE_TIMEOUT_S
 
     @property
     def speedup(self) -> float:
@@ -572,6 +573,7 @@ def replay_serial(
         player.counters.exchanges,
         player.counters.request_mismatches,
         player.counters.gps_sentences_lost,
+        player.counters.readings_missed,
     )
 
 

@@ -162,6 +162,7 @@ def test_a_recorded_drive_replays_into_the_same_readings(
             with ingest(serial_db, serial_mqtt) as service:
                 result = replay_serial(recording, serial_mqtt, speed=speed, work=tmp_path)
                 assert result.request_mismatches == 0
+                assert result.readings_missed == 0
                 assert result.readings_replayed == made
                 wait_until(lambda: service.counters.readings_inserted >= made, 60, "serial replay")
             replayed = stored(serial_db)

@@ -145,7 +145,9 @@ def test_clock_readings_round_trip_bit_for_bit(now: float, fix: float | None) ->
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "clock.jsonl.gz"
         recorder = DriveRecorder(path, {"vehicle": "v"})
-        reading = tag_reading("v", 1, load_profile("default-multi"), (0,) * 16, None, 0, T0, Tagging())
+        reading = tag_reading(
+            "v", 1, load_profile("default-multi"), (0,) * 16, None, 0, T0, Tagging()
+        )
         recorder.reading(reading, now, fix)
         recorder.close()
         (back,) = load_recording(path).readings
@@ -300,4 +302,93 @@ def test_the_replay_plan_pairs_requests_with_answers_and_keeps_the_receiver_betw
         Exchange(2.0, b"req2", b"", 2.0),
         Exchange(2.6, b"req3", b"answer3", 2.5),
         GpsBurst(3.0, b"$C"),
+    ]
+
+
+def _epoch(second: int) -> bytes:
+    moment = T0.replace(second=second)
+    return (format_gga(moment, 39.89, 116.47) + format_rmc(moment, 39.89, 116.47)).encode()
+
+
+def _drive(path: Path, version: int, lines: list[dict[str, object]]) -> None:
+    header: dict[str, object] = {
+        "type": "header",
+        "format": "envpatrol-drive",
+        "version": version,
+        "vehicle": "v",
+        "started": "2026-03-02T01:00:00.000Z",
+    }
+    if version == 2:
+        header["clock"] = {"origin": 100.0, "started": 99.0, "powered_for": 5000.0}
+    with gzip.open(path, "wt") as handle:
+        for line in [header, *lines]:
+            handle.write(json.dumps(line) + "\n")
+
+
+def _serial(t: float, port: str, direction: str, data: bytes) -> dict[str, object]:
+    return {"type": "serial", "t": t, "port": port, "dir": direction, "hex": data.hex()}
+
+
+def _reading(t: float, age: float | None, source: str = "gnss") -> dict[str, object]:
+    position = None if age is None else {"lat": 39.89, "lon": 116.47, "age_s": age}
+    body = {"seq": 1, "time": "2026-03-02T01:00:03.250Z", "time_source": source}
+    return {"type": "reading", "t": t, "reading": {**body, "position": position}}
+
+
+def test_the_replay_plan_holds_the_clock_where_the_agent_read_it(tmp_path: Path) -> None:
+    """Version 2: the fix a reading used arrives at its recorded clock reading and the answer
+    at the reading's; an epoch recorded before the answer but stamped after the reading (the
+    receiver was still at it) reaches the replaying agent after the answer."""
+    e1, e2, e3 = _epoch(1), _epoch(2), _epoch(3)
+    path = tmp_path / "v2.jsonl.gz"
+    _drive(
+        path,
+        2,
+        [
+            _serial(0.5, "gps", "rx", e1),
+            _serial(1.0, "box", "tx", b"req1"),
+            _serial(1.2, "gps", "rx", e2),  # read, but its fix was not the latest yet
+            _serial(1.3, "box", "rx", b"answer1"),
+            {**_reading(1.31, 0.8), "clock": {"now": 101.3000042, "fix": 100.5000017}},
+            _serial(2.0, "gps", "rx", e3),
+            _serial(2.5, "box", "tx", b"req2"),
+            _serial(2.6, "box", "rx", b"answer2"),
+            {**_reading(2.61, None, "host"), "clock": {"now": 102.6000001, "fix": None}},
+        ],
+    )
+    plan = replay_plan(load_recording(path))
+    assert plan == [
+        GpsBurst(0.5, e1, 2, hold=100.5000017),
+        Exchange(1.3, b"req1", b"answer1", 1.0, True, 101.3000042),
+        GpsBurst(1.2, e2, 2),
+        GpsBurst(2.0, e3, 2),
+        Exchange(
+            2.6,
+            b"req2",
+            b"answer2",
+            2.5,
+            True,
+            102.6000001,
+            T0.replace(second=3, microsecond=250000),
+        ),
+    ]
+
+
+def test_a_version_1_plan_ages_the_fix_by_the_recorded_age(tmp_path: Path) -> None:
+    e1 = _epoch(1)
+    path = tmp_path / "v1.jsonl.gz"
+    _drive(
+        path,
+        1,
+        [
+            _serial(0.5, "gps", "rx", e1),
+            _serial(1.0, "box", "tx", b"req1"),
+            _serial(1.3, "box", "rx", b"answer1"),
+            _reading(1.31, 0.85),
+        ],
+    )
+    plan = replay_plan(load_recording(path))
+    assert plan == [
+        GpsBurst(0.5, e1, 2, hold=0.5),
+        Exchange(1.3, b"req1", b"answer1", 1.0, True, 0.5 + 0.85),
     ]
