@@ -269,7 +269,6 @@ class DrivePlayer:
         self.clock = ReplayClock.for_recording(self.recording, self.agent_speed)
         self.box = PseudoTerminal()
         self.gps = PseudoTerminal()
-        self.gps.mark_unopened()
         self.done = threading.Event()
         self.error: str | None = None
         self._stop = threading.Event()
@@ -277,7 +276,6 @@ class DrivePlayer:
         self._sentences_sent = 0
         self._fixes_sent = 0
         self._framer = NmeaFramer()
-        self._unseen = b""  # receiver bytes sent before the agent took any
         self._took_reading = threading.Event()
         self._anchor_wall = 0.0
         self._anchor_t = 0.0
@@ -329,17 +327,12 @@ class DrivePlayer:
     def _drain_gps(self) -> None:
         """Wait until the agent's receiver has taken every sentence sent and made every fix of
         them its latest (`fixes` counts a fix once it is published)."""
-        began = time.monotonic()
+        deadline = time.monotonic() + TAKE_TIMEOUT_S
         while not self._stop.is_set():
             sentences, fixes = self._taken()
             if sentences >= self._sentences_sent and fixes >= self._fixes_sent:
                 return
-            waited = time.monotonic() - began
-            if sentences == 0 and self._unseen and waited > 0.3:
-                # Nothing arrived at all: the agent's open flushed what we sent. Send it again.
-                unseen, self._unseen = self._unseen, b""
-                self.gps.write(unseen, timeout=0.5)
-            if waited > TAKE_TIMEOUT_S:
+            if time.monotonic() > deadline:
                 break
             time.sleep(0.0001)
         sentences, fixes = self._taken()
@@ -359,12 +352,13 @@ class DrivePlayer:
             self.done.set()
 
     def _await_gps_reader(self, timeout: float = 10.0) -> None:
-        """Bytes written before the agent opens the GPS port would be flushed by its open
-        (pyserial sets the line speed, then flushes the input: allow for that step too)."""
+        """Bytes written before the agent has opened the GPS port would be flushed by its open
+        (pyserial flushes the input): wait until the receiver counts the port open."""
+        receiver = self.receiver
+        assert receiver is not None
         deadline = time.monotonic() + timeout
-        while not self.gps.opened() and time.monotonic() < deadline and not self._stop.is_set():
+        while receiver.reopens == 0 and time.monotonic() < deadline and not self._stop.is_set():
             self._pump(0.01)
-        self._pump(0.02)
 
     def _settle(self, reading: bool) -> None:
         """Wait until the agent has made the reading it makes from this answer, so that
@@ -431,8 +425,6 @@ class DrivePlayer:
         self.counters.gps_bytes_dropped += self.gps.write(burst.data, timeout=0.5)
         self._sentences_sent += len(self._framer.feed(burst.data))
         self._fixes_sent += burst.fixes
-        if self._taken()[0] == 0:
-            self._unseen += burst.data
         self.counters.gps_bursts += 1
 
     def _await_request(self) -> bytes | None:
