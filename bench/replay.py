@@ -97,6 +97,8 @@ def compare(original: Recording, replayed: Recording) -> dict[str, Any]:
     n = len(drifts) or 1
     return {
         "readings": f"{len(b)}/{len(a)}",
+        "identical": sum(x == y for x, y in zip(a, b, strict=False)),
+        "same_time": sum(x["time"] == y["time"] for x, y in zip(a, b, strict=False)),
         "same_values": same_values,
         "same_position": same_position,
         "time_p50_s": drifts[n // 2] if drifts else None,
@@ -140,7 +142,8 @@ def main() -> None:
         print(
             f"serial --speed {text}: {result.readings_replayed} readings, "
             f"{result.drive_s / 3600:.2f} h in {result.wall_s:.1f} s = {result.speedup:.0f}x, "
-            f"{result.request_mismatches} request mismatches"
+            f"{result.request_mismatches} request mismatches, "
+            f"{result.readings_missed} readings missed"
         )
         print(f"  against the original: {compare(recording, load_recording(again))}")
     result = replay_direct(

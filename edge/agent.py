@@ -14,6 +14,7 @@ from typing import Any
 
 from edge import __version__
 from edge.box import BoxClient, BoxError, SerialPort, open_serial
+from edge.clock import Clock, SystemClock
 from edge.config import EdgeSettings
 from edge.gps import GpsReceiver, TimedFix
 from edge.gpsd import GpsdClient
@@ -43,7 +44,11 @@ def effective_profile(settings: EdgeSettings) -> BoxProfile:
 
 @dataclass(frozen=True, slots=True)
 class Tagging:
-    """How a reading's time and position are chosen from the newest fix."""
+    """How a reading's time and position are chosen from the newest fix.
+
+    `time_scale` multiplies clock differences into drive seconds; the agent's clock already
+    reads drive seconds (edge.clock), so the agent tags with 1.0.
+    """
 
     max_fix_age_s: float = 5.0
     time_scale: float = 1.0
@@ -121,12 +126,23 @@ def tag_reading(
     )
 
 
-def make_gps(settings: EdgeSettings, open_port: OpenPort) -> GpsReceiver | GpsdClient:
+def make_gps(
+    settings: EdgeSettings, open_port: OpenPort, clock: Clock | None = None
+) -> GpsReceiver | GpsdClient:
+    """The configured GPS source, stamping fixes on `clock` (drive seconds)."""
     gps = settings.gps
+    clock = clock or SystemClock(settings.time_scale)
     limits = FixFilter(gps.max_hdop, gps.min_satellites, gps.max_speed_mps)
     if gps.source == "gpsd":
-        return GpsdClient(gps.gpsd, limits)
-    return GpsReceiver(gps.port, gps.baudrate, open_port=open_port, limits=limits)
+        return GpsdClient(gps.gpsd, limits, clock=clock.monotonic)
+    return GpsReceiver(
+        gps.port,
+        gps.baudrate,
+        open_port=open_port,
+        clock=clock.monotonic,
+        wall=clock.wall,
+        limits=limits,
+    )
 
 
 class Agent:
@@ -136,18 +152,28 @@ class Agent:
         *,
         open_port: OpenPort = open_serial,
         on_reading: Callable[[Reading], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.profile = effective_profile(settings)
+        # Tagging reads this clock (drive seconds); scheduling stays on the host's real clock.
+        self.clock: Clock = clock or SystemClock(settings.time_scale)
+        self.started = self.clock.monotonic()
+        self._started_real = time.monotonic()
+        # Drive seconds since power-on when the agent started (see QualitySettings.warmup_from).
+        self.powered_for = 0.0
+        if settings.quality.warmup_from == "boot":
+            self.powered_for = self.clock.boottime() or 0.0
         # Drive recording hook (edge/recording.py): wraps both ports and sees every reading.
         self.recorder = None
         if settings.record_path:
             from edge.recording import DriveRecorder, PortName
 
-            self.recorder = DriveRecorder.for_agent(settings.record_path, settings)
+            self.recorder = DriveRecorder.for_agent(
+                settings.record_path, settings, self.clock, self.started, self.powered_for
+            )
             ports: dict[str, PortName] = {settings.box.port: "box", settings.gps.port: "gps"}
             open_port = self.recorder.wrap(open_port, ports)
-            on_reading = self.recorder.chain(on_reading)
         self.box = BoxClient(
             self.profile,
             settings.box.port,
@@ -155,7 +181,7 @@ class Agent:
             retries=settings.box.retries,
             open_port=open_port,
         )
-        self.gps = make_gps(settings, open_port)
+        self.gps = make_gps(settings, open_port, self.clock)
         self.outbox = Outbox(
             settings.outbox_path,
             max_bytes=settings.outbox.max_bytes,
@@ -173,16 +199,11 @@ class Agent:
             reconnect_min_s=publish.reconnect_min_s,
             reconnect_max_s=publish.reconnect_max_s,
         )
-        self.tagging = Tagging(settings.gps.max_fix_age_s, settings.time_scale)
+        self.tagging = Tagging(settings.gps.max_fix_age_s, 1.0)
         self.tracker = QualityTracker(settings.quality)
         self.on_reading = on_reading
         self.readings = 0
         self.flagged: Counter[str] = Counter()
-        self.started = time.monotonic()
-        # Seconds since power-on when the agent started (see QualitySettings.warmup_from).
-        self.powered_for = 0.0
-        if settings.quality.warmup_from == "boot" and hasattr(time, "CLOCK_BOOTTIME"):
-            self.powered_for = time.clock_gettime(time.CLOCK_BOOTTIME)
 
     def _error(self) -> str | None:
         publisher = getattr(self, "publisher", None)  # status() also builds the last will
@@ -215,7 +236,7 @@ class Agent:
             "vehicle": self.settings.vehicle,
             "time": format_time(datetime.now(UTC)),
             "software": f"envpatrol-edge {__version__}",
-            "uptime_s": round(time.monotonic() - self.started, 1),
+            "uptime_s": round(time.monotonic() - self._started_real, 1),
             "readings": self.readings,
             "poll_success_rate": round(box.ok / box.polls, 4) if box.polls else None,
             "crc_errors": box.crc_errors,
@@ -228,7 +249,7 @@ class Agent:
                 "hdop": timed.fix.hdop if timed else None,
                 "fix_age_s": None
                 if timed is None
-                else round((time.monotonic() - timed.received) * self.settings.time_scale, 1),
+                else round(self.clock.monotonic() - timed.received, 1),
             },
             "clock_skew_s": None
             if timed is None or timed.skew_s is None
@@ -256,10 +277,10 @@ class Agent:
             log.warning("%s", exc)
             return None
         self.last_error = ""
-        now_mono = time.monotonic()
-        now_wall = datetime.now(UTC)
+        now_mono = self.clock.monotonic()
+        now_wall = self.clock.wall()
         timed_fix = self.gps.latest()
-        uptime_s = (self.powered_for + now_mono - self.started) * self.settings.time_scale
+        uptime_s = self.powered_for + now_mono - self.started
         holder: list[Reading] = []
 
         def build(seq: int) -> bytes:
@@ -284,6 +305,11 @@ class Agent:
         self.flagged.update(reading.flags)
         for names in reading.channel_flags.values():
             self.flagged.update(names)
+        if self.recorder is not None:
+            # With the clock readings it was tagged with, so a replay can tag it alike.
+            self.recorder.reading(
+                reading, now_mono, None if timed_fix is None else timed_fix.received
+            )
         self.publisher.wake()
         if self.on_reading is not None:
             self.on_reading(reading)

@@ -33,12 +33,15 @@ JUMPS_BEFORE_RESET = 3
 @dataclass(frozen=True, slots=True)
 class TimedFix:
     fix: Fix
-    received: float  # host monotonic clock when the fix's last sentence arrived
+    received: float  # the agent's clock (edge.clock, drive seconds) when the fix arrived
     skew_s: float | None = None  # host wall clock minus GNSS time at that moment
 
 
 class FixKeeper:
-    """The newest fix, filtered, with counters; shared by the NMEA and gpsd sources."""
+    """The newest fix, filtered, with counters; shared by the NMEA and gpsd sources.
+
+    `clock` stamps each fix as it arrives (the agent's clock, edge.clock.Clock.monotonic).
+    """
 
     def __init__(
         self,
@@ -62,9 +65,9 @@ class FixKeeper:
             return self._latest
 
     def offer(self, fix: Fix, publish: bool = True) -> TimedFix:
-        """Filter a new fix and, when `publish`, make it the latest."""
+        """Filter a new fix and, when `publish`, make it the latest. `fixes` counts it once
+        that is done (a replay waits on it before it lets the clock move on)."""
         now = self._clock()
-        self.fixes += 1
         problem = fix_problem(fix, self._accepted, self.limits)
         if problem == "jump":
             self._jumps += 1
@@ -83,6 +86,7 @@ class FixKeeper:
         if publish:
             with self._lock:
                 self._latest = timed
+        self.fixes += 1
         return timed
 
 
@@ -96,8 +100,9 @@ class GpsReceiver(FixKeeper):
         open_port: Callable[[str, int, int, str, int], SerialPort] = open_serial,
         clock: Callable[[], float] = time.monotonic,
         limits: FixFilter | None = None,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__(limits, clock)
+        super().__init__(limits, clock, wall)
         self.url = url
         self.baudrate = baudrate
         self._open_port = open_port

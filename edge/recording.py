@@ -1,16 +1,20 @@
 """Recording a drive: the raw serial exchanges with timestamps, plus decoded readings and fixes.
 
-A recording is a gzip-compressed file of JSON lines (format `envpatrol-drive`, version 1,
-documented in docs/recording.md). `t` is drive time: seconds since the recording began, on the
-agent's clock multiplied by its time_scale (so a simulated drive at 400x records the simulated
-seconds, and a real vehicle records wall seconds).
+A recording is a gzip-compressed file of JSON lines (format `envpatrol-drive`, version 2,
+documented in docs/recording.md; version 1 files still load). `t` is drive time: seconds since
+the recording began, on the agent's clock (edge.clock: real seconds times its time_scale, so a
+simulated drive at 400x records the simulated seconds, and a real vehicle records wall seconds).
 
-    {"type":"header","format":"envpatrol-drive","version":1,"vehicle":...,"box":{...},...}
+    {"type":"header","format":"envpatrol-drive","version":2,"vehicle":...,"box":{...},
+     "clock":{"origin":...,"started":...,"powered_for":...},...}
     {"type":"serial","t":12.5,"port":"box","dir":"tx","hex":"010300000010440b"}
     {"type":"serial","t":12.6,"port":"box","dir":"rx","hex":"010320..."}
     {"type":"fix","t":12.9,"fix":{"time":...,"lat":...,"lon":...,"valid":true,...}}
-    {"type":"reading","t":13.0,"reading":{...the v1 reading object, as published...}}
+    {"type":"reading","t":13.0,"reading":{...the v1 reading object...},"clock":{"now":...,"fix":...}}
     {"type":"end","t":28800.0,"lines":...}
+
+Version 2 adds the agent's own clock readings (header `clock`, reading `clock`), exact, so a
+replay can hand the agent the same instants and get the same reading times.
 
 The recorder wraps the serial ports the agent opens (box and GPS) and sees every reading the
 agent makes; it needs nothing beyond the standard library and the edge's own codecs.
@@ -21,7 +25,6 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,11 +33,13 @@ from typing import Any, Literal
 
 from edge import __version__
 from edge.box import SerialPort
+from edge.clock import Clock, SystemClock
 from edge.nmea import Fix, FixAssembler, NmeaFramer
 from edge.wire import Reading, format_time, reading_to_dict
 
 RECORDING_FORMAT = "envpatrol-drive"
-RECORDING_VERSION = 1
+RECORDING_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 PortName = Literal["box", "gps"]
 OpenPort = Callable[[str, int, int, str, int], SerialPort]
@@ -74,15 +79,18 @@ class DriveRecorder:
         header: dict[str, Any],
         *,
         time_scale: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
+        clock_header: dict[str, float] | None = None,
     ) -> None:
+        """`clock` reads drive seconds (edge.clock; the default scales the host's monotonic
+        clock by `time_scale`); `clock_header` adds the agent's start readings of it."""
+        clock = clock or SystemClock(time_scale).monotonic
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = gzip.open(self.path, "wt", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._lock = threading.Lock()
         self._clock = clock
         self._origin = clock()
-        self._scale = time_scale
         self._framer = NmeaFramer()
         self._assembler = FixAssembler()
         self._closed = False
@@ -96,12 +104,27 @@ class DriveRecorder:
                 "software": f"envpatrol-edge {__version__}",
                 "time_scale": time_scale,
                 **header,
+                "clock": {"origin": self._origin, **(clock_header or {})},
             }
         )
 
     @classmethod
-    def for_agent(cls, path: str | Path, settings: Any) -> DriveRecorder:
-        """A recorder whose header describes an agent's settings (edge.config.EdgeSettings)."""
+    def for_agent(
+        cls,
+        path: str | Path,
+        settings: Any,
+        clock: Clock | None = None,
+        started: float | None = None,
+        powered_for: float | None = None,
+    ) -> DriveRecorder:
+        """A recorder whose header describes an agent's settings (edge.config.EdgeSettings)
+        and the readings of its clock when it started (drive seconds)."""
+        clock = clock or SystemClock(settings.time_scale)
+        start: dict[str, float] = {}
+        if started is not None:
+            start["started"] = started
+        if powered_for is not None:
+            start["powered_for"] = powered_for
         box = settings.box
         return cls(
             path,
@@ -118,11 +141,13 @@ class DriveRecorder:
                 "gps": {"port": settings.gps.port, "max_fix_age_s": settings.gps.max_fix_age_s},
             },
             time_scale=settings.time_scale,
+            clock=clock.monotonic,
+            clock_header=start,
         )
 
     def now(self) -> float:
         """Drive time: seconds since the recording began, in the agent's time scale."""
-        return round((self._clock() - self._origin) * self._scale, 6)
+        return round(self._clock() - self._origin, 6)
 
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
@@ -142,11 +167,22 @@ class DriveRecorder:
                     if fix is not None:
                         self._write({"type": "fix", "t": t, "fix": fix_to_dict(fix)})
 
-    def reading(self, reading: Reading) -> None:
+    def reading(
+        self, reading: Reading, tagged_at: float | None = None, fix_received: float | None = None
+    ) -> None:
+        """Record a reading; with the agent's clock when it tagged it (`tagged_at`) and when
+        the fix it used arrived (`fix_received`), both exact (TimedFix.received)."""
         with self._lock:
             if self._closed:
                 return
-            self._write({"type": "reading", "t": self.now(), "reading": reading_to_dict(reading)})
+            record: dict[str, Any] = {
+                "type": "reading",
+                "t": self.now(),
+                "reading": reading_to_dict(reading),
+            }
+            if tagged_at is not None:
+                record["clock"] = {"now": tagged_at, "fix": fix_received}
+            self._write(record)
             # A reading is the natural checkpoint: what is flushed survives a crash of the agent.
             self._file.flush()
 
@@ -232,6 +268,10 @@ class SerialChunk:
 class RecordedReading:
     t: float
     reading: dict[str, Any]  # the v1 reading object (edge.wire.reading_to_dict)
+    # Version 2: the agent's clock (drive seconds) when it tagged the reading, and when the fix
+    # it used arrived (None: no fix). None in version 1 recordings.
+    tagged_at: float | None = None
+    fix_received: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +292,19 @@ class Recording:
     @property
     def vehicle(self) -> str:
         return str(self.header["vehicle"])
+
+    @property
+    def version(self) -> int:
+        return int(self.header["version"])
+
+    def clock_reading(self, name: str) -> float | None:
+        """A reading of the agent's clock from the header (`origin`, `started`, `powered_for`;
+        version 2), None when the recording lacks it."""
+        clock = self.header.get("clock")
+        value = clock.get(name) if isinstance(clock, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
 
     @property
     def readings(self) -> list[RecordedReading]:
@@ -307,7 +360,18 @@ def _event(record: dict[str, Any], name: str, number: int) -> Event | None:
         body = record.get(kind)
         if not isinstance(body, dict):
             raise RecordingError(name, number, f"{kind} must be an object")
-        return RecordedReading(t, body) if kind == "reading" else RecordedFix(t, body)
+        if kind == "fix":
+            return RecordedFix(t, body)
+        clock = record.get("clock")
+        if clock is None:
+            return RecordedReading(t, body)
+        now = clock.get("now") if isinstance(clock, dict) else None
+        fix = clock.get("fix") if isinstance(clock, dict) else None
+        if not isinstance(now, int | float) or isinstance(now, bool):
+            raise RecordingError(name, number, "clock.now must be a number")
+        if fix is not None and (not isinstance(fix, int | float) or isinstance(fix, bool)):
+            raise RecordingError(name, number, "clock.fix must be a number or null")
+        return RecordedReading(t, body, float(now), None if fix is None else float(fix))
     if kind == "end":
         return None
     raise RecordingError(name, number, f"unknown record type {kind!r}")
@@ -322,7 +386,8 @@ def load_recording(path: str | Path) -> Recording:
         if header is None:
             if record.get("type") != "header" or record.get("format") != RECORDING_FORMAT:
                 raise RecordingError(name, number, f"not an {RECORDING_FORMAT} recording")
-            if record.get("version") != RECORDING_VERSION:
+            version = record.get("version")
+            if isinstance(version, bool) or version not in READABLE_VERSIONS:
                 raise RecordingError(name, number, f"unsupported version {record.get('version')!r}")
             if not isinstance(record.get("vehicle"), str):
                 raise RecordingError(name, number, "header.vehicle must be a string")

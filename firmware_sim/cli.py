@@ -329,5 +329,10 @@ def run_replay(args: argparse.Namespace) -> int:
             if result.gps_sentences_lost
             else ""
         )
+        + (
+            f"; {result.readings_missed} answers gave no reading in time"
+            if result.readings_missed
+            else ""
+        )
     )
     return 0 if result.readings_replayed >= readings else 1

@@ -5,8 +5,16 @@ as the GPS receiver. It sends back, byte for byte, what the box and the receiver
 recording: each box request that arrives gets the next recorded answer (or, where the box was
 silent, nothing), and the receiver's bytes flow on the recorded timeline between the exchanges.
 The agent drives the pace: when its request arrives early, the receiver's bytes up to that
-exchange are sent at once; every answer waits until the agent has read the receiver's bytes that
-preceded it, so each reading is tagged with the fix it was tagged with on the road.
+exchange are sent at once; every answer waits until the agent has taken the receiver's bytes
+that preceded it, so each reading is tagged with the fix it was tagged with on the road.
+
+The agent runs in this process on a ReplayClock (edge.clock.Clock) that the player sets from
+the recording: the fix a reading uses arrives while the clock reads what the agent's clock read
+when that fix arrived on the road, and the answer is read while it reads the instant the reading
+was tagged. The agent therefore computes the recorded fix ages, times and quality durations,
+whatever the speed-up. (Version 1 recordings lack the exact clock readings: the player then
+uses the recorded times of the receiver's bytes and the recorded fix ages, to the 10 ms those
+keep.)
 
 Direct path: the recorded readings are published to MQTT as they were, without the serial hop.
 """
@@ -19,18 +27,19 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from edge.agent import Agent
+from edge.clock import SystemClock
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
 from edge.gps import GpsReceiver
 from edge.modbus import decode_request
 from edge.mqtt import MqttSettings
-from edge.nmea import NmeaFramer
+from edge.nmea import FixAssembler, NmeaFramer
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from edge.recording import RecordedReading, Recording, SerialChunk
@@ -42,6 +51,10 @@ log = logging.getLogger("envpatrol.sim.replay")
 # The agent's time scale when replaying "as fast as possible": it then polls every 10 ms of wall
 # time and simply falls behind its grid when the pipeline is slower than that.
 MAX_SPEED = 1000.0
+
+# How long the player waits for the agent to take what it was sent, or to make a reading,
+# before it counts the bytes as lost (wall seconds; the agent normally takes well under 1 ms).
+TAKE_TIMEOUT_S = 5.0
 
 
 class ReplayError(RuntimeError):
@@ -56,48 +69,170 @@ class Exchange:
     request: bytes
     response: bytes
     asked: float  # when the agent sent the request
-    fix_age_s: float | None = None  # age of the fix the reading made from this answer carried
     reading: bool = False  # whether the agent made a reading from this answer
+    tagged_at: float | None = None  # the agent's clock when it tagged that reading
+    wall: datetime | None = None  # the host's time that dated it, when it had no GNSS time
 
 
 @dataclass(frozen=True, slots=True)
 class GpsBurst:
     t: float
     data: bytes
+    fixes: int = 0  # fixes the agent's receiver completes from these bytes
+    hold: float | None = None  # the agent's clock while it takes them: a reading uses their fix
 
 
 Step = Exchange | GpsBurst
 
 
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _fixes_per_burst(bursts: list[GpsBurst]) -> list[GpsBurst]:
+    """Count the fixes each burst completes, with the agent's own framer and assembler."""
+    framer, assembler = NmeaFramer(), FixAssembler()
+    counted = []
+    for burst in bursts:
+        fixes = sum(assembler.update(s) is not None for s in framer.feed(burst.data))
+        counted.append(replace(burst, fixes=fixes))
+    return counted
+
+
 def replay_plan(recording: Recording) -> list[Step]:
-    """The recording as alternating box exchanges and receiver bursts, in drive-time order."""
-    steps: list[Step] = []
+    """The recording as box exchanges and receiver bursts, in drive-time order, with the clock
+    readings the agent must see: the fix a reading uses is held at the instant it arrived on the
+    road, and the answer it is made from is read at the instant it was tagged."""
+    bursts: list[GpsBurst] = []
     exchanges: list[tuple[float, bytes, list[SerialChunk]]] = []
-    ages: dict[int, float | None] = {}  # exchange index -> fix age of the reading made from it
+    made: dict[int, RecordedReading] = {}  # exchange index -> the reading made from its answer
     for event in recording.events:
         if isinstance(event, RecordedReading):
-            position = event.reading.get("position")
-            age = position.get("age_s") if isinstance(position, dict) else None
             if exchanges:
-                ages[len(exchanges) - 1] = float(age) if isinstance(age, int | float) else None
+                made[len(exchanges) - 1] = event
             continue
         if not isinstance(event, SerialChunk):
             continue
         if event.port == "gps" and event.direction == "rx":
-            steps.append(GpsBurst(event.t, event.data))
+            bursts.append(GpsBurst(event.t, event.data))
         elif event.port == "box" and event.direction == "tx":
             exchanges.append((event.t, event.data, []))
         elif event.port == "box" and event.direction == "rx" and exchanges:
             exchanges[-1][2].append(event)
+    steps: list[Step] = list(_fixes_per_burst(bursts))
     for i, (t, request, answer) in enumerate(exchanges):
         key = answer[-1].t if answer else t
-        steps.append(
-            Exchange(key, request, b"".join(c.data for c in answer), t, ages.get(i), i in ages)
-        )
+        steps.append(Exchange(key, request, b"".join(c.data for c in answer), t, i in made))
     # Stable sort: a burst recorded at the same instant as an answer came first.
     order = {id(s): i for i, s in enumerate(steps)}
     steps.sort(key=lambda s: (s.t, isinstance(s, Exchange), order[id(s)]))
-    return steps
+    readings = iter(made[i] for i in sorted(made))
+    return _with_clock(steps, readings, recording.clock_reading("origin"))
+
+
+def _with_clock(
+    steps: list[Step], readings: Iterator[RecordedReading], origin: float | None
+) -> list[Step]:
+    """Attach the agent's clock readings to the steps (see replay_plan)."""
+    out: list[Step] = []
+    for step in steps:
+        if isinstance(step, GpsBurst) or not step.reading:
+            out.append(step)
+            continue
+        recorded = next(readings)
+        body = recorded.reading
+        wall = _parse_time(body.get("time")) if body.get("time_source") == "host" else None
+        # The burst whose fix the reading used: the last one before it that completes a fix.
+        # Version 2 knows when that fix arrived; a burst recorded after that instant reached
+        # the agent only after it had tagged the reading (it was still being read), so it goes
+        # after the answer.
+        later: list[int] = []
+        used = None
+        for j in range(len(out) - 1, -1, -1):
+            prior = out[j]
+            if isinstance(prior, Exchange):
+                if prior.reading:
+                    break
+                continue
+            if prior.fixes == 0:
+                continue
+            if (
+                origin is not None
+                and recorded.fix_received is not None
+                and origin + prior.t > recorded.fix_received + 1e-6
+            ):
+                later.append(j)
+                continue
+            used = j
+            break
+        if recorded.tagged_at is not None:  # version 2: the exact readings
+            hold, tagged_at = recorded.fix_received, recorded.tagged_at
+        else:  # version 1: the burst's recorded time and the recorded fix age
+            position = body.get("position")
+            age = position.get("age_s") if isinstance(position, dict) else None
+            hold = out[used].t if used is not None else None
+            tagged_at = step.t
+            if hold is not None and isinstance(age, int | float) and not isinstance(age, bool):
+                tagged_at = hold + float(age)
+        if used is not None and hold is not None:
+            burst = out[used]
+            if isinstance(burst, GpsBurst) and burst.hold is None:
+                out[used] = replace(burst, hold=hold)
+        moved = [out.pop(j) for j in later]  # `later` runs backwards: pop from the end first
+        out.append(replace(step, tagged_at=tagged_at, wall=wall))
+        out.extend(reversed(moved))
+    return out
+
+
+class ReplayClock:
+    """The replaying agent's clock (edge.clock.Clock), set by the player from the recording.
+
+    Between the instants the player sets, it stands still: the agent reads it only to tag a
+    reading, to stamp a fix and for its health report."""
+
+    def __init__(
+        self,
+        now: float,
+        boottime: float | None,
+        wall_origin: datetime,
+        time_scale: float = 1.0,
+    ) -> None:
+        self._now = now
+        self._start = now
+        self._boottime = boottime
+        self._wall_origin = wall_origin
+        self._scale = time_scale
+        self._wall: datetime | None = None
+
+    def set(self, now: float, wall: datetime | None = None) -> None:
+        self._wall = wall
+        self._now = now
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def wall(self) -> datetime:
+        if self._wall is not None:
+            return self._wall
+        return self._wall_origin + timedelta(seconds=(self._now - self._start) / self._scale)
+
+    def boottime(self) -> float | None:
+        return self._boottime
+
+    @classmethod
+    def for_recording(cls, recording: Recording, agent_speed: float) -> ReplayClock:
+        """Started where the recorded agent's clock started (version 2); a version 1 recording
+        starts at drive time 0 with this host's boot time."""
+        started = recording.clock_reading("started")
+        wall_origin = _parse_time(recording.header.get("started")) or datetime.now(UTC)
+        scale = float(recording.header.get("time_scale") or 1.0)
+        if started is None:
+            return cls(0.0, SystemClock(agent_speed).boottime(), wall_origin, scale)
+        return cls(started, recording.clock_reading("powered_for"), wall_origin, scale)
 
 
 @dataclass
@@ -107,6 +242,7 @@ class PlayerCounters:
     request_mismatches: int = 0
     gps_bytes_dropped: int = 0
     gps_sentences_lost: int = 0
+    readings_missed: int = 0  # answers the agent was expected to make a reading from, in vain
 
 
 @dataclass
@@ -114,16 +250,15 @@ class DrivePlayer:
     """Plays a recording's serial side on two pseudo-terminals (see the module docstring).
 
     `speed`: drive seconds per wall second for the receiver's timeline; None sends the receiver's
-    bytes as soon as the previous exchange is done.
+    bytes as soon as the previous exchange is done. `receiver` (the agent's GPS receiver, set
+    before start) lets each step wait exactly until the agent has taken what was sent; `clock`
+    is the agent's clock, which the player sets.
     """
 
     recording: Recording
     speed: float | None = 1.0
     agent_speed: float = 1.0  # the replaying agent's time_scale
-    # How many NMEA sentences the agent's receiver has taken so far (edge.gps.GpsReceiver
-    # .sentences), when the agent runs in this process: lets each answer wait exactly until the
-    # agent has every fix sent before it. Without it the player waits for the port to drain.
-    gps_sentences: Callable[[], int] | None = None
+    receiver: GpsReceiver | None = None
     idle_timeout_s: float = 30.0
     on_step: Callable[[int, float], None] | None = None
     counters: PlayerCounters = field(default_factory=PlayerCounters)
@@ -131,20 +266,19 @@ class DrivePlayer:
     def __post_init__(self) -> None:
         self.steps = replay_plan(self.recording)
         self.exchanges = sum(isinstance(s, Exchange) for s in self.steps)
+        self.clock = ReplayClock.for_recording(self.recording, self.agent_speed)
         self.box = PseudoTerminal()
         self.gps = PseudoTerminal()
-        self.gps.mark_unopened()
         self.done = threading.Event()
         self.error: str | None = None
         self._stop = threading.Event()
         self._rx = b""
-        self._gps_written = 0.0
-        self._framer = NmeaFramer()
         self._sentences_sent = 0
-        self._latency = 0.0  # wall seconds from our answer to the agent reading its clock
-        self._target_age: float | None = None
-        self._unseen = b""  # receiver bytes sent before the agent took any
-        self._took_fix = threading.Event()
+        self._fixes_sent = 0
+        self._framer = NmeaFramer()
+        self._took_reading = threading.Event()
+        self._anchor_wall = 0.0
+        self._anchor_t = 0.0
         self._thread = threading.Thread(target=self._run, name="replay-player", daemon=True)
 
     @property
@@ -156,6 +290,8 @@ class DrivePlayer:
         return self.gps.path
 
     def start(self) -> None:
+        if self.receiver is None:
+            raise ReplayError("the player needs the agent's GPS receiver")
         self._thread.start()
 
     def stop(self) -> None:
@@ -163,6 +299,10 @@ class DrivePlayer:
         self._thread.join(timeout=5)
         self.box.close()
         self.gps.close()
+
+    def took_reading(self) -> None:
+        """The agent made a reading (its on_reading hook)."""
+        self._took_reading.set()
 
     def _pump(self, timeout: float) -> None:
         self._rx += self.box.read(timeout)
@@ -179,34 +319,28 @@ class DrivePlayer:
         self._rx = self._rx[decoded.consumed :]
         return frame
 
-    def _drain_gps(self, timeout: float = 0.3) -> None:
-        deadline = time.monotonic() + timeout
-        if self.gps_sentences is not None:
-            while (
-                self.gps_sentences() < self._sentences_sent
-                and time.monotonic() < deadline
-                and not self._stop.is_set()
-            ):
-                time.sleep(0.0001)
-            taken = self.gps_sentences()
-            if taken == 0 and self._unseen:
-                # Nothing arrived at all: the agent's open flushed what we sent. Send it again.
-                self.gps.write(self._unseen, timeout=0.5)
-                self._unseen = b""
-                self._drain_gps(timeout)
+    def _taken(self) -> tuple[int, int]:
+        receiver = self.receiver
+        assert receiver is not None
+        return receiver.sentences, receiver.fixes
+
+    def _drain_gps(self) -> None:
+        """Wait until the agent's receiver has taken every sentence sent and made every fix of
+        them its latest (`fixes` counts a fix once it is published)."""
+        deadline = time.monotonic() + TAKE_TIMEOUT_S
+        while not self._stop.is_set():
+            sentences, fixes = self._taken()
+            if sentences >= self._sentences_sent and fixes >= self._fixes_sent:
                 return
-            if taken < self._sentences_sent:
-                # Sentences were lost on the way (the agent reopened its port, which flushes
-                # it): count them as gone, so later answers do not wait for them as well.
-                self.counters.gps_sentences_lost += self._sentences_sent - taken
-                self._sentences_sent = taken
-            # The counter moves just before the sentence updates the fix.
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.0001)
-            return
-        while self.gps.unread() and time.monotonic() < deadline and not self._stop.is_set():
-            time.sleep(0.0002)
-        # The reader has the bytes; give its thread a moment to turn them into a fix.
-        time.sleep(0.001)
+        sentences, fixes = self._taken()
+        if sentences < self._sentences_sent:
+            # Sentences were lost on the way (the agent reopened its port, which flushes it):
+            # count them as gone, so later steps do not wait for them as well.
+            self.counters.gps_sentences_lost += self._sentences_sent - sentences
+        self._sentences_sent, self._fixes_sent = sentences, fixes
 
     def _run(self) -> None:
         try:
@@ -217,102 +351,81 @@ class DrivePlayer:
         finally:
             self.done.set()
 
-    def observe_age(self, measured: float | None) -> None:
-        """The agent made a reading from the last answer, with this fix age (drive seconds)."""
-        self._took_fix.set()
-        target = self._target_age
-        if measured is None or target is None:
-            return
-        sample = self._latency + (measured - target) / self.agent_speed
-        self._latency = min(0.01, max(0.0, 0.8 * self._latency + 0.2 * sample))
-
     def _await_gps_reader(self, timeout: float = 10.0) -> None:
-        """Bytes written before the agent opens the GPS port would be flushed by its open
-        (pyserial sets the line speed, then flushes the input: allow for that step too)."""
+        """Bytes written before the agent has opened the GPS port would be flushed by its open
+        (pyserial flushes the input): wait until the receiver counts the port open."""
+        receiver = self.receiver
+        assert receiver is not None
         deadline = time.monotonic() + timeout
-        while not self.gps.opened() and time.monotonic() < deadline and not self._stop.is_set():
+        while receiver.reopens == 0 and time.monotonic() < deadline and not self._stop.is_set():
             self._pump(0.01)
-        self._pump(0.02)
 
-    def _settle(self, reading: bool, timeout: float = 0.5) -> None:
-        """Wait until the agent has taken its fix for the reading it makes from this answer, so
-        receiver bytes sent after this exchange cannot reach that reading. In this process the
-        reading itself says so; otherwise: the answer has been read, and a moment more."""
-        if self.gps_sentences is not None:
-            if reading:
-                self._took_fix.wait(timeout)
-            return
-        deadline = time.monotonic() + timeout
-        while self.box.unread() and time.monotonic() < deadline and not self._stop.is_set():
-            time.sleep(0.0002)
-        time.sleep(0.001)
+    def _settle(self, reading: bool) -> None:
+        """Wait until the agent has made the reading it makes from this answer, so that
+        neither receiver bytes sent after this exchange nor the clock moving on reach it."""
+        if reading and not self._took_reading.wait(TAKE_TIMEOUT_S):
+            self.counters.readings_missed += 1
 
     def _play(self) -> None:
         self._await_gps_reader()
-        anchor_wall = time.monotonic()
-        anchor_t = self.steps[0].t if self.steps else 0.0
+        self._anchor_wall = time.monotonic()
+        self._anchor_t = self.steps[0].t if self.steps else 0.0
         i = 0
         while i < len(self.steps) and not self._stop.is_set():
             step = self.steps[i]
             if isinstance(step, GpsBurst):
-                if not self._request_waiting():
-                    # Paced: on the recorded timeline. As fast as possible: at once, except the
-                    # last burst before an answer, which waits until the agent asks.
-                    last = i + 1 < len(self.steps) and isinstance(self.steps[i + 1], Exchange)
-                    if self.speed is not None:
-                        due = anchor_wall + (step.t - anchor_t) / self.speed
-                    else:
-                        due = float("inf") if last else 0.0
-                    wait = due - time.monotonic()
-                    if wait > 0:
-                        self._pump(min(wait, 0.05))
-                        continue
-                self._send_gps(step.data)
-                i += 1
+                if self._burst(step):
+                    i += 1
                 continue
             request = self._await_request()
             if request is None:
                 return
-            if request != step.request:
-                self.counters.request_mismatches += 1
-            if self.speed is not None:
-                # The receiver's timeline follows the agent's poll grid: it is anchored at the
-                # first request and moved on whenever the agent asks later than recorded (it
-                # fell behind). An early request only flushes the bytes due before it.
-                asked = time.monotonic()
-                late = asked - (anchor_wall + (step.asked - anchor_t) / self.speed)
-                if self.counters.exchanges == 0 or late > 0:
-                    anchor_wall, anchor_t = asked, step.asked
-            self._drain_gps()
-            self._age_fix(step.fix_age_s)
-            if step.response:
-                self._took_fix.clear()
-                self.box.write(step.response)
-                self._settle(step.reading)
-            self.counters.exchanges += 1
+            self._exchange(step, request)
             i += 1
             if self.on_step is not None:
                 self.on_step(self.counters.exchanges, step.t)
 
-    def _send_gps(self, data: bytes) -> None:
-        self.counters.gps_bytes_dropped += self.gps.write(data, timeout=0.5)
-        self._sentences_sent += len(self._framer.feed(data))
-        if self.gps_sentences is not None and self.gps_sentences() == 0:
-            self._unseen += data
-        self._gps_written = time.monotonic()
-        self.counters.gps_bursts += 1
+    def _burst(self, step: GpsBurst) -> bool:
+        """Send a receiver burst when it is due; False while it is not."""
+        if self.speed is not None and not self._request_waiting():
+            # Paced on the recorded timeline; as fast as possible: at once.
+            due = self._anchor_wall + (step.t - self._anchor_t) / self.speed
+            wait = due - time.monotonic()
+            if wait > 0:
+                self._pump(min(wait, 0.05))
+                return False
+        if step.hold is not None:
+            self.clock.set(step.hold)
+        self._send_gps(step)
+        if step.hold is not None:
+            self._drain_gps()
+        return True
 
-    def _age_fix(self, fix_age_s: float | None) -> None:
-        """The agent measures a fix's age on its own clock: answer when the newest fix is as
-        old as it was on the road, so the reading gets the same time. The agent's own delay
-        between our answer and its clock reading is learnt from the ages it reports."""
-        self._target_age = None
-        if fix_age_s is None:
-            return
-        pause = self._gps_written + fix_age_s / self.agent_speed - self._latency - time.monotonic()
-        if 0 < pause < 0.2:
-            time.sleep(pause)
-            self._target_age = fix_age_s
+    def _exchange(self, step: Exchange, request: bytes) -> None:
+        if request != step.request:
+            self.counters.request_mismatches += 1
+        if self.speed is not None:
+            # The receiver's timeline follows the agent's poll grid: it is anchored at the
+            # first request and moved on whenever the agent asks later than recorded (it
+            # fell behind). An early request only flushes the bytes due before it.
+            asked = time.monotonic()
+            late = asked - (self._anchor_wall + (step.asked - self._anchor_t) / self.speed)
+            if self.counters.exchanges == 0 or late > 0:
+                self._anchor_wall, self._anchor_t = asked, step.asked
+        self._drain_gps()
+        if step.response:
+            if step.tagged_at is not None:
+                self.clock.set(step.tagged_at, step.wall)
+            self._took_reading.clear()
+            self.box.write(step.response)
+            self._settle(step.reading)
+        self.counters.exchanges += 1
+
+    def _send_gps(self, burst: GpsBurst) -> None:
+        self.counters.gps_bytes_dropped += self.gps.write(burst.data, timeout=0.5)
+        self._sentences_sent += len(self._framer.feed(burst.data))
+        self._fixes_sent += burst.fixes
+        self.counters.gps_bursts += 1
 
     def _await_request(self) -> bytes | None:
         deadline = time.monotonic() + self.idle_timeout_s
@@ -343,6 +456,7 @@ class ReplayResult:
     exchanges: int = 0
     request_mismatches: int = 0
     gps_sentences_lost: int = 0
+    readings_missed: int = 0  # answers the agent made no reading from within TAKE_TIMEOUT_S
 
     @property
     def speedup(self) -> float:
@@ -419,14 +533,14 @@ def replay_serial(
     _preset_seq(Path(settings.outbox_path), _first_seq(recording) - 1)
     expected = len(recording.readings)
 
-    def on_reading(reading: Reading) -> None:
-        player.observe_age(reading.position.age_s if reading.position is not None else None)
+    def on_reading(_reading: Reading) -> None:
+        player.took_reading()
 
-    agent = Agent(settings, on_reading=on_reading)
+    agent = Agent(settings, on_reading=on_reading, clock=player.clock)
     receiver = agent.gps
     if not isinstance(receiver, GpsReceiver):  # replay settings always name a serial GPS port
         raise TypeError("a serial replay needs the agent's serial GPS receiver")
-    player.gps_sentences = lambda: receiver.sentences
+    player.receiver = receiver
     agent_stop = threading.Event()
     started = time.monotonic()
     player.start()
@@ -451,6 +565,7 @@ def replay_serial(
         player.counters.exchanges,
         player.counters.request_mismatches,
         player.counters.gps_sentences_lost,
+        player.counters.readings_missed,
     )
 
 

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +84,11 @@ def ingest(database_url: str, mqtt: MqttSettings) -> Iterator[IngestService]:
         thread.join(30)
 
 
-def stored(database_url: str) -> list[dict[str, Any]]:
+def stored(database_url: str, vehicle: str) -> list[dict[str, Any]]:
     with psycopg.connect(database_url) as conn:
         cursor = conn.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM reading WHERE vehicle = 'rec-1' ORDER BY seq"
+            f"SELECT {', '.join(COLUMNS)} FROM reading WHERE vehicle = %s ORDER BY seq",
+            (vehicle,),
         )
         return [dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()]
 
@@ -102,8 +102,11 @@ def test_a_recorded_drive_replays_into_the_same_readings(
     vehicle = run.vehicles[0]
     mqtt = MqttSettings.from_url(broker_url, topic_root=topic_root)
     recording_path = tmp_path / "drive.jsonl.gz"
+    # The vehicle name is the MQTT client id: one of its own, so that a run of this test
+    # elsewhere on the same broker cannot take over its session.
+    name = f"rec-{topic_root.removeprefix('eptest-')}"
     settings = EdgeSettings(
-        vehicle="rec-1",
+        vehicle=name,
         mqtt=mqtt,
         box=BoxSettings(port=vehicle.box_path),
         gps=GpsSettings(port=vehicle.gps_path),
@@ -125,9 +128,10 @@ def test_a_recorded_drive_replays_into_the_same_readings(
             run.stop()
         made = agent.readings
         wait_until(lambda: service.counters.readings_inserted >= made, 60, "the original")
-    original = stored(database_url)
-    # A dropped poll costs the agent its 0.5 s (wall) timeout: 100 s of drive time at 200x.
-    assert len(original) == made > 40
+    original = stored(database_url, name)
+    # A dropped poll costs the agent its 0.5 s (wall) timeout: 100 s of drive time at 200x, and
+    # a busy machine makes the agent miss grid slots: of the 126 polls due, 30-60 are typical.
+    assert len(original) == made > 20
     assert agent.box.counters.crc_errors + agent.box.counters.timeouts > 0  # faults were met
     assert agent.box.counters.garbage_bytes > 0
 
@@ -150,33 +154,25 @@ def test_a_recorded_drive_replays_into_the_same_readings(
             result = replay_direct(recording, direct_mqtt, speed=None)
             assert result.readings_replayed == made
             wait_until(lambda: service.counters.readings_inserted >= made, 60, "direct replay")
-        assert stored(direct_db) == original
+        assert stored(direct_db, name) == original
 
-    # 3. The serial path: the recorded bytes through pseudo-terminals and a new edge agent.
-    with scratch_database(admin_url) as serial_db:
-        serial_mqtt = mqtt.replace(topic_root=f"{topic_root}-serial")
-        with ingest(serial_db, serial_mqtt) as service:
-            result = replay_serial(recording, serial_mqtt, speed=SPEED, work=tmp_path)
-            assert result.request_mismatches == 0
-            assert result.readings_replayed == made
-            wait_until(lambda: service.counters.readings_inserted >= made, 60, "serial replay")
-        replayed = stored(serial_db)
-
-    assert len(replayed) == len(original)
-    drifts: list[float] = []
-    for before, after in zip(original, replayed, strict=True):
-        # Every byte is the same, so every decoded value and every fix is the same. The agent
-        # derives a reading's time from the fix's GNSS time plus the fix's age on its own
-        # clock, so the time agrees to within the replay's timing jitter (times the speed-up);
-        # a reading without a fix takes the replaying host's clock.
-        timed = ("time", "fix_age_s", "flags")
-        assert {k: v for k, v in before.items() if k not in timed} == {
-            k: v for k, v in after.items() if k not in timed
-        }, before["seq"]
-        assert set(before["flags"]) - {"stale_fix"} == set(after["flags"]) - {"stale_fix"}
-        assert isinstance(after["time"], datetime)
-        if before["time_source"] == "gnss":
-            drifts.append(abs((before["time"] - after["time"]).total_seconds()))
-    drifts.sort()
-    assert drifts[len(drifts) // 2] <= 0.5, drifts
-    assert drifts[int(len(drifts) * 0.9)] <= 2.0, drifts
+    # 3. The serial path: the recorded bytes through pseudo-terminals and a new edge agent on a
+    # clock driven from the recording, paced at SPEED and as fast as possible. Every byte is the
+    # same, so every decoded value and fix is; the agent's clock reads what it read on the road,
+    # so every fix age, reading time and flag is too.
+    for speed in (SPEED, None):
+        with scratch_database(admin_url) as serial_db:
+            label = "max" if speed is None else f"{speed:g}"
+            serial_mqtt = mqtt.replace(topic_root=f"{topic_root}-serial-{label}")
+            with ingest(serial_db, serial_mqtt) as service:
+                result = replay_serial(recording, serial_mqtt, speed=speed, work=tmp_path)
+                assert result.request_mismatches == 0
+                assert result.readings_missed == 0
+                assert result.readings_replayed == made
+                wait_until(lambda: service.counters.readings_inserted >= made, 60, "serial replay")
+            replayed = stored(serial_db, name)
+        assert len(replayed) == len(original)
+        for before, after in zip(original, replayed, strict=True):
+            differ = {k: (v, after[k]) for k, v in before.items() if after[k] != v}
+            assert not differ, (label, before["seq"], differ)
+        assert any(r["time_source"] == "gnss" for r in replayed)

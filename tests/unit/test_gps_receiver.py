@@ -41,3 +41,27 @@ def test_a_backlog_chunk_publishes_only_its_newest_fix() -> None:
     # While the chunk was processed the latest stayed the previous chunk's fix until the end.
     assert published[1:-1] == [39.8900] * (len(published) - 2)
     assert published[-1] == latest.fix.lat
+
+
+def test_fixes_are_stamped_on_the_given_clock_and_counted_once_published() -> None:
+    """The agent's clock (drive seconds) stamps each fix; `fixes` counts the chunk's last fix
+    only once it is the latest, which is what a replay waits on before it moves the clock on."""
+    now = [250.0]
+    seen: list[tuple[int, float | None]] = []
+
+    class Watching(GpsReceiver):
+        def offer(self, fix: Fix, publish: bool = True) -> TimedFix:
+            before = self.fixes
+            timed = super().offer(fix, publish)
+            latest = self.latest()
+            seen.append((self.fixes - before, None if latest is None else latest.received))
+            return timed
+
+    receiver = Watching("unused", clock=lambda: now[0])
+    receiver.feed(epoch(0, 39.89))
+    latest = receiver.latest()
+    assert latest is not None
+    assert latest.received == 250.0
+    assert receiver.fixes == 2
+    # GGA, then RMC: only the chunk's last fix becomes the latest, and is counted after that.
+    assert seen == [(1, None), (1, 250.0)]
