@@ -31,10 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from psycopg import sql
 
 from bench.api_scale_data import FleetSpec
 from bench.api_scale_fill import database_url, fill, fill_marker
 from bench.api_scale_http import Case, Timing, enum_of, measure, table
+from bench.api_scale_sql import sql_table, store_timings
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SUB_DISTRICT_BBOX = "116.458,39.883,116.478,39.896"  # Shuangjing, around the patrol routes
@@ -149,6 +152,47 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def ensure_filled(args: argparse.Namespace) -> datetime:
+    """The start of the benchmark month: of the existing fill when it matches, else of a new one."""
+    marker = fill_marker(args.admin_url, args.database)
+    wanted = {"vehicles": args.vehicles, "days": args.days}
+    if (
+        marker is not None
+        and not args.rebuild
+        and all(marker["spec"][k] == v for k, v in wanted.items())
+    ):
+        print(f"reusing {args.database} filled for {marker['spec']['start']}: {marker['fill']}")
+        return datetime.fromisoformat(marker["spec"]["start"])
+    start = month_start(args.days)
+    spec = FleetSpec(start, vehicles=args.vehicles, days=args.days)
+    print(f"filling {args.database}: {spec.readings:,} readings from {start.isoformat()}")
+    begin = time.perf_counter()
+    report = fill(args.admin_url, args.database, spec)
+    print(f"filled in {time.perf_counter() - begin:.0f} s: {report}")
+    return start
+
+
+def time_routes(args: argparse.Namespace, reader_url: str, start: datetime) -> list[Timing]:
+    timings: list[Timing] = []
+    with tempfile.TemporaryDirectory(prefix="envpatrol-bench-api-") as tmp:
+        process = start_api(reader_url, args.port, Path(tmp))
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=300) as client:
+                wait_ready(client, process, 60)
+                openapi = client.get("/openapi.json").json()
+                for case in cases(client, openapi, start, args.days):
+                    timing = measure(
+                        client, openapi, case, args.requests, args.warmup, args.slow_ms
+                    )
+                    print(f"  {timing.name}: p50 {timing.p50} p95 {timing.p95} {timing.problem or ''}",
+                          flush=True)  # fmt: skip
+                    timings.append(timing)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -160,52 +204,29 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--port", type=int, default=0, help="the API's port (default: a free one)")
+    parser.add_argument(
+        "--slow-ms", type=float, default=10_000.0, help="a slower request ends its case"
+    )
+    parser.add_argument("--no-store", action="store_true", help="skip the store-level timings")
     parser.add_argument("--drop", action="store_true", help="drop the database at the end")
     args = parser.parse_args()
+    args.port = args.port or free_port()
     print(f"machine: {machine()}; load average at start: {loadavg()}")
     print(f"disk: {shutil.disk_usage('/').free / 1e9:.0f} GB free on /")
-
-    marker = fill_marker(args.admin_url, args.database)
-    wanted = {"vehicles": args.vehicles, "days": args.days}
-    if (
-        marker is not None
-        and not args.rebuild
-        and all(marker["spec"][k] == v for k, v in wanted.items())
-    ):
-        start = datetime.fromisoformat(marker["spec"]["start"])
-        print(f"reusing {args.database} filled for {marker['spec']['start']}: {marker['fill']}")
-    else:
-        start = month_start(args.days)
-        spec = FleetSpec(start, vehicles=args.vehicles, days=args.days)
-        print(f"filling {args.database}: {spec.readings:,} readings from {start.isoformat()}")
-        begin = time.perf_counter()
-        report = fill(args.admin_url, args.database, spec)
-        print(f"filled in {time.perf_counter() - begin:.0f} s: {report}")
-
+    start = ensure_filled(args)
     reader_url = database_url(args.admin_url, args.database, user="envpatrol_reader")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="envpatrol-bench-api-") as tmp:
-        process = start_api(reader_url, port, Path(tmp))
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-                wait_ready(client, process, 60)
-                openapi = client.get("/openapi.json").json()
-                timings: list[Timing] = []
-                for case in cases(client, openapi, start, args.days):
-                    timing = measure(client, openapi, case, args.requests, args.warmup)
-                    print(f"  {timing.name}: p50 {timing.p50} p95 {timing.p95} {timing.problem or ''}",
-                          flush=True)  # fmt: skip
-                    timings.append(timing)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    timings = time_routes(args, reader_url, start)
     print()
     print(table(timings))
+    if not args.no_store:
+        end = start + timedelta(days=args.days)
+        found = store_timings(reader_url, start, end, SUB_DISTRICT_BBOX, args.requests)
+        print("\nStore level (psycopg on the read-only role, same statements as the routes):\n")
+        print(sql_table(found))
     print(f"\nload average at end: {loadavg()}")
     if args.drop:
-        from psycopg import connect, sql
-
-        with connect(args.admin_url, autocommit=True) as conn:
+        with psycopg.connect(args.admin_url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(args.database))
             )

@@ -95,10 +95,16 @@ class Timing:
 
 
 def measure(
-    client: httpx.Client, openapi: Mapping[str, Any], case: Case, requests: int, warmup: int
+    client: httpx.Client,
+    openapi: Mapping[str, Any],
+    case: Case,
+    requests: int,
+    warmup: int,
+    slow_ms: float = 10_000.0,
 ) -> Timing:
     """`warmup` untimed requests, then `requests` timed ones (whole response read). The first
-    non-200 answer ends the case and is reported."""
+    non-200 answer ends the case and is reported; so does a request slower than `slow_ms`
+    (kept as the case's only sample: repeating it would take the whole benchmark's time)."""
     fitted = fit(openapi, case)
     if fitted.url is None:
         return Timing(case.name, None, fitted.params, fitted.dropped, [], None, 0, fitted.problem)
@@ -115,6 +121,11 @@ def measure(
                 response.status_code, size, problem,
             )  # fmt: skip
         size = len(response.content)
+        if elapsed > slow_ms:
+            problem = f"a request took {elapsed / 1000:.1f} s: not repeated"
+            return Timing(
+                case.name, fitted.url, fitted.params, fitted.dropped, [elapsed], 200, size, problem
+            )
         if i >= warmup:
             samples.append(elapsed)
     return Timing(case.name, fitted.url, fitted.params, fitted.dropped, samples, 200, size, None)
