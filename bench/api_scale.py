@@ -184,8 +184,7 @@ def time_routes(args: argparse.Namespace, reader_url: str, start: datetime) -> l
                     timing = measure(
                         client, openapi, case, args.requests, args.warmup, args.slow_ms
                     )
-                    print(f"  {timing.name}: p50 {timing.p50} p95 {timing.p95} {timing.problem or ''}",
-                          flush=True)  # fmt: skip
+                    print(table([timing]).splitlines()[-1], flush=True)
                     timings.append(timing)
         finally:
             process.terminate()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import h3
@@ -25,15 +25,28 @@ from bench.api_scale_http import percentile
 from ingest import queries
 from ingest.queries import BBox, TimeRange, channel_spec
 
-# The proposed source of /v1/cells/{cell}'s pass history: the stored passes of the cell, one
-# index range scan of pass_cell_idx (resolution, cell, start_time).
+# The proposed source of /v1/cells/{cell}'s pass history: the newest max_passes + 1 stored passes
+# of the cell (the route lists at most max_passes, 1000 by default, the newest), one backward
+# range scan of pass_cell_idx (resolution, cell, start_time).
 CELL_PASSES_STORED = """
 SELECT vehicle, start_time, end_time, stats -> %(channel)s AS s
 FROM pass
 WHERE resolution = %(resolution)s AND cell = %(cell)s
   AND start_time >= %(time_start)s AND start_time < %(time_end)s
   AND stats ? %(channel)s
-ORDER BY start_time, vehicle
+ORDER BY start_time DESC, vehicle DESC
+LIMIT %(limit)s
+"""
+
+
+# The proposed source of /v1/vehicles/{id}/track: only the three columns the lines need, by the
+# (vehicle, time) index, instead of whole readings page by page (ingest.queries.readings).
+TRACK_FIXES = """
+SELECT time, lat, lon FROM reading
+WHERE vehicle = %(vehicle)s AND time >= %(time_start)s AND time < %(time_end)s
+  AND fix_valid AND lat IS NOT NULL AND lon IS NOT NULL
+ORDER BY time, seq
+LIMIT %(limit)s
 """
 
 
@@ -106,11 +119,28 @@ def store_timings(
                     "cell": h3.str_to_int(cell),
                     "time_start": start,
                     "time_end": end,
+                    "limit": 1001,
                 }
                 return len(conn.execute(CELL_PASSES_STORED, params).fetchall())
 
-            out.append(timed("cell pass history from readings (today)", from_readings, repeat))
-            out.append(timed("cell pass history from stored passes", from_passes, repeat))
+            out.append(
+                timed("cell pass history from readings (today)", from_readings, min(repeat, 5))
+            )
+            out.append(timed("cell pass history, newest 1001 stored passes", from_passes, repeat))
+
+        day = TimeRange(end - timedelta(days=1), end)
+
+        def track_pages() -> int:
+            # what the route does: whole readings, pages of max_points + 1 (5001)
+            filters = queries.ReadingFilters(time=day, vehicle=queries.VehicleFilter("patrol-01"))
+            return len(queries.readings(conn, filters, 5001).readings)
+
+        def track_fixes() -> int:
+            params = {"vehicle": "patrol-01", "time_start": day.start, "time_end": day.end}
+            return len(conn.execute(TRACK_FIXES, {**params, "limit": 5001}).fetchall())
+
+        out.append(timed("one day's track, whole readings (today)", track_pages, repeat))
+        out.append(timed("one day's track, time/lat/lon only", track_fixes, repeat))
     return out
 
 
