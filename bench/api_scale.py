@@ -101,8 +101,6 @@ def cases(client: httpx.Client, openapi: dict[str, Any], start: datetime, days: 
     area = {"pollutant": "pm10", "bbox": SUB_DISTRICT_BBOX}
     out: list[Case] = []
 
-    spots = client.get("/v1/hotspots", params={**month, **area}).json()
-    spot_ids = [str(f["id"]) for f in spots.get("features", []) if "id" in f]
     allowed = enum_of(openapi, "/v1/hotspots", "format")
     formats: list[str | None] = [f for f in ("json", "geojson") if f in allowed] or [None]
     for fmt in formats:
@@ -110,12 +108,17 @@ def cases(client: httpx.Client, openapi: dict[str, Any], start: datetime, days: 
         label = "GeoJSON" if fmt is None else fmt
         out.append(Case(f"GET /v1/hotspots (sub-district, pm10, {label})", "/v1/hotspots",
                         {**month, **area, **fmt_params}))  # fmt: skip
-    hotspot_path = next((p for p in openapi.get("paths", {}) if p.startswith("/v1/hotspots/{")), "")
-    if hotspot_path and spot_ids:
+    paths = openapi.get("paths", {})
+    hotspot_path = next((p for p in paths if p.startswith("/v1/hotspots/{")), "/v1/hotspots/{id}")
+    spot_ids: list[str] = []
+    if hotspot_path in paths:  # only then is the list worth asking for (it may be slow)
+        spots = client.get("/v1/hotspots", params={**month, **area}).json()
+        spot_ids = [str(f["id"]) for f in spots.get("features", []) if "id" in f]
+    if spot_ids:
         name = hotspot_path.split("{")[1].rstrip("}")
         out.append(Case("GET /v1/hotspots/{id}", hotspot_path, dict(month), {name: spot_ids[0]}))
     else:
-        out.append(Case("GET /v1/hotspots/{id}", hotspot_path or "/v1/hotspots/{id}", {}))
+        out.append(Case("GET /v1/hotspots/{id}", hotspot_path, {}))
 
     for span, period in (("1 day", last_day), ("7 days", last_week), ("30 days", month)):
         out.append(Case(f"GET /v1/cells (sub-district map layer, pm10, {span})", "/v1/cells",

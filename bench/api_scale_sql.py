@@ -1,9 +1,8 @@
 """Store-level timings next to the HTTP ones: the statements the routes run today where they are
 slow at fleet scale, beside the statements that would replace them, on the read-only role.
 
-- Hotspots: `ingest.queries.hotspots` (computed per request over the readings, what
-  /v1/hotspots runs today) against `api.hotspot_results.hotspots` (the job's stored results,
-  what the route is being moved to).
+- Hotspots: `api.hotspot_results.hotspots` (the job's stored results, what /v1/hotspots is being
+  moved to; today it computes them per request over the readings, timed over HTTP).
 - A cell's pass history: `api.verification.cell_passes` (passes recomputed from the cell's
   readings, what /v1/cells/{cell} runs today) against the same passes read from the `pass`
   table the ingest keeps (`CELL_PASSES_STORED`).
@@ -100,11 +99,7 @@ def store_timings(
             )
             return len(found)
 
-        def computed_hotspots() -> int:
-            return len(queries.hotspots(conn, "pm10", month).hotspots)
-
         out.append(timed("hotspots, stored results (api.hotspot_results)", stored_hotspots, repeat))
-        out.append(timed("hotspots, computed per request (ingest.queries)", computed_hotspots, 3))
         if cell is not None:
             spec = channel_spec("pm10")
             resolution = queries.stored_resolution(conn)
