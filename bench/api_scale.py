@@ -157,6 +157,9 @@ def loadavg() -> str:
 
 def ensure_filled(args: argparse.Namespace) -> datetime:
     """The start of the benchmark month: of the existing fill when it matches, else of a new one."""
+    if args.start:
+        print(f"using {args.database} as it is, month from {args.start}")
+        return datetime.fromisoformat(args.start)
     marker = fill_marker(args.admin_url, args.database)
     wanted = {"vehicles": args.vehicles, "days": args.days}
     if (
@@ -184,6 +187,8 @@ def time_routes(args: argparse.Namespace, reader_url: str, start: datetime) -> l
                 wait_ready(client, process, 60)
                 openapi = client.get("/openapi.json").json()
                 for case in cases(client, openapi, start, args.days):
+                    if args.only and args.only not in case.name:
+                        continue
                     timing = measure(
                         client, openapi, case, args.requests, args.warmup, args.slow_ms
                     )
@@ -202,6 +207,7 @@ def main() -> None:
     )
     parser.add_argument("--database", default="envpatrol_bench_api")
     parser.add_argument("--rebuild", action="store_true", help="fill the database again")
+    parser.add_argument("--start", help="use the database as it is, its month starting here (ISO)")
     parser.add_argument("--vehicles", type=int, default=50)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=30)
@@ -210,6 +216,7 @@ def main() -> None:
     parser.add_argument(
         "--slow-ms", type=float, default=10_000.0, help="a slower request ends its case"
     )
+    parser.add_argument("--only", help="time only the routes whose name contains this")
     parser.add_argument("--no-store", action="store_true", help="skip the store-level timings")
     parser.add_argument("--drop", action="store_true", help="drop the database at the end")
     args = parser.parse_args()
