@@ -350,6 +350,22 @@ def readings(
     return ReadingsPage(page, after)
 
 
+def track_fixes(
+    conn: Conn, vehicle: VehicleFilter, time: TimeRange, limit: int
+) -> list[tuple[datetime, float, float]]:
+    """(time, lat, lon) of the vehicle's readings with a valid fix, oldest first, at most
+    `limit`: only the columns a track needs, by the (vehicle, time) index."""
+    where = Condition.all([time.condition(), vehicle.condition()])
+    query = sql.SQL(
+        "SELECT time, lat, lon FROM reading WHERE {where}"
+        " AND fix_valid AND lat IS NOT NULL AND lon IS NOT NULL"
+        " ORDER BY time, seq LIMIT %(track_rows)s"
+    ).format(where=where.sql)
+    return [
+        (t, lat, lon) for t, lat, lon in conn.execute(query, {**where.params, "track_rows": limit})
+    ]
+
+
 def _stored_reading(row: dict[str, Any]) -> StoredReading:
     cell = row["cell"]
     return StoredReading(

@@ -15,7 +15,7 @@ from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.params import Period
 from edge.topics import TopicError, check_vehicle
 from ingest import queries
-from ingest.queries import MAX_PAGE, ReadingFilters, VehicleFilter, VehicleState
+from ingest.queries import VehicleFilter, VehicleState
 
 router = APIRouter(
     prefix="/v1", tags=["vehicles"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -183,23 +183,9 @@ def vehicle_track(
     """The positions of the vehicle's readings with a valid fix, oldest first, as LineStrings
     (WGS-84), one per stretch without a gap over `gap_s`."""
     vehicle = checked_vehicle(vehicle_id)
-    filters = ReadingFilters(time=period, vehicle=VehicleFilter(vehicle))
-    fixes: list[tuple[datetime, float, float]] = []
-    cursor = None
-    truncated = False
-    conn = db.connection()
-    while True:
-        page = queries.readings(conn, filters, min(MAX_PAGE, max_points + 1), cursor)
-        for reading in page.readings:
-            if reading.fix.valid and reading.lat is not None and reading.lon is not None:
-                fixes.append((reading.time, reading.lat, reading.lon))
-        if len(fixes) > max_points:
-            fixes = fixes[:max_points]
-            truncated = True
-            break
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    fixes = queries.track_fixes(db.connection(), VehicleFilter(vehicle), period, max_points + 1)
+    truncated = len(fixes) > max_points
+    fixes = fixes[:max_points]
     lines = track_lines(vehicle, fixes, gap_s)
     return Track(
         meta=TrackMeta(
