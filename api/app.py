@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.auth import KeyCache
@@ -50,7 +53,17 @@ def create_app(
 ) -> FastAPI:
     """`before_after` is the test `POST /v1/cases/{id}/verify` runs; `limiter` the rate limiter
     (one with its own clock in tests)."""
+    database = Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            database.close_idle()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="envpatrol API",
         version=__version__,
         description=DESCRIPTION,
@@ -59,7 +72,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.database = Database(settings)
+    app.state.database = database
     app.state.key_cache = KeyCache()
     app.state.before_after = before_after
     install_error_handlers(app)

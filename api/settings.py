@@ -6,6 +6,7 @@
   Default: `url` (fine for a demo whose one role may write; in production give the officer role).
 - `[database] statement_timeout_s` (30): a longer query is cancelled and answered with a 503.
 - `[database] connect_timeout_s` (5).
+- `[database] pool_size` (8): reader connections kept open between requests (0: none).
 - `[api] host` ("127.0.0.1") and `port` (8080): where to listen.
 - `[auth] read_key_required` (false): whether reads need an API key (`X-API-Key`). Writes always
   need an admin key. The production config sets it to true; the demo leaves reads open.
@@ -46,6 +47,7 @@ class ApiSettings:
     port: int = 8080
     statement_timeout_s: float = 30.0
     connect_timeout_s: int = 5
+    pool_size: int = 8
     admin_database_url: str | None = None
     read_key_required: bool = False
     key_per_minute: int = 600
@@ -63,6 +65,8 @@ class ApiSettings:
             )
         if not 0 <= self.port <= 65535:
             raise SettingsError("api.port", f"must be 0..65535, got {self.port}")
+        if not 0 <= self.pool_size <= 100:
+            raise SettingsError("database.pool_size", "must be between 0 and 100")
         if not (math.isfinite(self.statement_timeout_s) and self.statement_timeout_s > 0):
             raise SettingsError("database.statement_timeout_s", "must be a positive number")
         if self.connect_timeout_s < 1:
@@ -89,6 +93,7 @@ _TYPES: dict[str, dict[str, type]] = {
         "admin_url": str,
         "statement_timeout_s": float,
         "connect_timeout_s": int,
+        "pool_size": int,
     },
     "api": {"host": str, "port": int},
     "auth": {"read_key_required": bool},
