@@ -1,7 +1,9 @@
-"""One cell's passes of one channel, segmented from its stored readings at request time.
+"""One cell's passes of one channel, for the detail of a cell (`/v1/cells/{cell}`).
 
-The detail of a cell (`/v1/cells/{cell}`) lists them; hotspots and their evidence use the passes
-the ingest stores instead (api.hotspot_evidence).
+By default they are the passes the ingest stores (`pass`, at the analysis pass gap), read newest
+first through the cell's index, so the detail of the busiest cell of a fleet-month costs one range
+scan. Asked for another gap, they are segmented from the cell's stored readings at request time.
+Hotspots and their evidence use the stored passes (api.hotspot_evidence).
 """
 
 from __future__ import annotations
@@ -70,6 +72,36 @@ WHERE cell = %(cell)s AND {time}
   AND NOT (flags && %(excluded_flags)s::text[])
 ORDER BY vehicle, time, seq
 """
+
+
+_STORED = """
+SELECT vehicle, start_time, end_time, stats -> %(channel)s FROM pass
+WHERE resolution = %(resolution)s AND cell = %(cell)s AND {time} AND stats ? %(channel)s
+ORDER BY start_time DESC, vehicle DESC
+LIMIT %(limit)s
+"""
+
+
+def stored_cell_passes(
+    conn: Conn, spec: ChannelSpec, cell: str, time: TimeRange, limit: int
+) -> list[Pass]:
+    """The newest `limit` stored passes of the cell (starting in the time range) that have a
+    countable value of the channel, newest first."""
+    where = time.condition("start_time")
+    params = {
+        **where.params,
+        "channel": spec.name,
+        "resolution": h3.get_resolution(cell),
+        "cell": h3.str_to_int(cell),
+        "limit": limit,
+    }
+    out = []
+    for vehicle, start, end, stat in conn.execute(sql.SQL(_STORED).format(time=where.sql), params):
+        # stat: [n, mean, min, max, energy_mean] (migration 0003)
+        value = stat[4] if spec.energy_mean and stat[4] is not None else stat[1]
+        if stat[0] and value is not None:
+            out.append(Pass(str(vehicle), start, end, float(value)))
+    return out
 
 
 def cell_passes(

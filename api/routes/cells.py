@@ -17,6 +17,7 @@ from api.geojson import Feature, FeatureCollection, Polygon, cell_polygon
 from api.params import Period, Pollutant
 from ingest import queries
 from ingest.queries import CellStats
+from ingest.writer import read_analysis
 
 router = APIRouter(
     prefix="/v1", tags=["cells"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -119,6 +120,10 @@ class CellDetailMeta(BaseModel):
     start: datetime | None = Field(serialization_alias="from")
     end: datetime | None = Field(serialization_alias="to")
     pass_gap_s: float
+    passes_from: Literal["stored", "readings"] = Field(
+        description="stored: the ingest's passes (at its pass gap); readings: segmented at the "
+        "asked pass_gap_s."
+    )
     passes_truncated: bool = Field(description="Only the newest max_passes passes are listed.")
 
 
@@ -150,12 +155,20 @@ def get_cell(
     period: Period,
     db: DbSession,
     pass_gap_s: Annotated[
-        float, Query(gt=0, le=86_400, allow_inf_nan=False, description="A longer gap ends a pass.")
-    ] = 120.0,
+        float | None,
+        Query(
+            gt=0,
+            le=86_400,
+            allow_inf_nan=False,
+            description="A longer gap ends a pass. Default: the stored passes' gap, whose passes "
+            "are read as stored; another gap segments the cell's readings at request time.",
+        ),
+    ] = None,
     max_passes: Annotated[int, Query(ge=0, le=10_000)] = 1000,
 ) -> CellDetail:
     """Statistics come from the hourly rollups (readings with a valid fix and an unflagged
-    value); passes from the readings (also without stationary or stale-fix readings)."""
+    value); passes are the ingest's stored passes, or, for another `pass_gap_s`, segmented from
+    the readings (also without stationary or stale-fix readings)."""
     if not h3.is_valid_cell(cell):
         raise ParameterError("cell", f"{cell!r} is not an H3 cell index")
     conn = db.connection()
@@ -178,9 +191,16 @@ def get_cell(
             first_hour=series[0].hour,
             last_hour=series[-1].hour,
         )
-    found = cell_passes.cell_passes(conn, spec, cell, period, pass_gap_s)
-    truncated = len(found) > max_passes
+    stored_gap = read_analysis(conn).pass_gap.total_seconds()
+    source: Literal["stored", "readings"]
+    if pass_gap_s is None or pass_gap_s == stored_gap:
+        gap, source = stored_gap, "stored"
+        found = cell_passes.stored_cell_passes(conn, spec, cell, period, max_passes + 1)
+    else:
+        gap, source = pass_gap_s, "readings"
+        found = cell_passes.cell_passes(conn, spec, cell, period, pass_gap_s)
     found = sorted(found, key=lambda p: p.start)
+    truncated = len(found) > max_passes
     if truncated:
         found = found[len(found) - max_passes :]
     lat, lon = h3.cell_to_latlng(cell)
@@ -192,7 +212,8 @@ def get_cell(
             unit=spec.unit,
             start=period.start,
             end=period.end,
-            pass_gap_s=pass_gap_s,
+            pass_gap_s=gap,
+            passes_from=source,
             passes_truncated=truncated,
         ),
         properties=CellDetailProperties(

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
+from ingest import pass_store
 from tests.integration.test_api import (
     BASE,
     HOT,
@@ -120,6 +121,8 @@ def test_one_cell_statistics_series_and_passes(
 ) -> None:
     insert_readings(db, patrol_rows(hot=40.0))
     roll_up(db)
+    with db.transaction():
+        pass_store.rebuild_all(db, 10, timedelta(seconds=120))
     cell = cell_of(*route_point(HOT))
     response = client.get(f"/v1/cells/{cell}", params={"pollutant": "pm25", "from": "2025-03-01"})
     assert response.status_code == 200, response.text
@@ -136,6 +139,17 @@ def test_one_cell_statistics_series_and_passes(
     starts = [p["start"] for p in props["passes"]]
     assert starts == sorted(starts)
     assert doc["meta"]["unit"] == "ug/m3"
+    assert doc["meta"]["passes_from"] == "stored"
+    assert doc["meta"]["pass_gap_s"] == 120
+
+    segmented = client.get(
+        f"/v1/cells/{cell}", params={"pollutant": "pm25", "from": "2025-03-01", "pass_gap_s": 60}
+    ).json()
+    assert segmented["meta"]["passes_from"] == "readings"
+    assert [p["start"] for p in segmented["properties"]["passes"]] == starts
+    assert [p["mean"] for p in segmented["properties"]["passes"]] == pytest.approx(
+        [p["mean"] for p in props["passes"]]
+    )
 
     few = client.get(
         f"/v1/cells/{cell}", params={"pollutant": "pm25", "from": "2025-03-01", "max_passes": 4}
