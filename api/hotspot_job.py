@@ -153,14 +153,14 @@ def _number(value: float | None) -> float | None:
 
 
 def settings_json(settings: AnalysisSettings) -> dict[str, Any]:
-    """Every analysis setting as JSON (strata as [name, start, end] minutes)."""
+    """Every analysis setting as JSON (strata as [name, start, end, ...] minutes)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         if isinstance(value, Mapping):
             value = dict(value)
         elif f.name == "strata":
-            value = [[s.name, s.start_min, s.end_min] for s in value]
+            value = [[s.name, *(b for w in s.windows() for b in w)] for s in value]
         elif isinstance(value, tuple):
             value = list(value)
         out[f.name] = value

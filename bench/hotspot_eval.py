@@ -268,7 +268,7 @@ def detector_objects(table: PassTable, settings: AnalysisSettings) -> list[Detec
             h.pollutant,
             h.lat,
             h.lon,
-            RANK[h.label] * 1e6 + h.excess / settings.floors.get(h.pollutant, 1.0),
+            RANK[h.label] * 1e6 + h.excess / h.delta,
         )
         for h in found
     ]
@@ -323,7 +323,8 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     readings = [simulate_day(spec.seed, d, field, loop) for d in range(days)]
     records: list[dict[str, Any]] = []
     for resolution in spec.resolutions:
-        settings = AnalysisSettings(resolution=resolution)
+        # Passes built from lag-corrected readings need no second shift in detect.
+        settings = AnalysisSettings(resolution=resolution, pass_lag=spec.lags == "none")
         if spec.lags == "sim":
             settings = replace(settings, lags_s=simulated_lags())
         per_day = [day_passes(r, resolution, settings, spec.lags != "none") for r in readings]

@@ -96,9 +96,14 @@ def _offset_s(hour: int, zone: zoneinfo.ZoneInfo) -> float:
 
 
 def in_stratum(minute: IntArray, stratum: Stratum) -> BoolArray:
-    if stratum.start_min <= stratum.end_min:
-        return (minute >= stratum.start_min) & (minute < stratum.end_min)
-    return (minute >= stratum.start_min) | (minute < stratum.end_min)
+    """Whether each local minute of day falls in any window of the stratum."""
+    out = np.zeros(len(minute), dtype=bool)
+    for start, end in stratum.windows():
+        if start <= end:
+            out |= (minute >= start) & (minute < end)
+        else:
+            out |= (minute >= start) | (minute < end)
+    return out
 
 
 def cell_table(

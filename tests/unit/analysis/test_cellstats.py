@@ -31,6 +31,12 @@ def test_night_wraps_midnight() -> None:
     assert list(in_stratum(minute, night)) == [False, True, True, True, False]
 
 
+def test_a_stratum_of_two_windows() -> None:
+    meals = Stratum("meals", 10 * 60 + 30, 13 * 60 + 30, more=((16 * 60 + 30, 20 * 60),))
+    minute = np.array([10 * 60 + 29, 10 * 60 + 30, 13 * 60 + 30, 16 * 60 + 30, 19 * 60 + 59, 1200])
+    assert list(in_stratum(minute, meals)) == [False, True, False, True, True, False]
+
+
 def test_cell_statistics_by_hand() -> None:
     # Cell 7: five passes on three days by two vehicles; cell 9: one pass.
     cell = np.array([7, 7, 7, 7, 7, 9], dtype=np.int64)
@@ -42,7 +48,7 @@ def test_cell_statistics_by_hand() -> None:
     value = enhancement + 30
     table = cell_table(
         "pm25", "all_day", cell, vehicle, day, start, end, value, enhancement,
-        reference=1.0, energy=False, settings=AnalysisSettings(),
+        reference=1.0, energy=False, settings=AnalysisSettings(floors={"pm25": 10.0}),
     )  # fmt: skip
     assert list(table.cell) == [7, 9]
     assert list(table.passes) == [5, 1]
