@@ -50,7 +50,7 @@ def main() -> None:
         detect(table.subset(np.arange(min(len(table), 1000))), settings)  # import esda
 
         t0 = time.perf_counter()
-        read = read_passes(conn, resolution, end - window, end)
+        read = read_passes(conn, resolution, end - window, end, settings.pollutants())
         t1 = time.perf_counter()
         spots = detect(read, settings)
         t2 = time.perf_counter()

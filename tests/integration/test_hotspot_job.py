@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,12 +29,14 @@ from api.analysis.synthetic import (
     offset,
 )
 from api.hotspot_job import (
+    CopyFormatError,
     JobError,
     JobSettings,
     analyse_command,
     read_passes,
     run_once,
     run_periodically,
+    table_from_copy,
     table_from_rows,
 )
 from api.hotspot_results import HotspotFilter, ResultsError, hotspots, latest_run
@@ -85,7 +88,7 @@ def test_job_writes_what_detect_finds_and_the_api_reads_it_back(
     assert summary.resolution == resolution
 
     # The stored passes come back as the same pass table, and the job's results are detect's.
-    read = read_passes(conn, resolution, end - timedelta(days=30), end)
+    read = read_passes(conn, resolution, end - timedelta(days=30), end, ["pm25", "noise"])
     assert len(read) == len(table)
     assert np.allclose(np.sort(read.values["pm25"]), np.sort(table.values["pm25"]))
     expected = detect(table, AnalysisSettings(resolution=resolution))
@@ -227,3 +230,30 @@ def test_rows_become_the_analysis_pass_table() -> None:
     empty = table_from_rows(["pm25"], [])
     assert len(empty) == 0
     assert len(empty.values["pm25"]) == 0
+
+
+def _copy_stream(rows: list[tuple[int, int, float, float, float, int]]) -> bytes:
+    """A binary COPY stream as PostgreSQL sends it, built by hand: one channel per row."""
+    out = bytearray(b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big"))
+    for vehicle, cell, start, end, value, n in rows:
+        out += struct.pack(">h", 6)
+        out += struct.pack(">ih", 2, vehicle) + struct.pack(">iq", 8, cell)
+        out += struct.pack(">id", 8, start) + struct.pack(">id", 8, end)
+        out += struct.pack(">id", 8, value) + struct.pack(">ii", 4, n)
+    return bytes(out + b"\xff\xff")
+
+
+def test_a_binary_copy_stream_becomes_the_analysis_pass_table() -> None:
+    data = _copy_stream([(1, 11, 100.0, 110.0, 35.0, 2), (0, 12, 50.0, 60.0, float("nan"), 0)])
+    table = table_from_copy(["pm25"], ["car-a", "car-b"], data)
+    assert table.vehicles == ("car-a", "car-b")
+    assert table.vehicle.tolist() == [1, 0]
+    assert table.cell.tolist() == [11, 12]
+    assert (table.start.tolist(), table.end.tolist()) == ([100.0, 50.0], [110.0, 60.0])
+    assert np.array_equal(table.values["pm25"], [35.0, np.nan], equal_nan=True)
+    assert table.counts["pm25"].tolist() == [2, 0]
+    assert len(table_from_copy(["pm25"], [], _copy_stream([]))) == 0
+    with pytest.raises(CopyFormatError):
+        table_from_copy(["pm25", "noise"], ["car-a", "car-b"], data)  # rows of another width
+    with pytest.raises(CopyFormatError):
+        table_from_copy(["pm25"], ["car-a"], data[:-2])
