@@ -237,6 +237,9 @@ def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
     magnitude_q[eligible] = benjamini_hochberg(cells.p_magnitude[eligible])
     episodic_q = np.full(n, np.nan)
     episodic_q[eligible] = benjamini_hochberg(cells.p_episodic[eligible])
+    share_q = np.full(n, np.nan)
+    if cells.p_share is not None:
+        share_q[eligible] = benjamini_hochberg(cells.p_share[eligible])
     gi_z = np.full(n, np.nan)
     gi_q = np.full(n, np.nan)
     moran_i = np.full(n, np.nan)
@@ -266,6 +269,7 @@ def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
         moran_i=moran_i,
         high_low_q=high_low_q,
         episodic_q=episodic_q,
+        share_q=share_q,
     )
 
 

@@ -164,10 +164,12 @@ class AnalysisSettings:
 
     # --- eligibility and tests
     candidate_min_passes: int = 8
+    stratum_min_passes: int = 6  # ... in a time stratum (meals, lunch, dinner, night)
     candidate_min_days: int = 4
     confirmed_min_passes: int = 20
     fdr_q: float = 0.05  # Benjamini-Hochberg false discovery rate, each test across cells
     margin_factor: float = 0.25  # magnitude test: excess above 0.25 x delta, not just above 0
+    share_quantile: float = 0.75  # share test: passes above the area's upper quartile
     magnitude_test: str = "median_z"  # "median_z" or "signed_rank", see significance.py
     exact_wilcoxon_max_n: int = 25  # exact signed-rank p-values up to this many passes
     spatial_band_m: float = 150.0  # Gi* / local Moran neighbourhood: cells within this band
@@ -210,6 +212,7 @@ class AnalysisSettings:
         _fraction("confidence", self.confidence)
         _fraction("fdr_q", self.fdr_q)
         _fraction("persistent_min_share", self.persistent_min_share)
+        _fraction("share_quantile", self.share_quantile)
         _fraction("episodic_max_share", self.episodic_max_share)
         if not (math.isfinite(self.margin_factor) and self.margin_factor >= 0):
             raise SettingsError("margin_factor", f"must be a number >= 0, got {self.margin_factor}")
@@ -222,6 +225,7 @@ class AnalysisSettings:
         for name in (
             "bootstrap_resamples",
             "candidate_min_passes",
+            "stratum_min_passes",
             "candidate_min_days",
             "confirmed_min_passes",
             "spatial_min_passes",
