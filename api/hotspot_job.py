@@ -51,7 +51,8 @@ ORDER BY vehicle
 # its time), only the columns the analysis needs, in binary COPY with fixed-width fields so the
 # stream becomes numpy columns without a Python object per value. Per channel: the value (energy
 # mean for logarithmic channels, else the mean; NaN without one) and the readings behind it. A
-# pass without a value of any of the channels adds nothing and is left out.
+# pass without a value of any of the channels adds nothing and is left out. No ORDER BY: sorting
+# a million wide rows spills to disk, and detect does not depend on the order of the passes.
 _COPY_PASSES = """
 COPY (
   SELECT (array_position(%(vehicles)s::text[], vehicle) - 1)::int2, cell,
@@ -59,7 +60,6 @@ COPY (
   FROM pass
   WHERE resolution = %(resolution)s AND start_time >= %(start)s AND start_time < %(end)s
     AND vehicle = ANY(%(vehicles)s::text[]) AND stats ?| %(channels)s::text[]
-  ORDER BY vehicle, start_time, first_seq
 ) TO STDOUT (FORMAT BINARY)
 """
 _COPY_COLUMN = (

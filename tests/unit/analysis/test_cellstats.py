@@ -112,3 +112,20 @@ def test_a_shared_index_leaves_out_cells_without_passes() -> None:
     assert table.level_energy is not None
     assert len(table.level_energy) == 2
     assert table.median_enhancement[0] == 2.0
+
+
+def test_share_test_by_hand() -> None:
+    # Eight passes with excess 0..7 (reference 0): the area's 75th percentile is 5.25, the
+    # margin 0.25 x delta = 0.25 x (2 x 2) = 1, so a pass counts above 6.25: only the 7.
+    cell = np.array([1, 1, 1, 1, 1, 2, 2, 2], dtype=np.int64)
+    enhancement = np.arange(8, dtype=np.float64)
+    zeros = np.zeros(8, dtype=np.int64)
+    settings = AnalysisSettings(floors={"pm25": 0.0}, sensor_noise={"pm25": 2.0})
+    table = cell_table(
+        "pm25", "all_day", cell, zeros, zeros, enhancement, enhancement, enhancement + 30,
+        enhancement, reference=0.0, energy=False, settings=settings,
+    )  # fmt: skip
+    assert table.share_threshold == pytest.approx(6.25)
+    assert table.p_share is not None
+    # Cell 1: none of 5 above: p = 1; cell 2: 1 of 3, P(Binomial(3, 0.25) >= 1) = 1 - 0.75^3.
+    assert table.p_share.tolist() == pytest.approx([1.0, 1 - 0.75**3])
