@@ -70,6 +70,7 @@ from firmware_sim.gps_model import GpsErrorModel, GpsSpec
 from firmware_sim.motion import PatrolDrive, SpeedProfile
 from firmware_sim.route import BUILTIN_ROUTES, Route
 from firmware_sim.sensor import DEFAULT_SENSORS, SensorArray
+from ingest.floors import HOTSPOT_FLOORS
 from ingest.passes import DEFAULT_PASS_GAP, TrackPoint, passes_of
 from ingest.passes import Pass as IngestPass
 
@@ -305,8 +306,10 @@ def amplitude_over_delta(pollutant: str, sigma: float, settings: AnalysisSetting
 
 
 def threshold_of(pollutant: str, settings: AnalysisSettings) -> float:
-    """Baseline (a)'s fixed threshold: the nominal background level plus delta."""
-    return BACKGROUND[pollutant] + delta_of(pollutant, settings)
+    """Baseline (a)'s fixed threshold: the nominal background level plus the delta of the
+    store's floors, max(2 x sensor noise, HOTSPOT_FLOORS): the baseline stays what it was when
+    the analysis' own delta came down to 2 x sensor noise (which would flag far more cells)."""
+    return BACKGROUND[pollutant] + delta_of(pollutant, replace(settings, floors=HOTSPOT_FLOORS))
 
 
 def run(spec: RunSpec) -> list[dict[str, Any]]:

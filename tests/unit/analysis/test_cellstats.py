@@ -48,7 +48,7 @@ def test_cell_statistics_by_hand() -> None:
     value = enhancement + 30
     table = cell_table(
         "pm25", "all_day", cell, vehicle, day, start, end, value, enhancement,
-        reference=1.0, energy=False, settings=AnalysisSettings(floors={"pm25": 10.0}),
+        reference=1.0, energy=False, settings=AnalysisSettings(floors={"pm25": 10.0}, margin_factor=0.25),
     )  # fmt: skip
     assert list(table.cell) == [7, 9]
     assert list(table.passes) == [5, 1]
@@ -71,7 +71,8 @@ def test_cell_statistics_by_hand() -> None:
     assert table.p_magnitude[0] == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)))
     ranked = cell_table(
         "pm25", "all_day", cell, vehicle, day, start, end, value, enhancement,
-        reference=1.0, energy=False, settings=AnalysisSettings(magnitude_test="signed_rank"),
+        reference=1.0, energy=False,
+        settings=AnalysisSettings(floors={"pm25": 10.0}, margin_factor=0.25, magnitude_test="signed_rank"),
     )  # fmt: skip
     # Against the margin: 1 - 2.5 is the only negative, with the smallest |.|: p = 2 / 32.
     assert ranked.p_magnitude[0] == pytest.approx(2 / 32)
@@ -120,7 +121,9 @@ def test_share_test_by_hand() -> None:
     cell = np.array([1, 1, 1, 1, 1, 2, 2, 2], dtype=np.int64)
     enhancement = np.arange(8, dtype=np.float64)
     zeros = np.zeros(8, dtype=np.int64)
-    settings = AnalysisSettings(floors={"pm25": 0.0}, sensor_noise={"pm25": 2.0})
+    settings = AnalysisSettings(
+        floors={"pm25": 0.0}, sensor_noise={"pm25": 2.0}, margin_factor=0.25
+    )
     table = cell_table(
         "pm25", "all_day", cell, zeros, zeros, enhancement, enhancement, enhancement + 30,
         enhancement, reference=0.0, energy=False, settings=settings,
