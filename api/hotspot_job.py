@@ -40,37 +40,36 @@ log = logging.getLogger("envpatrol.api.hotspot_job")
 METHOD = "envpatrol-hotspots/1"  # bump when detect's output changes meaning
 Connection = psycopg.Connection[Any]
 
-_VEHICLES = """
-SELECT DISTINCT vehicle FROM pass
-WHERE resolution = %(resolution)s AND start_time >= %(start)s AND start_time < %(end)s
-ORDER BY vehicle
-"""
-
-# One row per pass straight from `pass` (its statistics are one jsonb per pass; the pass_stat
-# view unnests them into a row per channel, which the old read grouped back together: most of
-# its time), only the columns the analysis needs, in binary COPY with fixed-width fields so the
-# stream becomes numpy columns without a Python object per value. Per channel: the value (energy
-# mean for logarithmic channels, else the mean; NaN without one) and the readings behind it. A
-# pass without a value of any of the channels adds nothing and is left out. No ORDER BY: sorting
-# a million wide rows spills to disk, and detect does not depend on the order of the passes.
+# The window's passes straight from `pass` (their statistics are one jsonb per pass; the pass_stat
+# view unnests them into a row per channel, which the earlier read grouped back together: most of
+# its time), only the columns the analysis needs, one row per vehicle with each column as an
+# array, in binary COPY: a handful of rows, each array a fixed-width run that numpy reads as it
+# is, instead of a message and Python objects per pass. Per channel: the value (energy mean for
+# logarithmic channels, else the mean; NaN without one) and the readings behind it. A pass
+# without a value of any of the channels adds nothing and is left out.
 _COPY_PASSES = """
 COPY (
-  SELECT (array_position(%(vehicles)s::text[], vehicle) - 1)::int2, cell,
-         extract(epoch FROM start_time)::float8, extract(epoch FROM end_time)::float8{columns}
-  FROM pass
+  SELECT vehicle, array_agg(cell), array_agg(extract(epoch FROM start_time)::float8),
+         array_agg(extract(epoch FROM end_time)::float8){columns}
+  FROM pass, LATERAL (SELECT {fields} OFFSET 0) j
   WHERE resolution = %(resolution)s AND start_time >= %(start)s AND start_time < %(end)s
-    AND vehicle = ANY(%(vehicles)s::text[]) AND stats ?| %(channels)s::text[]
+    AND stats ?| %(channels)s::text[]
+  GROUP BY vehicle
+  ORDER BY vehicle
 ) TO STDOUT (FORMAT BINARY)
 """
+# Each channel's [n, mean, min, max, energy_mean] is looked up once per pass (the LATERAL's OFFSET
+# 0 keeps the planner from copying the lookup into every use), then read three times.
+_COPY_FIELD = "stats->%(c{i})s AS j{i}"
 _COPY_COLUMN = (
-    ", coalesce((stats->%(c{i})s->>4)::float8, (stats->%(c{i})s->>1)::float8, 'NaN')"
-    ", coalesce((stats->%(c{i})s->>0)::int4, 0)"
+    ", array_agg(coalesce((j{i}->>4)::float8, (j{i}->>1)::float8, 'NaN'))"
+    ", array_agg(coalesce((j{i}->>0)::int4, 0))"
 )
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
 class CopyFormatError(ValueError):
-    """A COPY stream that is not the fixed-width binary rows asked for; `offset` is where."""
+    """A COPY stream that is not the rows asked for; `offset` is the byte where it went wrong."""
 
     def __init__(self, offset: int, problem: str) -> None:
         self.offset = offset
@@ -78,44 +77,75 @@ class CopyFormatError(ValueError):
         super().__init__(f"byte {offset}: {problem}")
 
 
-def _copy_row_dtype(channels: Sequence[str]) -> np.dtype[Any]:
-    fields: list[tuple[str, str]] = [("fields", ">i2")]
-    for name, kind in [
-        ("vehicle", ">i2"), ("cell", ">i8"), ("start", ">f8"), ("end", ">f8"),
-        *[(f, k) for i in range(len(channels)) for f, k in ((f"v{i}", ">f8"), (f"n{i}", ">i4"))],
-    ]:  # fmt: skip
-        fields += [(f"{name}_len", ">i4"), (name, kind)]
-    return np.dtype(fields)
+def _int(data: memoryview, at: int, size: int) -> int:
+    if at + size > len(data):
+        raise CopyFormatError(at, "stream ends inside a field")
+    return int.from_bytes(data[at : at + size], "big", signed=True)
 
 
-def table_from_copy(
-    channels: Sequence[str], vehicles: Sequence[str], data: bytes | bytearray
-) -> PassTable:
-    """The pass table of the job's binary COPY stream (`_COPY_PASSES`): per row the vehicle's
-    position in `vehicles`, cell, start and end epoch s, then value and count of each channel.
-    Pure, so it is tested without a database."""
-    if not data.startswith(_COPY_SIGNATURE) or len(data) < 21:
+def _array(data: memoryview, at: int, length: int, kind: str) -> np.ndarray[Any, Any]:
+    """A one-dimensional binary PostgreSQL array without NULLs of fixed-width `kind` (numpy)."""
+    ndim = _int(data, at, 4)
+    if ndim == 0:
+        return np.zeros(0, dtype=kind)
+    if ndim != 1 or _int(data, at + 4, 4) != 0:
+        raise CopyFormatError(at, "not a one-dimensional array without NULLs")
+    size = _int(data, at + 12, 4)
+    item = np.dtype([("len", ">i4"), ("v", kind)])
+    if 20 + size * item.itemsize != length:
+        raise CopyFormatError(at, f"{size} elements of {kind} do not fill {length} bytes")
+    elements = np.frombuffer(data[at + 20 : at + length], dtype=item)
+    if not (elements["len"] == item.itemsize - 4).all():
+        raise CopyFormatError(at, f"elements are not {kind}")
+    return elements["v"]
+
+
+def table_from_copy(channels: Sequence[str], data: bytes | bytearray) -> PassTable:
+    """The pass table of the job's binary COPY stream (`_COPY_PASSES`): per vehicle a row of its
+    name and arrays of cell, start and end epoch s, then value and count of each channel.
+    Channels without any value are left out. Pure, so it is tested without a database."""
+    view = memoryview(data)
+    if not bytes(view[:11]) == _COPY_SIGNATURE:
         raise CopyFormatError(0, "no binary COPY header")
-    extension = int.from_bytes(data[15:19], "big")
-    body = memoryview(data)[19 + extension : len(data) - 2]
-    if data[-2:] != b"\xff\xff":
-        raise CopyFormatError(len(data) - 2, "no end-of-data marker")
-    dtype = _copy_row_dtype(channels)
-    if len(body) % dtype.itemsize:
-        raise CopyFormatError(19 + extension, f"{len(body)} bytes are not rows of {dtype.itemsize}")
-    rows = np.frombuffer(body, dtype=dtype)
-    if len(rows) and not (rows["fields"] == 4 + 2 * len(channels)).all():
-        raise CopyFormatError(19 + extension, "a row with another number of fields")
-    values = {c: rows[f"v{i}"].astype(np.float64) for i, c in enumerate(channels)}
-    counts = {c: rows[f"n{i}"].astype(np.int64) for i, c in enumerate(channels)}
-    for c in channels:
-        values[c][counts[c] == 0] = np.nan
+    at = 19 + _int(view, 15, 4)
+    fields = 4 + 2 * len(channels)
+    kinds = [">i8", ">f8", ">f8"] + [">f8", ">i4"] * len(channels)
+    vehicles: list[str] = []
+    columns: list[list[np.ndarray[Any, Any]]] = [[] for _ in kinds]
+    while (count := _int(view, at, 2)) != -1:
+        if count != fields:
+            raise CopyFormatError(at, f"a row of {count} fields, not {fields}")
+        at += 2
+        length = _int(view, at, 4)
+        vehicles.append(bytes(view[at + 4 : at + 4 + length]).decode())
+        at += 4 + length
+        for k, kind in enumerate(kinds):
+            length = _int(view, at, 4)
+            columns[k].append(_array(view, at + 4, length, kind))
+            at += 4 + length
+    if at + 2 != len(view):
+        raise CopyFormatError(at, "data after the end-of-data marker")
+
+    def joined(k: int, dtype: type) -> np.ndarray[Any, Any]:
+        return np.concatenate(columns[k]).astype(dtype) if columns[k] else np.zeros(0, dtype)
+
+    sizes = [len(c) for c in columns[0]]
+    values: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
+    counts: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
+    for i, channel in enumerate(channels):
+        count_i = joined(4 + 2 * i, np.int64)
+        if not count_i.any():
+            continue
+        value = joined(3 + 2 * i, np.float64)
+        value[count_i == 0] = np.nan
+        values[channel] = value
+        counts[channel] = count_i
     return PassTable(
         vehicles=tuple(vehicles),
-        vehicle=rows["vehicle"].astype(np.int64),
-        cell=rows["cell"].astype(np.int64),
-        start=rows["start"].astype(np.float64),
-        end=rows["end"].astype(np.float64),
+        vehicle=np.repeat(np.arange(len(vehicles), dtype=np.int64), sizes),
+        cell=joined(0, np.int64),
+        start=joined(1, np.float64),
+        end=joined(2, np.float64),
         values=values,
         counts=counts,
     )
@@ -198,23 +228,23 @@ def read_passes(
     end: datetime,
     channels: Sequence[str],
 ) -> PassTable:
-    """The passes of [start, end) at `resolution` with a value of any of `channels`."""
+    """The passes of [start, end) at `resolution` with a value of any of `channels` (those of
+    the channels without any value in the window are left out of the table)."""
     params: dict[str, object] = {
         "resolution": resolution,
         "start": start,
         "end": end,
         "channels": list(channels),
     }
-    with conn.cursor() as cur:
-        vehicles = [str(r[0]) for r in cur.execute(_VEHICLES, params)]  # type: ignore[arg-type]
-        params["vehicles"] = vehicles
-        params.update({f"c{i}": c for i, c in enumerate(channels)})
-        columns = "".join(_COPY_COLUMN.format(i=i) for i in range(len(channels)))
-        data = bytearray()
-        with cur.copy(_COPY_PASSES.format(columns=columns), params) as copy:  # type: ignore[arg-type]
-            for block in copy:
-                data += block
-    return table_from_copy(channels, vehicles, data)
+    params.update({f"c{i}": c for i, c in enumerate(channels)})
+    columns = "".join(_COPY_COLUMN.format(i=i) for i in range(len(channels)))
+    fields = ", ".join(_COPY_FIELD.format(i=i) for i in range(len(channels)))
+    data = bytearray()
+    query = _COPY_PASSES.format(columns=columns, fields=fields)
+    with conn.cursor() as cur, cur.copy(query, params) as copy:  # type: ignore[arg-type]
+        for block in copy:
+            data += block
+    return table_from_copy(channels, data)
 
 
 def _number(value: float | None) -> float | None:
