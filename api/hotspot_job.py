@@ -1,14 +1,14 @@
 """The hotspot analysis as a job: stored passes of a time window in, one run of results out.
 
-`run_once` reads the passes the ingest keeps (their statistics in `pass_stat`, at the analysis
-resolution stored in `meta`) for [now - window, now), runs `api.analysis.detect.detect` over them
+`run_once` reads the passes the ingest keeps (`pass`, at the analysis resolution stored in
+`meta`) for [now - window, now), with the values of the analysed pollutants, runs `api.analysis.detect.detect` over them
 and writes one `hotspot_run` with its `hotspot` rows and their `hotspot_cell` rows in a single
 transaction, then prunes old runs. The API reads the newest run (api.hotspot_results) instead of
 computing hotspots per request. `envpatrol analyse` runs it once or every `interval`.
 
 The stored passes are what the ingest built from the readings as they arrived: no per-channel
-lag correction has been applied to them (the ingest stores raw values), so the job analyses
-uncorrected passes; docs/hotspot-evaluation.md gives the measured effect.
+lag correction has been applied to them (the ingest stores raw values); `detect` shifts each
+vehicle's pass values by the settings' lags (`AnalysisSettings.pass_lag`, docs/hotspots.md).
 """
 
 from __future__ import annotations
