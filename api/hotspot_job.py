@@ -1,14 +1,14 @@
 """The hotspot analysis as a job: stored passes of a time window in, one run of results out.
 
-`run_once` reads the passes the ingest keeps (their statistics in `pass_stat`, at the analysis
-resolution stored in `meta`) for [now - window, now), runs `api.analysis.detect.detect` over them
+`run_once` reads the passes the ingest keeps (`pass`, at the analysis resolution stored in
+`meta`) for [now - window, now), with the values of the analysed pollutants, runs `api.analysis.detect.detect` over them
 and writes one `hotspot_run` with its `hotspot` rows and their `hotspot_cell` rows in a single
 transaction, then prunes old runs. The API reads the newest run (api.hotspot_results) instead of
 computing hotspots per request. `envpatrol analyse` runs it once or every `interval`.
 
 The stored passes are what the ingest built from the readings as they arrived: no per-channel
-lag correction has been applied to them (the ingest stores raw values), so the job analyses
-uncorrected passes; docs/hotspot-evaluation.md gives the measured effect.
+lag correction has been applied to them (the ingest stores raw values); `detect` shifts each
+vehicle's pass values by the settings' lags (`AnalysisSettings.pass_lag`, docs/hotspots.md).
 """
 
 from __future__ import annotations
@@ -40,31 +40,115 @@ log = logging.getLogger("envpatrol.api.hotspot_job")
 METHOD = "envpatrol-hotspots/1"  # bump when detect's output changes meaning
 Connection = psycopg.Connection[Any]
 
-_CHANNELS = """
-SELECT DISTINCT channel FROM pass_stat
-WHERE resolution = %(resolution)s AND start_time >= %(start)s AND start_time < %(end)s
-ORDER BY channel
+# The window's passes straight from `pass` (their statistics are one jsonb per pass; the pass_stat
+# view unnests them into a row per channel, which the earlier read grouped back together: most of
+# its time), only the columns the analysis needs, one row per vehicle with each column as an
+# array, in binary COPY: a handful of rows, each array a fixed-width run that numpy reads as it
+# is, instead of a message and Python objects per pass. Per channel: the value (energy mean for
+# logarithmic channels, else the mean; NaN without one) and the readings behind it. A pass
+# without a value of any of the channels adds nothing and is left out.
+_COPY_PASSES = """
+COPY (
+  SELECT vehicle, array_agg(cell), array_agg(extract(epoch FROM start_time)::float8),
+         array_agg(extract(epoch FROM end_time)::float8){columns}
+  FROM pass, LATERAL (SELECT {fields} OFFSET 0) j
+  WHERE resolution = %(resolution)s AND start_time >= %(start)s AND start_time < %(end)s
+    AND stats ?| %(channels)s::text[]
+  GROUP BY vehicle
+  ORDER BY vehicle
+) TO STDOUT (FORMAT BINARY)
 """
-
-# One row per pass, one (value, n) column pair per channel: a fleet-month is about a million
-# passes and several million statistics, and a row per pass keeps the transfer and the Python
-# side small. The value is the energy mean for logarithmic channels (noise), else the mean.
-# Read from pass_stat alone (it repeats the pass's cell and end): a pass without any usable value
-# (all its readings stationary, warming up or flagged) adds nothing to any statistic, and leaving
-# it out halves the query time of a join with `pass`.
-_VISIT_ROWS = """
-SELECT s.vehicle, min(s.cell), extract(epoch FROM s.start_time)::float8,
-       extract(epoch FROM min(s.end_time))::float8{pivot}
-FROM pass_stat s
-WHERE s.resolution = %(resolution)s
-  AND s.start_time >= %(start)s AND s.start_time < %(end)s
-GROUP BY s.vehicle, s.start_time, s.first_seq
-ORDER BY s.vehicle, s.start_time, s.first_seq
-"""
-_PIVOT = (
-    ", max(coalesce(s.energy_mean, s.mean)) FILTER (WHERE s.channel = %(c{i})s)"
-    ", max(s.n) FILTER (WHERE s.channel = %(c{i})s)"
+# Each channel's [n, mean, min, max, energy_mean] is looked up once per pass (the LATERAL's OFFSET
+# 0 keeps the planner from copying the lookup into every use), then read three times.
+_COPY_FIELD = "stats->%(c{i})s AS j{i}"
+_COPY_COLUMN = (
+    ", array_agg(coalesce((j{i}->>4)::float8, (j{i}->>1)::float8, 'NaN'))"
+    ", array_agg(coalesce((j{i}->>0)::int4, 0))"
 )
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+class CopyFormatError(ValueError):
+    """A COPY stream that is not the rows asked for; `offset` is the byte where it went wrong."""
+
+    def __init__(self, offset: int, problem: str) -> None:
+        self.offset = offset
+        self.problem = problem
+        super().__init__(f"byte {offset}: {problem}")
+
+
+def _int(data: memoryview, at: int, size: int) -> int:
+    if at + size > len(data):
+        raise CopyFormatError(at, "stream ends inside a field")
+    return int.from_bytes(data[at : at + size], "big", signed=True)
+
+
+def _array(data: memoryview, at: int, length: int, kind: str) -> np.ndarray[Any, Any]:
+    """A one-dimensional binary PostgreSQL array without NULLs of fixed-width `kind` (numpy)."""
+    ndim = _int(data, at, 4)
+    if ndim == 0:
+        return np.zeros(0, dtype=kind)
+    if ndim != 1 or _int(data, at + 4, 4) != 0:
+        raise CopyFormatError(at, "not a one-dimensional array without NULLs")
+    size = _int(data, at + 12, 4)
+    item = np.dtype([("len", ">i4"), ("v", kind)])
+    if 20 + size * item.itemsize != length:
+        raise CopyFormatError(at, f"{size} elements of {kind} do not fill {length} bytes")
+    elements = np.frombuffer(data[at + 20 : at + length], dtype=item)
+    if not (elements["len"] == item.itemsize - 4).all():
+        raise CopyFormatError(at, f"elements are not {kind}")
+    return elements["v"]
+
+
+def table_from_copy(channels: Sequence[str], data: bytes | bytearray) -> PassTable:
+    """The pass table of the job's binary COPY stream (`_COPY_PASSES`): per vehicle a row of its
+    name and arrays of cell, start and end epoch s, then value and count of each channel.
+    Channels without any value are left out. Pure, so it is tested without a database."""
+    view = memoryview(data)
+    if not bytes(view[:11]) == _COPY_SIGNATURE:
+        raise CopyFormatError(0, "no binary COPY header")
+    at = 19 + _int(view, 15, 4)
+    fields = 4 + 2 * len(channels)
+    kinds = [">i8", ">f8", ">f8"] + [">f8", ">i4"] * len(channels)
+    vehicles: list[str] = []
+    columns: list[list[np.ndarray[Any, Any]]] = [[] for _ in kinds]
+    while (count := _int(view, at, 2)) != -1:
+        if count != fields:
+            raise CopyFormatError(at, f"a row of {count} fields, not {fields}")
+        at += 2
+        length = _int(view, at, 4)
+        vehicles.append(bytes(view[at + 4 : at + 4 + length]).decode())
+        at += 4 + length
+        for k, kind in enumerate(kinds):
+            length = _int(view, at, 4)
+            columns[k].append(_array(view, at + 4, length, kind))
+            at += 4 + length
+    if at + 2 != len(view):
+        raise CopyFormatError(at, "data after the end-of-data marker")
+
+    def joined(k: int, dtype: type) -> np.ndarray[Any, Any]:
+        return np.concatenate(columns[k]).astype(dtype) if columns[k] else np.zeros(0, dtype)
+
+    sizes = [len(c) for c in columns[0]]
+    values: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
+    counts: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
+    for i, channel in enumerate(channels):
+        count_i = joined(4 + 2 * i, np.int64)
+        if not count_i.any():
+            continue
+        value = joined(3 + 2 * i, np.float64)
+        value[count_i == 0] = np.nan
+        values[channel] = value
+        counts[channel] = count_i
+    return PassTable(
+        vehicles=tuple(vehicles),
+        vehicle=np.repeat(np.arange(len(vehicles), dtype=np.int64), sizes),
+        cell=joined(0, np.int64),
+        start=joined(1, np.float64),
+        end=joined(2, np.float64),
+        values=values,
+        counts=counts,
+    )
 
 
 class JobError(ValueError):
@@ -137,15 +221,30 @@ def table_from_rows(channels: Sequence[str], rows: Sequence[Sequence[Any]]) -> P
     )
 
 
-def read_passes(conn: Connection, resolution: int, start: datetime, end: datetime) -> PassTable:
-    params: dict[str, object] = {"resolution": resolution, "start": start, "end": end}
-    # Binary results: a million rows of floats are not worth formatting and parsing as text.
-    with conn.cursor(binary=True) as cur:
-        channels = [str(r[0]) for r in cur.execute(_CHANNELS, params)]  # type: ignore[arg-type]
-        params.update({f"c{i}": c for i, c in enumerate(channels)})
-        pivot = "".join(_PIVOT.format(i=i) for i in range(len(channels)))
-        rows = cur.execute(_VISIT_ROWS.format(pivot=pivot), params).fetchall()  # type: ignore[arg-type]
-    return table_from_rows(channels, rows)
+def read_passes(
+    conn: Connection,
+    resolution: int,
+    start: datetime,
+    end: datetime,
+    channels: Sequence[str],
+) -> PassTable:
+    """The passes of [start, end) at `resolution` with a value of any of `channels` (those of
+    the channels without any value in the window are left out of the table)."""
+    params: dict[str, object] = {
+        "resolution": resolution,
+        "start": start,
+        "end": end,
+        "channels": list(channels),
+    }
+    params.update({f"c{i}": c for i, c in enumerate(channels)})
+    columns = "".join(_COPY_COLUMN.format(i=i) for i in range(len(channels)))
+    fields = ", ".join(_COPY_FIELD.format(i=i) for i in range(len(channels)))
+    data = bytearray()
+    query = _COPY_PASSES.format(columns=columns, fields=fields)
+    with conn.cursor() as cur, cur.copy(query, params) as copy:  # type: ignore[arg-type]
+        for block in copy:
+            data += block
+    return table_from_copy(channels, data)
 
 
 def _number(value: float | None) -> float | None:
@@ -153,14 +252,14 @@ def _number(value: float | None) -> float | None:
 
 
 def settings_json(settings: AnalysisSettings) -> dict[str, Any]:
-    """Every analysis setting as JSON (strata as [name, start, end] minutes)."""
+    """Every analysis setting as JSON (strata as [name, start, end, ...] minutes)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         if isinstance(value, Mapping):
             value = dict(value)
         elif f.name == "strata":
-            value = [[s.name, s.start_min, s.end_min] for s in value]
+            value = [[s.name, *(b for w in s.windows() for b in w)] for s in value]
         elif isinstance(value, tuple):
             value = list(value)
         out[f.name] = value
@@ -276,7 +375,7 @@ def run_once(conn: Connection, job: JobSettings, now: datetime | None = None) ->
     window_start = now - job.window
     stored = read_analysis(conn)
     settings = dataclasses.replace(job.analysis, resolution=stored.resolution)
-    table = read_passes(conn, stored.resolution, window_start, now)
+    table = read_passes(conn, stored.resolution, window_start, now, settings.pollutants())
     spots = detect(table, settings)
     with conn.transaction():
         run_id = write_run(

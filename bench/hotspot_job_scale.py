@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -23,16 +25,46 @@ import psycopg
 from api.analysis.detect import detect
 from api.analysis.settings import AnalysisSettings
 from api.analysis.synthetic import as_stored, generate
-from api.hotspot_job import JobSettings, read_passes, run_once, write_run
+from api.hotspot_job import JobSettings, read_passes, run_once, table_from_rows, write_run
 from bench.hotspots_scale import scenario
 from ingest import pass_store
 from tests.services import admin_database_url, scratch_database
+
+# The job's earlier read, for comparison in the same run (--with-pivot): one row per channel from
+# the pass_stat view (jsonb_each over every pass) grouped back into a row per pass.
+_PIVOT_READ = """
+SELECT s.vehicle, min(s.cell), extract(epoch FROM s.start_time)::float8,
+       extract(epoch FROM min(s.end_time))::float8{pivot}
+FROM pass_stat s
+WHERE s.resolution = %(resolution)s AND s.start_time >= %(start)s AND s.start_time < %(end)s
+GROUP BY s.vehicle, s.start_time, s.first_seq
+ORDER BY s.vehicle, s.start_time, s.first_seq
+"""
+_PIVOT_COLUMN = (
+    ", max(coalesce(s.energy_mean, s.mean)) FILTER (WHERE s.channel = %(c{i})s)"
+    ", max(s.n) FILTER (WHERE s.channel = %(c{i})s)"
+)
+
+
+def pivot_read(
+    conn: psycopg.Connection[Any], resolution: int, start: datetime, end: datetime,
+    channels: Sequence[str],
+) -> int:  # fmt: skip
+    params: dict[str, object] = {"resolution": resolution, "start": start, "end": end}
+    params.update({f"c{i}": c for i, c in enumerate(channels)})
+    pivot = "".join(_PIVOT_COLUMN.format(i=i) for i in range(len(channels)))
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute(_PIVOT_READ.format(pivot=pivot), params).fetchall()  # type: ignore[arg-type]
+    return len(table_from_rows(channels, rows))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--vehicles", type=int, default=10)
+    parser.add_argument(
+        "--with-pivot", action="store_true", help="also time the earlier read (pass_stat pivot)"
+    )
     args = parser.parse_args()
     table = generate(scenario(args.days, args.vehicles))
     resolution = 11
@@ -50,7 +82,7 @@ def main() -> None:
         detect(table.subset(np.arange(min(len(table), 1000))), settings)  # import esda
 
         t0 = time.perf_counter()
-        read = read_passes(conn, resolution, end - window, end)
+        read = read_passes(conn, resolution, end - window, end, settings.pollutants())
         t1 = time.perf_counter()
         spots = detect(read, settings)
         t2 = time.perf_counter()
@@ -66,13 +98,20 @@ def main() -> None:
             )
         t3 = time.perf_counter()
         summary = run_once(conn, JobSettings(window=window), now=end)
+        pivot_s, pivot_rows = None, 0
+        if args.with_pivot:
+            t4 = time.perf_counter()
+            pivot_rows = pivot_read(conn, resolution, end - window, end, list(read.values))
+            pivot_s = time.perf_counter() - t4
         cells = conn.execute(
             "SELECT count(*) FROM hotspot_cell WHERE run_id = %s", (summary.run_id,)
         ).fetchone()
     print(f"passes:          {len(table):,} ({len(table.values)} pollutants each)")
     print(f"vehicles x days: {args.vehicles} x {args.days}, H3 resolution {resolution}")
     print(f"store (ingest):  {stored_s:.1f} s (not part of the job)")
-    print(f"read passes:     {t1 - t0:.2f} s")
+    print(f"read passes:     {t1 - t0:.2f} s ({len(read):,} passes, binary COPY from pass)")
+    if pivot_s is not None:
+        print(f"earlier read:    {pivot_s:.2f} s ({pivot_rows:,} passes, pass_stat grouped back)")
     print(f"detect:          {t2 - t1:.2f} s")
     print(f"write results:   {t3 - t2:.2f} s ({len(spots)} hotspots)")
     print(f"run_once total:  {summary.seconds:.2f} s ({summary.hotspots} hotspots, cells {cells})")

@@ -13,7 +13,11 @@ For each cell with passes (hotspots.md, "Default method" step 5):
   energy mean 10*log10(mean(10^(L/10))) over passes;
 - the one-sided p-value (api.analysis.significance) that the excesses are above a margin of
   margin_factor x delta: a difference too small to matter in the field is not a finding, however
-  many passes make it significant.
+  many passes make it significant;
+- the share test: the one-sided binomial p-value that more of the cell's passes have an excess
+  above the area's `share_quantile` (0.75) plus the margin than the 1 - share_quantile a cell of
+  an ordinary street has. A source that runs on part of the passes (a restaurant at meal times)
+  leaves the cell's median near the area's but puts its on-passes in the area's top quarter.
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ class CellTable:
     sigma: float  # robust spread of all pass excesses (1.4826 x MAD)
     p_episodic: FloatArray  # more spikes than the area's spike rate explains
     spike_rate: float  # share of all passes with a spike
+    # the share test: more passes above the area's upper quantile (+ margin) than its share
+    p_share: FloatArray | None = None
+    share_threshold: float = float("nan")  # excess above which a pass counts, that quantile
 
     def __len__(self) -> int:
         return len(self.cell)
@@ -96,9 +103,14 @@ def _offset_s(hour: int, zone: zoneinfo.ZoneInfo) -> float:
 
 
 def in_stratum(minute: IntArray, stratum: Stratum) -> BoolArray:
-    if stratum.start_min <= stratum.end_min:
-        return (minute >= stratum.start_min) & (minute < stratum.end_min)
-    return (minute >= stratum.start_min) | (minute < stratum.end_min)
+    """Whether each local minute of day falls in any window of the stratum."""
+    out = np.zeros(len(minute), dtype=bool)
+    for start, end in stratum.windows():
+        if start <= end:
+            out |= (minute >= start) & (minute < end)
+        else:
+            out |= (minute >= start) | (minute < end)
+    return out
 
 
 def cell_table(
@@ -149,6 +161,11 @@ def cell_table(
         _, p, _ = signed_rank_greater(label, excess - margin, k, settings.exact_wilcoxon_max_n)
     else:
         _, p = median_z_greater(median_excess - margin, passes, sigma)
+    share_threshold = (
+        float(np.quantile(excess, settings.share_quantile)) + margin if len(excess) else np.nan
+    )
+    over = group_sum(label, (excess > share_threshold).astype(np.float64), k).astype(np.int64)
+    p_share = binomial_greater(over, passes, 1.0 - settings.share_quantile)
     table = CellTable(
         pollutant=pollutant,
         stratum=stratum,
@@ -171,6 +188,8 @@ def cell_table(
         sigma=sigma,
         p_episodic=binomial_greater(spikes.astype(np.int64), passes, spike_rate),
         spike_rate=spike_rate,
+        p_share=p_share,
+        share_threshold=share_threshold,
     )
     if index is not None and bool((passes == 0).any()):
         return _rows(table, passes > 0)
@@ -187,7 +206,8 @@ def _rows(table: CellTable, keep: BoolArray) -> CellTable:
         )
     }  # fmt: skip
     energy = table.level_energy[keep] if table.level_energy is not None else None
-    return replace(table, level_energy=energy, **columns)
+    share = table.p_share[keep] if table.p_share is not None else None
+    return replace(table, level_energy=energy, p_share=share, **columns)
 
 
 def bootstrap_median_ci(

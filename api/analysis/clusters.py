@@ -1,6 +1,9 @@
 """Clusters of adjacent labelled cells, merged into one hotspot with a geometry and a peak cell.
 
-Cells sharing an edge (H3 ring 1) belong to the same cluster (connected components). A cluster
+Cells within `rings` H3 rings of each other belong to the same cluster (connected components);
+with rings = 1 that is cells sharing an edge. The detector joins across one cell (rings = 2,
+`AnalysisSettings.cluster_rings`): in a time stratum with few passes, a source's own cell can
+miss the pass count its flanks reach, and the two flanks are one place, not two. A cluster
 takes the strongest label among its cells (persistent > candidate > episodic); its peak cell is
 the cell with the highest median excess among the cells of that label; its position is the
 excess-weighted mean of the cell centres (what localises a source between two cells); its
@@ -28,8 +31,9 @@ class Cluster:
     geometry: dict[str, Any]
 
 
-def components(cells: IntArray) -> list[list[int]]:
-    """Positions in `cells` grouped by edge adjacency, each group sorted, groups by first cell."""
+def components(cells: IntArray, rings: int = 1) -> list[list[int]]:
+    """Positions in `cells` grouped by adjacency within `rings` rings (1: sharing an edge),
+    each group sorted, groups by first cell."""
     index = {int(c): i for i, c in enumerate(cells)}
     seen = np.zeros(len(cells), dtype=bool)
     groups: list[list[int]] = []
@@ -42,7 +46,7 @@ def components(cells: IntArray) -> list[list[int]]:
         while stack:
             i = stack.pop()
             group.append(i)
-            for n in h3.grid_ring(h3.int_to_str(int(cells[i])), 1):
+            for n in h3.grid_disk(h3.int_to_str(int(cells[i])), rings):
                 j = index.get(h3.str_to_int(n))
                 if j is not None and not seen[j]:
                     seen[j] = True

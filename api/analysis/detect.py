@@ -36,6 +36,7 @@ from api.analysis.grouping import FloatArray, IntArray, dense_labels
 from api.analysis.labels import RANK, Evidence, Label, Reason, label_masks, reasons
 from api.analysis.labels import confirmed as confirmed_cells
 from api.analysis.labels import eligible as eligible_cells
+from api.analysis.lag import shift_passes
 from api.analysis.passes import Pass, PassTable
 from api.analysis.settings import AnalysisSettings
 from api.analysis.significance import benjamini_hochberg
@@ -114,6 +115,8 @@ def detect(
     table = passes if isinstance(passes, PassTable) else PassTable.from_passes(passes)
     if len(table) == 0:
         return []
+    if settings.pass_lag:
+        table = lag_corrected(table, settings)
     mid = table.mid
     day, minute = local_clock(mid, settings.timezone)
     cells, cell_label = dense_labels(table.cell)
@@ -132,6 +135,18 @@ def detect(
             found.extend(_pollutant(prepared, pollutant, settings))
     found.sort(key=lambda h: (-RANK[h.label], h.pollutant, h.stratum, -h.excess, h.peak_cell))
     return found
+
+
+def lag_corrected(table: PassTable, settings: AnalysisSettings) -> PassTable:
+    """The table with every pollutant's pass values moved back by its lag (settings.lags_s)."""
+    mid = table.mid
+    values = {
+        p: shift_passes(table.vehicle, mid, v, lag, settings.pass_lag_max_gap_s)
+        if (lag := settings.lags_s.get(p, 0.0)) > 0
+        else v
+        for p, v in table.values.items()
+    }
+    return replace(table, values=values)
 
 
 def pass_enhancements(
@@ -196,7 +211,23 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
         )
         results.extend(_hotspots(cells, tests, strength, stratum_passes, settings, energy))
     names = [stratum.name for stratum in settings.strata]
-    return [_with_profile(h, tables, names) for h in results]
+    return [_with_profile(h, tables, names) for h in _first_per_place(results)]
+
+
+def _first_per_place(spots: Sequence[Hotspot]) -> list[Hotspot]:
+    """Each place once: a hotspot of a later stratum (settings order: all day first) that has a
+    cell within one ring of an earlier stratum's hotspot is the same place, already listed; its
+    stratum shows in that hotspot's time-of-day profile."""
+    kept: list[Hotspot] = []
+    covered: set[str] = set()
+    for stratum in dict.fromkeys(s.stratum for s in spots):
+        mine = [s for s in spots if s.stratum == stratum]
+        fresh = [s for s in mine if covered.isdisjoint(s.cells)]
+        for spot in fresh:
+            for c in spot.cells:
+                covered.update(h3.grid_disk(c, 1))
+        kept.extend(fresh)
+    return kept
 
 
 def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
@@ -206,6 +237,9 @@ def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
     magnitude_q[eligible] = benjamini_hochberg(cells.p_magnitude[eligible])
     episodic_q = np.full(n, np.nan)
     episodic_q[eligible] = benjamini_hochberg(cells.p_episodic[eligible])
+    share_q = np.full(n, np.nan)
+    if cells.p_share is not None:
+        share_q[eligible] = benjamini_hochberg(cells.p_share[eligible])
     gi_z = np.full(n, np.nan)
     gi_q = np.full(n, np.nan)
     moran_i = np.full(n, np.nan)
@@ -235,6 +269,7 @@ def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
         moran_i=moran_i,
         high_low_q=high_low_q,
         episodic_q=episodic_q,
+        share_q=share_q,
     )
 
 
@@ -268,7 +303,7 @@ def _hotspots(
     names = {v: k for k, v in RANK.items()}
     rng = np.random.default_rng(settings.seed)
     out: list[Hotspot] = []
-    for group in components(cells.cell[labelled]):
+    for group in components(cells.cell[labelled], settings.cluster_rings):
         rows = [int(labelled[i]) for i in group]
         shape = cluster(cells.cell, rows, strength, cells.median_excess)
         peak = shape.peak_row

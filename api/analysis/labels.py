@@ -4,8 +4,9 @@ hotspots.md, "Default method" step 7, with delta = max(2 x sensor noise, floor):
 - persistent: confirmed (>= confirmed_min_passes passes on >= candidate_min_days days), the
   magnitude test significant after FDR, persistence f >= persistent_min_share, and a spatial
   signal: a significant Gi* hot cluster or a significant high-low outlier (local Moran's I);
-- candidate: candidate eligibility (>= candidate_min_passes passes on >= candidate_min_days
-  days) and the magnitude test significant after FDR, but not (yet) persistent;
+- candidate: candidate eligibility (>= candidate_min_passes passes, or stratum_min_passes in a
+  time stratum, on >= candidate_min_days days) and the magnitude test or the share test significant after FDR, but not (yet)
+  persistent;
 - episodic: eligible, f < episodic_max_share, but at least episodic_min_spikes passes with an
   excess above episodic_factor x delta, significantly more (binomial test, FDR) than the area's
   own rate of such passes: a source that is on now and then (fumes, odor).
@@ -52,6 +53,7 @@ class Evidence:
     moran_i: FloatArray
     high_low_q: FloatArray
     episodic_q: FloatArray
+    share_q: FloatArray | None = None  # the share test (cellstats), where it ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +75,15 @@ class LabelMasks:
         return self.persistent | self.candidate | self.episodic
 
 
+def min_passes(table: CellTable, settings: AnalysisSettings) -> int:
+    """Passes a candidate needs: candidate_min_passes all day, stratum_min_passes in a time
+    stratum (which gathers only the passes of its hours)."""
+    all_day = table.stratum == settings.strata[0].name
+    return settings.candidate_min_passes if all_day else settings.stratum_min_passes
+
+
 def eligible(table: CellTable, settings: AnalysisSettings) -> BoolArray:
-    return (table.passes >= settings.candidate_min_passes) & (
+    return (table.passes >= min_passes(table, settings)) & (
         table.days >= settings.candidate_min_days
     )
 
@@ -90,6 +99,11 @@ def _significant(q: FloatArray, level: float) -> BoolArray:
 def label_masks(table: CellTable, tests: Evidence, settings: AnalysisSettings) -> LabelMasks:
     q = settings.fdr_q
     magnitude = _significant(tests.magnitude_q, q)
+    share = (
+        _significant(tests.share_q, q)
+        if tests.share_q is not None
+        else np.zeros(len(table), dtype=bool)
+    )
     spatial = _significant(tests.gi_q, q) | _significant(tests.high_low_q, q)
     persistent = (
         confirmed(table, settings)
@@ -97,7 +111,7 @@ def label_masks(table: CellTable, tests: Evidence, settings: AnalysisSettings) -
         & (table.persistence >= settings.persistent_min_share)
         & spatial
     )
-    candidate = eligible(table, settings) & magnitude & ~persistent
+    candidate = eligible(table, settings) & (magnitude | share) & ~persistent
     episodic = (
         eligible(table, settings)
         & ~persistent
@@ -117,20 +131,32 @@ def reasons(
         Reason(
             "passes",
             f"{table.passes[row]} passes on {table.days[row]} days by {table.vehicles[row]} "
-            f"vehicles (candidate needs {settings.candidate_min_passes} on "
+            f"vehicles (candidate needs {min_passes(table, settings)} on "
             f"{settings.candidate_min_days} days, confirmed {settings.confirmed_min_passes})",
         )
     ]
     excess = f"median excess {table.median_excess[row]:.3g} over the area reference " + (
         f"{table.reference:.3g}"
     )
-    if label in (Label.PERSISTENT, Label.CANDIDATE):
+    magnitude = _significant(tests.magnitude_q[row : row + 1], settings.fdr_q)[0]
+    if label is Label.PERSISTENT or (label is Label.CANDIDATE and magnitude):
         out.append(
             Reason(
                 "magnitude",
                 f"{excess}; {settings.magnitude_test} p = {table.p_magnitude[row]:.2g} that it exceeds "
                 f"{table.margin:.3g}, BH-adjusted "
                 f"{tests.magnitude_q[row]:.2g} <= q = {settings.fdr_q}",
+            )
+        )
+    share_q = float("nan") if tests.share_q is None else float(tests.share_q[row])
+    if label is Label.CANDIDATE and share_q <= settings.fdr_q and table.p_share is not None:
+        out.append(
+            Reason(
+                "share",
+                f"passes above the area's {settings.share_quantile:.0%} quantile of excess + "
+                f"margin ({table.share_threshold:.3g}): binomial p = {table.p_share[row]:.2g} "
+                f"against {1 - settings.share_quantile:.0%}, BH-adjusted {share_q:.2g} <= "
+                f"q = {settings.fdr_q}",
             )
         )
     if label is Label.PERSISTENT:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from api.analysis.grouping import FloatArray
+from api.analysis.grouping import FloatArray, IntArray
 from api.analysis.passes import ReadingSeries
 from api.analysis.settings import AnalysisSettings
 
@@ -52,6 +52,27 @@ def correct_lag(
     near = exact | ((target - t[left] <= max_gap_s) & (t[right] - target <= max_gap_s))
     usable = inside & near
     out[usable] = np.interp(target[usable], t, v)
+    return out
+
+
+def shift_passes(
+    vehicle: IntArray, mid: FloatArray, values: FloatArray, lag_s: float, max_gap_s: float
+) -> FloatArray:
+    """Pass values moved back by lag_s along each vehicle's own passes (`correct_lag` per vehicle).
+
+    The ingest stores passes of uncorrected values: a pass's value is what the box reported
+    while in the cell, i.e. what it breathed lag_s earlier. The value that belongs to the pass
+    at time t is the vehicle's pass series at t + lag_s, interpolated between the passes on
+    either side when both lie within max_gap_s of it; NaN otherwise.
+    """
+    out = np.full(len(values), np.nan)
+    if lag_s == 0:
+        return values.copy()
+    order = np.lexsort((mid, vehicle))
+    sorted_vehicle = vehicle[order]
+    bounds = np.flatnonzero(np.diff(sorted_vehicle)) + 1
+    for rows in np.split(order, bounds):
+        out[rows] = correct_lag(mid[rows], values[rows], lag_s, max_gap_s)
     return out
 
 

@@ -15,49 +15,56 @@ from types import MappingProxyType
 
 from ingest.floors import HOTSPOT_FLOORS
 
-# Absolute floors of delta (the enhancement that counts as "above"): the store's table, so the
-# per-request method and the analysis never disagree on what a channel's floor is.
-DEFAULT_FLOORS: Mapping[str, float] = HOTSPOT_FLOORS
+# Absolute floors of delta (the enhancement that counts as "above"). The store's table
+# (ingest.floors.HOTSPOT_FLOORS: PM2.5 10 ug/m3, NO2 10 ug/m3, noise 3 dB, ...) is 5-20 sensor
+# sigma for most channels, so a source of 3-5 sigma could never count as above. The analysis
+# therefore expresses delta against sensor noise alone (delta = delta_noise_factor x noise) and
+# keeps no absolute floor by default; pass `floors=HOTSPOT_FLOORS` to restore the store's floors.
+# The keys say which channels have hotspots.
+DEFAULT_FLOORS: Mapping[str, float] = MappingProxyType(dict.fromkeys(HOTSPOT_FLOORS, 0.0))
 
 # White-noise standard deviation of a single 10 s reading, per channel (canonical units): the
-# order of the datasheet repeatability of the sensors in docs/devices. delta = max(2 x noise,
-# floor), so the floors dominate unless a sensor is noisier than these.
+# box's default modules (firmware_sim.sensor.DEFAULT_SENSORS, the same figures). On a box with
+# other modules, measure it: the spread of readings while the vehicle stands in clean air.
 DEFAULT_SENSOR_NOISE: Mapping[str, float] = MappingProxyType(
     {
-        "pm25": 3.0,
-        "pm10": 5.0,
-        "no2": 5.0,
+        "pm25": 2.0,
+        "pm10": 3.0,
+        "no2": 3.0,
         "noise": 1.0,
-        "cooking_fume": 0.05,
-        "odor": 1.0,
-        "co": 0.1,
-        "so2": 2.0,
-        "o3": 5.0,
-        "hcho": 2.0,
-        "tvoc": 20.0,
-        "co2": 10.0,
-        "pollen": 10.0,
+        "cooking_fume": 0.01,
+        "odor": 0.2,
+        "co": 0.03,
+        "so2": 1.0,
+        "o3": 3.0,
+        "hcho": 1.0,
+        "tvoc": 10.0,
+        "co2": 5.0,
+        "pollen": 2.0,
     }
 )
 
-# Response delay of each channel in seconds, used as the default time shift before passes are
-# built: optical PM ~10 s, electrochemical gas cells 30-90 s, NDIR CO2 60-120 s (hotspots.md,
-# "Sensor lag"). These are starting values; estimate the real ones with api.analysis.lag.
+# Response delay of each channel in seconds: the inlet's transport delay (2-3 s) plus the time
+# constant of a first-order sensor, T90 / ln 10 (the mean delay of its step response), with the
+# default modules' T90: optical PM 10 s, electrochemical NO2/CO 45 s, O3/SO2/HCHO 60 s, NDIR CO2
+# 90 s, odor/TVOC 30 s, cooking fume 20 s. The T90 itself is not the delay: a shift of T90 moves
+# a peak past the source (the earlier default of 40 s for NO2/CO put it ~100 m upstream).
+# Estimate the real ones per box with api.analysis.lag.
 DEFAULT_LAGS_S: Mapping[str, float] = MappingProxyType(
     {
-        "pm25": 10.0,
-        "pm10": 10.0,
-        "no2": 40.0,
-        "o3": 40.0,
-        "co": 40.0,
-        "so2": 40.0,
-        "hcho": 60.0,
-        "co2": 60.0,
+        "pm25": 6.0,
+        "pm10": 6.0,
+        "no2": 23.0,
+        "o3": 29.0,
+        "co": 23.0,
+        "so2": 29.0,
+        "hcho": 29.0,
+        "co2": 42.0,
         "noise": 0.0,
-        "tvoc": 30.0,
-        "odor": 30.0,
-        "cooking_fume": 20.0,
-        "pollen": 10.0,
+        "tvoc": 16.0,
+        "odor": 16.0,
+        "cooking_fume": 12.0,
+        "pollen": 6.0,
     }
 )
 
@@ -85,16 +92,24 @@ class Stratum:
     name: str
     start_min: int
     end_min: int
+    more: tuple[tuple[int, int], ...] = ()  # further [start, end) windows of the same stratum
 
     def __post_init__(self) -> None:
-        for bound in (self.start_min, self.end_min):
+        for bound in (self.start_min, self.end_min, *(b for w in self.more for b in w)):
             if not 0 <= bound <= 1440:
                 raise SettingsError(f"strata.{self.name}", f"minute {bound} outside 0..1440")
+
+    def windows(self) -> tuple[tuple[int, int], ...]:
+        return ((self.start_min, self.end_min), *self.more)
 
 
 DEFAULT_STRATA: tuple[Stratum, ...] = (
     Stratum("all_day", 0, 1440),
-    # Meal times when cooking fume and odor sources run (hotspots.md, "Time of day").
+    # Meal times when cooking fume and odor sources run (hotspots.md, "Time of day"), both
+    # windows together: a restaurant runs at lunch and at dinner, and a patrol at a random daytime
+    # hour meets either window on only a fraction of its passes, so each window alone rarely
+    # gathers the candidate's passes by 20; together they hold about twice as many.
+    Stratum("meals", 10 * 60 + 30, 13 * 60 + 30, more=((16 * 60 + 30, 20 * 60),)),
     Stratum("lunch", 10 * 60 + 30, 13 * 60 + 30),
     Stratum("dinner", 16 * 60 + 30, 20 * 60),
     # GB 3096 night (22-06): the noise limits change, and night construction is a known source.
@@ -126,6 +141,10 @@ class AnalysisSettings:
     stationary_min_s: float = 60.0  # ... for longer than this: readings flagged stationary
     lags_s: Mapping[str, float] = field(default_factory=lambda: DEFAULT_LAGS_S)
     lag_max_gap_s: float = 20.0  # a lag-shifted value is interpolated across at most 2 polls
+    # detect shifts each vehicle's pass values back by lags_s (the ingest stores passes of
+    # uncorrected values); switch off when the passes were built from lag-corrected readings
+    pass_lag: bool = True
+    pass_lag_max_gap_s: float = 60.0  # ... interpolating between passes at most this far apart
 
     # --- background and enhancement
     background_quantile: float = 0.10  # rolling low percentile of a trip's values
@@ -145,16 +164,21 @@ class AnalysisSettings:
 
     # --- eligibility and tests
     candidate_min_passes: int = 8
+    stratum_min_passes: int = 6  # ... in a time stratum (meals, lunch, dinner, night)
     candidate_min_days: int = 4
     confirmed_min_passes: int = 20
     fdr_q: float = 0.05  # Benjamini-Hochberg false discovery rate, each test across cells
-    margin_factor: float = 0.25  # magnitude test: excess above 0.25 x delta, not just above 0
+    margin_factor: float = 0.1  # magnitude and share tests: excess above 0.1 x delta, not just 0
+    share_quantile: float = 0.75  # share test: passes above the area's upper quartile
     magnitude_test: str = "median_z"  # "median_z" or "signed_rank", see significance.py
     exact_wilcoxon_max_n: int = 25  # exact signed-rank p-values up to this many passes
     spatial_band_m: float = 150.0  # Gi* / local Moran neighbourhood: cells within this band
     spatial_min_passes: int = 3  # cells with fewer passes stay out of the spatial tests
     spatial_permutations: int = 999
     seed: int = 20_240_601  # permutations and bootstrap are reproducible
+
+    # --- hotspots
+    cluster_rings: int = 2  # labelled cells this many H3 rings apart (or closer) are one hotspot
 
     # --- labels
     persistent_min_share: float = 0.5  # persistence f for a persistent hotspot
@@ -173,6 +197,7 @@ class AnalysisSettings:
             "trip_gap_s",
             "stationary_min_s",
             "lag_max_gap_s",
+            "pass_lag_max_gap_s",
             "background_window_s",
             "background_smooth_s",
             "background_step_s",
@@ -187,6 +212,7 @@ class AnalysisSettings:
         _fraction("confidence", self.confidence)
         _fraction("fdr_q", self.fdr_q)
         _fraction("persistent_min_share", self.persistent_min_share)
+        _fraction("share_quantile", self.share_quantile)
         _fraction("episodic_max_share", self.episodic_max_share)
         if not (math.isfinite(self.margin_factor) and self.margin_factor >= 0):
             raise SettingsError("margin_factor", f"must be a number >= 0, got {self.margin_factor}")
@@ -199,10 +225,12 @@ class AnalysisSettings:
         for name in (
             "bootstrap_resamples",
             "candidate_min_passes",
+            "stratum_min_passes",
             "candidate_min_days",
             "confirmed_min_passes",
             "spatial_min_passes",
             "episodic_min_spikes",
+            "cluster_rings",
             "before_after_min_passes",
         ):
             if getattr(self, name) < 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,12 +29,14 @@ from api.analysis.synthetic import (
     offset,
 )
 from api.hotspot_job import (
+    CopyFormatError,
     JobError,
     JobSettings,
     analyse_command,
     read_passes,
     run_once,
     run_periodically,
+    table_from_copy,
     table_from_rows,
 )
 from api.hotspot_results import HotspotFilter, ResultsError, hotspots, latest_run
@@ -85,7 +88,7 @@ def test_job_writes_what_detect_finds_and_the_api_reads_it_back(
     assert summary.resolution == resolution
 
     # The stored passes come back as the same pass table, and the job's results are detect's.
-    read = read_passes(conn, resolution, end - timedelta(days=30), end)
+    read = read_passes(conn, resolution, end - timedelta(days=30), end, ["pm25", "noise"])
     assert len(read) == len(table)
     assert np.allclose(np.sort(read.values["pm25"]), np.sort(table.values["pm25"]))
     expected = detect(table, AnalysisSettings(resolution=resolution))
@@ -227,3 +230,50 @@ def test_rows_become_the_analysis_pass_table() -> None:
     empty = table_from_rows(["pm25"], [])
     assert len(empty) == 0
     assert len(empty.values["pm25"]) == 0
+
+
+def _array(kind: str, values: list[float] | list[int]) -> bytes:
+    """A one-dimensional binary PostgreSQL array as COPY sends it (element type oid 0 here)."""
+    size = struct.calcsize(kind)
+    body = b"".join(struct.pack(f">i{kind}", size, v) for v in values)
+    return struct.pack(">iiiii", 1, 0, 0, len(values), 1) + body
+
+
+def _copy_stream(rows: list[tuple[str, list[tuple[int, float, float, float, int]]]]) -> bytes:
+    """The job's binary COPY stream built by hand: per vehicle its passes, one channel."""
+    out = bytearray(b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big"))
+    for vehicle, passes in rows:
+        fields = [vehicle.encode()]
+        for k, kind in enumerate("qddd"):
+            fields.append(_array(kind, [p[k] for p in passes]))
+        fields.append(_array("i", [p[4] for p in passes]))
+        out += struct.pack(">h", len(fields))
+        for field in fields:
+            out += struct.pack(">i", len(field)) + field
+    return bytes(out + b"\xff\xff")
+
+
+def test_a_binary_copy_stream_becomes_the_analysis_pass_table() -> None:
+    data = _copy_stream(
+        [
+            ("car-a", [(12, 50.0, 60.0, float("nan"), 0)]),
+            ("car-b", [(11, 100.0, 110.0, 35.0, 2), (13, 200.0, 205.0, 40.0, 1)]),
+        ]
+    )
+    table = table_from_copy(["pm25"], data)
+    assert table.vehicles == ("car-a", "car-b")
+    assert table.vehicle.tolist() == [0, 1, 1]
+    assert table.cell.tolist() == [12, 11, 13]
+    assert table.start.tolist() == [50.0, 100.0, 200.0]
+    assert table.end.tolist() == [60.0, 110.0, 205.0]
+    assert np.array_equal(table.values["pm25"], [np.nan, 35.0, 40.0], equal_nan=True)
+    assert table.counts["pm25"].tolist() == [0, 2, 1]
+    assert len(table_from_copy(["pm25"], _copy_stream([]))) == 0
+    # A channel without any value in the window is left out.
+    assert (
+        table_from_copy(["pm25"], _copy_stream([("car-a", [(1, 0.0, 1.0, 0.0, 0)])])).values == {}
+    )
+    with pytest.raises(CopyFormatError):
+        table_from_copy(["pm25", "noise"], data)  # rows of another width
+    with pytest.raises(CopyFormatError):
+        table_from_copy(["pm25"], data[:-2])

@@ -31,6 +31,12 @@ def test_night_wraps_midnight() -> None:
     assert list(in_stratum(minute, night)) == [False, True, True, True, False]
 
 
+def test_a_stratum_of_two_windows() -> None:
+    meals = Stratum("meals", 10 * 60 + 30, 13 * 60 + 30, more=((16 * 60 + 30, 20 * 60),))
+    minute = np.array([10 * 60 + 29, 10 * 60 + 30, 13 * 60 + 30, 16 * 60 + 30, 19 * 60 + 59, 1200])
+    assert list(in_stratum(minute, meals)) == [False, True, False, True, True, False]
+
+
 def test_cell_statistics_by_hand() -> None:
     # Cell 7: five passes on three days by two vehicles; cell 9: one pass.
     cell = np.array([7, 7, 7, 7, 7, 9], dtype=np.int64)
@@ -42,7 +48,7 @@ def test_cell_statistics_by_hand() -> None:
     value = enhancement + 30
     table = cell_table(
         "pm25", "all_day", cell, vehicle, day, start, end, value, enhancement,
-        reference=1.0, energy=False, settings=AnalysisSettings(),
+        reference=1.0, energy=False, settings=AnalysisSettings(floors={"pm25": 10.0}, margin_factor=0.25),
     )  # fmt: skip
     assert list(table.cell) == [7, 9]
     assert list(table.passes) == [5, 1]
@@ -65,7 +71,8 @@ def test_cell_statistics_by_hand() -> None:
     assert table.p_magnitude[0] == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)))
     ranked = cell_table(
         "pm25", "all_day", cell, vehicle, day, start, end, value, enhancement,
-        reference=1.0, energy=False, settings=AnalysisSettings(magnitude_test="signed_rank"),
+        reference=1.0, energy=False,
+        settings=AnalysisSettings(floors={"pm25": 10.0}, margin_factor=0.25, magnitude_test="signed_rank"),
     )  # fmt: skip
     # Against the margin: 1 - 2.5 is the only negative, with the smallest |.|: p = 2 / 32.
     assert ranked.p_magnitude[0] == pytest.approx(2 / 32)
@@ -106,3 +113,22 @@ def test_a_shared_index_leaves_out_cells_without_passes() -> None:
     assert table.level_energy is not None
     assert len(table.level_energy) == 2
     assert table.median_enhancement[0] == 2.0
+
+
+def test_share_test_by_hand() -> None:
+    # Eight passes with excess 0..7 (reference 0): the area's 75th percentile is 5.25, the
+    # margin 0.25 x delta = 0.25 x (2 x 2) = 1, so a pass counts above 6.25: only the 7.
+    cell = np.array([1, 1, 1, 1, 1, 2, 2, 2], dtype=np.int64)
+    enhancement = np.arange(8, dtype=np.float64)
+    zeros = np.zeros(8, dtype=np.int64)
+    settings = AnalysisSettings(
+        floors={"pm25": 0.0}, sensor_noise={"pm25": 2.0}, margin_factor=0.25
+    )
+    table = cell_table(
+        "pm25", "all_day", cell, zeros, zeros, enhancement, enhancement, enhancement + 30,
+        enhancement, reference=0.0, energy=False, settings=settings,
+    )  # fmt: skip
+    assert table.share_threshold == pytest.approx(6.25)
+    assert table.p_share is not None
+    # Cell 1: none of 5 above: p = 1; cell 2: 1 of 3, P(Binomial(3, 0.25) >= 1) = 1 - 0.75^3.
+    assert table.p_share.tolist() == pytest.approx([1.0, 1 - 0.75**3])

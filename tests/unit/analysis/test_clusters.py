@@ -31,3 +31,13 @@ def test_peak_centre_and_geometry() -> None:
     assert shape.lat == (30 * lat_a + 10 * lat_b) / 40
     assert shape.lon == (30 * lon_a + 10 * lon_b) / 40
     assert shape.geometry["type"] == "Polygon"
+
+
+def test_cells_one_cell_apart_join_with_two_rings() -> None:
+    # The flanks of a source whose own cell was not labelled: two rings join them.
+    ring = h3.grid_ring(A, 1)
+    cells = np.array([h3.str_to_int(ring[0]), h3.str_to_int(ring[3])], dtype=np.int64)
+    assert sorted(len(g) for g in components(cells, 1)) == [1, 1]
+    assert [len(g) for g in components(cells, 2)] == [2]
+    three_apart = h3.str_to_int(h3.grid_ring(A, 3)[0])
+    assert len(components(np.array([h3.str_to_int(A), three_apart]), 2)) == 2

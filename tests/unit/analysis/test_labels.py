@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 
 from api.analysis.cellstats import CellTable
-from api.analysis.labels import Evidence, Label, label_masks, reasons
+from api.analysis.labels import Evidence, Label, eligible, label_masks, reasons
 from api.analysis.settings import AnalysisSettings
 
 
@@ -87,3 +87,27 @@ def test_episodes_at_the_areas_own_rate_are_no_label() -> None:
     assert label_masks(table, tests, AnalysisSettings()).label(0) is Label.EPISODIC
     ordinary = replace(tests, episodic_q=np.array([0.3]))
     assert label_masks(table, ordinary, AnalysisSettings()).label(0) is None
+
+
+def test_a_time_stratum_takes_cells_from_fewer_passes() -> None:
+    table = _table(passes=[6, 5, 8], days=[4, 4, 4], persistence=[0.9, 0.9, 0.9])
+    settings = AnalysisSettings()
+    assert eligible(table, settings).tolist() == [False, False, True]  # all day: 8 passes
+    meals = replace(table, stratum="meals")
+    assert eligible(meals, settings).tolist() == [True, False, True]  # a time stratum: 6
+
+
+def test_the_share_test_alone_makes_a_candidate() -> None:
+    table = replace(
+        _table(passes=[25, 25], persistence=[0.4, 0.4]),
+        p_share=np.array([0.001, 0.3]),
+        share_threshold=12.0,
+    )
+    tests = replace(
+        _tests(2, magnitude=[0.5, 0.5], gi=[0.5, 0.5], hl=[0.5, 0.5]),
+        share_q=np.array([0.01, 0.5]),
+    )
+    masks = label_masks(table, tests, AnalysisSettings())
+    assert masks.candidate.tolist() == [True, False]
+    codes = [r.code for r in reasons(table, tests, 0, Label.CANDIDATE, AnalysisSettings())]
+    assert codes == ["passes", "share"]

@@ -10,6 +10,7 @@ from api.analysis.lag import (
     correct_series,
     estimate_lag,
     lag_from_peaks,
+    shift_passes,
 )
 from api.analysis.passes import ReadingSeries
 from api.analysis.settings import AnalysisSettings
@@ -76,3 +77,19 @@ def test_correct_series_uses_each_channels_lag() -> None:
     assert np.isnan(out.values["pm25"][4:]).all()
     np.testing.assert_array_equal(out.values["noise"], series.values["noise"])
     assert out.times is series.times
+
+
+def test_shift_passes_moves_each_vehicles_pass_values_back() -> None:
+    # Vehicle 0: passes at 0, 20, 40, 100 s; vehicle 1: passes at 10, 30 s (rows interleaved).
+    vehicle = np.array([0, 1, 0, 1, 0, 0], dtype=np.int64)
+    mid = np.array([0.0, 10.0, 20.0, 30.0, 40.0, 100.0])
+    values = np.array([1.0, 50.0, 3.0, 70.0, 9.0, 4.0])
+    out = shift_passes(vehicle, mid, values, 10.0, 30.0)
+    # v0 at 0 -> its series at 10 s: halfway 1 -> 3 = 2; at 20 -> 30 s: 6; at 40 -> 50 s: the
+    # next pass is 60 s away from 40 (> 30): NaN; at 100 -> 110 s: past the end: NaN.
+    # v1 at 10 -> 20 s: halfway 50 -> 70 = 60; at 30 -> 40 s: past its end: NaN.
+    assert out[[0, 2]] == pytest.approx([2.0, 6.0])
+    assert np.isnan(out[[4, 5]]).all()
+    assert out[1] == pytest.approx(60.0)
+    assert np.isnan(out[3])
+    assert shift_passes(vehicle, mid, values, 0.0, 30.0) == pytest.approx(values)

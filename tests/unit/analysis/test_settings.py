@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from api.analysis.settings import AnalysisSettings, SettingsError, Stratum
+from ingest.floors import HOTSPOT_FLOORS
 
 
 def test_defaults_follow_the_reference_method() -> None:
@@ -18,12 +19,18 @@ def test_defaults_follow_the_reference_method() -> None:
     assert s.persistent_min_share == 0.5
     assert s.episodic_max_share == 0.25
     assert s.episodic_factor == 3.0
-    assert [x.name for x in s.strata] == ["all_day", "lunch", "dinner", "night"]
+    assert [x.name for x in s.strata] == ["all_day", "meals", "lunch", "dinner", "night"]
+    assert s.strata[1].windows() == ((630, 810), (990, 1200))
+    # The lag is transport delay + T90 / ln 10 of the default modules, not T90 itself.
+    assert s.lags_s["no2"] == s.lags_s["co"] == 23.0
+    assert s.pass_lag
 
 
 def test_delta_is_the_larger_of_twice_the_noise_and_the_floor() -> None:
     s = AnalysisSettings()
-    assert s.delta_for("pm25") == 10.0  # floor 10 > 2 x 3
+    assert s.delta_for("pm25") == 4.0  # no absolute floor by default: 2 x 2 ug/m3
+    assert set(s.pollutants()) == set(HOTSPOT_FLOORS)  # every channel of the store's table
+    assert AnalysisSettings(floors=HOTSPOT_FLOORS).delta_for("pm25") == 10.0  # floor 10 > 2 x 2
     noisy = AnalysisSettings(sensor_noise={"pm25": 8.0})
     assert noisy.delta_for("pm25") == 16.0
     with pytest.raises(SettingsError):
@@ -42,6 +49,8 @@ def test_delta_is_the_larger_of_twice_the_noise_and_the_floor() -> None:
         ("reference", "mean"),
         ("timezone", "Mars/Olympus"),
         ("floors", {"pm25": -1.0}),
+        ("cluster_rings", 0),
+        ("pass_lag_max_gap_s", 0.0),
     ],
 )
 def test_invalid_settings_name_their_field(field: str, value: object) -> None:
@@ -53,5 +62,7 @@ def test_invalid_settings_name_their_field(field: str, value: object) -> None:
 def test_strata_are_checked() -> None:
     with pytest.raises(SettingsError):
         Stratum("late", 0, 1500)
+    with pytest.raises(SettingsError):
+        Stratum("meals", 630, 810, more=((990, 1441),))
     with pytest.raises(SettingsError):
         AnalysisSettings(strata=(Stratum("lunch", 600, 800),))
