@@ -2,8 +2,9 @@
 
 The job stores each hotspot's figures (api.hotspot_results); the passes behind them are read at
 request time from the ingest's pass statistics (`pass_stat`), over the run's window and
-resolution, so the evidence is exactly what the run analysed (raw pass values, before the
-background is taken off). History is the same place in other runs: hotspots of the same
+resolution: the pass values as measured, before the run shifted them back by each channel's
+sensor lag (`AnalysisSettings.pass_lag`) and took the background off, so a hotspot's level (the
+median of its lag-corrected peak-cell passes) can differ from the median shown here. History is the same place in other runs: hotspots of the same
 pollutant and time-of-day stratum sharing at least one cell.
 """
 
@@ -75,9 +76,13 @@ def strata_of(moment: datetime, run: StoredRun) -> tuple[str, ...]:
     local = moment.astimezone(zone)
     minute = local.hour * 60 + local.minute
     names = []
-    for name, start, end in run.settings.get("strata", [["all_day", 0, 1440]]):
-        inside = start <= minute < end if start <= end else (minute >= start or minute < end)
-        if inside:
+    # each stratum is stored as [name, start, end, start, end, ...] (minutes of the local day)
+    for name, *bounds in run.settings.get("strata", [["all_day", 0, 1440]]):
+        windows = zip(bounds[0::2], bounds[1::2], strict=True)
+        if any(
+            start <= minute < end if start <= end else (minute >= start or minute < end)
+            for start, end in windows
+        ):
             names.append(str(name))
     return tuple(names)
 

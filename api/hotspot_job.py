@@ -20,6 +20,7 @@ import logging
 import math
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -410,21 +411,34 @@ def run_once(conn: Connection, job: JobSettings, now: datetime | None = None) ->
 
 
 def run_periodically(
-    connect: Callable[[], Connection], job: JobSettings, stop: threading.Event
+    connect: Callable[[], Connection],
+    job: JobSettings,
+    stop: threading.Event,
+    *,
+    between: Callable[[Connection], object] | None = None,
+    poll_s: float = 10.0,
 ) -> int:
     """Run every job.interval until `stop` is set; a failed run is logged and retried at the
-    next interval, never the end of the service. Returns the number of successful runs."""
+    next interval, never the end of the service. Between runs, `between` (e.g. serving the
+    officers' run requests, api.run_requests.serve_pending) is called every `poll_s` seconds.
+    Returns the number of successful scheduled runs."""
     done = 0
+    due = time.monotonic()
     while not stop.is_set():
         try:
             with connect() as conn:
-                run_once(conn, job)
-            done += 1
+                if time.monotonic() >= due:
+                    due = time.monotonic() + job.interval.total_seconds()
+                    run_once(conn, job)
+                    done += 1
+                if between is not None:
+                    between(conn)
         except Exception:
             # Whatever one run meets (a database restart, a bad stored value), the service
             # keeps its schedule; the error and its traceback go to the log.
             log.exception("hotspot run failed; the next one starts in %s", job.interval)
-        stop.wait(job.interval.total_seconds())
+        wait = due - time.monotonic()
+        stop.wait(max(0.0, min(wait, poll_s) if between is not None else wait))
     return done
 
 
@@ -471,7 +485,14 @@ def analyse_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
                 )
             )
             return 0
-        run_periodically(lambda: psycopg.connect(settings.database_url), job, stop_on_signals())
+        from api.run_requests import serve_pending
+
+        run_periodically(
+            lambda: psycopg.connect(settings.database_url, autocommit=True),
+            job,
+            stop_on_signals(),
+            between=lambda conn: serve_pending(conn, job),
+        )
         return 0
 
     return run

@@ -118,7 +118,7 @@ def stored_before_after(conn: Conn, request: BeforeAfterRequest) -> BeforeAfterR
     start = request.treated_at - request.window
     end = request.treated_at + request.window
     cells = cells_at(request.cells or (request.cell,), stored.resolution)
-    table = read_passes(conn, stored.resolution, start, end)
+    table = read_passes(conn, stored.resolution, start, end, (spec.name,))
     base: dict[str, Any] = {
         "method": METHOD,
         "pollutant": spec.name,

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from api.analysis.settings import AnalysisSettings
 from api.app import create_app
 from api.cli import api_command
 from api.database import Database
@@ -359,7 +360,9 @@ def analyse(conn: psycopg.Connection[Any], now: datetime, window_days: float = 3
     stored = read_analysis(conn)
     with conn.transaction():
         pass_store.rebuild_all(conn, stored.resolution, stored.pass_gap)
-    return run_once(conn, JobSettings(window=timedelta(days=window_days)), now=now).run_id
+    # The fixture's values are what was breathed where it was read: no sensor lag to undo.
+    job = JobSettings(window=timedelta(days=window_days), analysis=AnalysisSettings(pass_lag=False))
+    return run_once(conn, job, now=now).run_id
 
 
 def test_hotspots_come_from_the_job_and_find_the_source_only(

@@ -335,7 +335,7 @@ def test_hotspots_are_tagged_with_their_grid_and_filtered_by_it(
     assert_problem(client.get("/v1/hotspots", params={**params, "bbox": "1,2"}), 400, "bbox")
     by_passes = client.get("/v1/hotspots", params={"sort": "n_passes"})
     counts = [f["properties"]["n_passes"] for f in by_passes.json()["features"]]
-    assert len(counts) > 1
+    assert counts  # the order itself is tested with more hotspots in test_api_hotspots
     assert counts == sorted(counts, reverse=True)
     assert_problem(client.get("/v1/hotspots", params={**params, "sort": "name"}), 400, "sort")
     assert_problem(client.get("/v1/hotspots", params={**params, "grid": "x"}), 400, "grid")

@@ -277,3 +277,33 @@ def test_a_binary_copy_stream_becomes_the_analysis_pass_table() -> None:
         table_from_copy(["pm25", "noise"], data)  # rows of another width
     with pytest.raises(CopyFormatError):
         table_from_copy(["pm25"], data[:-2])
+
+
+def test_officers_requests_are_served_between_scheduled_runs(database_url: str) -> None:
+    from api.run_requests import one, request_run, serve_pending
+
+    end = datetime(2025, 3, 10, tzinfo=UTC)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        asked = request_run(conn, end - timedelta(days=7), end, "officer")
+    stop = threading.Event()
+    served: list[int] = []
+    job = JobSettings(interval=timedelta(hours=1))
+
+    def serve(conn: psycopg.Connection[Any]) -> None:
+        served.extend(r.id for r in serve_pending(conn, job))
+        if len(served) or len(calls) > 3:
+            stop.set()
+
+    calls: list[int] = []
+
+    def connect() -> psycopg.Connection[Any]:
+        calls.append(1)
+        return psycopg.connect(database_url, autocommit=True)
+
+    assert run_periodically(connect, job, stop, between=serve, poll_s=0.01) == 1
+    assert served == [asked.id]
+    with psycopg.connect(database_url) as conn:
+        answered = one(conn, asked.id)
+    assert answered is not None
+    assert answered.status == "done"
+    assert answered.run_id is not None

@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import h3
 
+from api.analysis.settings import AnalysisSettings
 from api.hotspot_evidence import strata_of
+from api.hotspot_job import settings_json
 from api.hotspot_results import StoredDrive, StoredHotspot, StoredRun
 from api.report import Area, Inventory, render
 from api.report_svg import MapHotspot, MapLayers, render_map
@@ -59,6 +61,14 @@ def test_strata_follow_local_time_and_wrap_midnight() -> None:
     assert strata_of(T0.replace(hour=3), run()) == ("all_day", "lunch")
     assert strata_of(T0.replace(hour=15), run()) == ("all_day", "night")
     assert strata_of(T0.replace(hour=8), run()) == ("all_day",)
+
+
+def test_strata_of_the_job_s_own_settings_include_two_window_strata() -> None:
+    stored = run(**settings_json(AnalysisSettings(timezone="Asia/Shanghai")))
+    # 04:00 UTC is 12:00 in Beijing: lunch and meals (lunch and dinner windows together)
+    assert {"all_day", "lunch", "meals"} <= set(strata_of(T0.replace(hour=4), stored))
+    # 10:00 UTC is 18:00: dinner and meals
+    assert {"all_day", "dinner", "meals"} <= set(strata_of(T0.replace(hour=10), stored))
 
 
 def test_the_map_draws_every_layer_inside_its_box() -> None:
