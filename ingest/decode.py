@@ -78,7 +78,7 @@ def decode_rows(
         )
     if problem is not None:
         return problem
-    return rows
+    return _unstorable(rows) or rows
 
 
 def _decode(
@@ -182,6 +182,36 @@ def _row(
         *channel_values,
     )
     return row, _range_problem(index, seq, moment, flagged_out, channel_flags, earliest, latest)
+
+
+_SMALLINT = 32767
+_REAL = 3.4028234663852886e38  # the largest finite float4
+_FIX_COLUMNS = (
+    (7, "quality", _SMALLINT),
+    (8, "satellites", _SMALLINT),
+    (9, "hdop", _REAL),
+    (10, "speed_mps", _REAL),
+    (11, "course_deg", _REAL),
+    (12, "age_s", _REAL),
+)
+
+
+def _unstorable(rows: list[Row]) -> Rejection | None:
+    """A fix field the contract accepts but `reading` cannot hold (smallint, real columns).
+    Binary COPY would wrap or overflow it silently and text COPY would fail the whole batch
+    again at every retry; rejected as `bad_type` once everything else has passed."""
+    for index, row in enumerate(rows):
+        if row[6] is None:
+            continue  # no position
+        for column, key, limit in _FIX_COLUMNS:
+            value = row[column]
+            if value is not None and not -limit - 1 <= value <= limit:  # type: ignore[operator]
+                return Rejection(
+                    "bad_type",
+                    f"readings[{index}].position.{key} = {value} does not fit the store"
+                    f" (at most {limit:g} in magnitude)",
+                )
+    return None
 
 
 def _range_problem(
