@@ -25,3 +25,25 @@ BASE_COLUMNS = (
     "channel_flags",
 )
 COLUMNS = BASE_COLUMNS + CHANNEL_COLUMNS
+
+# PostgreSQL types of COLUMNS (0001_core.sql), for binary COPY with preset types.
+BASE_TYPES = (
+    "text",
+    "int8",
+    "timestamptz",
+    "text",
+    "float8",
+    "float8",
+    "bool",
+    "int2",
+    "int2",
+    "float4",
+    "float4",
+    "float4",
+    "float4",
+    "int8",
+    "text",
+    "text[]",
+    "jsonb",
+)
+COLUMN_TYPES = BASE_TYPES + ("float8",) * len(CHANNEL_COLUMNS)

@@ -33,11 +33,11 @@ from prometheus_client import start_http_server
 
 from edge.mqtt import connect_properties, make_client
 from edge.topics import TopicError, Topics
-from edge.wire import Reading
+from ingest.decode import Row, decode_rows
 from ingest.metrics import IngestMetrics
 from ingest.migrate import migrate
 from ingest.settings import IngestSettings
-from ingest.validate import Limits, Rejection, check_document, check_readings_message
+from ingest.validate import Limits, Rejection, check_document
 from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer, read_analysis
 
 log = logging.getLogger("envpatrol.ingest")
@@ -69,10 +69,10 @@ class Batch:
     """Messages taken together, already decoded and validated: what one transaction writes."""
 
     messages: list[Inbound] = field(default_factory=list)
-    readings: list[Reading] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # the readings as `reading` table rows
     dead: list[DeadLetter] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
-    rows: Rows | None = None  # the readings as table rows, made by the parsing stage
+    resolution: int = 10  # of the rows' cells
 
 
 class _Deadline:
@@ -259,14 +259,14 @@ class IngestService:
             first = self._inbox.get(timeout=0.2)
         except queue.Empty:
             return None
-        batch = Batch()
+        batch = Batch(resolution=self._resolution)
         now = datetime.now(UTC)
         self._take(first, batch, now)
         settings = self.settings
         deadline = time.monotonic() + settings.batch_max_wait_s
         while (
             len(batch.messages) < settings.batch_max_messages
-            and len(batch.readings) < settings.batch_max_readings
+            and len(batch.rows) < settings.batch_max_readings
             and not stop.is_set()
         ):
             try:
@@ -280,15 +280,11 @@ class IngestService:
                 except queue.Empty:
                     break
             self._take(inbound, batch, now)
-        if batch.readings:
-            # Cells at the resolution of the last batch written; the writer makes the rows again
-            # in the rare case `envpatrol rebuild` changed it meanwhile.
-            batch.rows = Rows.of(batch.readings, self._resolution)
         return batch
 
     def sort(self, messages: list[Inbound]) -> Batch:
         """Decode and validate `messages` into one batch."""
-        batch = Batch()
+        batch = Batch(resolution=self._resolution)
         now = datetime.now(UTC)
         for inbound in messages:
             self._take(inbound, batch, now)
@@ -305,13 +301,15 @@ class IngestService:
             batch.dead.append(DeadLetter(topic, "bad_topic", str(exc), payload, now))
             return
         if kind == "readings":
-            result = check_readings_message(
-                self.topics, topic, payload, orjson.loads, now, self.limits
+            # Cells at the resolution of the last batch written; the writer recomputes them in
+            # the rare case `envpatrol rebuild` changed it meanwhile.
+            result = decode_rows(
+                self.topics, topic, payload, batch.resolution, orjson.loads, now, self.limits
             )
             if isinstance(result, Rejection):
                 batch.dead.append(DeadLetter(topic, result.reason, result.detail, payload, now))
             else:
-                batch.readings.extend(result)
+                batch.rows.extend(result)
             return
         doc = check_document(payload, orjson.loads, self.limits)
         if isinstance(doc, Rejection):
@@ -398,9 +396,9 @@ class IngestService:
         self._writer = None
 
     def _process(self, parsed: Batch, stop: threading.Event) -> None:
-        batch, readings, dead, statuses = (
+        batch, rows, dead, statuses = (
             parsed.messages,
-            parsed.readings,
+            Rows(parsed.resolution, parsed.rows),
             parsed.dead,
             parsed.statuses,
         )
@@ -411,7 +409,7 @@ class IngestService:
                     self._writer = self._open_writer()
                 started = time.monotonic()
                 with _Deadline(self._writer.conn, self.settings.db_timeout_s):
-                    result = self._writer.write(readings, dead, statuses, parsed.rows)
+                    result = self._writer.write(rows, dead, statuses)
                 self._resolution = self._writer.resolution
                 break
             except psycopg.Error as exc:
@@ -438,8 +436,9 @@ class IngestService:
         self._count(batch, result.offered, result.inserted, result.passes, dead, kinds)
         self.metrics.batch_seconds.observe(committed - started)
         now = time.time()
-        for reading in readings:
-            self.metrics.lag.observe(max(0.0, now - reading.time.timestamp()))
+        observe = self.metrics.lag.observe
+        for row in parsed.rows:
+            observe(max(0.0, now - row[2].timestamp()))  # type: ignore[attr-defined]
         log.debug(
             "batch: %d messages, %d readings (%d new), %d dead, %.1f ms",
             len(batch),

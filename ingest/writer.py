@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import h3
 import orjson
 import psycopg
+from psycopg.types.json import set_json_dumps
 
 from edge.units import CHANNELS
 from edge.wire import Reading
 from ingest import pass_store
-from ingest.columns import CHANNEL_COLUMNS, COLUMNS
+from ingest.columns import CHANNEL_COLUMNS, COLUMN_TYPES, COLUMNS
 from ingest.passes import STATS_EXCLUDED_FLAGS
 
 log = logging.getLogger("envpatrol.ingest.writer")
 
 _COLS = ", ".join(COLUMNS)
+_CELL = COLUMNS.index("cell")
 
 _CREATE_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS reading_stage "
@@ -107,6 +111,22 @@ def cell_of(lat: float, lon: float, resolution: int) -> int:
     return int(h3.str_to_int(h3.latlng_to_cell(lat, lon, resolution)))
 
 
+def copy_rows(cur: psycopg.Cursor[Any], table: str, rows: Iterable[tuple[object, ...]]) -> None:
+    """Binary COPY of `reading` rows (as `row_of` makes them) into `table` (`reading` or a table
+    like it), with the column types preset so no value is inspected to pick its dumper. The
+    connection needs `use_orjson` (jsonb values are dicts)."""
+    with cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[arg-type]
+        copy.set_types(list(COLUMN_TYPES))
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
+
+
+def use_orjson(conn: psycopg.Connection[Any]) -> None:
+    """jsonb parameters and COPY values serialized by orjson on this connection."""
+    set_json_dumps(orjson.dumps, conn)
+
+
 def row_of(reading: Reading, resolution: int) -> tuple[object, ...]:
     p = reading.position
     cell = cell_of(p.lat, p.lon, resolution) if p is not None and p.valid else None
@@ -127,7 +147,7 @@ def row_of(reading: Reading, resolution: int) -> tuple[object, ...]:
         cell,
         reading.profile,
         list(reading.flags),
-        orjson.dumps({k: list(v) for k, v in reading.channel_flags.items()}).decode(),
+        {k: list(v) for k, v in reading.channel_flags.items()},
         *(reading.values.get(c) for c in CHANNEL_COLUMNS),
     )
 
@@ -142,6 +162,21 @@ class Rows:
     @classmethod
     def of(cls, readings: list[Reading], resolution: int) -> Rows:
         return cls(resolution, [row_of(r, resolution) for r in readings])
+
+    def at(self, resolution: int) -> Rows:
+        """The same rows with their cells at `resolution` (after `envpatrol rebuild`)."""
+        if resolution == self.resolution:
+            return self
+        return Rows(
+            resolution,
+            [
+                (*r[:_CELL], cell_of(r[4], r[5], resolution) if r[6] else None, *r[_CELL + 1 :])  # type: ignore[arg-type]
+                for r in self.rows
+            ],
+        )
+
+    def days(self) -> set[date]:
+        return {r[2].astimezone(UTC).date() for r in self.rows}  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +235,7 @@ class Writer:
     _days: set[date] = field(default_factory=set)
 
     def prepare(self) -> None:
+        use_orjson(self.conn)
         for statement in _CREATE_STAGE:
             self.conn.execute(statement)  # type: ignore[arg-type]
         pass_store.prepare(self.conn)
@@ -218,29 +254,25 @@ class Writer:
 
     def write(
         self,
-        readings: list[Reading],
+        readings: list[Reading] | Rows,
         dead: list[DeadLetter],
         statuses: list[StatusUpdate],
-        rows: Rows | None = None,
     ) -> WriteResult:
         """Store one batch in one transaction. Raises psycopg errors; the caller retries.
-        `rows`: the readings' table rows made ahead (`Rows.of`, e.g. while the previous batch
-        was committing); made again here if their cells are at another resolution than the
-        one in force."""
-        if self.plain and readings:
-            self.ensure_partitions({r.time.astimezone(UTC).date() for r in readings})
+        `readings` may come as table rows made ahead (`Rows`, e.g. by `ingest.decode` while the
+        previous batch was committing); their cells are recomputed here in the rare case they
+        are at another resolution than the one in force."""
+        rows = readings if isinstance(readings, Rows) else Rows.of(readings, self.resolution)
+        if self.plain and rows.rows:
+            self.ensure_partitions(rows.days())
         inserted = passes = 0
         with self.conn.transaction():
-            if readings:
+            if rows.rows:
                 analysis = read_analysis(self.conn, lock=True)
                 self.resolution = analysis.resolution
+                rows = rows.at(self.resolution)
                 with self.conn.cursor() as cur:
-                    if rows is None or rows.resolution != self.resolution:
-                        rows = Rows.of(readings, self.resolution)
-                    with cur.copy(f"COPY reading_stage ({_COLS}) FROM STDIN") as copy:  # type: ignore[arg-type]
-                        write_row = copy.write_row
-                        for values in rows.rows:
-                            write_row(values)
+                    copy_rows(cur, "reading_stage", rows.rows)
                     row = cur.execute(
                         _INSERT,  # type: ignore[arg-type]
                         {
@@ -264,7 +296,7 @@ class Writer:
                     )
             for status in statuses:
                 self._status(status)
-        return WriteResult(len(readings), inserted, passes)
+        return WriteResult(len(rows.rows), inserted, passes)
 
     def _status(self, update: StatusUpdate) -> None:
         doc = json.dumps(update.document)
