@@ -1,5 +1,6 @@
 """Patrol readings from the box simulator's pollution field and route, stored by the ingest's
-writer: the simulator's truth (background drift plus the Shuangjing sources), its sensor noise,
+writer: the simulator's truth (background drift plus the Shuangjing sources) through its sensor
+models (transport delay, first-order lag, noise, drift, quantisation of the default modules),
 10 s sampling along the loop, GNSS positions; no serial link or broker in between (the
 pipeline end-to-end test covers those)."""
 
@@ -12,8 +13,9 @@ import psycopg
 
 from edge.wire import Position, Reading
 from firmware_sim.drive import Drive
-from firmware_sim.field import NOISE_SIGMA, SHUANGJING_SOURCES, PollutionField
+from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
+from firmware_sim.sensor import DEFAULT_SENSORS, SensorArray
 from ingest.migrate import current_backend
 from ingest.queries import stored_resolution
 from ingest.writer import Writer
@@ -32,17 +34,24 @@ def simulated_readings(
     for v in range(vehicles):
         name = f"patrol-{v + 1:02d}"
         seq = 0
+        # powered long before the first drive: no warm-up in these readings
+        box = SensorArray(DEFAULT_SENSORS, rng, (start - timedelta(days=1)).timestamp())
         for day in range(days):
             for drive in range(drives_per_day):
                 departure = start + timedelta(days=day, hours=2 + 3 * drive, minutes=25 * v)
                 route = Drive(SHUANGJING_LOOP, departure, SPEED_MPS, offset_m=v * 1500.0)
                 moment = departure
+
+                def truth(ts: float, route: Drive = route) -> dict[str, float]:
+                    moment = datetime.fromtimestamp(ts, start.tzinfo)
+                    where = route.state(moment)
+                    return dict(field.true_values(where.lat, where.lon, moment))
+
                 while moment < departure + timedelta(seconds=loop_s):
                     state = route.state(moment)
-                    truth = field.true_values(state.lat, state.lon, moment)
+                    measured = box.read(moment.timestamp(), truth)
                     values: dict[str, float | None] = {
-                        ch: max(0.0, value + rng.gauss(0.0, NOISE_SIGMA.get(ch, 0.0)))
-                        for ch, value in truth.items()
+                        ch: value for ch, value in measured.items() if ch in DEFAULT_SENSORS
                     }
                     seq += 1
                     out.append(
