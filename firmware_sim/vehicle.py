@@ -6,18 +6,22 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from edge.profile import BoxProfile
 from firmware_sim.box import Served, SimulatedBox
 from firmware_sim.drive import Motion, SimClock, VehicleState
 from firmware_sim.field import NOISE_SIGMA, PollutionField
 from firmware_sim.gps import SimulatedGps
+from firmware_sim.sensor import DEFAULT_SENSORS, SensorArray
+
+# The box was switched on this long before the vehicle's first reading: its modules are warm.
+SETTLED_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
 class TruthRecord:
-    """What the box served, where the vehicle truly was, and the field value before sensor noise."""
+    """What the box served, where the vehicle truly was, and the field value before the sensors."""
 
     vehicle: str
     served: Served
@@ -71,6 +75,10 @@ class SimVehicle(SerialDevices):
         self._on_truth = on_truth
         self._lock = threading.Lock()
         self._pending: tuple[VehicleState, dict[str, float]] | None = None
+        # the default modules' delay, lag, noise, drift and quantisation (firmware_sim.sensor)
+        self._sensors = SensorArray(
+            DEFAULT_SENSORS, random.Random(f"sensors:{seed}"), clock.now().timestamp() - SETTLED_S
+        )
         self.box = SimulatedBox(profile, self._sample, self._served)
         self.gps = SimulatedGps(drive, clock)
 
@@ -79,14 +87,26 @@ class SimVehicle(SerialDevices):
         state = self.drive.state(moment)
         truth = self.field.true_values(state.lat, state.lon, moment)
         measured: dict[str, float | None] = {}
+        if self._noise:
+            # what the modules report now: the field along the recent track through each
+            # module's delay and lag (the inlet breathes where the vehicle was)
+            sensed = self._sensors.read(moment.timestamp(), self._truth_at)
         for ch, value in truth.items():
-            sigma = NOISE_SIGMA.get(ch, 0.0) if self._noise else 0.0
-            measured[ch] = (
-                max(0.0, value + self._rng.gauss(0.0, sigma)) if ch != "temperature" else value
-            )
+            if not self._noise:
+                measured[ch] = value
+            elif ch in sensed:
+                measured[ch] = sensed[ch]
+            else:
+                sigma = NOISE_SIGMA.get(ch, 0.0)
+                measured[ch] = max(0.0, value + self._rng.gauss(0.0, sigma))
         with self._lock:
             self._pending = (state, truth)
         return moment, measured
+
+    def _truth_at(self, ts: float) -> dict[str, float]:
+        moment = datetime.fromtimestamp(ts, UTC)
+        state = self.drive.state(moment)
+        return dict(self.field.true_values(state.lat, state.lon, moment))
 
     def _served(self, served: Served) -> None:
         with self._lock:

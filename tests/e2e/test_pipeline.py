@@ -39,12 +39,14 @@ SIM_HOURS = 2.5
 VEHICLES = 2
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, every: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.1)
+        time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
@@ -207,6 +209,11 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
             return lambda: (nearest(source) or 1e9) < 150
 
         for source in SHUANGJING_SOURCES:
-            wait_until(found(source), 60, f"a hotspot within 150 m of {source.name}")
+            # once a second: the API allows 120 anonymous requests a minute
+            try:
+                wait_until(found(source), 60, f"a hotspot near {source.name}", every=1.0)
+            except AssertionError as exc:
+                listed = http.get("/v1/hotspots", params={"format": "json"}).json()
+                raise AssertionError(f"{exc}; hotspots listed: {listed}") from None
     stop_job.set()
     job_thread.join(30)
