@@ -114,6 +114,77 @@ def passes(conn: Connection, run: StoredRun, spot: StoredHotspot) -> list[Eviden
     ]
 
 
+_NEWEST = """
+SELECT x.vehicle, x.cell, x.start_time, x.end_time, x.stat
+FROM unnest(%(cells)s::bigint[]) AS c(cell)
+CROSS JOIN LATERAL (
+    SELECT p.vehicle, p.cell, p.start_time, p.end_time, p.stats -> %(channel)s AS stat
+    FROM pass p
+    WHERE p.resolution = %(resolution)s AND p.cell = c.cell
+      AND p.start_time >= %(start)s AND p.start_time < %(end)s AND p.stats ? %(channel)s
+      AND (p.stats -> %(channel)s ->> 0)::integer > 0
+    ORDER BY p.start_time DESC, p.vehicle DESC
+    LIMIT %(limit)s
+) AS x
+ORDER BY x.start_time DESC, x.vehicle DESC
+LIMIT %(limit)s
+"""
+
+
+def newest_passes(
+    conn: Connection, run: StoredRun, spot: StoredHotspot, limit: int
+) -> list[EvidencePass]:
+    """The newest `limit` passes through the hotspot's cells in the run's window, in time
+    order: a backward range scan of each cell's index, however many passes the month holds."""
+    if limit <= 0:
+        return []
+    rows = conn.execute(
+        _NEWEST,
+        {
+            "resolution": run.resolution,
+            "channel": spot.pollutant,
+            "cells": [h3.str_to_int(c) for c, _ in spot.cells],
+            "start": run.window_start,
+            "end": run.window_end,
+            "limit": limit,
+        },
+    ).fetchall()
+    out = []
+    for vehicle, cell, start, end, stat in reversed(rows):
+        # stat: [n, mean, min, max, energy_mean] (migration 0003)
+        value = stat[4] if stat[4] is not None else stat[1]
+        if value is not None:
+            out.append(
+                EvidencePass(
+                    vehicle=str(vehicle),
+                    cell=h3.int_to_str(int(cell)),
+                    start=start,
+                    end=end,
+                    value=float(value),
+                    n=int(stat[0]),
+                    strata=strata_of(start, run),
+                )
+            )
+    return out
+
+
+def stored_cell_summaries(conn: Connection, spot: StoredHotspot) -> list[CellSummary] | None:
+    """The cells' figures as the job stored them (migration 0039); None for older runs."""
+    rows = conn.execute(
+        "SELECT cell, label, passes, median FROM hotspot_cell"
+        " WHERE run_id = %s AND rank = %s ORDER BY cell",
+        (spot.run_id, spot.rank),
+    ).fetchall()
+    if not rows or any(r[2] is None for r in rows):
+        return None
+    out = []
+    for cell, label, passes, median in rows:
+        name = h3.int_to_str(int(cell))
+        lat, lon = h3.cell_to_latlng(name)
+        out.append(CellSummary(name, str(label), lat, lon, int(passes), median))
+    return out
+
+
 def cell_summaries(spot: StoredHotspot, found: Sequence[EvidencePass]) -> list[CellSummary]:
     """Each cell of the hotspot with its label, centre, passes and median pass value."""
     out = []

@@ -314,6 +314,34 @@ HOTSPOT_COLUMNS = (
 )
 
 
+def cell_figures(
+    table: PassTable, hotspots: Sequence[Hotspot]
+) -> dict[tuple[str, int], tuple[int, float | None]]:
+    """(pollutant, cell) -> (passes with a value, their median value as measured), for every
+    cell of the hotspots: the evidence the API shows without reading the passes again."""
+    wanted: dict[str, set[int]] = {}
+    for spot in hotspots:
+        wanted.setdefault(spot.pollutant, set()).update(h3.str_to_int(c) for c in spot.cells)
+    out: dict[tuple[str, int], tuple[int, float | None]] = {}
+    for pollutant, cells in wanted.items():
+        values = table.values.get(pollutant)
+        if values is None:
+            continue
+        chosen = np.isin(table.cell, np.fromiter(cells, dtype=np.int64)) & ~np.isnan(values)
+        order = np.argsort(table.cell[chosen], kind="stable")
+        cell_of, value_of = table.cell[chosen][order], values[chosen][order]
+        if len(cell_of) == 0:
+            continue
+        starts = np.flatnonzero(np.r_[True, np.diff(cell_of) != 0])
+        for k, begin in enumerate(starts):
+            end = starts[k + 1] if k + 1 < len(starts) else len(cell_of)
+            out[(pollutant, int(cell_of[begin]))] = (
+                int(end - begin),
+                float(np.median(value_of[begin:end])),
+            )
+    return out
+
+
 def write_run(
     conn: Connection,
     *,
@@ -348,10 +376,14 @@ def write_run(
         with cur.copy(f"COPY hotspot ({HOTSPOT_COLUMNS}) FROM STDIN") as copy:  # type: ignore[arg-type]
             for rank, spot in enumerate(hotspots):
                 copy.write_row(hotspot_row(run_id, rank, spot))
-        with cur.copy("COPY hotspot_cell (run_id, rank, cell, label) FROM STDIN") as copy:
+        figures = cell_figures(table, hotspots)
+        with cur.copy(
+            "COPY hotspot_cell (run_id, rank, cell, label, passes, median) FROM STDIN"
+        ) as copy:
             for rank, spot in enumerate(hotspots):
                 for cell, label in dict(zip(spot.cells, spot.cell_labels, strict=True)).items():
-                    copy.write_row((run_id, rank, h3.str_to_int(cell), label))
+                    passes, median = figures.get((spot.pollutant, h3.str_to_int(cell)), (0, None))
+                    copy.write_row((run_id, rank, h3.str_to_int(cell), label, passes, median))
     return run_id
 
 

@@ -436,8 +436,16 @@ def get_hotspot(
     spot = None if run is None else hotspot_results.one(conn, run_id, rank)
     if run is None or spot is None:
         raise ApiError(404, "not-found", f"no hotspot {hotspot} (its run may have been pruned)")
-    every = hotspot_evidence.passes(conn, run, spot)
-    found = every[-max_passes:] if max_passes else []
+    cells = hotspot_evidence.stored_cell_summaries(conn, spot)
+    if cells is not None:
+        # the job stored each cell's figures: read only the passes listed
+        found = hotspot_evidence.newest_passes(conn, run, spot, max_passes)
+        total = sum(c.passes for c in cells)
+    else:  # a run written before the job stored them
+        every = hotspot_evidence.passes(conn, run, spot)
+        found = every[-max_passes:] if max_passes else []
+        cells = hotspot_evidence.cell_summaries(spot, every)
+        total = len(every)
     grid = grids.grid_at(grids.all_grids(conn), spot.lon, spot.lat)
     props = properties(spot, grid)
     return HotspotDetail(
@@ -446,9 +454,9 @@ def get_hotspot(
         properties=props,
         run=run_out(run),
         evidence=Evidence(
-            cells=[CellOut(**asdict(c)) for c in hotspot_evidence.cell_summaries(spot, every)],
+            cells=[CellOut(**asdict(c)) for c in cells],
             passes=[EvidencePassOut(**{**asdict(p), "strata": list(p.strata)}) for p in found],
-            passes_total=len(every),
+            passes_total=total,
             profile=dict(spot.profile),
             drives=props.drives,
             band=spot.band,

@@ -239,3 +239,35 @@ def test_the_inventory_report_is_printable_html_with_a_map(stored: Stored) -> No
     assert "label-" in boxed
     empty = stored.client.get("/v1/reports/inventory", params={"bbox": "0,0,1,1"}).text
     assert "No hotspot in this period and area." in empty
+
+
+def test_evidence_of_a_run_without_stored_cell_figures_reads_every_pass(stored: Stored) -> None:
+    get = stored.client.get
+    feature = get("/v1/hotspots", params={"pollutant": "pm25"}).json()["features"][0]
+    now = get(f"/v1/hotspots/{feature['id']}").json()["evidence"]
+    run_id, rank = (int(x) for x in feature["id"].split("-"))
+    with psycopg.connect(stored.url, autocommit=True) as conn:
+        saved = conn.execute(
+            "SELECT cell, passes, median FROM hotspot_cell WHERE run_id = %s AND rank = %s",
+            (run_id, rank),
+        ).fetchall()
+        conn.execute(
+            "UPDATE hotspot_cell SET passes = NULL, median = NULL WHERE run_id = %s AND rank = %s",
+            (run_id, rank),
+        )
+        try:
+            before = get(f"/v1/hotspots/{feature['id']}").json()["evidence"]
+        finally:
+            for cell, passes, median in saved:
+                conn.execute(
+                    "UPDATE hotspot_cell SET passes = %s, median = %s"
+                    " WHERE run_id = %s AND rank = %s AND cell = %s",
+                    (passes, median, run_id, rank, cell),
+                )
+    assert before["passes_total"] == now["passes_total"]
+    assert before["passes"] == now["passes"]
+    assert [(c["cell"], c["passes"]) for c in before["cells"]] == [
+        (c["cell"], c["passes"]) for c in now["cells"]
+    ]
+    for old, new in zip(before["cells"], now["cells"], strict=True):
+        assert old["median"] == pytest.approx(new["median"])
