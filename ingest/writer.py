@@ -34,31 +34,71 @@ _CREATE_STAGE = (
     "(vehicle text PRIMARY KEY, tmin timestamptz NOT NULL, tmax timestamptz NOT NULL) "
     "ON COMMIT DELETE ROWS",
 )
-_LATERAL = ", ".join(f"('{c}', i.{c})" for c in CHANNEL_COLUMNS)
-_ENERGY = " OR ".join(f"u.channel = '{c}'" for c, s in CHANNELS.items() if s.energy_mean) or "false"
+_COUNTED = ", ".join(
+    f"CASE WHEN NOT i.channel_flags ? '{c}' THEN i.{c} END AS {c}" for c in CHANNEL_COLUMNS
+)
+
+
+def _cell_hour_aggregates(c: str) -> str:
+    energy = f"sum(power(10.0::float8, {c} / 10.0))" if CHANNELS[c].energy_mean else "NULL::float8"
+    return (
+        f"count({c}) AS {c}_n, sum({c}) AS {c}_sum, sum({c} * {c}) AS {c}_sumsq, "
+        f"min({c}) AS {c}_min, max({c}) AS {c}_max, {energy} AS {c}_e"
+    )
+
+
+_PER_CELL_HOUR = ",\n           ".join(_cell_hour_aggregates(c) for c in CHANNEL_COLUMNS)
+_UNPIVOT = ", ".join(
+    f"('{c}', g.{c}_n, g.{c}_sum, g.{c}_sumsq, g.{c}_min, g.{c}_max, g.{c}_e)"
+    for c in CHANNEL_COLUMNS
+)
 
 
 def rollup_sql(source: str) -> str:
     """Hourly per-cell, per-channel sums over the rows of `source` (a fixed relation name) that
     may count: a valid fix, a cell, no excluded reading flag, a value not flagged for its channel.
-    Parameters: resolution, stats_excluded."""
+    The rows are aggregated once per cell and hour, every channel side by side (each value's
+    flag checked once: OFFSET 0 keeps the planner from copying the CASE into every aggregate),
+    and only those groups become one row per channel (none for a channel without a countable
+    value). Parameters: resolution, stats_excluded."""
     return f"""
-    SELECT %(resolution)s::smallint AS resolution, u.cell,
-           date_bin('1 hour', u.time, TIMESTAMPTZ '2000-01-03') AS bucket, u.channel,
-           count(*) AS n, sum(u.value) AS sum, sum(u.value * u.value) AS sumsq,
-           min(u.value) AS min, max(u.value) AS max,
-           CASE WHEN bool_or({_ENERGY}) THEN sum(power(10.0::float8, u.value / 10.0)) END
-               AS energy_sum
+    SELECT %(resolution)s::smallint AS resolution, g.cell, g.bucket, v.channel,
+           v.n, v.sum, v.sumsq, v.min, v.max, v.energy_sum
     FROM (
-        SELECT i.cell, i.time, v.channel, v.value
-        FROM {source} i CROSS JOIN LATERAL (VALUES {_LATERAL}) AS v(channel, value)
-        WHERE i.cell IS NOT NULL AND i.fix_valid AND v.value IS NOT NULL
-          AND NOT (i.flags && %(stats_excluded)s::text[])
-          AND NOT (i.channel_flags ? v.channel)
-    ) u
-    GROUP BY 2, 3, 4
+        SELECT cell, date_bin('1 hour', time, TIMESTAMPTZ '2000-01-03') AS bucket,
+           {_PER_CELL_HOUR}
+        FROM (
+            SELECT i.cell, i.time, {_COUNTED}
+            FROM {source} i
+            WHERE i.cell IS NOT NULL AND i.fix_valid
+              AND NOT (i.flags && %(stats_excluded)s::text[])
+            OFFSET 0
+        ) u
+        GROUP BY 1, 2
+    ) g CROSS JOIN LATERAL (VALUES {_UNPIVOT}) AS v(channel, n, sum, sumsq, min, max, energy_sum)
+    WHERE v.n > 0
     """
 
+
+# What the rollups, the vehicle upsert and the touched stretches read of each new reading.
+_RETURNED = ", ".join(
+    (
+        "vehicle",
+        "seq",
+        "time",
+        "lat",
+        "lon",
+        "fix_valid",
+        "cell",
+        "flags",
+        "channel_flags",
+        *CHANNEL_COLUMNS,
+    )
+)
+# Per connection: the staging table of a 50,000-reading batch (~11 MB) stays in local buffers
+# (default 8 MB), and the statements' sorts, hashes and CTE results stay in memory (default 4 MB
+# spilled to temporary files). temp_buffers only takes effect before the first temporary table.
+_SESSION = ("SET temp_buffers = '64MB'", "SET work_mem = '64MB'")
 
 # One statement: insert the new readings, then roll up, locate vehicles and note the touched
 # stretches of track from those rows only, so a redelivered batch changes nothing.
@@ -67,7 +107,7 @@ WITH ins AS (
     INSERT INTO reading ({_COLS})
     SELECT {_COLS} FROM reading_stage
     ON CONFLICT DO NOTHING
-    RETURNING *
+    RETURNING {_RETURNED}
 ), rolled AS (
     INSERT INTO cell_rollup AS r (resolution, cell, bucket, channel, n, sum, sumsq, min, max, energy_sum)
     {rollup_sql("ins")}
@@ -236,7 +276,7 @@ class Writer:
 
     def prepare(self) -> None:
         use_orjson(self.conn)
-        for statement in _CREATE_STAGE:
+        for statement in (*_SESSION, *_CREATE_STAGE):
             self.conn.execute(statement)  # type: ignore[arg-type]
         pass_store.prepare(self.conn)
         self.conn.commit()

@@ -98,6 +98,26 @@ def expected_passes(
     return out
 
 
+def expected_rollups(readings: list[Reading], resolution: int) -> list[tuple[Any, ...]]:
+    """(resolution, cell, hour, channel, n, sum, min, max, energy_sum) as the rule reads: every
+    reading with a valid fix and no excluded flag, each value not flagged for its channel."""
+    groups: dict[tuple[Any, ...], list[float]] = {}
+    for r in readings:
+        p = r.position
+        if p is None or not p.valid or set(r.flags) & set(STATS_EXCLUDED_FLAGS):
+            continue
+        hour = r.time.replace(minute=0, second=0, microsecond=0)
+        for channel, value in r.values.items():
+            if value is not None and channel not in r.channel_flags:
+                key = (resolution, cell_of(p.lat, p.lon, resolution), hour, channel)
+                groups.setdefault(key, []).append(value)
+    return [
+        (*key, len(vs), sum(vs), min(vs), max(vs),
+         sum(10 ** (v / 10) for v in vs) if key[3] == "noise" else None)
+        for key, vs in sorted(groups.items())
+    ]  # fmt: skip
+
+
 def stored_passes(conn: psycopg.Connection[Any], resolution: int) -> set[tuple[Any, ...]]:
     stats: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     for row in conn.execute(
@@ -159,6 +179,13 @@ def test_late_out_of_order_and_repeated_batches_give_the_passes_of_the_whole_tra
     assert len(expected) > 100  # the drive has many passes, some with gaps, some with stops
     assert stored_passes(conn, 10) == expected
     incremental = rollups(conn)
+    expected_sums = expected_rollups(readings, 10)
+    assert [row[:4] for row in incremental] == [row[:4] for row in expected_sums]
+    for row, want in zip(incremental, expected_sums, strict=True):
+        assert (row[4], row[6], row[7]) == (want[4], want[6], want[7])
+        assert float(row[5]) == pytest.approx(want[5], abs=1e-6)  # rounded to 6 places
+        assert (row[8] is None) == (want[8] is None)
+        assert row[8] is None or float(row[8]) == pytest.approx(want[8], abs=1e-3)
     conn.commit()
 
     # The rebuild from scratch at the same settings agrees with what the batches built.
