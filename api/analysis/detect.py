@@ -32,11 +32,11 @@ from api.analysis.cellstats import (
 )
 from api.analysis.clusters import cluster, components
 from api.analysis.enhancement import enhancement, reference_level
-from api.analysis.grouping import FloatArray, IntArray, dense_labels
+from api.analysis.grouping import BoolArray, FloatArray, IntArray, dense_labels, group_sort
 from api.analysis.labels import RANK, Evidence, Label, Reason, label_masks, reasons
 from api.analysis.labels import confirmed as confirmed_cells
 from api.analysis.labels import eligible as eligible_cells
-from api.analysis.lag import shift_passes
+from api.analysis.lag import shift_channels
 from api.analysis.passes import Pass, PassTable
 from api.analysis.settings import AnalysisSettings
 from api.analysis.significance import benjamini_hochberg
@@ -104,6 +104,7 @@ class _Prepared:
     trip: IntArray
     day: IntArray
     minute: IntArray
+    strata: tuple[BoolArray, ...]  # per stratum of the settings: which passes fall in it
 
 
 def detect(
@@ -127,6 +128,7 @@ def detect(
         trip=trips(table.vehicle, mid, settings.trip_gap_s),
         day=day,
         minute=minute,
+        strata=tuple(in_stratum(minute, stratum) for stratum in settings.strata),
     )
     wanted = settings.pollutants() if pollutants is None else tuple(pollutants)
     found: list[Hotspot] = []
@@ -139,13 +141,10 @@ def detect(
 
 def lag_corrected(table: PassTable, settings: AnalysisSettings) -> PassTable:
     """The table with every pollutant's pass values moved back by its lag (settings.lags_s)."""
-    mid = table.mid
-    values = {
-        p: shift_passes(table.vehicle, mid, v, lag, settings.pass_lag_max_gap_s)
-        if (lag := settings.lags_s.get(p, 0.0)) > 0
-        else v
-        for p, v in table.values.items()
-    }
+    lags = {p: lag for p, lag in settings.lags_s.items() if lag > 0}
+    values = shift_channels(
+        table.vehicle, table.mid, table.values, lags, settings.pass_lag_max_gap_s
+    )
     return replace(table, values=values)
 
 
@@ -170,26 +169,39 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
     energy = CHANNELS[pollutant].energy_mean if pollutant in CHANNELS else False
     tables: dict[str, CellTable] = {}
     results: list[Hotspot] = []
-    for stratum in settings.strata:
-        mask = valid & in_stratum(prep.minute, stratum)
+    # One sort of the pollutant's passes by cell, then enhancement; each stratum keeps its
+    # passes in that order (a subset of a sorted layout is still sorted).
+    usable = np.flatnonzero(valid)
+    by_cell = usable[group_sort(prep.cell_label[usable], e[usable], len(prep.cells))]
+    for stratum, in_window in zip(settings.strata, prep.strata, strict=True):
+        mask = valid & in_window
         if not mask.any():
             continue
-        reference = reference_level(e[mask], settings)
+        rows = np.flatnonzero(mask)
+        position = np.cumsum(mask) - 1  # of each pass among the stratum's passes
+        order = position[by_cell[mask[by_cell]]]
+        e_s = e[rows]
+        value_s = values[rows]
+        cell_s = table.cell[rows]
+        vehicle_s = table.vehicle[rows]
+        day_s = prep.day[rows]
+        reference = reference_level(e_s, settings)
         cells = cell_table(
             pollutant,
             stratum.name,
-            table.cell[mask],
-            table.vehicle[mask],
-            prep.day[mask],
-            table.start[mask],
-            table.end[mask],
-            values[mask],
-            e[mask],
+            cell_s,
+            vehicle_s,
+            day_s,
+            table.start[rows],
+            table.end[rows],
+            value_s,
+            e_s,
             reference,
             energy,
             settings,
-            index=(prep.cells, prep.cell_label[mask]),
+            index=(prep.cells, prep.cell_label[rows]),
             levels=False,
+            order=order,
         )
         tables[stratum.name] = cells
         tests = _tests(cells, settings)
@@ -202,11 +214,11 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
             label = masks.label(int(row))
             strength[row] = RANK[label] if label is not None else 0
         stratum_passes = _StratumPasses(
-            enhancement=e[mask],
-            value=values[mask],
-            cell=table.cell[mask],
-            vehicle=table.vehicle[mask],
-            day=prep.day[mask],
+            enhancement=e_s,
+            value=value_s,
+            cell=cell_s,
+            vehicle=vehicle_s,
+            day=day_s,
             vehicles=table.vehicles,
         )
         results.extend(_hotspots(cells, tests, strength, stratum_passes, settings, energy))
