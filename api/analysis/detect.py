@@ -168,6 +168,7 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
     valid = ~np.isnan(e)
     energy = CHANNELS[pollutant].energy_mean if pollutant in CHANNELS else False
     tables: dict[str, CellTable] = {}
+    built: list[tuple[CellTable, _StratumPasses]] = []
     results: list[Hotspot] = []
     # One sort of the pollutant's passes by cell, then enhancement; each stratum keeps its
     # passes in that order (a subset of a sorted layout is still sorted).
@@ -204,15 +205,6 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
             order=order,
         )
         tables[stratum.name] = cells
-        tests = _tests(cells, settings)
-        masks = label_masks(cells, tests, settings)
-        labelled = masks.any()
-        if not labelled.any():
-            continue
-        strength = np.zeros(len(cells), dtype=np.int64)
-        for row in np.flatnonzero(labelled):
-            label = masks.label(int(row))
-            strength[row] = RANK[label] if label is not None else 0
         stratum_passes = _StratumPasses(
             enhancement=e_s,
             value=value_s,
@@ -221,6 +213,18 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
             day=day_s,
             vehicles=table.vehicles,
         )
+        built.append((cells, stratum_passes))
+    pooled = _pooled_q(built, settings) if settings.fdr_across_strata else None
+    for i, (cells, stratum_passes) in enumerate(built):
+        tests = _tests(cells, settings, None if pooled is None else pooled[i])
+        masks = label_masks(cells, tests, settings)
+        labelled = masks.any()
+        if not labelled.any():
+            continue
+        strength = np.zeros(len(cells), dtype=np.int64)
+        for row in np.flatnonzero(labelled):
+            label = masks.label(int(row))
+            strength[row] = RANK[label] if label is not None else 0
         results.extend(_hotspots(cells, tests, strength, stratum_passes, settings, energy))
     names = [stratum.name for stratum in settings.strata]
     return [_with_profile(h, tables, names) for h in _first_per_place(results)]
@@ -242,16 +246,76 @@ def _first_per_place(spots: Sequence[Hotspot]) -> list[Hotspot]:
     return kept
 
 
-def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
+_Q = tuple[FloatArray, FloatArray, FloatArray]  # magnitude, episodic, share q per cell
+
+
+def _pooled_q(built: Sequence[tuple[CellTable, Any]], settings: AnalysisSettings) -> list[_Q]:
+    """Benjamini-Hochberg over families of cells: the all-day stratum is one family, the time
+    strata (meals, lunch, dinner, night) together another; within each, the magnitude and share
+    tests form one family (either makes a candidate) and the episode tests another.
+
+    A place is reported when any time stratum finds it, and a cell is a candidate when either
+    test rejects: corrected one stratum and one test at a time, the chance findings of four time
+    strata and two tests add up (the null runs' false hotspots of hotspot-evaluation.md).
+    """
+    out: list[_Q | None] = [None] * len(built)
+    all_day = settings.strata[0].name
+    for family in (
+        [i for i, (cells, _) in enumerate(built) if cells.stratum == all_day],
+        [i for i, (cells, _) in enumerate(built) if cells.stratum != all_day],
+    ):
+        if family:
+            for i, q in zip(
+                family, _family_q([built[i][0] for i in family], settings), strict=True
+            ):
+                out[i] = q
+    return [q for q in out if q is not None]
+
+
+def _family_q(tables: Sequence[CellTable], settings: AnalysisSettings) -> list[_Q]:
+    eligible = [eligible_cells(cells, settings) for cells in tables]
+
+    def column(name: str) -> list[FloatArray]:
+        out = []
+        for cells, ok in zip(tables, eligible, strict=True):
+            p = getattr(cells, name)
+            out.append(p[ok] if p is not None else np.full(int(ok.sum()), np.nan))
+        return out
+
+    def spread(q: FloatArray) -> list[FloatArray]:
+        out = []
+        at = 0
+        for cells, ok in zip(tables, eligible, strict=True):
+            full = np.full(len(cells), np.nan)
+            m = int(ok.sum())
+            full[ok] = q[at : at + m]
+            at += m
+            out.append(full)
+        return out
+
+    magnitude = column("p_magnitude")
+    share = column("p_share")
+    m = sum(len(p) for p in magnitude)
+    candidate_q = benjamini_hochberg(np.concatenate(magnitude + share))
+    episodic_q = benjamini_hochberg(np.concatenate(column("p_episodic")))
+    return list(
+        zip(spread(candidate_q[:m]), spread(episodic_q), spread(candidate_q[m:]), strict=True)
+    )
+
+
+def _tests(cells: CellTable, settings: AnalysisSettings, pooled: _Q | None = None) -> Evidence:
     n = len(cells)
     eligible = eligible_cells(cells, settings)
-    magnitude_q = np.full(n, np.nan)
-    magnitude_q[eligible] = benjamini_hochberg(cells.p_magnitude[eligible])
-    episodic_q = np.full(n, np.nan)
-    episodic_q[eligible] = benjamini_hochberg(cells.p_episodic[eligible])
-    share_q = np.full(n, np.nan)
-    if cells.p_share is not None:
-        share_q[eligible] = benjamini_hochberg(cells.p_share[eligible])
+    if pooled is not None:
+        magnitude_q, episodic_q, share_q = pooled
+    else:
+        magnitude_q = np.full(n, np.nan)
+        magnitude_q[eligible] = benjamini_hochberg(cells.p_magnitude[eligible])
+        episodic_q = np.full(n, np.nan)
+        episodic_q[eligible] = benjamini_hochberg(cells.p_episodic[eligible])
+        share_q = np.full(n, np.nan)
+        if cells.p_share is not None:
+            share_q[eligible] = benjamini_hochberg(cells.p_share[eligible])
     gi_z = np.full(n, np.nan)
     gi_q = np.full(n, np.nan)
     moran_i = np.full(n, np.nan)
