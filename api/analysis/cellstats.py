@@ -37,6 +37,7 @@ from api.analysis.grouping import (
     group_median,
     group_nunique,
     group_sum,
+    sorted_group_quantile,
 )
 from api.analysis.settings import AnalysisSettings, Stratum
 from api.analysis.significance import (
@@ -128,12 +129,15 @@ def cell_table(
     settings: AnalysisSettings,
     index: tuple[IntArray, IntArray] | None = None,
     levels: bool = True,
+    order: IntArray | None = None,
 ) -> CellTable:
     """Statistics per cell over the given passes (all with a finite enhancement).
 
     `index` = (sorted distinct cells, position of each pass's cell among them) when the caller
     has it already (detect computes it once for all pollutants and strata); cells without a
-    pass among the given ones are left out of the table.
+    pass among the given ones are left out of the table. `order`, when given, is the order
+    that sorts the given passes by cell, then by enhancement (`group_sort`): detect sorts each
+    pollutant's passes once and hands every stratum its share in that order.
     """
     cells, label = dense_labels(cell) if index is None else index
     k = len(cells)
@@ -154,7 +158,11 @@ def cell_table(
         with np.errstate(divide="ignore", invalid="ignore"):  # cells without passes: NaN
             level_energy = 10.0 * np.log10(group_sum(label, 10.0 ** (value / 10.0), k) / passes)
     margin = settings.margin_factor * delta
-    median_enhancement = group_median(label, enhancement, k)
+    median_enhancement = (
+        group_median(label, enhancement, k)
+        if order is None
+        else sorted_group_quantile(enhancement[order], passes, 0.5)
+    )
     median_excess = median_enhancement - reference  # a median moves with a shift
     sigma = robust_sigma(excess)
     if settings.magnitude_test == "signed_rank":

@@ -32,11 +32,11 @@ from api.analysis.cellstats import (
 )
 from api.analysis.clusters import cluster, components
 from api.analysis.enhancement import enhancement, reference_level
-from api.analysis.grouping import FloatArray, IntArray, dense_labels
+from api.analysis.grouping import BoolArray, FloatArray, IntArray, dense_labels, group_sort
 from api.analysis.labels import RANK, Evidence, Label, Reason, label_masks, reasons
 from api.analysis.labels import confirmed as confirmed_cells
 from api.analysis.labels import eligible as eligible_cells
-from api.analysis.lag import shift_passes
+from api.analysis.lag import shift_channels
 from api.analysis.passes import Pass, PassTable
 from api.analysis.settings import AnalysisSettings
 from api.analysis.significance import benjamini_hochberg
@@ -104,6 +104,7 @@ class _Prepared:
     trip: IntArray
     day: IntArray
     minute: IntArray
+    strata: tuple[BoolArray, ...]  # per stratum of the settings: which passes fall in it
 
 
 def detect(
@@ -127,6 +128,7 @@ def detect(
         trip=trips(table.vehicle, mid, settings.trip_gap_s),
         day=day,
         minute=minute,
+        strata=tuple(in_stratum(minute, stratum) for stratum in settings.strata),
     )
     wanted = settings.pollutants() if pollutants is None else tuple(pollutants)
     found: list[Hotspot] = []
@@ -139,13 +141,10 @@ def detect(
 
 def lag_corrected(table: PassTable, settings: AnalysisSettings) -> PassTable:
     """The table with every pollutant's pass values moved back by its lag (settings.lags_s)."""
-    mid = table.mid
-    values = {
-        p: shift_passes(table.vehicle, mid, v, lag, settings.pass_lag_max_gap_s)
-        if (lag := settings.lags_s.get(p, 0.0)) > 0
-        else v
-        for p, v in table.values.items()
-    }
+    lags = {p: lag for p, lag in settings.lags_s.items() if lag > 0}
+    values = shift_channels(
+        table.vehicle, table.mid, table.values, lags, settings.pass_lag_max_gap_s
+    )
     return replace(table, values=values)
 
 
@@ -169,30 +168,55 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
     valid = ~np.isnan(e)
     energy = CHANNELS[pollutant].energy_mean if pollutant in CHANNELS else False
     tables: dict[str, CellTable] = {}
+    built: list[tuple[CellTable, _StratumPasses]] = []
     results: list[Hotspot] = []
-    for stratum in settings.strata:
-        mask = valid & in_stratum(prep.minute, stratum)
+    # One sort of the pollutant's passes by cell, then enhancement; each stratum keeps its
+    # passes in that order (a subset of a sorted layout is still sorted).
+    usable = np.flatnonzero(valid)
+    by_cell = usable[group_sort(prep.cell_label[usable], e[usable], len(prep.cells))]
+    for stratum, in_window in zip(settings.strata, prep.strata, strict=True):
+        mask = valid & in_window
         if not mask.any():
             continue
-        reference = reference_level(e[mask], settings)
+        rows = np.flatnonzero(mask)
+        position = np.cumsum(mask) - 1  # of each pass among the stratum's passes
+        order = position[by_cell[mask[by_cell]]]
+        e_s = e[rows]
+        value_s = values[rows]
+        cell_s = table.cell[rows]
+        vehicle_s = table.vehicle[rows]
+        day_s = prep.day[rows]
+        reference = reference_level(e_s, settings)
         cells = cell_table(
             pollutant,
             stratum.name,
-            table.cell[mask],
-            table.vehicle[mask],
-            prep.day[mask],
-            table.start[mask],
-            table.end[mask],
-            values[mask],
-            e[mask],
+            cell_s,
+            vehicle_s,
+            day_s,
+            table.start[rows],
+            table.end[rows],
+            value_s,
+            e_s,
             reference,
             energy,
             settings,
-            index=(prep.cells, prep.cell_label[mask]),
+            index=(prep.cells, prep.cell_label[rows]),
             levels=False,
+            order=order,
         )
         tables[stratum.name] = cells
-        tests = _tests(cells, settings)
+        stratum_passes = _StratumPasses(
+            enhancement=e_s,
+            value=value_s,
+            cell=cell_s,
+            vehicle=vehicle_s,
+            day=day_s,
+            vehicles=table.vehicles,
+        )
+        built.append((cells, stratum_passes))
+    pooled = _pooled_q(built, settings) if settings.fdr_across_strata else None
+    for i, (cells, stratum_passes) in enumerate(built):
+        tests = _tests(cells, settings, None if pooled is None else pooled[i])
         masks = label_masks(cells, tests, settings)
         labelled = masks.any()
         if not labelled.any():
@@ -201,14 +225,6 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
         for row in np.flatnonzero(labelled):
             label = masks.label(int(row))
             strength[row] = RANK[label] if label is not None else 0
-        stratum_passes = _StratumPasses(
-            enhancement=e[mask],
-            value=values[mask],
-            cell=table.cell[mask],
-            vehicle=table.vehicle[mask],
-            day=prep.day[mask],
-            vehicles=table.vehicles,
-        )
         results.extend(_hotspots(cells, tests, strength, stratum_passes, settings, energy))
     names = [stratum.name for stratum in settings.strata]
     return [_with_profile(h, tables, names) for h in _first_per_place(results)]
@@ -230,16 +246,76 @@ def _first_per_place(spots: Sequence[Hotspot]) -> list[Hotspot]:
     return kept
 
 
-def _tests(cells: CellTable, settings: AnalysisSettings) -> Evidence:
+_Q = tuple[FloatArray, FloatArray, FloatArray]  # magnitude, episodic, share q per cell
+
+
+def _pooled_q(built: Sequence[tuple[CellTable, Any]], settings: AnalysisSettings) -> list[_Q]:
+    """Benjamini-Hochberg over families of cells: the all-day stratum is one family, the time
+    strata (meals, lunch, dinner, night) together another; within each, the magnitude and share
+    tests form one family (either makes a candidate) and the episode tests another.
+
+    A place is reported when any time stratum finds it, and a cell is a candidate when either
+    test rejects: corrected one stratum and one test at a time, the chance findings of four time
+    strata and two tests add up (the null runs' false hotspots of hotspot-evaluation.md).
+    """
+    out: list[_Q | None] = [None] * len(built)
+    all_day = settings.strata[0].name
+    for family in (
+        [i for i, (cells, _) in enumerate(built) if cells.stratum == all_day],
+        [i for i, (cells, _) in enumerate(built) if cells.stratum != all_day],
+    ):
+        if family:
+            for i, q in zip(
+                family, _family_q([built[i][0] for i in family], settings), strict=True
+            ):
+                out[i] = q
+    return [q for q in out if q is not None]
+
+
+def _family_q(tables: Sequence[CellTable], settings: AnalysisSettings) -> list[_Q]:
+    eligible = [eligible_cells(cells, settings) for cells in tables]
+
+    def column(name: str) -> list[FloatArray]:
+        out = []
+        for cells, ok in zip(tables, eligible, strict=True):
+            p = getattr(cells, name)
+            out.append(p[ok] if p is not None else np.full(int(ok.sum()), np.nan))
+        return out
+
+    def spread(q: FloatArray) -> list[FloatArray]:
+        out = []
+        at = 0
+        for cells, ok in zip(tables, eligible, strict=True):
+            full = np.full(len(cells), np.nan)
+            m = int(ok.sum())
+            full[ok] = q[at : at + m]
+            at += m
+            out.append(full)
+        return out
+
+    magnitude = column("p_magnitude")
+    share = column("p_share")
+    m = sum(len(p) for p in magnitude)
+    candidate_q = benjamini_hochberg(np.concatenate(magnitude + share))
+    episodic_q = benjamini_hochberg(np.concatenate(column("p_episodic")))
+    return list(
+        zip(spread(candidate_q[:m]), spread(episodic_q), spread(candidate_q[m:]), strict=True)
+    )
+
+
+def _tests(cells: CellTable, settings: AnalysisSettings, pooled: _Q | None = None) -> Evidence:
     n = len(cells)
     eligible = eligible_cells(cells, settings)
-    magnitude_q = np.full(n, np.nan)
-    magnitude_q[eligible] = benjamini_hochberg(cells.p_magnitude[eligible])
-    episodic_q = np.full(n, np.nan)
-    episodic_q[eligible] = benjamini_hochberg(cells.p_episodic[eligible])
-    share_q = np.full(n, np.nan)
-    if cells.p_share is not None:
-        share_q[eligible] = benjamini_hochberg(cells.p_share[eligible])
+    if pooled is not None:
+        magnitude_q, episodic_q, share_q = pooled
+    else:
+        magnitude_q = np.full(n, np.nan)
+        magnitude_q[eligible] = benjamini_hochberg(cells.p_magnitude[eligible])
+        episodic_q = np.full(n, np.nan)
+        episodic_q[eligible] = benjamini_hochberg(cells.p_episodic[eligible])
+        share_q = np.full(n, np.nan)
+        if cells.p_share is not None:
+            share_q[eligible] = benjamini_hochberg(cells.p_share[eligible])
     gi_z = np.full(n, np.nan)
     gi_q = np.full(n, np.nan)
     moran_i = np.full(n, np.nan)

@@ -37,7 +37,17 @@ def group_quantile(labels: IntArray, values: FloatArray, n_groups: int, q: float
     labels = labels[keep]
     values = values[keep]
     sorted_values = values[group_sort(labels, values, n_groups)]
-    counts = np.bincount(labels, minlength=n_groups)
+    return sorted_group_quantile(sorted_values, np.bincount(labels, minlength=n_groups), q)
+
+
+def sorted_group_quantile(sorted_values: FloatArray, counts: IntArray, q: float) -> FloatArray:
+    """Quantile q of each group from values already laid out by group, ascending within each
+    (the `group_sort` order, no NaN), with `counts` values per group; NaN for empty groups.
+
+    A caller that reduces several subsets of the same values sorts once and keeps each subset's
+    elements in that order instead of sorting every subset again.
+    """
+    n_groups = len(counts)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     out = np.full(n_groups, np.nan)
     has = counts > 0

@@ -16,7 +16,7 @@ correlation on a common grid of route positions, summed over pairs of passes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -65,14 +65,35 @@ def shift_passes(
     at time t is the vehicle's pass series at t + lag_s, interpolated between the passes on
     either side when both lie within max_gap_s of it; NaN otherwise.
     """
-    out = np.full(len(values), np.nan)
     if lag_s == 0:
         return values.copy()
+    return shift_channels(vehicle, mid, {"": values}, {"": lag_s}, max_gap_s)[""]
+
+
+def shift_channels(
+    vehicle: IntArray,
+    mid: FloatArray,
+    values: Mapping[str, FloatArray],
+    lags_s: Mapping[str, float],
+    max_gap_s: float,
+) -> dict[str, FloatArray]:
+    """`shift_passes` for several channels of the same passes: the passes are put in vehicle
+    and time order once for all channels. A channel without a lag (or a lag of 0) is left as
+    it is."""
+    shifted = {name: lags_s.get(name, 0.0) != 0 for name in values}
+    out = {
+        name: np.full(len(column), np.nan) if shifted[name] else column
+        for name, column in values.items()
+    }
+    if not any(shifted.values()):
+        return out
     order = np.lexsort((mid, vehicle))
-    sorted_vehicle = vehicle[order]
-    bounds = np.flatnonzero(np.diff(sorted_vehicle)) + 1
+    bounds = np.flatnonzero(np.diff(vehicle[order])) + 1
     for rows in np.split(order, bounds):
-        out[rows] = correct_lag(mid[rows], values[rows], lag_s, max_gap_s)
+        times = mid[rows]
+        for name, column in values.items():
+            if shifted[name]:
+                out[name][rows] = correct_lag(times, column[rows], lags_s[name], max_gap_s)
     return out
 
 

@@ -168,6 +168,7 @@ class AnalysisSettings:
     candidate_min_days: int = 4
     confirmed_min_passes: int = 20
     fdr_q: float = 0.05  # Benjamini-Hochberg false discovery rate, each test across cells
+    fdr_across_strata: bool = True  # ... of all strata of a pollutant at once (False: per stratum)
     margin_factor: float = 0.1  # magnitude and share tests: excess above 0.1 x delta, not just 0
     share_quantile: float = 0.75  # share test: passes above the area's upper quartile
     magnitude_test: str = "median_z"  # "median_z" or "signed_rank", see significance.py

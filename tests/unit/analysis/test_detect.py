@@ -181,3 +181,16 @@ def test_a_place_is_listed_once_whatever_strata_find_it() -> None:
     found = detect(generate(scenario), SETTINGS)
     assert sorted(h.stratum for h in found) == ["all_day", "all_day"]
     assert all(h.profile["meals"] is not None for h in found)
+
+
+def test_pooled_families_find_the_sources_and_nothing_the_per_stratum_correction_misses() -> None:
+    # Families of cells (all day; the time strata together; magnitude and share tests together)
+    # are corrected more strictly than one stratum and one test at a time.
+    scenario = Scenario(days=10, trips_per_day=4, trip_every_h=2.5, sources=_sources(6.0), seed=9)
+    table = generate(scenario)
+    pooled = detect(table, SETTINGS)
+    apart = detect(table, replace(SETTINGS, fdr_across_strata=False))
+    assert {(h.pollutant, h.peak_cell) for h in pooled} <= {
+        (h.pollutant, h.peak_cell) for h in apart
+    }
+    assert pooled  # the sources are strong enough either way

@@ -4,7 +4,13 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.analysis.grouping import group_median, group_nunique, group_quantile
+from api.analysis.grouping import (
+    group_median,
+    group_nunique,
+    group_quantile,
+    group_sort,
+    sorted_group_quantile,
+)
 
 
 def test_group_median_by_hand() -> None:
@@ -37,3 +43,17 @@ def test_group_quantile_matches_numpy(pairs: list[tuple[int, float]], q: float) 
             assert np.isclose(got[g], np.quantile(members, q), rtol=1e-9, atol=1e-6)
         else:
             assert np.isnan(got[g])
+
+
+def test_sorted_group_quantile_of_a_presorted_subset_matches_group_quantile() -> None:
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 7, 500)
+    values = rng.normal(size=500)
+    order = group_sort(labels, values, 7)
+    keep = rng.uniform(size=500) < 0.4  # a stratum's share, kept in the sorted order
+    subset = order[keep[order]]
+    counts = np.bincount(labels[keep], minlength=7)
+    np.testing.assert_array_equal(
+        sorted_group_quantile(values[subset], counts, 0.5),
+        group_quantile(labels[keep], values[keep], 7, 0.5),
+    )
