@@ -3,7 +3,7 @@ slow at fleet scale, beside the statements that would replace them, on the read-
 
 - Hotspots: `api.hotspot_results.hotspots` (the job's stored results, what /v1/hotspots is being
   moved to; today it computes them per request over the readings, timed over HTTP).
-- A cell's pass history: `api.verification.cell_passes` (passes recomputed from the cell's
+- A cell's pass history: `api.cell_passes.cell_passes` (passes recomputed from the cell's
   readings, what /v1/cells/{cell} runs today) against the same passes read from the `pass`
   table the ingest keeps (`CELL_PASSES_STORED`).
 """
@@ -19,7 +19,7 @@ from typing import Any
 import h3
 import psycopg
 
-from api import hotspot_results, verification
+from api import cell_passes, hotspot_results
 from bench.api_scale_http import percentile
 from ingest import queries
 from ingest.queries import BBox, TimeRange, channel_spec
@@ -105,7 +105,7 @@ def store_timings(
             resolution = queries.stored_resolution(conn)
 
             def from_readings() -> int:
-                return len(verification.cell_passes(conn, spec, cell, month, 120.0))
+                return len(cell_passes.cell_passes(conn, spec, cell, month, 120.0))
 
             def from_passes() -> int:
                 params: dict[str, Any] = {
