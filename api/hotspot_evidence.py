@@ -114,7 +114,7 @@ def passes(conn: Connection, run: StoredRun, spot: StoredHotspot) -> list[Eviden
     ]
 
 
-_NEWEST = """
+_NEWEST_EXACT = """
 SELECT x.vehicle, x.cell, x.start_time, x.end_time, x.stat
 FROM unnest(%(cells)s::bigint[]) AS c(cell)
 CROSS JOIN LATERAL (
@@ -130,25 +130,53 @@ ORDER BY x.start_time DESC, x.vehicle DESC
 LIMIT %(limit)s
 """
 
+_NEWEST_FAST = """
+WITH newest AS (
+    -- the start times of the newest passes, from the cells' index alone
+    SELECT x.start_time
+    FROM unnest(%(cells)s::bigint[]) AS c(cell)
+    CROSS JOIN LATERAL (
+        SELECT p.start_time FROM pass p
+        WHERE p.resolution = %(resolution)s AND p.cell = c.cell
+          AND p.start_time >= %(start)s AND p.start_time < %(end)s
+        ORDER BY p.start_time DESC
+        LIMIT %(scan)s
+    ) AS x
+    ORDER BY x.start_time DESC
+    LIMIT %(scan)s
+)
+SELECT p.vehicle, p.cell, p.start_time, p.end_time, p.stats -> %(channel)s
+FROM pass p
+WHERE p.resolution = %(resolution)s AND p.cell = ANY(%(cells)s::bigint[])
+  AND p.start_time >= (SELECT min(start_time) FROM newest) AND p.start_time < %(end)s
+  AND p.stats ? %(channel)s AND (p.stats -> %(channel)s ->> 0)::integer > 0
+ORDER BY p.start_time DESC, p.vehicle DESC
+LIMIT %(limit)s
+"""
+
 
 def newest_passes(
     conn: Connection, run: StoredRun, spot: StoredHotspot, limit: int
 ) -> list[EvidencePass]:
     """The newest `limit` passes through the hotspot's cells in the run's window, in time
-    order: a backward range scan of each cell's index, however many passes the month holds."""
+    order, however many passes the month holds. First the cut-off time of the newest
+    2 x `limit` passes comes from each cell's index alone (backward scans), and only the passes
+    from it on are read; if fewer than `limit` of those have a value of the pollutant, each
+    cell's newest `limit` passes with a value are read instead."""
     if limit <= 0:
         return []
-    rows = conn.execute(
-        _NEWEST,
-        {
-            "resolution": run.resolution,
-            "channel": spot.pollutant,
-            "cells": [h3.str_to_int(c) for c, _ in spot.cells],
-            "start": run.window_start,
-            "end": run.window_end,
-            "limit": limit,
-        },
-    ).fetchall()
+    params = {
+        "resolution": run.resolution,
+        "channel": spot.pollutant,
+        "cells": [h3.str_to_int(c) for c, _ in spot.cells],
+        "start": run.window_start,
+        "end": run.window_end,
+        "limit": limit,
+        "scan": 2 * limit,
+    }
+    rows = conn.execute(_NEWEST_FAST, params).fetchall()
+    if len(rows) < limit:
+        rows = conn.execute(_NEWEST_EXACT, params).fetchall()
     out = []
     for vehicle, cell, start, end, stat in reversed(rows):
         # stat: [n, mean, min, max, energy_mean] (migration 0003)
