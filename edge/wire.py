@@ -211,7 +211,7 @@ def _channel_flags(item: dict[str, Any], where: str) -> dict[str, tuple[str, ...
     for name, names in channel_flags.items():
         if name not in CHANNELS or not isinstance(names, list):
             raise WireError("bad_type", f"{where}.channel_flags.{name}")
-        if set(names) - CHANNEL_FLAGS:
+        if not all(isinstance(n, str) and n in CHANNEL_FLAGS for n in names):
             raise WireError("unknown_flag", f"{where}.channel_flags.{name}: {names}")
         cflags[name] = tuple(names)
     return cflags

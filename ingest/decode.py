@@ -6,10 +6,6 @@ row values as `ingest.writer.row_of`: only the intermediate objects are left out
 the per-reading cost on a catch-up. `tests/unit/test_ingest_decode.py` checks the equivalence
 with Hypothesis on valid, damaged and arbitrary payloads.
 
-One deliberate difference: a `channel_flags` list holding something unhashable (an object or a
-list) makes `edge.wire` raise `TypeError` rather than a `WireError`; here it is rejected as
-`unknown_flag`, since it is not a flag the contract defines.
-
 Pure: bytes in, rows or a `Rejection` out.
 """
 

@@ -93,6 +93,10 @@ def _doc(**changes: Any) -> bytes:
         (_doc(r_values={"pm25": "high"}), "bad_type"),
         (_doc(r_position={"lat": 91, "lon": 0, "valid": True}), "bad_position"),
         (_doc(r_flags=["haunted"]), "unknown_flag"),
+        (_doc(r_channel_flags={"pm25": ["haunted"]}), "unknown_flag"),
+        (_doc(r_channel_flags={"pm25": [{"spike": 1}]}), "unknown_flag"),  # unhashable
+        (_doc(r_channel_flags={"pm25": [["spike"]]}), "unknown_flag"),
+        (_doc(r_channel_flags={"pm25": "spike"}), "bad_type"),
     ],
 )
 def test_rejections_carry_a_reason(payload: bytes, reason: str) -> None:
