@@ -97,11 +97,17 @@ def stored_cell_passes(
     }
     out = []
     for vehicle, start, end, stat in conn.execute(sql.SQL(_STORED).format(time=where.sql), params):
-        # stat: [n, mean, min, max, energy_mean] (migration 0003)
-        value = stat[4] if spec.energy_mean and stat[4] is not None else stat[1]
+        value = stat_value(stat)
         if stat[0] and value is not None:
-            out.append(Pass(str(vehicle), start, end, float(value)))
+            out.append(Pass(str(vehicle), start, end, value))
     return out
+
+
+def stat_value(stat: Sequence[Any]) -> float | None:
+    """The value of one channel's stored pass statistics [n, mean, min, max, energy_mean]
+    (migration 0003): the energy mean where there is one (noise), else the mean."""
+    value = stat[4] if stat[4] is not None else stat[1]
+    return None if value is None else float(value)
 
 
 def cell_passes(

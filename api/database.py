@@ -48,7 +48,8 @@ class Database:
         self.options = f"-c default_transaction_read_only=on {common}"
         self.admin_options = common
         self.pool_size = settings.pool_size
-        self._idle: list[tuple[float, Connection]] = []
+        self._idle: list[Connection] = []
+        # when each connection acquire() opened was made (weak: closed ones just go away)
         self._born: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -68,21 +69,22 @@ class Database:
             with self._lock:
                 if not self._idle:
                     break
-                born, conn = self._idle.pop()
-            if time.monotonic() - born < POOL_MAX_AGE_S and _usable(conn):
+                conn = self._idle.pop()
+            if time.monotonic() - self._born.get(conn, 0.0) < POOL_MAX_AGE_S and _usable(conn):
                 return conn
             conn.close()
-        return self.connect()
+        conn = self.connect()
+        self._born[conn] = time.monotonic()
+        return conn
 
     def release(self, conn: Connection) -> None:
         """Keep `conn` for a later request if it is reusable and there is room, else close it."""
         if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.close()
             return
-        born = self._born.setdefault(conn, time.monotonic())
         with self._lock:
             if len(self._idle) < self.pool_size:
-                self._idle.append((born, conn))
+                self._idle.append(conn)
                 return
         conn.close()
 
@@ -90,7 +92,7 @@ class Database:
         """Close every kept connection (on shutdown)."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for _, conn in idle:
+        for conn in idle:
             conn.close()
 
     def connect_admin(self) -> Connection:

@@ -20,6 +20,7 @@ from typing import Any
 import h3
 import psycopg
 
+from api.cell_passes import stat_value
 from api.hotspot_results import StoredHotspot, StoredRun
 
 Connection = psycopg.Connection[Any]
@@ -179,8 +180,7 @@ def newest_passes(
         rows = conn.execute(_NEWEST_EXACT, params).fetchall()
     out = []
     for vehicle, cell, start, end, stat in reversed(rows):
-        # stat: [n, mean, min, max, energy_mean] (migration 0003)
-        value = stat[4] if stat[4] is not None else stat[1]
+        value = stat_value(stat)
         if value is not None:
             out.append(
                 EvidencePass(
@@ -188,7 +188,7 @@ def newest_passes(
                     cell=h3.int_to_str(int(cell)),
                     start=start,
                     end=end,
-                    value=float(value),
+                    value=value,
                     n=int(stat[0]),
                     strata=strata_of(start, run),
                 )

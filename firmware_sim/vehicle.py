@@ -86,19 +86,16 @@ class SimVehicle(SerialDevices):
         moment = self.clock.now()
         state = self.drive.state(moment)
         truth = self.field.true_values(state.lat, state.lon, moment)
-        measured: dict[str, float | None] = {}
+        measured: dict[str, float | None] = dict(truth)
         if self._noise:
             # what the modules report now: the field along the recent track through each
             # module's delay and lag (the inlet breathes where the vehicle was)
             sensed = self._sensors.read(moment.timestamp(), self._truth_at)
-        for ch, value in truth.items():
-            if not self._noise:
-                measured[ch] = value
-            elif ch in sensed:
-                measured[ch] = sensed[ch]
-            else:
-                sigma = NOISE_SIGMA.get(ch, 0.0)
-                measured[ch] = max(0.0, value + self._rng.gauss(0.0, sigma))
+            for ch, value in truth.items():
+                measured[ch] = sensed.get(ch)
+                if measured[ch] is None:  # a channel without a module model: noise only
+                    sigma = NOISE_SIGMA.get(ch, 0.0)
+                    measured[ch] = max(0.0, value + self._rng.gauss(0.0, sigma))
         with self._lock:
             self._pending = (state, truth)
         return moment, measured

@@ -172,7 +172,8 @@ def get_cell(
     if not h3.is_valid_cell(cell):
         raise ParameterError("cell", f"{cell!r} is not an H3 cell index")
     conn = db.connection()
-    resolution = queries.stored_resolution(conn)
+    analysis = read_analysis(conn)  # the stored resolution and pass gap, one read of meta
+    resolution = analysis.resolution
     if h3.get_resolution(cell) != resolution:
         raise ParameterError("cell", f"cells here are at H3 resolution {resolution}")
     series = cell_history.hourly(conn, cell, spec, period)
@@ -191,7 +192,7 @@ def get_cell(
             first_hour=series[0].hour,
             last_hour=series[-1].hour,
         )
-    stored_gap = read_analysis(conn).pass_gap.total_seconds()
+    stored_gap = analysis.pass_gap.total_seconds()
     source: Literal["stored", "readings"]
     if pass_gap_s is None or pass_gap_s == stored_gap:
         gap, source = stored_gap, "stored"
