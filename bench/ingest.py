@@ -55,6 +55,7 @@ from paho.mqtt.properties import Properties
 from edge.wire import Position, Reading, encode_message
 from ingest.columns import COLUMNS
 from ingest.migrate import migrate
+from ingest.mqtt_client import IngestClient
 from ingest.writer import copy_rows, row_of, use_orjson
 
 HERE = Path(__file__).resolve().parent
@@ -386,23 +387,32 @@ def raw_copy(readings: dict[str, list[Reading]], *, binary: bool) -> dict[str, f
     return {"readings": len(rows), "seconds": seconds, "per_s": len(rows) / seconds}
 
 
-def sink(port: int, client_id: str, n: int) -> None:
-    """A paho QoS 1 subscriber that does nothing but acknowledge (manually, one by one, like
-    the ingest), on a persistent session: `--sink`. With n = 0 it subscribes and stops."""
+def sink(port: int, client_id: str, n: int, *, ingest_client: bool = False) -> None:
+    """A paho QoS 1 subscriber that does nothing but acknowledge (manually, one by one), on a
+    persistent session: `--sink`. With n = 0 it subscribes and stops. With `ingest_client`,
+    the ingest's own client (`ingest.mqtt_client`), acknowledging 1,000 at a time as the ingest
+    does after each batch."""
     got = [0]
     done = threading.Event()
     started = time.monotonic()
-    client = paho.Client(
+    client = (IngestClient if ingest_client else paho.Client)(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
     )
+    pending: list[int] = []
     client.manual_ack_set(True)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     props.ReceiveMaximum = 4000
 
     def on_message(c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
-        c.ack(message.mid, message.qos)
         got[0] += 1
+        if isinstance(c, IngestClient):
+            pending.append(message.mid)
+            if len(pending) >= 1000 or got[0] >= n:
+                c.ack_all(pending)
+                pending.clear()
+        else:
+            c.ack(message.mid, message.qos)
         if got[0] >= n:
             done.set()
 
@@ -422,11 +432,15 @@ def sink(port: int, client_id: str, n: int) -> None:
     print(json.dumps({"messages": got[0], "seconds": first_seconds}), flush=True)
 
 
-def bare_subscriber(port: int, payloads: list[tuple[str, bytes]]) -> dict[str, float]:
-    """The ceiling for (a): the same messages queued for a paho subscriber that only
-    acknowledges; from its process start to its last message, like `queued`."""
+def bare_subscriber(
+    port: int, payloads: list[tuple[str, bytes]], *, ingest_client: bool = False
+) -> dict[str, float]:
+    """The ceiling for (a): the same messages queued for a subscriber that only acknowledges
+    (paho's Client, or with `ingest_client` the ingest's); from its process start to its last
+    message, like `queued`."""
     ident = f"bench-sink-{uuid.uuid4().hex[:6]}"
-    command = [sys.executable, "-m", "bench.ingest", "--sink", str(port), ident]
+    flag = "--sink-ingest-client" if ingest_client else "--sink"
+    command = [sys.executable, "-m", "bench.ingest", flag, str(port), ident]
     subprocess.run([*command, "0"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     publish(port, f"bench-pub-{uuid.uuid4().hex[:6]}", payloads)
     started = time.monotonic()
@@ -463,36 +477,50 @@ def summary(results: dict[str, dict[str, float]], backlog_n: int) -> None:
     print()
     print(machine())
     print(json.dumps(results, indent=2))
-    b, c = results["b"]["per_s"], results["c"]["per_s"]
-    print(
-        f"(b)/(c) = {b / c:.2f} (target >= 0.5; against the text COPY"
-        f" {b / results['c_text']['per_s']:.2f})"
-    )
-    print(
-        f"(a queued)/(e) = {results['a_queued']['per_s'] / results['e']['per_s']:.2f}"
-        " (the share of a do-nothing paho subscriber's rate the ingest reaches)"
-    )
-    print(f"(b) {backlog_n} readings stored in {results['b']['seconds']:.1f} s (target < 20 s)")
-    if "d" in results:
-        print(f"(a)/(d) = {results['a']['per_s'] / results['d']['per_s']:.2f} (target >= 2)")
-        aq, dq = results["a_queued"], results["d_queued"]
-        print(
-            f"(a)/(d) queued = {aq['per_s'] / dq['per_s']:.2f} from process start,"
-            f" {aq['drain_per_s'] / dq['drain_per_s']:.2f} draining (target >= 2)"
-        )
+
+    def rate(key: str, field: str = "per_s") -> float | None:
+        return results[key][field] if key in results else None
+
+    def ratio(what: str, num: float | None, den: float | None, target: str) -> None:
+        if num is not None and den is not None:
+            print(f"{what} = {num / den:.2f} ({target})")
+
+    ratio("(b)/(c)", rate("b"), rate("c"), "target >= 0.5")
+    ratio("(b)/(c text)", rate("b"), rate("c_text"), "against the text COPY")
+    ratio("(a queued)/(e)", rate("a_queued"), rate("e"), "share of a do-nothing paho subscriber")
+    ratio("(a queued)/(e ingest client)", rate("a_queued"), rate("e_client"),
+          "share of the ingest's own client doing nothing")  # fmt: skip
+    if "b" in results:
+        print(f"(b) {backlog_n} readings stored in {results['b']['seconds']:.1f} s (target < 20 s)")
+    ratio("(a)/(d) live", rate("a"), rate("d"), "target >= 2")
+    ratio("(a)/(d) queued, from process start", rate("a_queued"), rate("d_queued"), "target >= 2")
+    ratio("(a)/(d) queued, draining", rate("a_queued", "drain_per_s"),
+          rate("d_queued", "drain_per_s"), "target >= 2")  # fmt: skip
 
 
-def main() -> int:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     parser.add_argument("--single", type=int, default=60_000, help="messages in (a) and (d)")
     parser.add_argument("--no-nodered", action="store_true")
     parser.add_argument(
+        "--only",
+        help="comma-separated scenario keys to run (a, a_queued, b, b_live, d, d_queued, e, c)",
+    )
+    parser.add_argument(
         "--sink", nargs=3, metavar=("PORT", "CLIENT_ID", "N"), help=argparse.SUPPRESS
     )
-    args = parser.parse_args()
-    if args.sink:
-        sink(int(args.sink[0]), args.sink[1], int(args.sink[2]))
+    parser.add_argument(
+        "--sink-ingest-client", nargs=3, metavar=("PORT", "CLIENT_ID", "N"), help=argparse.SUPPRESS
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = arguments()
+    if args.sink or args.sink_ingest_client:
+        port, ident, n = args.sink or args.sink_ingest_client
+        sink(int(port), ident, int(n), ingest_client=bool(args.sink_ingest_client))
         return 0
     single_n = 5_000 if args.quick else args.single
     vehicles, per_vehicle = (100, 60) if args.quick else (1000, 360)
@@ -527,21 +555,29 @@ def main() -> int:
             # default Node-RED unsubscribes when it stops, so its session queues nothing.
             plan.append(("d", "(d) Node-RED 4, as (a), live", end_to_end, "nodered", 1))
             plan.append(("d_queued", "(d) the same, queued in its session", queued, "nodered", 1))
+        chosen = set(args.only.split(",")) if args.only else None
         for key, title, scenario, kind, per_message in plan:
+            if chosen is not None and key not in chosen:
+                continue
             print(f"{title} ...", flush=True)
             payloads = single_payloads if per_message == 1 else backlog_payloads
             n = len(single_payloads) if per_message == 1 else backlog_n
             results[key] = scenario(port, directory, kind, payloads, n)
             print(f"    {results[key]}", flush=True)
-        print("(e) bare paho subscriber, QoS 1, as (a) queued ...", flush=True)
-        results["e"] = bare_subscriber(port, single_payloads)
-        print(f"    {results['e']}", flush=True)
-        print("(c) raw COPY, binary with preset types ...", flush=True)
-        results["c"] = raw_copy(backlog, binary=True)
-        print(f"    {results['c']}", flush=True)
-        print("(c) raw COPY, text ...", flush=True)
-        results["c_text"] = raw_copy(backlog, binary=False)
-        print(f"    {results['c_text']}", flush=True)
+        if chosen is None or "e" in chosen:
+            print("(e) bare paho subscriber, QoS 1, as (a) queued ...", flush=True)
+            results["e"] = bare_subscriber(port, single_payloads)
+            print(f"    {results['e']}", flush=True)
+            print("(e) the ingest's client, doing nothing but acknowledging ...", flush=True)
+            results["e_client"] = bare_subscriber(port, single_payloads, ingest_client=True)
+            print(f"    {results['e_client']}", flush=True)
+        if chosen is None or "c" in chosen:
+            print("(c) raw COPY, binary with preset types ...", flush=True)
+            results["c"] = raw_copy(backlog, binary=True)
+            print(f"    {results['c']}", flush=True)
+            print("(c) raw COPY, text ...", flush=True)
+            results["c_text"] = raw_copy(backlog, binary=False)
+            print(f"    {results['c_text']}", flush=True)
         if not nodered:
             print("(d) skipped: run `npm install` in bench/nodered", flush=True)
     summary(results, backlog_n)

@@ -93,10 +93,17 @@ def read_secret(path: str | None, key: str) -> str | None:
         raise SettingsError(key, f"cannot read {path}: {exc.strerror}") from exc
 
 
-def make_client(settings: MqttSettings, client_id: str, *, clean_start: bool = True) -> paho.Client:
-    """A paho client configured for `settings`; the caller sets callbacks and connects."""
+def make_client(
+    settings: MqttSettings,
+    client_id: str,
+    *,
+    clean_start: bool = True,
+    factory: type[paho.Client] = paho.Client,
+) -> paho.Client:
+    """A paho client (`factory`: paho's Client or a subclass) configured for `settings`; the
+    caller sets callbacks and connects."""
     v5 = settings.protocol == "5"
-    client = paho.Client(
+    client = factory(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=paho.MQTTv5 if v5 else paho.MQTTv311,

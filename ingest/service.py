@@ -36,6 +36,7 @@ from edge.topics import TopicError, Topics
 from ingest.decode import Row, decode_rows
 from ingest.metrics import IngestMetrics
 from ingest.migrate import migrate
+from ingest.mqtt_client import IngestClient
 from ingest.settings import IngestSettings
 from ingest.validate import Limits, Rejection, check_document
 from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer, read_analysis
@@ -123,7 +124,11 @@ class IngestService:
         self._inbox: queue.Queue[Inbound] = queue.Queue()
         self._connection = 0  # which connection to the broker is current; see Inbound
         self._connected = threading.Event()
-        self.client = make_client(settings.mqtt, settings.client_id, clean_start=False)
+        client = make_client(
+            settings.mqtt, settings.client_id, clean_start=False, factory=IngestClient
+        )
+        assert isinstance(client, IngestClient)
+        self.client = client
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -426,10 +431,13 @@ class IngestService:
                 backoff = min(backoff * 2, 10.0)
         committed = time.monotonic()
         current = self._connection
+        self.client.ack_all(
+            [i.message.mid for i in batch if i.message.qos == 1 and i.connection == current]
+        )
         kinds: dict[str, int] = {}
         for inbound in batch:
             message = inbound.message
-            if message.qos > 0 and inbound.connection == current:
+            if message.qos == 2 and inbound.connection == current:
                 self.client.ack(message.mid, message.qos)
             kind = message.topic.rsplit("/", 1)[-1]
             kinds[kind] = kinds.get(kind, 0) + 1

@@ -1,0 +1,145 @@
+"""The ingest client's receive path against paho's own: `lean_publish` decodes exactly what
+paho's PUBLISH decoder decodes, or hands the packet back to it; the read buffer returns the
+stream's bytes unchanged however it is asked for them."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+from paho.mqtt import _packet
+from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.mqtt_client import _ReadBuffer, lean_publish, pubacks
+
+V5 = MQTTProtocolVersion.MQTTv5
+# What MQTT allows in a UTF-8 string: no NUL, no surrogates.
+PROPERTY_TEXT = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8
+)
+
+
+def publish_packet(
+    topic: bytes, qos: int, mid: int, payload: bytes, props: bytes, *, dup: bool, retain: bool
+) -> tuple[int, bytes]:
+    header = 0x30 | (0x08 if dup else 0) | (qos << 1) | (0x01 if retain else 0)
+    body = struct.pack("!H", len(topic)) + topic
+    if qos:
+        body += struct.pack("!H", mid)
+    return header, body + props + payload
+
+
+def paho_decode(header: int, packet: bytes) -> tuple[bytes, int, bytes, bool]:
+    """paho's decoding: topic, mid, payload, and whether the packet had properties."""
+    result = _packet.decode_publish(header, packet, V5)
+    assert result.properties is not None
+    has_props = bool(result.properties.json())  # type: ignore[no-untyped-call]
+    return result.topic, result.mid, bytes(result.payload), has_props
+
+
+@given(
+    topic=st.binary(max_size=300),
+    qos=st.integers(0, 2),
+    mid=st.integers(1, 65535),
+    payload=st.binary(max_size=2000),
+    user=st.lists(st.tuples(PROPERTY_TEXT, PROPERTY_TEXT), max_size=2),
+    dup=st.booleans(),
+    retain=st.booleans(),
+)
+def test_lean_publish_agrees_with_paho(
+    topic: bytes,
+    qos: int,
+    mid: int,
+    payload: bytes,
+    user: list[tuple[str, str]],
+    dup: bool,
+    retain: bool,
+) -> None:
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if user:
+        props.UserProperty = user
+    packed: bytes = props.pack()  # type: ignore[no-untyped-call]
+    header, packet = publish_packet(topic, qos, mid, payload, packed, dup=dup, retain=retain)
+    ours = lean_publish(header, packet)
+    theirs = paho_decode(header, packet)
+    if user or qos == 2:
+        assert ours is None  # properties or QoS 2: paho's decoder
+    else:
+        assert ours is not None
+        assert ours == theirs[:3]
+        assert not theirs[3]
+
+
+@given(header=st.integers(0x30, 0x3F), packet=st.binary(max_size=64))
+def test_lean_publish_on_arbitrary_bytes(header: int, packet: bytes) -> None:
+    """Whatever it accepts, paho decodes the same way; what it declines is paho's to judge."""
+    ours = lean_publish(header, packet)
+    if ours is None:
+        return
+    topic, mid, payload, has_props = paho_decode(header, packet)
+    assert not has_props
+    assert ours == (topic, mid, payload)
+
+
+def test_lean_publish_declines_truncated_packets() -> None:
+    assert lean_publish(0x32, b"") is None
+    assert lean_publish(0x32, b"\x00\x03abc\x00") is None  # no room for the packet id
+    assert lean_publish(0x30, b"\x00\x03abc") is None  # no properties length
+    assert lean_publish(0x30, b"\x00\x03abc\x00") == (b"abc", 0, b"")
+
+
+def test_pubacks_back_to_back() -> None:
+    assert pubacks([]) == b""
+    assert pubacks([1, 0x1234]) == b"\x40\x02\x00\x01\x40\x02\x12\x34"
+
+
+class ChunkedStream:
+    """A socket stand-in that hands out a byte stream in fixed chunks, then end of stream."""
+
+    def __init__(self, data: bytes, chunk: int) -> None:
+        self.data, self.chunk, self.pos = data, chunk, 0
+        self.calls = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        self.calls += 1
+        n = min(bufsize, self.chunk)
+        out = self.data[self.pos : self.pos + n]
+        self.pos += len(out)
+        return out
+
+    def fileno(self) -> int:
+        return 42
+
+
+@given(
+    data=st.binary(min_size=1, max_size=5000),
+    chunk=st.integers(1, 3000),
+    asks=st.lists(st.integers(1, 700), min_size=1, max_size=50),
+)
+def test_read_buffer_returns_the_stream_unchanged(data: bytes, chunk: int, asks: list[int]) -> None:
+    stream = ChunkedStream(data, chunk)
+    buffered = _ReadBuffer(stream)
+    out = b""
+    i = 0
+    while True:
+        ask = asks[i % len(asks)]
+        i += 1
+        got = buffered.recv(ask)
+        assert len(got) <= ask
+        if not got:
+            break
+        out += got
+    assert out == data
+    assert buffered.pending() == 0
+    assert buffered.fileno() == 42  # everything else is the socket's
+
+
+def test_read_buffer_reports_what_it_holds() -> None:
+    buffered = _ReadBuffer(ChunkedStream(b"abcdef", 100))
+    assert buffered.recv(1) == b"a"
+    assert buffered.pending() == 5
+    assert buffered.recv(10) == b"bcdef"
+    assert buffered.pending() == 0
