@@ -14,6 +14,11 @@ from ingest.validate import MAX_PAYLOAD_BYTES
 DEFAULT_CLIENT_ID = "envpatrol-ingest-1"
 _GROUP = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
+# Per batch the database pays a cost per vehicle and per cell (passes, rollups, positions) as
+# well as per reading: draining a fleet's backlog of one-reading messages, batches of 10,000
+# messages store about three times as many readings a second as batches of 1,000
+# (docs/performance.md). Live traffic closes batches by time long before either bound.
+DEFAULT_BATCH_MESSAGES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +27,7 @@ class IngestSettings:
     mqtt: MqttSettings
     client_id: str = DEFAULT_CLIENT_ID
     h3_resolution: int = 10
-    batch_max_messages: int = 1000
+    batch_max_messages: int = DEFAULT_BATCH_MESSAGES
     batch_max_wait_s: float = 0.5
     # A batch also closes once it holds this many readings (a catch-up message carries up to
     # hundreds): bounded transactions, and the next batch parsed while this one commits.
@@ -87,7 +92,7 @@ def load_ingest_settings(
         mqtt=mqtt,
         client_id=client_id or DEFAULT_CLIENT_ID,
         h3_resolution=resolution,
-        batch_max_messages=int(ingest.get("batch_max_messages", 1000)),
+        batch_max_messages=int(ingest.get("batch_max_messages", DEFAULT_BATCH_MESSAGES)),
         batch_max_wait_s=float(ingest.get("batch_max_wait_s", 0.5)),
         batch_max_readings=int(ingest.get("batch_max_readings", 50_000)),
         session_expiry_s=int(ingest.get("session_expiry_s", DEFAULT_SESSION_EXPIRY_S)),

@@ -26,7 +26,7 @@ def shipped_without_secrets(tmp_path: Path, extra: str = "") -> Path:
 
 def test_the_shipped_file_loads(tmp_path: Path) -> None:
     settings = load_ingest_settings(str(shipped_without_secrets(tmp_path)), ENV)
-    assert settings.batch_max_messages == 1000
+    assert settings.batch_max_messages == 10_000
     assert settings.metrics_port == 9108
     assert settings.share_group == ""
     assert settings.compress_after_days == 7
