@@ -117,6 +117,23 @@ def cases(client: httpx.Client, openapi: dict[str, Any], start: datetime, days: 
     if spot_ids:
         name = hotspot_path.split("{")[1].rstrip("}")
         out.append(Case("GET /v1/hotspots/{id}", hotspot_path, dict(month), {name: spot_ids[0]}))
+        # the hotspot with the most evidence over every pollutant (its drives, its passes)
+        every = client.get("/v1/hotspots", params={**month, "format": "json", "limit": 1000})
+        largest = max(
+            every.json().get("results", []),
+            key=lambda h: (h.get("n_drives", 0), h.get("n_passes", 0)),
+            default=None,
+        )
+        if largest is not None:
+            out.append(
+                Case(
+                    f"GET /v1/hotspots/{{id}} (most evidence: {largest['pollutant']}, "
+                    f"{largest.get('n_drives', '?')} drives)",
+                    hotspot_path,
+                    dict(month),
+                    {name: str(largest["id"])},
+                )
+            )
     else:
         out.append(Case("GET /v1/hotspots/{id}", hotspot_path, {}))
 

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from api import hotspot_evidence, hotspot_results
@@ -108,7 +108,9 @@ class HotspotProperties(BaseModel):
     last_seen: datetime
     profile: dict[str, float | None] = Field(description="Peak cell's enhancement per stratum.")
     band: dict[str, Any] | None = Field(description="Indicative standard band (IAQI / noise).")
-    drives: list[dict[str, str]] = Field(description="Contributing drives: vehicle and day.")
+    n_drives: int = Field(
+        description="Contributing drives (vehicle-days); GET /v1/hotspots/{id} lists them."
+    )
     grid_id: int | None = Field(description="Management grid holding the centre; null: none.")
     grid_name: str | None
 
@@ -148,7 +150,7 @@ def properties(spot: StoredHotspot, grid: Grid | None) -> HotspotProperties:
         last_seen=spot.last_seen,
         profile=dict(spot.profile),
         band=spot.band,
-        drives=[{"vehicle": d.vehicle, "day": d.day.isoformat()} for d in spot.drives],
+        n_drives=len(spot.drives),
         grid_id=None if grid is None else grid.id,
         grid_name=None if grid is None else grid.name,
     )
@@ -404,7 +406,7 @@ class Evidence(BaseModel):
     passes: list[EvidencePassOut] = Field(description="The newest `max_passes`, in time order.")
     passes_total: int
     profile: dict[str, float | None]
-    drives: list[dict[str, str]]
+    drives: list[dict[str, str]] = Field(description="Contributing drives: vehicle and day.")
     band: dict[str, Any] | None
     history: list[HistoryOut] = Field(description="The same place in earlier runs.")
 
@@ -419,14 +421,18 @@ class HotspotDetail(BaseModel):
     note: str = NOTE
 
 
-@router.get("/hotspots/{hotspot}", summary="One hotspot with its evidence")
+@router.get(
+    "/hotspots/{hotspot}",
+    summary="One hotspot with its evidence",
+    response_model=HotspotDetail,
+)
 def get_hotspot(
     hotspot: Annotated[
         str, Path(pattern=HOTSPOT_ID, description="`{run}-{rank}`, as in the list.")
     ],
     db: DbSession,
     max_passes: Annotated[int, Query(ge=0, le=10_000, description="Passes listed.")] = 500,
-) -> HotspotDetail:
+) -> Response:
     """Its cells, per-pass values (from the stored passes of the run's window), time-of-day
     profile, contributing drives, indicative standard band and history in earlier runs."""
     run_text, rank_text = hotspot.split("-")
@@ -448,17 +454,31 @@ def get_hotspot(
         total = len(every)
     grid = grids.grid_at(grids.all_grids(conn), spot.lon, spot.lat)
     props = properties(spot, grid)
-    return HotspotDetail(
+    detail = HotspotDetail(
         id=props.id,
         geometry=spot.geometry,
         properties=props,
         run=run_out(run),
-        evidence=Evidence(
+        evidence=Evidence.model_construct(
             cells=[CellOut(**asdict(c)) for c in cells],
-            passes=[EvidencePassOut(**{**asdict(p), "strata": list(p.strata)}) for p in found],
+            # Up to 10,000 passes and thousands of drives, made from typed rows: built without
+            # a validation round per item, and serialised once (not dumped, validated again and
+            # serialised by the framework).
+            passes=[
+                EvidencePassOut.model_construct(
+                    vehicle=p.vehicle,
+                    cell=p.cell,
+                    start=p.start,
+                    end=p.end,
+                    value=p.value,
+                    n=p.n,
+                    strata=list(p.strata),
+                )
+                for p in found
+            ],
             passes_total=total,
             profile=dict(spot.profile),
-            drives=props.drives,
+            drives=[{"vehicle": d.vehicle, "day": d.day.isoformat()} for d in spot.drives],
             band=spot.band,
             history=[
                 HistoryOut(id=hotspot_id(h.run_id, h.rank), **_without_rank(asdict(h)))
@@ -466,6 +486,7 @@ def get_hotspot(
             ],
         ),
     )
+    return Response(detail.model_dump_json(), media_type="application/json")
 
 
 def _without_rank(values: dict[str, Any]) -> dict[str, Any]:
