@@ -232,13 +232,19 @@ def wait_for_consumer(port: int, url: str, timeout: float = 60) -> None:
 # --- consumers -------------------------------------------------------------------------------------
 
 
+# Extra `[ingest]` settings for every ingest the bench starts (`--ingest-option key=value`).
+INGEST_OPTIONS: dict[str, str] = {}
+
+
 def start_ingest(port: int, url: str, directory: Path, ident: str) -> subprocess.Popen[bytes]:
     """`envpatrol ingest` in its own process: default settings but a shorter batch wait, and a
     client id fixed by `ident`, so a restarted ingest finds its persistent session."""
     config = directory / f"ingest-{ident}.toml"
+    options = {"batch_max_wait_s": "0.2", **INGEST_OPTIONS}
     config.write_text(
         f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "bench-ingest-{ident}"\n'
-        f'[database]\nurl = "{url}"\n[ingest]\nbatch_max_wait_s = 0.2\n'
+        f'[database]\nurl = "{url}"\n[ingest]\n'
+        + "".join(f"{k} = {v}\n" for k, v in options.items())
     )
     return subprocess.Popen(
         [sys.executable, "-m", "edge.cli", "ingest", "--config", str(config)],
@@ -275,6 +281,26 @@ def start_nodered(port: int, url: str, directory: Path, ident: str) -> subproces
 
 
 STARTERS = {"ingest": start_ingest, "nodered": start_nodered}
+CLIENT_IDS = {"ingest": "bench-ingest-{}", "nodered": "bench-nodered-{}"}
+
+
+def forget_session(port: int, client_id: str) -> None:
+    """Ends a consumer's persistent session once its scenario is over: otherwise the broker
+    keeps queueing every later scenario's messages for it too (its subscription matches them),
+    and each scenario would pay for the fan-out to all the sessions before it."""
+    connected = threading.Event()
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+    )
+    client.on_connect = lambda *_args: connected.set()
+    client.connect("127.0.0.1", port, 60, clean_start=True)  # session expiry 0: gone on close
+    client.loop_start()
+    try:
+        if not connected.wait(30):
+            raise SystemExit(f"could not end the session of {client_id}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 @contextlib.contextmanager
@@ -302,8 +328,9 @@ def end_to_end(
     """Live: the publisher sends while the consumer runs; from the first publish to the last row
     stored. Publisher, broker, consumer and PostgreSQL share the machine's cores, and a consumer
     that keeps up is measured at the publisher's pace (see publish_s)."""
+    ident = uuid.uuid4().hex[:6]
     with database() as url:
-        with consumer(kind, port, url, directory, uuid.uuid4().hex[:6]):
+        with consumer(kind, port, url, directory, ident):
             started = time.monotonic()
             result: dict[str, float] = {}
             thread = threading.Thread(
@@ -314,6 +341,7 @@ def end_to_end(
             thread.start()
             stored_at = wait_count(url, n, timeout=900)
             thread.join()
+        forget_session(port, CLIENT_IDS[kind].format(ident))
         seconds = stored_at - started
         return {"readings": n, "seconds": seconds, "per_s": n / seconds, **result}
 
@@ -351,6 +379,7 @@ def queued(
                 if now > deadline:
                     raise SystemExit(f"timed out: {stored} of {n} readings stored")
                 time.sleep(0.05)
+        forget_session(port, CLIENT_IDS[kind].format(ident))
         assert first is not None
         seconds = now - started
         drain = (n - first[1]) / (now - first[0]) if now > first[0] else float("nan")
@@ -448,6 +477,7 @@ def bare_subscriber(
         [*command, str(len(payloads))], cwd=REPO, check=True, capture_output=True, text=True
     ).stdout
     seconds = time.monotonic() - started
+    forget_session(port, ident)
     inner = json.loads(out.strip().splitlines()[-1])
     return {
         "messages": inner["messages"],
@@ -504,6 +534,13 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--single", type=int, default=60_000, help="messages in (a) and (d)")
     parser.add_argument("--no-nodered", action="store_true")
     parser.add_argument(
+        "--ingest-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an [ingest] setting for the ingest under test, e.g. batch_max_messages=2000",
+    )
+    parser.add_argument(
         "--only",
         help="comma-separated scenario keys to run (a, a_queued, b, b_live, d, d_queued, e, c)",
     )
@@ -518,6 +555,7 @@ def arguments() -> argparse.Namespace:
 
 def main() -> int:
     args = arguments()
+    INGEST_OPTIONS.update(option.split("=", 1) for option in args.ingest_option)
     if args.sink or args.sink_ingest_client:
         port, ident, n = args.sink or args.sink_ingest_client
         sink(int(port), ident, int(n), ingest_client=bool(args.sink_ingest_client))
