@@ -44,6 +44,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import paho.mqtt.client as paho
@@ -76,6 +77,36 @@ def free_port() -> int:
         return port
 
 
+BROKER_PID = [0]  # the private Mosquitto's process, for its CPU time
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_cpu_seconds() -> tuple[float, float, float]:
+    """(busy, idle, stolen) CPU seconds of the whole machine so far, over all cores; stolen:
+    time the hypervisor gave this virtual machine's cores to others."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:7]) - idle) / _TICK, idle / _TICK, ticks[7] / _TICK
+
+
+def database_backends_cpu(conn: psycopg.Connection[Any]) -> float:
+    """CPU time of the other PostgreSQL backends connected to this database (the consumer's)."""
+    rows = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return sum(cpu_seconds(int(r[0])) for r in rows)
+
+
 @contextlib.contextmanager
 def broker(directory: Path) -> Iterator[int]:
     """A private Mosquitto: no queue limit (the default 1,000 drops the backlog silently)."""
@@ -90,6 +121,7 @@ def broker(directory: Path) -> Iterator[int]:
         "log_dest stderr\nlog_type error\n"
     )
     proc = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    BROKER_PID[0] = proc.pid
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -306,14 +338,14 @@ def forget_session(port: int, client_id: str) -> None:
 @contextlib.contextmanager
 def consumer(
     kind: str, port: int, url: str, directory: Path, ident: str, *, ready: bool = True
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """The consumer running; with `ready`, only once it has stored a probe reading (so its
     session and subscription exist)."""
     proc = STARTERS[kind](port, url, directory, ident)
     try:
         if ready:
             wait_for_consumer(port, url, timeout=120)
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -359,10 +391,11 @@ def queued(
         with consumer(kind, port, url, directory, ident):
             pass
         publish_s = publish(port, f"bench-pub-{uuid.uuid4().hex[:6]}", payloads)
+        broker_cpu, (busy, idle, stolen) = cpu_seconds(BROKER_PID[0]), machine_cpu_seconds()
         started = time.monotonic()
         first: tuple[float, int] | None = None
         with (
-            consumer(kind, port, url, directory, ident, ready=False),
+            consumer(kind, port, url, directory, ident, ready=False) as proc,
             psycopg.connect(url, autocommit=True) as conn,
         ):
             deadline = started + 900
@@ -375,6 +408,15 @@ def queued(
                 if stored and first is None:
                     first = (now, stored)
                 if stored >= n:
+                    cpu = {
+                        "cpu_consumer_s": cpu_seconds(proc.pid),
+                        "cpu_database_s": database_backends_cpu(conn),
+                        "cpu_broker_s": cpu_seconds(BROKER_PID[0]) - broker_cpu,
+                    }
+                    busy_end, idle_end, stolen_end = machine_cpu_seconds()
+                    cpu["cpu_machine_busy_s"] = busy_end - busy
+                    cpu["cpu_machine_idle_s"] = idle_end - idle
+                    cpu["cpu_machine_stolen_s"] = stolen_end - stolen
                     break
                 if now > deadline:
                     raise SystemExit(f"timed out: {stored} of {n} readings stored")
@@ -389,6 +431,7 @@ def queued(
             "per_s": n / seconds,
             "drain_per_s": drain,
             "publish_s": publish_s,
+            **cpu,
         }
 
 
