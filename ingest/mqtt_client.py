@@ -11,7 +11,10 @@ paho spent more time on each than the ingest's own decoding:
   (`lean_publish`) and its message carries `properties = None`; anything else (properties
   present, QoS 2, a malformed packet) goes through paho's own decoder, unchanged;
 - each manual acknowledgement is its own queued packet, socket write and wake-up of the network
-  thread; here `ack_all` queues a batch's PUBACKs as one write.
+  thread; here `ack_all` queues a batch's PUBACKs as one write;
+- every message's topic is matched against the per-topic callbacks (`message_callback_add`)
+  before `on_message` is called; here, while none are registered (the ingest registers none),
+  `on_message` is called directly, with paho's locking and exception handling.
 
 The rest (connecting, sessions, keep-alive, reconnecting, TLS, subscriptions) is paho's, unchanged.
 The overrides use paho internals of the 2.x series (pinned in pyproject.toml); the tests decode
@@ -24,10 +27,12 @@ import struct
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.client import MQTT_LOG_ERR
 from paho.mqtt.enums import MQTTErrorCode
 
 READ_CHUNK = 256 * 1024
 _PUBACK = 0x40
+_RECEIVED_INFO = paho.MQTTMessageInfo(0)  # see IngestClient._handle_publish
 
 
 def lean_publish(header: int, packet: bytes | bytearray) -> tuple[bytes, int, bytes] | None:
@@ -103,16 +108,41 @@ class IngestClient(paho.Client):
         if decoded is None:
             return super()._handle_publish()
         topic, mid, payload = decoded
-        message = paho.MQTTMessage(mid=mid, topic=topic)
+        # Made without paho's constructor, which gives every message an MQTTMessageInfo with
+        # its own lock and condition, a publisher's delivery tracker that a received message
+        # never uses: they share one.
+        message = paho.MQTTMessage.__new__(paho.MQTTMessage)
+        message.mid = mid
+        message.topic = topic  # type: ignore[assignment]  # the setter takes the raw bytes
         message.dup = bool(header & 0x08)
         message.qos = (header & 0x06) >> 1
         message.retain = bool(header & 0x01)
         message.payload = payload
+        message.properties = None
+        message.state = paho.mqtt_ms_invalid
+        message.info = _RECEIVED_INFO
         message.timestamp = paho.time_func()
         self._handle_on_message(message)
         if message.qos == 1 and not self._manual_ack:
             return self._send_puback(mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
+        root = self._on_message_filtered._root
+        if root._children or root._content is not None:  # per-topic callbacks: paho's way
+            super()._handle_on_message(message)
+            return
+        with self._callback_mutex:
+            on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception as err:
+                self._easy_log(MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise
 
     def ack_all(self, mids: list[int]) -> None:
         """Acknowledge the QoS 1 messages `mids` (manual acknowledgement) in one write."""

@@ -1,6 +1,6 @@
 """The ingest service: MQTT messages in, batches committed to PostgreSQL, acknowledgements out.
 
-paho runs its network loop in a thread and hands each message to a queue. A parsing thread takes
+paho runs its network loop in a thread and hands each message to an inbox. A parsing thread takes
 a batch (bounded by messages, readings and time) and decodes and validates it while the main loop
 writes the previous batch in one transaction and, only after its COMMIT, sends that batch's
 PUBACKs (manual acknowledgement). A crash before COMMIT leaves the messages unacknowledged in the
@@ -34,6 +34,7 @@ from prometheus_client import start_http_server
 from edge.mqtt import connect_properties, make_client
 from edge.topics import TopicError, Topics
 from ingest.decode import Row, decode_rows
+from ingest.inbox import Inbox
 from ingest.metrics import IngestMetrics
 from ingest.migrate import migrate
 from ingest.mqtt_client import IngestClient
@@ -121,7 +122,7 @@ class IngestService:
         self.counters = IngestCounters()
         self.metrics = metrics or IngestMetrics()
         self.dead_by_reason: dict[str, int] = {}
-        self._inbox: queue.Queue[Inbound] = queue.Queue()
+        self._inbox: Inbox[Inbound] = Inbox()
         self._connection = 0  # which connection to the broker is current; see Inbound
         self._connected = threading.Event()
         client = make_client(
@@ -260,9 +261,8 @@ class IngestService:
         """The next batch, decoded and validated as its messages arrive: closed at
         `batch_max_messages` messages, `batch_max_readings` readings or `batch_max_wait_s` after
         its first message, whichever comes first. None when nothing arrived for a moment."""
-        try:
-            first = self._inbox.get(timeout=0.2)
-        except queue.Empty:
+        first = self._inbox.get(timeout=0.2)
+        if first is None:
             return None
         batch = Batch(resolution=self._resolution)
         now = datetime.now(UTC)
@@ -274,15 +274,13 @@ class IngestService:
             and len(batch.rows) < settings.batch_max_readings
             and not stop.is_set()
         ):
-            try:
-                inbound = self._inbox.get_nowait()
-            except queue.Empty:
+            inbound = self._inbox.get_nowait()
+            if inbound is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                try:
-                    inbound = self._inbox.get(timeout=remaining)
-                except queue.Empty:
+                inbound = self._inbox.get(timeout=remaining)
+                if inbound is None:
                     break
             self._take(inbound, batch, now)
         return batch

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import struct
 
+import paho.mqtt.client as paho
 from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt import _packet
-from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.mqtt_client import _ReadBuffer, lean_publish, pubacks
+from ingest.mqtt_client import IngestClient, _ReadBuffer, lean_publish, pubacks
 
 V5 = MQTTProtocolVersion.MQTTv5
 # What MQTT allows in a UTF-8 string: no NUL, no surrogates.
@@ -143,3 +144,45 @@ def test_read_buffer_reports_what_it_holds() -> None:
     assert buffered.pending() == 5
     assert buffered.recv(10) == b"bcdef"
     assert buffered.pending() == 0
+
+
+def delivered(client: paho.Client, header: int, packet: bytes) -> paho.MQTTMessage:
+    """The message `client` hands to on_message for this PUBLISH (no socket: the packet is put
+    where paho's reader leaves it)."""
+    got: list[paho.MQTTMessage] = []
+    client.on_message = lambda _c, _u, message: got.append(message)
+    client.manual_ack_set(True)  # nothing to send back
+    client._in_packet = {**client._in_packet, "command": header, "packet": bytearray(packet)}
+    client._handle_publish()
+    assert len(got) == 1
+    return got[0]
+
+
+@given(
+    topic=st.text(
+        st.characters(exclude_categories=["Cs"], exclude_characters="\x00+#"),
+        min_size=1,
+        max_size=40,
+    ),
+    qos=st.integers(0, 1),
+    mid=st.integers(1, 65535),
+    payload=st.binary(max_size=500),
+    dup=st.booleans(),
+    retain=st.booleans(),
+)
+def test_ingest_client_delivers_what_paho_delivers(
+    topic: str, qos: int, mid: int, payload: bytes, dup: bool, retain: bool
+) -> None:
+    header, packet = publish_packet(
+        topic.encode(), qos, mid, payload, b"\x00", dup=dup, retain=retain
+    )
+    ours = delivered(
+        IngestClient(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5), header, packet
+    )
+    theirs = delivered(
+        paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5), header, packet
+    )
+    for field in ("topic", "payload", "mid", "qos", "dup", "retain", "state"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    assert ours.properties is None  # none were sent; paho gives an empty Properties
+    assert ours.timestamp > 0
