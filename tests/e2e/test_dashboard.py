@@ -131,6 +131,16 @@ def test_hotspots_show_and_a_case_can_be_opened(
         assert "/v1/reports/inventory?" in str(
             browser.find_element(By.ID, "report-link").get_attribute("href")
         )
+        # With a key set, the report is fetched with the key and opened in a new tab.
+        dashboard_tab = browser.current_window_handle
+        browser.find_element(By.ID, "report-link").click()
+        wait_for(lambda: len(browser.window_handles) == 2, "the report's tab")
+        browser.switch_to.window(next(h for h in browser.window_handles if h != dashboard_tab))
+        wait_for(lambda: browser.find_elements(By.TAG_NAME, "h1"), "the report")
+        assert browser.current_url.startswith("blob:")
+        assert "环境清单" in browser.find_element(By.TAG_NAME, "h1").text
+        browser.close()
+        browser.switch_to.window(dashboard_tab)
 
         table[0].click()
         # The evidence: the time-of-day profile and the pass history charts.

@@ -528,6 +528,25 @@
     }
   }
 
+  // A report opened from a plain link cannot send the API key (a header): with a key, the
+  // report is fetched here, with the key, and shown in the new tab from memory.
+  function openReport(event) {
+    if (!apiKey()) return; // the plain link: this server lets reads through without a key
+    event.preventDefault();
+    const tab = window.open("", "_blank"); // opened now, while the click counts as the user's
+    api(event.currentTarget.getAttribute("href"), { raw: true, headers: { Accept: "text/html" } })
+      .then((response) => response.text())
+      .then((html) => {
+        const url = URL.createObjectURL(new Blob([html], { type: "text/html" }));
+        if (tab) tab.location.href = url;
+        else window.location.href = url;
+      })
+      .catch((error) => {
+        if (tab) tab.close();
+        say(`${t("error")}: ${error.message}`);
+      });
+  }
+
   // Management grids: a GeoJSON FeatureCollection whose features carry name and responsible.
   async function uploadGrids(file) {
     if (!apiKey()) {
@@ -586,6 +605,7 @@
       $(id).addEventListener("change", () => loadHotspots().catch((e) => say(e.message))),
     );
     $("export-csv").addEventListener("click", () => download("csv"));
+    $("report-link").addEventListener("click", openReport);
     $("export-geojson").addEventListener("click", () => download("geojson"));
     $("grid-file").addEventListener("change", (e) => {
       if (e.target.files.length) uploadGrids(e.target.files[0]);
