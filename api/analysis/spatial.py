@@ -132,6 +132,12 @@ def _esda(
         # randomisation; we use the permutation z-scores and choose the side ourselves.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"esda(\..*)?")
         warnings.filterwarnings("ignore", message=".*alternative hypothesis.*")
+        # G_Local with star=True builds its own weights (the diagonal filled in) without
+        # silence_warnings, which warns about disconnected components; streets patrolled in
+        # separate stretches are exactly that, as `weights` above already says silently.
+        warnings.filterwarnings(
+            "ignore", message="The weights matrix is not fully connected", category=UserWarning
+        )
         gi = esda.G_Local(
             y - y.min() + 1.0,
             weights,

@@ -89,3 +89,15 @@ def test_cell_order_does_not_matter() -> None:
     np.testing.assert_allclose(a.gi_z[perm], b.gi_z, atol=1e-9)
     np.testing.assert_array_equal(a.moran_quadrant[perm], b.moran_quadrant)
     assert a.moran_i[perm] == pytest.approx(b.moran_i)
+
+
+def test_two_separate_stretches_give_no_warning() -> None:
+    """Streets patrolled in separate stretches make a graph of several components: normal
+    here, so no warning (under the test settings a warning is an error, and in the hotspot
+    job's thread it would have ended the job)."""
+    west = [h3.latlng_to_cell(39.893, 116.440 + i * 0.0004, 11) for i in range(12)]
+    east = [h3.latlng_to_cell(39.893, 116.480 + i * 0.0004, 11) for i in range(12)]
+    cells = np.array(sorted({h3.str_to_int(c) for c in west + east}), dtype=np.int64)
+    y = np.random.default_rng(1).normal(10.0, 1.0, len(cells))
+    result = spatial_tests(cells, y, AnalysisSettings(spatial_permutations=99))
+    assert np.isfinite(result.gi_z).all()
