@@ -4,6 +4,7 @@ batches, the rebuild at another resolution, partitions, retention and roles."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -389,3 +390,45 @@ def test_the_rebuild_command_and_the_passes_query(
     assert all(p.energy_mean is not None and p.energy_mean >= p.mean - 1e-9 for p in found)
     with pytest.raises(queries.QueryError):
         queries.passes(conn, "noise", queries.TimeRange(), limit=0)
+
+
+def test_two_workers_writing_the_same_vehicles_give_the_passes_of_the_whole_track(
+    conn: psycopg.Connection[Any], database_url: str
+) -> None:
+    """Several ingest workers on a shared subscription get the same vehicle's messages in turn,
+    so their transactions extend and cut the same passes at the same moments. A batch's insert
+    statement upserts the `vehicle` row of each of its vehicles (and the rollup rows of their
+    cells and hours) before the pass statement runs: those row locks hold any other batch
+    touching the same vehicle until this one commits, and the other's pass statement then starts
+    from what this one stored. The passes are those of the whole track, as with one worker."""
+    readings: list[Reading] = []
+    for k in range(10):
+        readings += drive(f"car-{k}", 150, seed=20 + k)
+    readings.sort(key=lambda r: (r.time, r.vehicle))
+    writer_for(conn)  # migrated
+    messages = [readings[i : i + 20] for i in range(0, len(readings), 20)]
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            with psycopg.connect(database_url) as own:
+                writer = writer_for(own)
+                for batch in messages[worker::2]:  # round robin, as Mosquitto deals them
+                    for _attempt in range(20):
+                        try:
+                            writer.write(batch, [], [])
+                            break
+                        except psycopg.errors.DeadlockDetected:
+                            own.rollback()  # the service retries a batch the same way
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    expected = expected_passes(readings, 10, GAP)
+    assert len(expected) > 100
+    assert stored_passes(conn, 10) == expected
