@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.ingest                 # everything (Node-RED if installed)
     .venv/bin/python -m bench.ingest --quick         # smaller counts, for a smoke run
+    .venv/bin/python -m bench.ingest --ingest-workers 2   # the ingest as two shared-subscription
+                                                          # workers (docs/storage.md)
 
 (a) end to end at QoS 1, one reading per message: a publisher process sends N messages while
     `envpatrol ingest` (its own process) stores them; readings/s from the first publish to the
@@ -47,6 +49,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
@@ -271,25 +274,69 @@ def wait_for_consumer(port: int, url: str, timeout: float = 60) -> None:
 INGEST_OPTIONS: dict[str, str] = {}
 
 
-def start_ingest(port: int, url: str, directory: Path, ident: str) -> subprocess.Popen[bytes]:
-    """`envpatrol ingest` in its own process: default settings but a shorter batch wait, and a
-    client id fixed by `ident`, so a restarted ingest finds its persistent session."""
-    config = directory / f"ingest-{ident}.toml"
+# How many `envpatrol ingest` processes make up the ingest under test (`--ingest-workers`): more
+# than one share the readings through an MQTT 5 shared subscription, as docs/storage.md describes.
+INGEST_WORKERS = [1]
+
+
+METRICS_PORTS: dict[str, int] = {}  # each ingest worker's /metrics, by client id
+
+
+def wait_for_sessions(port: int, ids: list[str], timeout: float = 60) -> None:
+    """Until every ingest worker in `ids` reports itself connected (its /metrics): it sent its
+    SUBSCRIBE before, so the broker has its session and its place in the shared group."""
+    deadline = time.monotonic() + timeout
+    waiting = list(ids)
+    while waiting:
+        client_id = waiting[0]
+        try:
+            page = httpx.get(f"http://127.0.0.1:{METRICS_PORTS[client_id]}/metrics", timeout=2)
+            if "envpatrol_ingest_broker_connected 1.0" in page.text:
+                waiting.pop(0)
+                continue
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"ingest worker {client_id} never connected (port {port})")
+        time.sleep(0.1)
+
+
+def ingest_client_ids(ident: str) -> list[str]:
+    n = INGEST_WORKERS[0]
+    return [f"bench-ingest-{ident}"] if n == 1 else [f"bench-ingest-{ident}-{k}" for k in range(n)]
+
+
+def start_ingest(port: int, url: str, directory: Path, ident: str) -> list[subprocess.Popen[bytes]]:
+    """`envpatrol ingest` in its own process (one per worker): default settings but a shorter
+    batch wait, and client ids fixed by `ident`, so a restarted ingest finds its persistent
+    sessions."""
     options = {"batch_max_wait_s": "0.2", **INGEST_OPTIONS}
-    config.write_text(
-        f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "bench-ingest-{ident}"\n'
-        f'[database]\nurl = "{url}"\n[ingest]\n'
-        + "".join(f"{k} = {v}\n" for k, v in options.items())
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "ingest", "--config", str(config)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    if INGEST_WORKERS[0] > 1:
+        options["share_group"] = '"bench"'
+    procs = []
+    for client_id in ingest_client_ids(ident):
+        config = directory / f"{client_id}.toml"
+        METRICS_PORTS[client_id] = free_port()
+        worker = {**options, "metrics_port": str(METRICS_PORTS[client_id])}
+        config.write_text(
+            f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nclient_id = "{client_id}"\n'
+            f'[database]\nurl = "{url}"\n[ingest]\n'
+            + "".join(f"{k} = {v}\n" for k, v in worker.items())
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "edge.cli", "ingest", "--config", str(config)],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    return procs
 
 
-def start_nodered(port: int, url: str, directory: Path, ident: str) -> subprocess.Popen[bytes]:
+def start_nodered(
+    port: int, url: str, directory: Path, ident: str
+) -> list[subprocess.Popen[bytes]]:
     """Node-RED 4 with bench/nodered/flow.json; its MQTT session is persistent too (flow.json:
     clean session off), under a client id fixed by `ident`."""
     red = NODERED / "node_modules" / "node-red" / "red.js"
@@ -306,17 +353,29 @@ def start_nodered(port: int, url: str, directory: Path, ident: str) -> subproces
         "NODERED_PORT": str(free_port()),
         "NODE_PATH": str(NODERED / "node_modules"),
     }
-    return subprocess.Popen(
-        ["node", str(red), "--settings", str(NODERED / "settings.js"), "--userDir", str(user_dir)],
-        cwd=NODERED,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return [
+        subprocess.Popen(
+            [
+                "node",
+                str(red),
+                "--settings",
+                str(NODERED / "settings.js"),
+                "--userDir",
+                str(user_dir),
+            ],
+            cwd=NODERED,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
 
 
 STARTERS = {"ingest": start_ingest, "nodered": start_nodered}
-CLIENT_IDS = {"ingest": "bench-ingest-{}", "nodered": "bench-nodered-{}"}
+
+
+def client_ids(kind: str, ident: str) -> list[str]:
+    return ingest_client_ids(ident) if kind == "ingest" else [f"bench-nodered-{ident}"]
 
 
 def forget_session(port: int, client_id: str) -> None:
@@ -341,17 +400,22 @@ def forget_session(port: int, client_id: str) -> None:
 @contextlib.contextmanager
 def consumer(
     kind: str, port: int, url: str, directory: Path, ident: str, *, ready: bool = True
-) -> Iterator[subprocess.Popen[bytes]]:
-    """The consumer running; with `ready`, only once it has stored a probe reading (so its
-    session and subscription exist)."""
-    proc = STARTERS[kind](port, url, directory, ident)
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The consumer's processes running; with `ready`, only once it has stored a probe reading
+    (so its session and subscription exist; with several ingest workers, once each has
+    subscribed too)."""
+    procs = STARTERS[kind](port, url, directory, ident)
     try:
         if ready:
             wait_for_consumer(port, url, timeout=120)
-        yield proc
+            if len(procs) > 1:
+                wait_for_sessions(port, client_ids(kind, ident))
+        yield procs
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
 
 
 # --- scenarios -------------------------------------------------------------------------------------
@@ -376,7 +440,8 @@ def end_to_end(
             thread.start()
             stored_at = wait_count(url, n, timeout=900)
             thread.join()
-        forget_session(port, CLIENT_IDS[kind].format(ident))
+        for client_id in client_ids(kind, ident):
+            forget_session(port, client_id)
         seconds = stored_at - started
         return {"readings": n, "seconds": seconds, "per_s": n / seconds, **result}
 
@@ -398,7 +463,7 @@ def queued(
         started = time.monotonic()
         first: tuple[float, int] | None = None
         with (
-            consumer(kind, port, url, directory, ident, ready=False) as proc,
+            consumer(kind, port, url, directory, ident, ready=False) as procs,
             psycopg.connect(url, autocommit=True) as conn,
         ):
             deadline = started + 900
@@ -412,7 +477,7 @@ def queued(
                     first = (now, stored)
                 if stored >= n:
                     cpu = {
-                        "cpu_consumer_s": cpu_seconds(proc.pid),
+                        "cpu_consumer_s": sum(cpu_seconds(p.pid) for p in procs),
                         "cpu_database_s": database_backends_cpu(conn),
                         "cpu_broker_s": cpu_seconds(BROKER_PID[0]) - broker_cpu,
                     }
@@ -424,7 +489,8 @@ def queued(
                 if now > deadline:
                     raise SystemExit(f"timed out: {stored} of {n} readings stored")
                 time.sleep(0.05)
-        forget_session(port, CLIENT_IDS[kind].format(ident))
+        for client_id in client_ids(kind, ident):
+            forget_session(port, client_id)
         assert first is not None
         seconds = now - started
         drain = (n - first[1]) / (now - first[0]) if now > first[0] else float("nan")
@@ -580,6 +646,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--single", type=int, default=60_000, help="messages in (a) and (d)")
     parser.add_argument("--no-nodered", action="store_true")
     parser.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=1,
+        help="ingest processes sharing the readings (MQTT 5 shared subscription)",
+    )
+    parser.add_argument(
         "--ingest-option",
         action="append",
         default=[],
@@ -602,6 +674,7 @@ def arguments() -> argparse.Namespace:
 def main() -> int:
     args = arguments()
     INGEST_OPTIONS.update(option.split("=", 1) for option in args.ingest_option)
+    INGEST_WORKERS[0] = args.ingest_workers
     if args.sink or args.sink_ingest_client:
         port, ident, n = args.sink or args.sink_ingest_client
         sink(int(port), ident, int(n), ingest_client=bool(args.sink_ingest_client))
