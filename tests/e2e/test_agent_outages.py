@@ -268,6 +268,43 @@ def answers_cut_by_kills(truth: TimedTruth, kills: list[float]) -> set[int]:
     return cut
 
 
+def missing_answers(
+    truth: TimedTruth, kills: list[float], cut: set[int], database_url: str, outbox: Path
+) -> str:
+    """Which served answers are not stored, and how near a kill each was: what a failure of the
+    wait above needs to be told apart (a reading lost after the box, or an answer the agent gave
+    up on)."""
+    stored = {key for _, key in stored_rows(database_url, "kill-01")}
+    lines = [
+        f"answers {len(truth.records)}, stored {len(stored)}, cut by kills {len(cut)},"
+        f" outbox last seq {outbox_last_seq(outbox)}, pending {pending(outbox)}"
+    ]
+    for i, (moment, record) in enumerate(truth.records):
+        if i in cut or value_key(record.served.values) in stored:
+            continue
+        nearest = min((moment - k for k in kills), key=abs, default=float("nan"))
+        gap = moment - truth.records[i - 1][0] if i else float("nan")
+        lines.append(
+            f"  answer {i}: not stored; {gap:.2f} s after the previous answer,"
+            f" nearest kill {nearest:+.2f} s"
+        )
+    return "\n".join(lines[:40])
+
+
+def warnings_in(log: Path, keep: int = 20) -> str:
+    """The agent's last warnings, without those of its ports closing when the box is switched
+    off at the end (timeouts, short frames and CRC errors are what matter here)."""
+    try:
+        lines = [
+            line
+            for line in log.read_text().splitlines()
+            if "WARNING" in line and "/dev/pts" not in line and "port:" not in line
+        ]
+    except OSError:
+        return "(no log)"
+    return "\n".join(lines[-keep:])
+
+
 def agent_config(tmp_path: Path, vehicle: SimVehicle, broker: PrivateBroker, speed: float) -> Path:
     path = tmp_path / "edge.toml"
     path.write_text(
@@ -342,7 +379,13 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
         def all_stored() -> bool:
             return expected <= {key for _, key in stored_rows(database_url, "kill-01")}
 
-        wait_until(all_stored, 60, "the ingest to store every reading")
+        try:
+            wait_until(all_stored, 60, "the ingest to store every reading")
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\n{missing_answers(truth, kills, cut_by_kill, database_url, outbox)}"
+                f"\nagent log, last warnings:\n{warnings_in(log)}"
+            ) from None
         durable = outbox_last_seq(outbox)
         wait_until(
             lambda: len(stored_rows(database_url, "kill-01")) >= durable,
