@@ -111,6 +111,13 @@ def decode_message(payload: bytes, loads: Any = json.loads) -> tuple[str, list[R
 
     `loads` may be a faster JSON parser with the same contract (orjson.loads on servers).
     """
+    vehicle, items = decode_envelope(payload, loads)
+    return vehicle, [_reading(vehicle, item, i) for i, item in enumerate(items)]
+
+
+def decode_envelope(payload: bytes, loads: Any = json.loads) -> tuple[str, list[Any]]:
+    """The message around the readings: JSON, schema version, vehicle, the list of readings
+    (each still to be checked). Raises WireError."""
     try:
         doc = loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -134,11 +141,12 @@ def decode_message(payload: bytes, loads: Any = json.loads) -> tuple[str, list[R
         raise WireError("missing_field", "readings must be a non-empty list")
     if len(items) > MAX_READINGS_PER_MESSAGE:
         raise WireError("too_many_readings", f"{len(items)} > {MAX_READINGS_PER_MESSAGE}")
-    return vehicle, [_reading(vehicle, item, i) for i, item in enumerate(items)]
+    return vehicle, items
 
 
-def _reading(vehicle: str, item: Any, index: int) -> Reading:
-    where = f"readings[{index}]"
+def reading_head(item: Any, where: str) -> tuple[dict[str, Any], int, datetime, TimeSource, str]:
+    """The first checks of one reading object: (the object, seq, time, time_source, profile).
+    Raises WireError."""
     if not isinstance(item, dict):
         raise WireError("bad_type", f"{where} must be an object")
     seq = item.get("seq")
@@ -151,6 +159,12 @@ def _reading(vehicle: str, item: Any, index: int) -> Reading:
     profile = item.get("profile")
     if not isinstance(profile, str) or len(profile) > 64:
         raise WireError("bad_type", f"{where}.profile must be a short string")
+    return item, seq, moment, source, profile
+
+
+def _reading(vehicle: str, item: Any, index: int) -> Reading:
+    where = f"readings[{index}]"
+    item, seq, moment, source, profile = reading_head(item, where)
     return Reading(
         vehicle=vehicle,
         seq=seq,
@@ -159,8 +173,8 @@ def _reading(vehicle: str, item: Any, index: int) -> Reading:
         position=_position(item.get("position"), where),
         values=_values(item, where),
         profile=profile,
-        flags=_flags(item, where),
-        channel_flags=_channel_flags(item, where),
+        flags=reading_flags(item, where),
+        channel_flags=reading_channel_flags(item, where),
     )
 
 
@@ -193,7 +207,7 @@ def _values(item: dict[str, Any], where: str) -> dict[str, float | None]:
     return clean
 
 
-def _flags(item: dict[str, Any], where: str) -> tuple[str, ...]:
+def reading_flags(item: dict[str, Any], where: str) -> tuple[str, ...]:
     flags = item.get("flags", [])
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise WireError("bad_type", f"{where}.flags must be a list of strings")
@@ -203,7 +217,7 @@ def _flags(item: dict[str, Any], where: str) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def _channel_flags(item: dict[str, Any], where: str) -> dict[str, tuple[str, ...]]:
+def reading_channel_flags(item: dict[str, Any], where: str) -> dict[str, tuple[str, ...]]:
     channel_flags = item.get("channel_flags", {})
     if not isinstance(channel_flags, dict):
         raise WireError("bad_type", f"{where}.channel_flags must be an object")

@@ -25,6 +25,12 @@ BASE_COLUMNS = (
     "channel_flags",
 )
 COLUMNS = BASE_COLUMNS + CHANNEL_COLUMNS
+# Where a few columns sit in a row tuple (ingest.decode, ingest.writer.row_of).
+TIME_AT = COLUMNS.index("time")
+LAT_AT = COLUMNS.index("lat")
+LON_AT = COLUMNS.index("lon")
+FIX_VALID_AT = COLUMNS.index("fix_valid")
+CELL_AT = COLUMNS.index("cell")
 
 # PostgreSQL types of COLUMNS (0001_core.sql), for binary COPY with preset types.
 BASE_TYPES = (

@@ -36,13 +36,16 @@ class Inbox(Generic[T]):
             return None
 
     def get(self, timeout: float) -> T | None:
-        """The oldest item, waiting up to `timeout` seconds for one; None if none came."""
-        deadline = time.monotonic() + timeout
+        """The oldest item, waiting up to `timeout` seconds (none: `timeout` <= 0) for one;
+        None if none came."""
+        deadline: float | None = None
         while True:
             try:
                 return self._items.popleft()
             except IndexError:
                 pass
+            if deadline is None:
+                deadline = time.monotonic() + timeout
             # Clear, then look again: an item put between the look above and the clear has set
             # the event before it was cleared, and is found by this second look.
             self._ready.clear()

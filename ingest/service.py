@@ -274,14 +274,10 @@ class IngestService:
             and len(batch.rows) < settings.batch_max_readings
             and not stop.is_set()
         ):
-            inbound = self._inbox.get_nowait()
+            # what has arrived is taken at once; an empty inbox is waited on until the deadline
+            inbound = self._inbox.get(timeout=deadline - time.monotonic())
             if inbound is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                inbound = self._inbox.get(timeout=remaining)
-                if inbound is None:
-                    break
+                break
             self._take(inbound, batch, now)
         return batch
 
@@ -443,8 +439,8 @@ class IngestService:
         self.metrics.batch_seconds.observe(committed - started)
         now = time.time()
         observe = self.metrics.lag.observe
-        for row in parsed.rows:
-            observe(max(0.0, now - row[2].timestamp()))  # type: ignore[attr-defined]
+        for moment in rows.times():
+            observe(max(0.0, now - moment.timestamp()))
         log.debug(
             "batch: %d messages, %d readings (%d new), %d dead, %.1f ms",
             len(batch),

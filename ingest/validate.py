@@ -68,21 +68,16 @@ def check_readings_message(
     now: datetime | None = None,
     limits: Limits = Limits(),
 ) -> list[Reading] | Rejection:
-    if len(payload) > limits.max_payload_bytes:
-        return Rejection("too_large", f"{len(payload)} bytes > {limits.max_payload_bytes}")
-    try:
-        topic_vehicle, _ = topics.parse(topic)
-    except TopicError as exc:
-        return Rejection("bad_topic", str(exc))
+    topic_vehicle = vehicle_of_topic(topics, topic, payload, limits)
+    if isinstance(topic_vehicle, Rejection):
+        return topic_vehicle
     try:
         vehicle, readings = decode_message(payload, loads)
     except WireError as exc:
         return Rejection(exc.reason, exc.detail)
-    if vehicle != topic_vehicle:
-        return Rejection(
-            "vehicle_mismatch",
-            f"payload vehicle {vehicle!r} published on {topic_vehicle!r}'s topic",
-        )
+    mismatch = vehicle_mismatch(vehicle, topic_vehicle)
+    if mismatch is not None:
+        return mismatch
     latest = (now or datetime.now(UTC)) + limits.max_future
     for index, reading in enumerate(readings):
         problem = _range_problem(reading, limits.earliest, latest)
@@ -92,24 +87,53 @@ def check_readings_message(
     return readings
 
 
+def vehicle_of_topic(topics: Topics, topic: str, payload: bytes, limits: Limits) -> str | Rejection:
+    """The checks before a readings payload is parsed (its size, its topic): the topic's
+    vehicle, or why the message is rejected."""
+    if len(payload) > limits.max_payload_bytes:
+        return Rejection("too_large", f"{len(payload)} bytes > {limits.max_payload_bytes}")
+    try:
+        vehicle, _ = topics.parse(topic)
+    except TopicError as exc:
+        return Rejection("bad_topic", str(exc))
+    return vehicle
+
+
+def vehicle_mismatch(vehicle: str, topic_vehicle: str) -> Rejection | None:
+    if vehicle == topic_vehicle:
+        return None
+    return Rejection(
+        "vehicle_mismatch", f"payload vehicle {vehicle!r} published on {topic_vehicle!r}'s topic"
+    )
+
+
+def time_out_of_range(moment: datetime, earliest: datetime, latest: datetime) -> str | None:
+    """Why a reading time is not accepted (None: it is)."""
+    if earliest <= moment <= latest:
+        return None
+    return f"time {moment.isoformat()} outside {earliest.isoformat()} .. {latest.isoformat()}"
+
+
+def value_out_of_range(name: str, value: float) -> str | None:
+    """Why a channel's value is implausible (None: it is within its channel's range)."""
+    spec = CHANNELS[name]
+    if spec.low <= value <= spec.high:
+        return None
+    return f"{name} = {value} {spec.unit} outside {spec.low}..{spec.high} and not flagged"
+
+
 def _range_problem(
     reading: Reading, earliest: datetime, latest: datetime
 ) -> tuple[str, str] | None:
-    if not earliest <= reading.time <= latest:
-        return (
-            "time_out_of_range",
-            f"time {reading.time.isoformat()} outside {earliest.isoformat()}"
-            f" .. {latest.isoformat()}",
-        )
+    problem = time_out_of_range(reading.time, earliest, latest)
+    if problem is not None:
+        return "time_out_of_range", problem
     for name, value in reading.values.items():
         if value is None or name in reading.channel_flags:
             continue  # a flagged value is the edge's own warning: stored, kept out of analysis
-        spec = CHANNELS[name]
-        if not spec.low <= value <= spec.high:
-            return (
-                "out_of_range",
-                f"{name} = {value} {spec.unit} outside {spec.low}..{spec.high} and not flagged",
-            )
+        problem = value_out_of_range(name, value)
+        if problem is not None:
+            return "out_of_range", problem
     return None
 
 

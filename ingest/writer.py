@@ -18,13 +18,21 @@ from psycopg.types.json import set_json_dumps
 from edge.units import CHANNELS
 from edge.wire import Reading
 from ingest import pass_store
-from ingest.columns import CHANNEL_COLUMNS, COLUMN_TYPES, COLUMNS
+from ingest.columns import (
+    CELL_AT,
+    CHANNEL_COLUMNS,
+    COLUMN_TYPES,
+    COLUMNS,
+    FIX_VALID_AT,
+    LAT_AT,
+    LON_AT,
+    TIME_AT,
+)
 from ingest.passes import STATS_EXCLUDED_FLAGS
 
 log = logging.getLogger("envpatrol.ingest.writer")
 
 _COLS = ", ".join(COLUMNS)
-_CELL = COLUMNS.index("cell")
 
 _CREATE_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS reading_stage "
@@ -210,13 +218,21 @@ class Rows:
         return Rows(
             resolution,
             [
-                (*r[:_CELL], cell_of(r[4], r[5], resolution) if r[6] else None, *r[_CELL + 1 :])  # type: ignore[arg-type]
+                (
+                    *r[:CELL_AT],
+                    cell_of(r[LAT_AT], r[LON_AT], resolution) if r[FIX_VALID_AT] else None,  # type: ignore[arg-type]
+                    *r[CELL_AT + 1 :],
+                )
                 for r in self.rows
             ],
         )
 
+    def times(self) -> list[datetime]:
+        """The readings' times."""
+        return [r[TIME_AT] for r in self.rows]  # type: ignore[misc]
+
     def days(self) -> set[date]:
-        return {r[2].astimezone(UTC).date() for r in self.rows}  # type: ignore[attr-defined]
+        return {t.astimezone(UTC).date() for t in self.times()}
 
 
 @dataclass(frozen=True, slots=True)
