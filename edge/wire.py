@@ -247,15 +247,18 @@ def _number(doc: dict[str, Any], key: str, where: str, *, integer: bool = False)
     value = doc.get(key)
     if value is None:
         return None
+    kind = type(value)
+    if kind is int or (kind is float and not integer and value - value == 0.0):
+        return value  # the usual case (a finite float is its own difference's zero)
     ok = isinstance(value, int) if integer else isinstance(value, int | float)
     if isinstance(value, bool) or not ok or not math.isfinite(value):
         raise WireError("bad_type", f"{where}.position.{key} must be a number or null")
     return value
 
 
-def _position(value: Any, where: str) -> Position | None:
-    if value is None:
-        return None
+def position_fields(value: Any, where: str) -> tuple[Any, ...]:
+    """A reading's position object checked, as Position's fields in order (lat, lon, valid,
+    quality, satellites, hdop, speed_mps, course_deg, age_s). Raises WireError."""
     if not isinstance(value, dict):
         raise WireError("bad_type", f"{where}.position must be an object or null")
     lat = _number(value, "lat", where)
@@ -267,14 +270,18 @@ def _position(value: Any, where: str) -> Position | None:
     valid = value.get("valid")
     if not isinstance(valid, bool):
         raise WireError("bad_type", f"{where}.position.valid must be true or false")
-    return Position(
-        lat=float(lat),
-        lon=float(lon),
-        valid=valid,
-        quality=_number(value, "quality", where, integer=True),
-        satellites=_number(value, "satellites", where, integer=True),
-        hdop=_number(value, "hdop", where),
-        speed_mps=_number(value, "speed_mps", where),
-        course_deg=_number(value, "course_deg", where),
-        age_s=_number(value, "age_s", where),
+    return (
+        float(lat),
+        float(lon),
+        valid,
+        _number(value, "quality", where, integer=True),
+        _number(value, "satellites", where, integer=True),
+        _number(value, "hdop", where),
+        _number(value, "speed_mps", where),
+        _number(value, "course_deg", where),
+        _number(value, "age_s", where),
     )
+
+
+def _position(value: Any, where: str) -> Position | None:
+    return None if value is None else Position(*position_fields(value, where))

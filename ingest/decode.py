@@ -26,6 +26,7 @@ from edge.units import CHANNELS
 from edge.wire import (
     WireError,
     decode_envelope,
+    position_fields,
     reading_channel_flags,
     reading_flags,
     reading_head,
@@ -110,7 +111,7 @@ def _row(
     where = f"readings[{index}]"
     item, seq, moment, source, profile = reading_head(item, where)
     position = item.get("position")
-    fix = _NO_POSITION if position is None else _position(position, where)
+    fix = _NO_POSITION if position is None else position_fields(position, where)
     channel_values, flagged_out = _values(item, where)
     flags = reading_flags(item, where)
     reading_channel_flags(item, where)  # the checks; the row keeps the lists as they came
@@ -230,42 +231,3 @@ def _values(
                 outside = []
             outside.append((name, number))
     return out, outside
-
-
-def _number(doc: dict[str, Any], key: str, where: str, *, integer: bool = False) -> Any:
-    value = doc.get(key)
-    if value is None:
-        return None
-    kind = type(value)
-    if kind is int or (kind is float and not integer and value - value == 0.0):
-        return value  # the usual case, checked as below
-    ok = isinstance(value, int) if integer else isinstance(value, _NUMBER)
-    if isinstance(value, bool) or not ok or not math.isfinite(value):
-        raise WireError("bad_type", f"{where}.position.{key} must be a number or null")
-    return value
-
-
-def _position(value: Any, where: str) -> tuple[Any, ...]:
-    """lat, lon, fix_valid, fix_quality, satellites, hdop, speed_mps, course_deg, fix_age_s."""
-    if not isinstance(value, dict):
-        raise WireError("bad_type", f"{where}.position must be an object or null")
-    lat = _number(value, "lat", where)
-    lon = _number(value, "lon", where)
-    if lat is None or lon is None:
-        raise WireError("bad_position", f"{where}.position needs lat and lon")
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        raise WireError("bad_position", f"{where}.position ({lat}, {lon}) is not on Earth")
-    valid = value.get("valid")
-    if not isinstance(valid, bool):
-        raise WireError("bad_type", f"{where}.position.valid must be true or false")
-    return (
-        float(lat),
-        float(lon),
-        valid,
-        _number(value, "quality", where, integer=True),
-        _number(value, "satellites", where, integer=True),
-        _number(value, "hdop", where),
-        _number(value, "speed_mps", where),
-        _number(value, "course_deg", where),
-        _number(value, "age_s", where),
-    )
