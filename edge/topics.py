@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -20,6 +21,7 @@ class TopicError(ValueError):
         super().__init__(f"{problem}: {value!r}")
 
 
+@functools.lru_cache(maxsize=16384)  # a fleet's ids, checked once each; failures never cached
 def check_vehicle(vehicle: str) -> str:
     """A vehicle id is one topic level: letters, digits, '_', '-', '.'; at most 64 characters."""
     if not _VEHICLE.match(vehicle):
@@ -50,12 +52,18 @@ class Topics:
         return f"{self.root}/{CONTRACT}/+/{kind}"
 
     def parse(self, topic: str) -> tuple[str, TopicKind]:
-        prefix = f"{self.root}/{CONTRACT}/"
-        if not topic.startswith(prefix):
-            raise TopicError(topic, f"not under {prefix}")
-        parts = topic[len(prefix) :].split("/")
-        if len(parts) != 2 or parts[1] not in KINDS:
-            raise TopicError(topic, "expected {vehicle}/readings|status|health")
-        vehicle = check_vehicle(parts[0])
-        kind: TopicKind = parts[1]  # type: ignore[assignment]
-        return vehicle, kind
+        """(vehicle, kind) of a topic of this contract; raises TopicError for any other."""
+        return _parse(self.root, topic)
+
+
+@functools.lru_cache(maxsize=16384)  # an ingest sees each vehicle's few topics again and again
+def _parse(root: str, topic: str) -> tuple[str, TopicKind]:
+    prefix = f"{root}/{CONTRACT}/"
+    if not topic.startswith(prefix):
+        raise TopicError(topic, f"not under {prefix}")
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) != 2 or parts[1] not in KINDS:
+        raise TopicError(topic, "expected {vehicle}/readings|status|health")
+    vehicle = check_vehicle(parts[0])
+    kind: TopicKind = parts[1]  # type: ignore[assignment]
+    return vehicle, kind

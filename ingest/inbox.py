@@ -29,6 +29,11 @@ class Inbox(Generic[T]):
         if not self._ready.is_set():
             self._ready.set()
 
+    def put_many(self, items: list[T]) -> None:
+        self._items.extend(items)  # one C call: atomic, and in order
+        if not self._ready.is_set():
+            self._ready.set()
+
     def get_nowait(self) -> T | None:
         try:
             return self._items.popleft()
@@ -54,6 +59,22 @@ class Inbox(Generic[T]):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._ready.wait(remaining):
                 return self.get_nowait()
+
+    def take(self, limit: int) -> list[T]:
+        """Up to `limit` of the oldest items, without waiting."""
+        items = self._items
+        taken: list[T] = []
+        append, popleft = taken.append, items.popleft
+        try:
+            for _ in range(min(limit, len(items))):
+                append(popleft())
+        except IndexError:  # pragma: no cover - a single consumer: len only grows meanwhile
+            pass
+        return taken
+
+    def give_back(self, items: list[T]) -> None:
+        """Put `items`, taken last, back in front of everything else (the consumer only)."""
+        self._items.extendleft(reversed(items))
 
     def __len__(self) -> int:
         return len(self._items)

@@ -16,6 +16,11 @@ paho spent more time on each than the ingest's own decoding:
   before `on_message` is called; here, while none are registered (the ingest registers none),
   `on_message` is called directly, with paho's locking and exception handling.
 
+- paho's loop reads one packet per turn (a `select`, its keep-alive checks, a packet read in
+  three steps); here, after each turn, every complete PUBLISH of the kind above that the buffer
+  already holds is split off in one pass (`split_publishes`) and handed over as one list
+  (`on_received`), so a turn takes in hundreds of messages instead of one.
+
 The rest (connecting, sessions, keep-alive, reconnecting, TLS, subscriptions) is paho's, unchanged.
 The overrides use paho internals of the 2.x series (pinned in pyproject.toml); the tests decode
 random packets both ways and run the ingest's delivery tests through this client.
@@ -24,7 +29,8 @@ random packets both ways and run the ingest's delivery tests through this client
 from __future__ import annotations
 
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.client import MQTT_LOG_ERR
@@ -54,6 +60,64 @@ def lean_publish(header: int, packet: bytes | bytearray) -> tuple[bytes, int, by
     if len(packet) <= end or packet[end] != 0:
         return None
     return topic, mid, bytes(packet[end + 1 :])
+
+
+class Received(NamedTuple):
+    """A PUBLISH as the ingest takes it: the connection it came on (`IngestClient.connection`:
+    acknowledgements belong to it), its topic, packet id, QoS and payload."""
+
+    connection: int
+    topic: str
+    mid: int
+    qos: int
+    payload: bytes
+
+
+def split_publishes(data: bytes, pos: int) -> tuple[list[tuple[int, bytes, int, bytes]], int]:
+    """The complete PUBLISH packets that `lean_publish` takes (MQTT 5, QoS 0 or 1, no
+    properties) at the front of `data[pos:]`, as (fixed header byte, topic, packet id, payload),
+    and where the first packet not taken starts: one of another kind, one with properties or
+    malformed (paho's to handle), or one not yet complete."""
+    found: list[tuple[int, bytes, int, bytes]] = []
+    end = len(data)
+    while pos < end:
+        header = data[pos]
+        if header & 0xF0 != 0x30 or header & 0x06 == 0x06 or header & 0x06 == 0x04:
+            break  # not a PUBLISH, or QoS 2 (or the invalid QoS 3)
+        # The remaining length: a variable byte integer of at most four bytes.
+        length, shift, at = 0, 0, pos + 1
+        while True:
+            if at >= end or at - pos > 4:
+                return found, pos
+            byte = data[at]
+            at += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        stop = at + length
+        if stop > end or length < 2:
+            break
+        topic_end = at + 2 + ((data[at] << 8) | data[at + 1])
+        mid = 0
+        if header & 0x06:
+            if topic_end + 2 > stop:
+                break
+            mid = (data[topic_end] << 8) | data[topic_end + 1]
+            props = topic_end + 2
+        else:
+            props = topic_end
+        if props >= stop or data[props] != 0:
+            break  # properties present (or no room for their length): paho's decoder
+        found.append((header, data[at + 2 : topic_end], mid, data[props + 1 : stop]))
+        pos = stop
+    return found, pos
+
+
+def topic_text(topic: bytes) -> str:
+    """A topic as text; a broker passes only UTF-8 topics, and anything else is kept readable
+    (and then rejected as a bad topic) instead of stopping the ingest."""
+    return topic.decode("utf-8", "replace")
 
 
 def pubacks(mids: list[int]) -> bytes:
@@ -93,10 +157,65 @@ class _ReadBuffer:
 
 class IngestClient(paho.Client):
     """paho's Client with a buffered receive path, a direct PUBLISH decoder and batched PUBACKs
-    (see the module docstring)."""
+    (see the module docstring).
+
+    With `on_received` set, every PUBLISH the lean decoder takes goes to it, in lists, as
+    `Received`; the rest (properties present, QoS 2) still goes to `on_message`. Both are called
+    from the network thread, in the order the packets arrived."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_received: Callable[[list[Received]], None] | None = None
+        self.connection = 0  # counts the sockets opened: which connection messages came on
 
     def _create_socket(self) -> Any:
-        return _ReadBuffer(super()._create_socket())
+        sock = _ReadBuffer(super()._create_socket())
+        self.connection += 1
+        return sock
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """paho's turn (one packet, which may fill the buffer), then every complete lean
+        PUBLISH the buffer already holds."""
+        rc = super().loop_read(max_packets)
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._drain()
+        return rc
+
+    def _drain(self) -> None:
+        sock = self._sock
+        on_received = self.on_received
+        if (
+            on_received is None
+            or not isinstance(sock, _ReadBuffer)
+            or self._in_packet["command"]  # in the middle of a packet paho is reading
+            or self._protocol != paho.MQTTv5
+        ):
+            return
+        found, sock._pos = split_publishes(sock._data, sock._pos)
+        if not found:
+            return
+        with self._msgtime_mutex:
+            self._last_bytes_received = paho.time_func()
+        connection = self.connection
+        self._deliver(
+            [
+                Received(connection, topic_text(topic), mid, (header & 0x06) >> 1, payload)
+                for header, topic, mid, payload in found
+            ]
+        )
+
+    def _deliver(self, received: list[Received]) -> None:
+        on_received = self.on_received
+        assert on_received is not None
+        with self._in_callback_mutex:
+            try:
+                on_received(received)
+            except Exception as err:
+                self._easy_log(MQTT_LOG_ERR, "Caught exception in on_received: %s", err)
+                if not self.suppress_exceptions:
+                    raise
+        if not self._manual_ack:
+            self.ack_all([r.mid for r in received if r.qos == 1])
 
     def _handle_publish(self) -> MQTTErrorCode:
         header: int = self._in_packet["command"]
@@ -108,6 +227,11 @@ class IngestClient(paho.Client):
         if decoded is None:
             return super()._handle_publish()
         topic, mid, payload = decoded
+        if self.on_received is not None:
+            self._deliver(
+                [Received(self.connection, topic_text(topic), mid, (header & 0x06) >> 1, payload)]
+            )
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         # Made without paho's constructor, which gives every message an MQTTMessageInfo with
         # its own lock and condition, a publisher's delivery tracker that a received message
         # never uses: they share one.

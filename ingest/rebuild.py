@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import h3
 import psycopg
+from h3.api import basic_int as h3_int
 
 from ingest import pass_store
 from ingest.passes import STATS_EXCLUDED_FLAGS
@@ -90,7 +90,7 @@ def _recompute_cells(conn: psycopg.Connection[Any], resolution: int) -> int:
         while rows := source.fetchmany(_CHUNK):
             with out.copy("COPY rebuild_cell (vehicle, seq, time, cell) FROM STDIN") as copy:
                 for vehicle, seq, moment, lat, lon in rows:
-                    cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, resolution))
+                    cell = h3_int.latlng_to_cell(lat, lon, resolution)
                     copy.write_row((vehicle, seq, moment, cell))
             total += len(rows)
     conn.execute(

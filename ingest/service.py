@@ -10,7 +10,8 @@ the broker holds further messages back once Receive Maximum of them are unacknow
 
 Acknowledgements belong to a connection: messages received before a reconnect are stored but not
 acknowledged on the new connection (their packet ids may by then name other messages); the broker
-delivers them again and the insert ignores them.
+delivers them again and the insert ignores them. Each message carries the connection it came on
+(`Received.connection`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ingest.decode import Row, decode_rows
 from ingest.inbox import Inbox
 from ingest.metrics import IngestMetrics
 from ingest.migrate import migrate
-from ingest.mqtt_client import IngestClient
+from ingest.mqtt_client import IngestClient, Received, topic_text
 from ingest.settings import IngestSettings
 from ingest.validate import Limits, Rejection, check_document
 from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer, read_analysis
@@ -45,6 +46,7 @@ from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer, read_analysis
 log = logging.getLogger("envpatrol.ingest")
 
 MAINTENANCE_EVERY_S = 3600.0
+_TAKE = 256  # messages taken from the inbox at a time
 PARTITIONS_AHEAD_DAYS = 7
 
 
@@ -58,23 +60,16 @@ class IngestCounters:
     db_errors: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """A message as received, with the connection it came on (see the module docstring)."""
-
-    connection: int
-    message: paho.MQTTMessage
-
-
 @dataclass(slots=True)
 class Batch:
     """Messages taken together, already decoded and validated: what one transaction writes."""
 
-    messages: list[Inbound] = field(default_factory=list)
+    messages: list[Received] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)  # the readings as `reading` table rows
     dead: list[DeadLetter] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     resolution: int = 10  # of the rows' cells
+    kinds: dict[str, int] = field(default_factory=dict)  # messages by topic kind
 
 
 class _Deadline:
@@ -122,8 +117,7 @@ class IngestService:
         self.counters = IngestCounters()
         self.metrics = metrics or IngestMetrics()
         self.dead_by_reason: dict[str, int] = {}
-        self._inbox: Inbox[Inbound] = Inbox()
-        self._connection = 0  # which connection to the broker is current; see Inbound
+        self._inbox: Inbox[Received] = Inbox()
         self._connected = threading.Event()
         client = make_client(
             settings.mqtt, settings.client_id, clean_start=False, factory=IngestClient
@@ -132,6 +126,7 @@ class IngestService:
         self.client = client
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
+        self.client.on_received = self._inbox.put_many
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self._writer: Writer | None = None
@@ -156,7 +151,6 @@ class IngestService:
         if reason.is_failure:
             log.error("broker refused the ingest: %s", reason)
             return
-        self._connection += 1
         session = getattr(flags, "session_present", False)
         log.info("connected to %s (session present: %s)", self.settings.mqtt.url, session)
         client.subscribe(self.subscriptions())
@@ -171,7 +165,16 @@ class IngestService:
         log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        self._inbox.put(Inbound(self._connection, message))
+        """What the client's lean decoder leaves to paho (properties present, QoS 2)."""
+        self._inbox.put(
+            Received(
+                self.client.connection,
+                topic_text(message._topic),
+                message.mid,
+                message.qos,
+                bytes(message.payload),
+            )
+        )
 
     def connect(self) -> None:
         v5 = self.settings.mqtt.protocol == "5"
@@ -261,27 +264,34 @@ class IngestService:
         """The next batch, decoded and validated as its messages arrive: closed at
         `batch_max_messages` messages, `batch_max_readings` readings or `batch_max_wait_s` after
         its first message, whichever comes first. None when nothing arrived for a moment."""
-        first = self._inbox.get(timeout=0.2)
+        inbox = self._inbox
+        first = inbox.get(timeout=0.2)
         if first is None:
             return None
         batch = Batch(resolution=self._resolution)
         now = datetime.now(UTC)
         self._take(first, batch, now)
         settings = self.settings
+        max_messages, max_readings = settings.batch_max_messages, settings.batch_max_readings
         deadline = time.monotonic() + settings.batch_max_wait_s
-        while (
-            len(batch.messages) < settings.batch_max_messages
-            and len(batch.rows) < settings.batch_max_readings
-            and not stop.is_set()
-        ):
+        while len(batch.messages) < max_messages and not stop.is_set():
             # what has arrived is taken at once; an empty inbox is waited on until the deadline
-            inbound = self._inbox.get(timeout=deadline - time.monotonic())
-            if inbound is None:
+            taken = inbox.take(min(_TAKE, max_messages - len(batch.messages)))
+            if not taken:
+                one = inbox.get(timeout=deadline - time.monotonic())
+                if one is None:
+                    break
+                taken = [one]
+            for at, received in enumerate(taken):
+                if len(batch.rows) >= max_readings:
+                    inbox.give_back(taken[at:])
+                    return batch
+                self._take(received, batch, now)
+            if len(batch.rows) >= max_readings:
                 break
-            self._take(inbound, batch, now)
         return batch
 
-    def sort(self, messages: list[Inbound]) -> Batch:
+    def sort(self, messages: list[Received]) -> Batch:
         """Decode and validate `messages` into one batch."""
         batch = Batch(resolution=self._resolution)
         now = datetime.now(UTC)
@@ -289,16 +299,17 @@ class IngestService:
             self._take(inbound, batch, now)
         return batch
 
-    def _take(self, inbound: Inbound, batch: Batch, now: datetime) -> None:
-        batch.messages.append(inbound)
-        message = inbound.message
-        payload = bytes(message.payload)
-        topic = message.topic
+    def _take(self, received: Received, batch: Batch, now: datetime) -> None:
+        batch.messages.append(received)
+        payload = received.payload
+        topic = received.topic
         try:
             vehicle, kind = self.topics.parse(topic)
         except TopicError as exc:
+            batch.kinds["other"] = batch.kinds.get("other", 0) + 1
             batch.dead.append(DeadLetter(topic, "bad_topic", str(exc), payload, now))
             return
+        batch.kinds[kind] = batch.kinds.get(kind, 0) + 1
         if kind == "readings":
             # Cells at the resolution of the last batch written; the writer recomputes them in
             # the rare case `envpatrol rebuild` changed it meanwhile.
@@ -424,23 +435,15 @@ class IngestService:
                     return  # not acknowledged: the broker delivers these again
                 backoff = min(backoff * 2, 10.0)
         committed = time.monotonic()
-        current = self._connection
-        self.client.ack_all(
-            [i.message.mid for i in batch if i.message.qos == 1 and i.connection == current]
-        )
-        kinds: dict[str, int] = {}
-        for inbound in batch:
-            message = inbound.message
-            if message.qos == 2 and inbound.connection == current:
-                self.client.ack(message.mid, message.qos)
-            kind = message.topic.rsplit("/", 1)[-1]
-            kinds[kind] = kinds.get(kind, 0) + 1
-        self._count(batch, result.offered, result.inserted, result.passes, dead, kinds)
+        current = self.client.connection
+        self.client.ack_all([m.mid for m in batch if m.qos == 1 and m.connection == current])
+        for m in batch:
+            if m.qos == 2 and m.connection == current:
+                self.client.ack(m.mid, m.qos)
+        self._count(batch, result.offered, result.inserted, result.passes, dead, parsed.kinds)
         self.metrics.batch_seconds.observe(committed - started)
         now = time.time()
-        observe = self.metrics.lag.observe
-        for moment in rows.times():
-            observe(max(0.0, now - moment.timestamp()))
+        self.metrics.observe_lags([max(0.0, now - moment.timestamp()) for moment in rows.times()])
         log.debug(
             "batch: %d messages, %d readings (%d new), %d dead, %.1f ms",
             len(batch),
@@ -452,7 +455,7 @@ class IngestService:
 
     def _count(
         self,
-        batch: list[Inbound],
+        batch: list[Received],
         offered: int,
         inserted: int,
         passes: int,
@@ -467,9 +470,7 @@ class IngestService:
         self.metrics.batches.inc()
         self.metrics.batch_messages.observe(len(batch))
         for kind, n in kinds.items():
-            self.metrics.messages.labels(
-                kind if kind in ("readings", "status", "health") else "other"
-            ).inc(n)
+            self.metrics.messages.labels(kind).inc(n)
         self.metrics.readings.labels("stored").inc(inserted)
         self.metrics.readings.labels("duplicate").inc(offered - inserted)
         self.metrics.passes.inc(passes)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import h3
 import orjson
 import psycopg
+from h3.api import basic_int as h3_int
 from psycopg.types.json import set_json_dumps
 
 from edge.units import CHANNELS
@@ -156,7 +156,7 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM rolled), (SELECT count(
 
 
 def cell_of(lat: float, lon: float, resolution: int) -> int:
-    return int(h3.str_to_int(h3.latlng_to_cell(lat, lon, resolution)))
+    return int(h3_int.latlng_to_cell(lat, lon, resolution))
 
 
 def copy_rows(cur: psycopg.Cursor[Any], table: str, rows: Iterable[tuple[object, ...]]) -> None:

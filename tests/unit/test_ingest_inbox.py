@@ -62,3 +62,31 @@ def test_producers_and_a_consumer_lose_nothing() -> None:
     assert len(got) == producers * per_producer
     for p in range(producers):  # each producer's items in its own order
         assert [i for q, i in got if q == p] == list(range(per_producer))
+
+
+@given(
+    st.lists(st.lists(st.integers(), max_size=20), max_size=20),
+    st.lists(st.integers(0, 30), min_size=1, max_size=20),
+    st.lists(st.integers(0, 5), min_size=1, max_size=20),
+)
+def test_lists_put_taken_and_given_back_keep_their_order(
+    chunks: list[list[int]], limits: list[int], backs: list[int]
+) -> None:
+    """The network thread puts lists; the parsing thread takes a few at a time and may give
+    the last ones it took back (a batch full of readings): the order is the order received."""
+    inbox: Inbox[int] = Inbox()
+    for chunk in chunks:
+        inbox.put_many(chunk)
+    expected = [item for chunk in chunks for item in chunk]
+    out: list[int] = []
+    i = 0
+    while len(inbox):
+        taken = inbox.take(limits[i % len(limits)] + 1)
+        back = min(backs[i % len(backs)], len(taken) - 1)
+        i += 1
+        if back:
+            inbox.give_back(taken[-back:])
+            taken = taken[:-back]
+        out += taken
+    assert out == expected
+    assert inbox.take(5) == []

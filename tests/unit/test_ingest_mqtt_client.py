@@ -14,7 +14,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.mqtt_client import IngestClient, _ReadBuffer, lean_publish, pubacks
+from ingest.mqtt_client import (
+    IngestClient,
+    Received,
+    _ReadBuffer,
+    lean_publish,
+    pubacks,
+    split_publishes,
+)
 
 V5 = MQTTProtocolVersion.MQTTv5
 # What MQTT allows in a UTF-8 string: no NUL, no surrogates.
@@ -114,6 +121,9 @@ class ChunkedStream:
     def fileno(self) -> int:
         return 42
 
+    def close(self) -> None:
+        self.pos = len(self.data)
+
 
 @given(
     data=st.binary(min_size=1, max_size=5000),
@@ -186,3 +196,93 @@ def test_ingest_client_delivers_what_paho_delivers(
         assert getattr(ours, field) == getattr(theirs, field), field
     assert ours.properties is None  # none were sent; paho gives an empty Properties
     assert ours.timestamp > 0
+
+
+lean_packets = st.tuples(
+    st.binary(max_size=60),  # topic
+    st.integers(0, 1),  # QoS
+    st.integers(1, 65535),  # packet id
+    st.binary(max_size=300),  # payload
+    st.booleans(),  # dup
+    st.booleans(),  # retain
+)
+
+
+def framed(header: int, packet: bytes) -> bytes:
+    """A packet with its fixed header: the command byte and the remaining length."""
+    length, out = len(packet), bytearray([header])
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(out) + packet
+
+
+@given(
+    packets=st.lists(lean_packets, max_size=12),
+    tail=st.sampled_from(["none", "props", "qos2", "pingresp", "cut"]),
+    cut=st.integers(1, 400),
+)
+def test_split_publishes_takes_the_lean_packets_in_front(
+    packets: list[tuple[bytes, int, int, bytes, bool, bool]], tail: str, cut: int
+) -> None:
+    """Every complete lean PUBLISH in front, decoded as `lean_publish` (itself checked against
+    paho) decodes it, and it stops where paho must take over: at a packet with properties, at
+    QoS 2, at another kind of packet, or at one not yet complete."""
+    stream, expected = b"", []
+    for topic, qos, mid, payload, dup, retain in packets:
+        header, packet = publish_packet(topic, qos, mid, payload, b"\x00", dup=dup, retain=retain)
+        stream += framed(header, packet)
+        expected.append((header, topic, mid if qos else 0, payload))
+    stop = len(stream)
+    if tail == "props":
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.UserProperty = [("k", "v")]
+        stream += framed(*publish_packet(b"t", 1, 7, b"x", props.pack(), dup=False, retain=False))  # type: ignore[no-untyped-call]
+    elif tail == "qos2":
+        stream += framed(*publish_packet(b"t", 2, 7, b"x", b"\x00", dup=False, retain=False))
+    elif tail == "pingresp":
+        stream += b"\xd0\x00"
+    elif tail == "cut":
+        whole = framed(
+            *publish_packet(b"topic", 1, 9, b"y" * 300, b"\x00", dup=False, retain=False)
+        )
+        stream += whole[: cut % len(whole)]
+    found, at = split_publishes(b"junk" + stream, 4)
+    assert found == expected
+    assert at == 4 + stop
+
+
+def test_split_publishes_leaves_malformed_packets_to_paho() -> None:
+    # remaining length of five bytes, topic longer than the packet, no room for the packet id
+    for bad in (b"\x32\xff\xff\xff\xff\x01", b"\x30\x03\x00\x09a", b"\x32\x03\x00\x01a"):
+        assert split_publishes(bad, 0) == ([], 0)
+
+
+def test_a_turn_of_the_loop_delivers_every_buffered_publish_in_order() -> None:
+    """One `loop_read` hands over everything complete in the read buffer as one list, in order,
+    with the connection it came on; a packet with properties still goes to on_message."""
+    client = IngestClient(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.manual_ack_set(True)
+    client.connection = 3
+    lists: list[list[Received]] = []
+    client.on_received = lists.append
+    messages: list[paho.MQTTMessage] = []
+    client.on_message = lambda _c, _u, m: messages.append(m)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.UserProperty = [("k", "v")]
+    stream = b"".join(
+        framed(
+            *publish_packet(
+                f"t/{i}".encode(), 1, i + 1, b"p%d" % i, b"\x00", dup=False, retain=False
+            )
+        )
+        for i in range(50)
+    ) + framed(*publish_packet(b"t/props", 1, 99, b"q", props.pack(), dup=False, retain=False))  # type: ignore[no-untyped-call]
+    client._sock = _ReadBuffer(ChunkedStream(stream, len(stream)))
+    while client._sock.pending() or not messages:
+        client.loop_read()
+    received = [r for chunk in lists for r in chunk]
+    assert received == [Received(3, f"t/{i}", i + 1, 1, b"p%d" % i) for i in range(50)]
+    assert len(lists) <= 2  # the first packet through paho's reader, the rest in one list
+    assert [(m.topic, m.mid) for m in messages] == [("t/props", 99)]
