@@ -110,8 +110,9 @@ def _merged_stat(c: str) -> str:
     """A channel's statistics of a stored pass (`a.stats`) merged with a run that extends it,
     as `ingest.passes.extend` does."""
     o = f"(a.stats -> '{c}')"
-    n_old = f"({o} ->> 0)::bigint"
-    mean_old = f"({o} ->> 1)::float8"
+    # n, mean, min and max are always numbers: cast from jsonb directly, not through text
+    n_old = f"({o} -> 0)::bigint"
+    mean_old = f"({o} -> 1)::float8"
     energy = (
         f"10.0 * log10(({n_old} * power(10.0::float8, ({o} ->> 4)::float8 / 10.0) + a.{c}_e)"
         f" / ({n_old} + a.{c}_n))"
@@ -122,7 +123,7 @@ def _merged_stat(c: str) -> str:
         f"CASE WHEN a.{c}_n = 0 THEN {o} WHEN {o} IS NULL THEN {_fresh_stat(c)} "
         f"ELSE jsonb_build_array({n_old} + a.{c}_n, "
         f"({n_old} * {mean_old} + a.{c}_n * a.{c}_mean) / ({n_old} + a.{c}_n), "
-        f"least(({o} ->> 2)::float8, a.{c}_min), greatest(({o} ->> 3)::float8, a.{c}_max), "
+        f"least(({o} -> 2)::float8, a.{c}_min), greatest(({o} -> 3)::float8, a.{c}_max), "
         f"{energy}) END"
     )
 
@@ -146,25 +147,9 @@ _POINT_VALUES = ", ".join(
     for c in CHANNEL_COLUMNS
 )
 
-# Every touched vehicle whose new readings all come after its newest pass (readings arriving in
-# order, the usual case), all at once: its new track points are segmented with window functions
-# (a point starts a run when it changes cell or comes more than the gap after the previous one;
-# the first point compares with the newest pass), the first run extends that pass in place when
-# it continues it (statistics merged in SQL, as `ingest.passes.extend`), later runs become new
-# passes. Returns the passes written and the vehicles left for `_resegment` (late readings).
-_APPEND = f"""
-WITH latest AS (
-    SELECT t.vehicle, t.tmin, t.tmax, lp.start_time, lp.first_seq, lp.end_time, lp.cell,
-           lp.readings, lp.stats
-    FROM touched_stage t
-    LEFT JOIN LATERAL (
-        SELECT p.* FROM pass p
-        WHERE p.resolution = %(resolution)s AND p.vehicle = t.vehicle
-        ORDER BY p.start_time DESC, p.first_seq DESC LIMIT 1
-    ) lp ON true
-), in_order AS (
-    SELECT * FROM latest WHERE start_time IS NULL OR tmin > end_time
-), points AS (
+# The in-order vehicles' new track points, each marked when it starts a run: from `reading`, one
+# index range scan per vehicle (the lateral join), or from the batch's staging table, joined.
+_POINTS_FROM_STORE = f"""
     SELECT l.vehicle, x.time, x.seq, x.cell, x.starts_new, {", ".join(f"x.{c}" for c in CHANNEL_COLUMNS)}
     FROM in_order l CROSS JOIN LATERAL (
         SELECT r.time, r.seq, r.cell,
@@ -178,7 +163,40 @@ WITH latest AS (
         WHERE r.vehicle = l.vehicle AND r.time >= l.tmin AND r.time <= l.tmax AND {_TRACK_WHERE}
         WINDOW w AS (ORDER BY r.time, r.seq)
     ) x
-), numbered AS (
+"""
+_POINTS_FROM_STAGE = f"""
+    SELECT l.vehicle, r.time, r.seq, r.cell,
+           CASE WHEN lag(r.time) OVER w IS NULL
+                THEN l.start_time IS NULL OR r.cell <> l.cell OR r.time - l.end_time > %(gap)s
+                ELSE r.cell <> lag(r.cell) OVER w OR r.time - lag(r.time) OVER w > %(gap)s
+           END AS starts_new,
+           {_POINT_VALUES}
+    FROM in_order l JOIN reading_stage r ON r.vehicle = l.vehicle
+    WHERE r.time >= l.tmin AND r.time <= l.tmax AND {_TRACK_WHERE}
+    WINDOW w AS (PARTITION BY l.vehicle ORDER BY r.time, r.seq)
+"""
+
+
+# Every touched vehicle whose new readings all come after its newest pass (readings arriving in
+# order, the usual case), all at once: its new track points are segmented with window functions
+# (a point starts a run when it changes cell or comes more than the gap after the previous one;
+# the first point compares with the newest pass), the first run extends that pass in place when
+# it continues it (statistics merged in SQL, as `ingest.passes.extend`), later runs become new
+# passes. Returns the passes written and the vehicles left for `_resegment` (late readings).
+def _append_sql(points: str) -> str:
+    return f"""
+WITH latest AS (
+    SELECT t.vehicle, t.tmin, t.tmax, lp.start_time, lp.first_seq, lp.end_time, lp.cell,
+           lp.readings, lp.stats, lp.ctid AS pass_row
+    FROM touched_stage t
+    LEFT JOIN LATERAL (
+        SELECT p.ctid, p.* FROM pass p
+        WHERE p.resolution = %(resolution)s AND p.vehicle = t.vehicle
+        ORDER BY p.start_time DESC, p.first_seq DESC LIMIT 1
+    ) lp ON true
+), in_order AS (
+    SELECT * FROM latest WHERE start_time IS NULL OR tmin > end_time
+), points AS ({points}), numbered AS (
     SELECT p.*, sum(p.starts_new::int) OVER (PARTITION BY p.vehicle ORDER BY p.time, p.seq) AS run
     FROM points p
 ), runs AS (
@@ -190,10 +208,11 @@ WITH latest AS (
 ), extended AS (
     UPDATE pass p SET end_time = a.end_time, last_seq = a.last_seq,
                       readings = p.readings + a.readings, stats = {_stats_object(_merged_stat)}
-    FROM (SELECT r.*, l.start_time AS pass_start, l.first_seq AS pass_first_seq, l.stats
+    FROM (SELECT r.*, l.pass_row, l.stats
           FROM runs r JOIN in_order l USING (vehicle) WHERE r.run = 0) a
-    WHERE p.resolution = %(resolution)s AND p.vehicle = a.vehicle
-      AND p.start_time = a.pass_start AND p.first_seq = a.pass_first_seq
+    -- The row read above, in this statement's snapshot, while the insert statement's lock on
+    -- the vehicle's row keeps other writers off its passes: found directly (no index lookup).
+    WHERE p.ctid = a.pass_row
     RETURNING 1
 ), added AS (
     INSERT INTO pass ({", ".join(PASS_COLUMNS)})
@@ -205,6 +224,13 @@ WITH latest AS (
 SELECT (SELECT count(*) FROM extended) + (SELECT count(*) FROM added),
        ARRAY(SELECT vehicle FROM latest WHERE start_time IS NOT NULL AND tmin <= end_time)
 """
+
+
+_APPEND = _append_sql(_POINTS_FROM_STORE)
+# When every staged reading was newly stored, the in-order vehicles' new track points are exactly
+# their staged track rows: any stored track point lies in a pass, so before the newest pass's
+# end, and the batch's own points come after it.
+_APPEND_STAGED = _append_sql(_POINTS_FROM_STAGE)
 
 
 def stats_json(stats: Mapping[str, ChannelStats]) -> str:
@@ -265,11 +291,15 @@ def store(cur: Cursor, resolution: int, passes: Iterable[Pass]) -> int:
     return count
 
 
-def refresh_touched(cur: Cursor, resolution: int, gap: timedelta) -> int:
+def refresh_touched(
+    cur: Cursor, resolution: int, gap: timedelta, *, all_staged_new: bool = False
+) -> int:
     """Recompute the passes around the readings listed in `touched_stage` (filled by the batch's
-    insert, in the same transaction). Returns how many passes were written."""
+    insert, in the same transaction). With `all_staged_new` (the insert stored every row of
+    `reading_stage`), the new track points are read from the staging table instead of `reading`.
+    Returns how many passes were written."""
     params = _params(resolution, gap)
-    row = cur.execute(_APPEND, params).fetchone()  # type: ignore[arg-type]
+    row = cur.execute(_APPEND_STAGED if all_staged_new else _APPEND, params).fetchone()  # type: ignore[arg-type]
     written = int(row[0]) if row else 0
     late: list[str] = list(row[1]) if row else []
     if late:
