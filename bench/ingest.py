@@ -59,7 +59,7 @@ from paho.mqtt.properties import Properties
 from edge.wire import Position, Reading, encode_message
 from ingest.columns import COLUMNS
 from ingest.migrate import migrate
-from ingest.mqtt_client import IngestClient
+from ingest.mqtt_client import IngestClient, Received
 from ingest.writer import copy_rows, row_of, use_orjson
 
 HERE = Path(__file__).resolve().parent
@@ -531,8 +531,8 @@ def raw_copy(readings: dict[str, list[Reading]], *, binary: bool) -> dict[str, f
 def sink(port: int, client_id: str, n: int, *, ingest_client: bool = False) -> None:
     """A paho QoS 1 subscriber that does nothing but acknowledge (manually, one by one), on a
     persistent session: `--sink`. With n = 0 it subscribes and stops. With `ingest_client`,
-    the ingest's own client (`ingest.mqtt_client`), acknowledging 1,000 at a time as the ingest
-    does after each batch."""
+    the ingest's own client (`ingest.mqtt_client`), taking messages in lists (`on_received`) and
+    acknowledging 1,000 at a time, as the ingest does after each batch."""
     got = [0]
     done = threading.Event()
     started = time.monotonic()
@@ -557,12 +557,25 @@ def sink(port: int, client_id: str, n: int, *, ingest_client: bool = False) -> N
         if got[0] >= n:
             done.set()
 
+    def on_received(received: list[Received]) -> None:
+        assert isinstance(client, IngestClient)
+        for r in received:
+            got[0] += 1
+            pending.append(r.mid)
+            if len(pending) >= 1000 or got[0] >= n:
+                client.ack_all(pending)
+                pending.clear()
+        if got[0] >= n:
+            done.set()
+
     def on_connect(c: paho.Client, *_args: object) -> None:
         c.subscribe("envpatrol/v1/+/readings", qos=1)
         if n == 0:
             done.set()
 
     client.on_message = on_message
+    if isinstance(client, IngestClient):
+        client.on_received = on_received
     client.on_connect = on_connect
     client.connect("127.0.0.1", port, 60, clean_start=False, properties=props)
     client.loop_start()

@@ -339,7 +339,7 @@ class Writer:
                 rows = rows.at(self.resolution)
                 with self.conn.cursor() as cur:
                     copy_rows(cur, "reading_stage", rows.rows)
-                    row = self._insert(cur)
+                    row = self.insert_staged(cur)
                     inserted = int(row[0]) if row else 0  # type: ignore[call-overload]
                     touched = int(row[3]) if row else 0  # type: ignore[call-overload]
                     if touched:
@@ -363,7 +363,7 @@ class Writer:
                 self._status(status)
         return WriteResult(len(rows.rows), inserted, passes)
 
-    def _insert(self, cur: psycopg.Cursor[Any]) -> tuple[Any, ...] | None:
+    def insert_staged(self, cur: psycopg.Cursor[Any]) -> tuple[Any, ...] | None:
         """The insert statement over the staged batch: first as if every reading were new (the
         usual case), in a savepoint; when one is already stored (a redelivery), again skipping
         those. Returns (inserted, rollup rows, vehicles, touched vehicles)."""
