@@ -72,7 +72,7 @@ def run(
                 copy_rows(cur, "reading_stage", rows)
                 t2 = time.perf_counter()
                 if statements == "usual":
-                    counts = writer.insert_staged(cur)
+                    counts = writer.insert_staged(cur, len(rows))
                 else:
                     counts = cur.execute(
                         _INSERT,
@@ -122,7 +122,7 @@ def statistics_share(payloads: list[tuple[str, bytes]], batch: int, repeats: int
             with conn.cursor() as cur:
                 analysis = read_analysis(conn, lock=True)
                 copy_rows(cur, "reading_stage", rows)
-                writer.insert_staged(cur)
+                writer.insert_staged(cur, len(rows))
                 params = pass_store._params(10, analysis.pass_gap)
                 spent: dict[str, list[float]] = {"with statistics": [], "without": []}
                 for _ in range(repeats):

@@ -299,6 +299,8 @@ class Writer:
     resolution: int
     plain: bool
     _days: set[date] = field(default_factory=set)
+    # The last batch held readings already stored: skip them without trying to insert all first.
+    expect_stored: bool = False
 
     def prepare(self) -> None:
         use_orjson(self.conn)
@@ -339,7 +341,7 @@ class Writer:
                 rows = rows.at(self.resolution)
                 with self.conn.cursor() as cur:
                     copy_rows(cur, "reading_stage", rows.rows)
-                    row = self.insert_staged(cur)
+                    row = self.insert_staged(cur, len(rows.rows))
                     inserted = int(row[0]) if row else 0  # type: ignore[call-overload]
                     touched = int(row[3]) if row else 0  # type: ignore[call-overload]
                     if touched:
@@ -363,16 +365,22 @@ class Writer:
                 self._status(status)
         return WriteResult(len(rows.rows), inserted, passes)
 
-    def insert_staged(self, cur: psycopg.Cursor[Any]) -> tuple[Any, ...] | None:
-        """The insert statement over the staged batch: first as if every reading were new (the
-        usual case), in a savepoint; when one is already stored (a redelivery), again skipping
-        those. Returns (inserted, rollup rows, vehicles, touched vehicles)."""
+    def insert_staged(self, cur: psycopg.Cursor[Any], staged: int) -> tuple[Any, ...] | None:
+        """The insert statement over the `staged` readings of the batch: as if every reading
+        were new (the usual case), in a savepoint; when one is already stored (a redelivery),
+        again skipping those. Redeliveries come in runs (a reconnect, an agent resending its
+        outbox), so after one the next batches skip stored readings straight away, until one of
+        them finds none. Returns (inserted, rollup rows, vehicles, touched vehicles)."""
         params = {"resolution": self.resolution, "stats_excluded": list(STATS_EXCLUDED_FLAGS)}
-        try:
-            with self.conn.transaction():
-                return cur.execute(_INSERT_NEW, params).fetchone()  # type: ignore[arg-type]
-        except psycopg.errors.UniqueViolation:
-            return cur.execute(_INSERT, params).fetchone()  # type: ignore[arg-type]
+        if not self.expect_stored:
+            try:
+                with self.conn.transaction():
+                    return cur.execute(_INSERT_NEW, params).fetchone()  # type: ignore[arg-type]
+            except psycopg.errors.UniqueViolation:
+                pass
+        row = cur.execute(_INSERT, params).fetchone()  # type: ignore[arg-type]
+        self.expect_stored = row is not None and int(row[0]) < staged
+        return row
 
     def _status(self, update: StatusUpdate) -> None:
         doc = json.dumps(update.document)

@@ -222,6 +222,23 @@ def test_readings_in_order_extend_passes_like_the_whole_track(
     assert stored_passes(conn, 10) == expected
 
 
+def test_after_a_redelivery_the_insert_skips_stored_readings_until_a_batch_has_none(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """The insert first runs as if every reading were new; a batch holding stored readings
+    makes the next ones skip them straight away, until one finds none stored."""
+    readings = drive("car-a", 90, seed=5)
+    readings.sort(key=lambda r: (r.time, r.seq))
+    a, b, c = readings[:30], readings[30:60], readings[60:]
+    writer = writer_for(conn)
+    steps = [(a, False), (a + b[:5], True), (b, True), (c, False)]
+    for batch, expect_stored in steps:
+        writer.write(batch, [], [])
+        assert writer.expect_stored is expect_stored
+    assert conn.execute("SELECT count(*) FROM reading").fetchone() == (len(readings),)
+    assert stored_passes(conn, 10) == expected_passes(readings, 10, GAP)
+
+
 def test_flagged_values_stay_stored_but_out_of_statistics(conn: psycopg.Connection[Any]) -> None:
     writer = writer_for(conn)
     position = Position(39.9, 116.4, True)
