@@ -253,7 +253,10 @@ def _values(
 # --- the usual message, through msgspec ----------------------------------------------------------
 
 
-class _Position(msgspec.Struct):
+# Every field typed and no other allowed (forbid_unknown_fields): a field the road does not know
+# could hold what the checks reject (invalid UTF-8, a number beyond a double), so such a message
+# goes through the checks.
+class _Position(msgspec.Struct, forbid_unknown_fields=True):
     lat: float
     lon: float
     valid: bool
@@ -266,7 +269,7 @@ class _Position(msgspec.Struct):
     age_s: int | float | None = None
 
 
-class _Reading(msgspec.Struct):
+class _Reading(msgspec.Struct, forbid_unknown_fields=True):
     seq: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
     time: str
     time_source: Literal["gnss", "host"]
@@ -278,7 +281,7 @@ class _Reading(msgspec.Struct):
     channel_flags: dict[str, list[str]] = {}
 
 
-class _Message(msgspec.Struct):
+class _Message(msgspec.Struct, forbid_unknown_fields=True):
     schema_version: int
     vehicle: str
     readings: Annotated[list[_Reading], msgspec.Meta(min_length=1)]
@@ -295,8 +298,8 @@ def _fast(
     None (the checks above decide) for anything else."""
     try:
         message = _MESSAGE.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    except Exception:  # msgspec's own errors, and UnicodeDecodeError, RecursionError on bad input
+        return None  # the checks decide
     vehicle = message.vehicle
     if message.schema_version != SCHEMA_VERSION or len(message.readings) > MAX_READINGS_PER_MESSAGE:
         return None

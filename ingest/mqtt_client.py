@@ -169,9 +169,10 @@ class IngestClient(paho.Client):
         self.connection = 0  # counts the sockets opened: which connection messages came on
 
     def _create_socket(self) -> Any:
-        sock = _ReadBuffer(super()._create_socket())
+        # Counted before connecting: a batch committed meanwhile must not acknowledge, on the
+        # new socket, messages that came on the old one.
         self.connection += 1
-        return sock
+        return _ReadBuffer(super()._create_socket())
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """paho's turn (one packet, which may fill the buffer), then every complete lean

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -253,5 +254,52 @@ def test_special_values() -> None:
             {**base, "readings": [{**reading, "values": {"pm25": -5.0}}, {**reading, "seq": -1}]}
         ).encode(),
     ]
+    good = json.dumps({**base, "readings": [reading]}, separators=(",", ":")).encode()
+    cases += [
+        # bytes that are not UTF-8, where the checks and msgspec's structs read strings
+        good.replace(b'"car-1"', b'"car-\xff"', 1),
+        good.replace(b'"profile":"p"', b'"profile":"\xed\xa0\x80"'),
+        good.replace(b'"profile":"p"', b'"profile":"p","x":"\xc0\xaf"'),
+        # fields the structs do not know, holding what the checks reject or accept
+        good.replace(b'"profile":"p"', b'"profile":"p","x":1e400'),
+        good.replace(b'"profile":"p"', b'"profile":"p","x":[1, "two"]'),
+        good.replace(b'"schema_version":1', b'"schema_version":1,"extra":' + b"1" * 400),
+        # nesting deeper than either parser goes, and just within orjson's limit
+        good.replace(b'"profile":"p"', b'"profile":"p","x":' + b"[" * 5000 + b"]" * 5000),
+        good.replace(b'"profile":"p"', b'"profile":"p","x":' + b"[" * 1000 + b"]" * 1000),
+    ]
+    assert len(set(cases)) == len(cases)  # every change above took
     for payload in cases:
         assert_equivalent(TOPIC, payload)
+
+
+def test_deep_nesting_in_a_thread_is_decided_as_the_checks_decide() -> None:
+    """The ingest decodes in a thread, whose stack is shallower than the main one's: nesting
+    about a thousand deep in a field no struct knows is a matter for the checks there too (orjson
+    takes up to 1,024 levels), never an exception out of the decoder."""
+    failures: list[BaseException] = []
+
+    reading = (
+        b'{"seq":1,"time":"2025-03-03T11:00:00Z","time_source":"gnss","values":{},"units":{},'
+        b'"profile":"p"}'
+    )
+
+    def decide() -> None:
+        for depth in (1000, 1020, 1200, 5000):
+            payload = (
+                b'{"x":'
+                + b"[" * depth
+                + b"]" * depth
+                + b',"schema_version":1,"vehicle":"car-1","readings":['
+                + reading
+                + b"]}"
+            )
+            try:
+                assert_equivalent(TOPIC, payload)
+            except BaseException as exc:
+                failures.append(exc)
+
+    worker = threading.Thread(target=decide)
+    worker.start()
+    worker.join(60)
+    assert not failures, failures
