@@ -44,6 +44,16 @@ PHASES = ("decode", "copy", "insert", "passes", "commit")
 STATEMENTS = ("usual", "redelivery")
 
 
+def decoded(topics: Topics, payloads: list[tuple[str, bytes]]) -> list[Row]:
+    """The `reading` rows of `payloads`, every one valid."""
+    rows: list[Row] = []
+    for topic, payload in payloads:
+        got = decode_rows(topics, topic, payload, 10)
+        assert not isinstance(got, Rejection), got
+        rows.extend(got)
+    return rows
+
+
 def run(
     payloads: list[tuple[str, bytes]], batch: int, statements: str
 ) -> tuple[int, float, dict[str, float]]:
@@ -60,11 +70,7 @@ def run(
         started = time.perf_counter()
         for first in range(0, len(payloads), batch):
             t0 = time.perf_counter()
-            rows: list[Row] = []
-            for topic, payload in payloads[first : first + batch]:
-                decoded = decode_rows(topics, topic, payload, 10)
-                assert not isinstance(decoded, Rejection), decoded
-                rows.extend(decoded)
+            rows = decoded(topics, payloads[first : first + batch])
             t1 = time.perf_counter()
             writer.ensure_partitions(Rows(10, rows).days())
             with conn.cursor() as cur:
@@ -110,11 +116,7 @@ def statistics_share(payloads: list[tuple[str, bytes]], batch: int, repeats: int
         writer = Writer(conn, 10, plain=True)
         writer.prepare()
         for k, first in enumerate(range(0, len(payloads), batch)):
-            rows: list[Row] = []
-            for topic, payload in payloads[first : first + batch]:
-                decoded = decode_rows(topics, topic, payload, 10)
-                assert not isinstance(decoded, Rejection), decoded
-                rows.extend(decoded)
+            rows = decoded(topics, payloads[first : first + batch])
             if k < 3:
                 writer.write(Rows(10, rows), [], [])
                 continue

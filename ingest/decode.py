@@ -129,7 +129,7 @@ def _row(
     item, seq, moment, source, profile = reading_head(item, where)
     position = item.get("position")
     fix = _NO_POSITION if position is None else position_fields(position, where)
-    channel_values, flagged_out = _values(item, where)
+    channel_values, flagged_out = _values(item.get("values"), item.get("units"), where)
     flags = reading_flags(item, where)
     reading_channel_flags(item, where)  # the checks; the row keeps the lists as they came
     channel_flags = item.get("channel_flags", {})
@@ -210,13 +210,12 @@ def _range_problem(
 
 
 def _values(
-    item: dict[str, Any], where: str
+    values: Any, units: Any, where: str
 ) -> tuple[list[float | None], list[tuple[str, float]] | None]:
-    """The channel columns, and the values outside their channel's range (None: none)."""
-    values = item.get("values")
+    """A reading's `values` and `units` as the channel columns, and the values outside their
+    channel's range (None: none). Raises WireError."""
     if not isinstance(values, dict):
         raise WireError("missing_field", f"{where}.values must be an object")
-    units = item.get("units")
     if not isinstance(units, dict):
         raise WireError("missing_field", f"{where}.units must be an object")
     out: list[float | None] = list(_NO_VALUES)
@@ -333,11 +332,13 @@ def _fast_row(
     if moment.tzinfo is None or not item.profile.isascii() or not _fast_flags(item):
         return None
     fix = _fast_fix(item.position, resolution)
-    values = _fast_values(item)
-    if fix is None or values is None:
+    if fix is None:
         return None
+    try:
+        out, outside = _values(item.values, item.units, "")
+    except WireError:
+        return None  # the checks will say where and why
     moment = moment.astimezone(UTC)
-    out, outside = values
     row = (
         vehicle,
         item.seq,
@@ -390,27 +391,3 @@ def _fast_fix(p: _Position | None, resolution: int) -> tuple[Any, ...] | None:
         p.age_s,
         cell,
     )
-
-
-def _fast_values(
-    item: _Reading,
-) -> tuple[list[float | None], list[tuple[str, float]] | None] | None:
-    """The channel columns and the values outside their channel's range."""
-    out: list[float | None] = list(_NO_VALUES)
-    outside: list[tuple[str, float]] | None = None
-    units = item.units
-    for name, value in item.values.items():
-        spec = _SPECS.get(name)
-        if spec is None or units.get(name) != spec[1]:
-            return None
-        if value is None:
-            continue
-        if value - value != 0.0:  # inf or nan
-            return None
-        column, _unit, low, high = spec
-        out[column] = value
-        if not low <= value <= high:
-            if outside is None:
-                outside = []
-            outside.append((name, value))
-    return out, outside

@@ -45,21 +45,29 @@ def lean_publish(header: int, packet: bytes | bytearray) -> tuple[bytes, int, by
     """(topic, packet id, payload) of an MQTT 5 PUBLISH with no properties at QoS 0 or 1, from
     its fixed header's first byte and the rest after the remaining length; None for anything
     else, which paho's own decoder then handles (and rejects when malformed)."""
+    return _lean_body(header, packet, 0, len(packet))
+
+
+def _lean_body(
+    header: int, data: bytes | bytearray, at: int, stop: int
+) -> tuple[bytes, int, bytes] | None:
+    """`lean_publish` of the packet whose variable header starts at `at` and which ends at
+    `stop` in `data`."""
     qos = (header & 0x06) >> 1
-    if qos > 1 or len(packet) < 2:
+    if qos > 1 or stop - at < 2:
         return None
-    end = 2 + ((packet[0] << 8) | packet[1])
-    topic = bytes(packet[2:end])
+    end = at + 2 + ((data[at] << 8) | data[at + 1])
+    topic = bytes(data[at + 2 : min(end, stop)])
     mid = 0
     if qos:
-        if len(packet) < end + 2:
+        if stop < end + 2:
             return None
-        mid = (packet[end] << 8) | packet[end + 1]
+        mid = (data[end] << 8) | data[end + 1]
         end += 2
     # The properties length is a variable byte integer; 0 (one zero byte) is the only case here.
-    if len(packet) <= end or packet[end] != 0:
+    if stop <= end or data[end] != 0:
         return None
-    return topic, mid, bytes(packet[end + 1 :])
+    return topic, mid, bytes(data[end + 1 : stop])
 
 
 class Received(NamedTuple):
@@ -82,8 +90,8 @@ def split_publishes(data: bytes, pos: int) -> tuple[list[tuple[int, bytes, int, 
     end = len(data)
     while pos < end:
         header = data[pos]
-        if header & 0xF0 != 0x30 or header & 0x06 == 0x06 or header & 0x06 == 0x04:
-            break  # not a PUBLISH, or QoS 2 (or the invalid QoS 3)
+        if header & 0xF0 != 0x30:
+            break  # not a PUBLISH
         # The remaining length: a variable byte integer of at most four bytes.
         length, shift, at = 0, 0, pos + 1
         while True:
@@ -96,20 +104,12 @@ def split_publishes(data: bytes, pos: int) -> tuple[list[tuple[int, bytes, int, 
             if byte < 0x80:
                 break
         stop = at + length
-        if stop > end or length < 2:
+        if stop > end:
             break
-        topic_end = at + 2 + ((data[at] << 8) | data[at + 1])
-        mid = 0
-        if header & 0x06:
-            if topic_end + 2 > stop:
-                break
-            mid = (data[topic_end] << 8) | data[topic_end + 1]
-            props = topic_end + 2
-        else:
-            props = topic_end
-        if props >= stop or data[props] != 0:
-            break  # properties present (or no room for their length): paho's decoder
-        found.append((header, data[at + 2 : topic_end], mid, data[props + 1 : stop]))
+        body = _lean_body(header, data, at, stop)
+        if body is None:
+            break  # properties present, or malformed: paho's decoder
+        found.append((header, *body))
         pos = stop
     return found, pos
 

@@ -149,15 +149,18 @@ _POINT_VALUES = ", ".join(
 
 # The in-order vehicles' new track points, each marked when it starts a run: from `reading`, one
 # index range scan per vehicle (the lateral join), or from the batch's staging table, joined.
+# A point starts a run when it is the vehicle's first new one and does not continue its newest
+# pass (`l`), or when it changes cell or comes more than the gap after the point before it
+# (window `w`, in time order).
+_STARTS_NEW = """CASE WHEN lag(r.time) OVER w IS NULL
+               THEN l.start_time IS NULL OR r.cell <> l.cell OR r.time - l.end_time > %(gap)s
+               ELSE r.cell <> lag(r.cell) OVER w OR r.time - lag(r.time) OVER w > %(gap)s
+           END AS starts_new"""
 _POINTS_FROM_STORE = f"""
     SELECT l.vehicle, x.time, x.seq, x.cell, x.starts_new, {", ".join(f"x.{c}" for c in CHANNEL_COLUMNS)}
     FROM in_order l CROSS JOIN LATERAL (
         SELECT r.time, r.seq, r.cell,
-               CASE WHEN lag(r.time) OVER w IS NULL
-                    THEN l.start_time IS NULL OR r.cell <> l.cell
-                         OR r.time - l.end_time > %(gap)s
-                    ELSE r.cell <> lag(r.cell) OVER w OR r.time - lag(r.time) OVER w > %(gap)s
-               END AS starts_new,
+               {_STARTS_NEW},
                {_POINT_VALUES}
         FROM reading r
         WHERE r.vehicle = l.vehicle AND r.time >= l.tmin AND r.time <= l.tmax AND {_TRACK_WHERE}
@@ -166,10 +169,7 @@ _POINTS_FROM_STORE = f"""
 """
 _POINTS_FROM_STAGE = f"""
     SELECT l.vehicle, r.time, r.seq, r.cell,
-           CASE WHEN lag(r.time) OVER w IS NULL
-                THEN l.start_time IS NULL OR r.cell <> l.cell OR r.time - l.end_time > %(gap)s
-                ELSE r.cell <> lag(r.cell) OVER w OR r.time - lag(r.time) OVER w > %(gap)s
-           END AS starts_new,
+           {_STARTS_NEW},
            {_POINT_VALUES}
     FROM in_order l JOIN reading_stage r ON r.vehicle = l.vehicle
     WHERE r.time >= l.tmin AND r.time <= l.tmax AND {_TRACK_WHERE}
