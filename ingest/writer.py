@@ -125,6 +125,9 @@ WITH ins AS (
 ), rolled AS (
     INSERT INTO cell_rollup AS r (resolution, cell, bucket, channel, n, sum, sumsq, min, max, energy_sum)
     {rollup_sql("ins")}
+    -- In key order: two workers' batches with cells in common then lock their rollup rows in
+    -- the same order, one waiting for the other instead of each for the other (a deadlock).
+    ORDER BY v.channel, g.bucket, g.cell
     ON CONFLICT (resolution, channel, bucket, cell) DO UPDATE SET
         n = r.n + EXCLUDED.n, sum = r.sum + EXCLUDED.sum, sumsq = r.sumsq + EXCLUDED.sumsq,
         min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max),

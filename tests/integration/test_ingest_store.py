@@ -17,7 +17,7 @@ from edge.wire import Position, Reading
 from ingest.migrate import migrate
 from ingest.passes import STATS_EXCLUDED_FLAGS, TRACK_EXCLUDED_FLAGS, TrackPoint, passes_of
 from ingest.rebuild import rebuild
-from ingest.writer import Writer, cell_of
+from ingest.writer import Writer, cell_of, insert_sql
 
 pytestmark = pytest.mark.integration
 
@@ -239,6 +239,39 @@ def test_after_a_redelivery_the_insert_skips_stored_readings_until_a_batch_has_n
     assert stored_passes(conn, 10) == expected_passes(readings, 10, GAP)
 
 
+def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+@pytest.mark.parametrize("ignore_stored", [False, True])
+def test_the_insert_upserts_rollup_rows_in_key_order(
+    conn: psycopg.Connection[Any], ignore_stored: bool
+) -> None:
+    """Two workers' batches with cells in common lock the same rollup rows: each takes them in
+    key order (the unique key's channel, bucket, cell), whatever order the aggregation gives,
+    so one waits for the other and neither for both (a deadlock, the batch written again); the
+    vehicle rows after them, in vehicle order, likewise."""
+    writer_for(conn)
+    params = {"resolution": 10, "stats_excluded": list(STATS_EXCLUDED_FLAGS)}
+    sql = insert_sql(ignore_stored=ignore_stored)
+    row = conn.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    nodes = list(_plan_nodes(row[0][0]["Plan"]))
+    # the rollup's channel comes from its VALUES list, named as PostgreSQL names that column
+    rollup_key = (("channel", "column1"), ("date_bin",), ("cell",))
+    for table, key in (("cell_rollup", rollup_key), ("vehicle", (("vehicle",),))):
+        upsert = next(n for n in nodes if n.get("Relation Name") == table)
+        below = list(_plan_nodes(upsert["Plans"][0]))
+        sort = next(n for n in below if n["Node Type"] == "Sort")
+        # nothing between the sort and the upsert reorders the rows
+        assert {n["Node Type"] for n in below[: below.index(sort)]} <= {"Subquery Scan", "Unique"}
+        keys = sort["Sort Key"]
+        assert len(keys) >= len(key), keys
+        assert all(any(n in k for n in names) for names, k in zip(key, keys, strict=False)), keys
+
+
 def test_flagged_values_stay_stored_but_out_of_statistics(conn: psycopg.Connection[Any]) -> None:
     writer = writer_for(conn)
     position = Position(39.9, 116.4, True)
@@ -422,7 +455,9 @@ def test_two_workers_writing_the_same_vehicles_give_the_passes_of_the_whole_trac
     statement upserts the `vehicle` row of each of its vehicles (and the rollup rows of their
     cells and hours) before the pass statement runs: those row locks hold any other batch
     touching the same vehicle until this one commits, and the other's pass statement then starts
-    from what this one stored. The passes are those of the whole track, as with one worker."""
+    from what this one stored. The passes are those of the whole track, as with one worker.
+    Both take those locks in key order (rollup rows, then vehicles), so neither ever waits for
+    the other while holding what the other waits for: no deadlock, no batch written twice."""
     readings: list[Reading] = []
     for k in range(10):
         readings += drive(f"car-{k}", 150, seed=20 + k)
@@ -430,6 +465,7 @@ def test_two_workers_writing_the_same_vehicles_give_the_passes_of_the_whole_trac
     writer_for(conn)  # migrated
     messages = [readings[i : i + 20] for i in range(0, len(readings), 20)]
     errors: list[BaseException] = []
+    deadlocks: list[str] = []
 
     def work(worker: int) -> None:
         try:
@@ -440,7 +476,8 @@ def test_two_workers_writing_the_same_vehicles_give_the_passes_of_the_whole_trac
                         try:
                             writer.write(batch, [], [])
                             break
-                        except psycopg.errors.DeadlockDetected:
+                        except psycopg.errors.DeadlockDetected as exc:
+                            deadlocks.append(str(exc))
                             own.rollback()  # the service retries a batch the same way
         except BaseException as exc:
             errors.append(exc)
@@ -451,6 +488,7 @@ def test_two_workers_writing_the_same_vehicles_give_the_passes_of_the_whole_trac
     for t in threads:
         t.join(120)
     assert not errors, errors
+    assert not deadlocks, deadlocks
     expected = expected_passes(readings, 10, GAP)
     assert len(expected) > 100
     assert stored_passes(conn, 10) == expected
