@@ -548,6 +548,7 @@ def queued(
             "seconds": seconds,
             "per_s": n / seconds,
             "drain_per_s": drain,
+            "first_rows_s": first[0] - started,  # start-up: until the first batch is committed
             "publish_s": publish_s,
             **cpu,
         }
