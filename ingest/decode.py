@@ -254,8 +254,9 @@ def _values(
 
 # Every field typed and no other allowed (forbid_unknown_fields): a field the road does not know
 # could hold what the checks reject (invalid UTF-8, a number beyond a double), so such a message
-# goes through the checks.
-class _Position(msgspec.Struct, forbid_unknown_fields=True):
+# goes through the checks. gc=False: decoded from JSON, they cannot be part of a reference
+# cycle, so the cyclic collector need not track them.
+class _Position(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     lat: float
     lon: float
     valid: bool
@@ -268,7 +269,7 @@ class _Position(msgspec.Struct, forbid_unknown_fields=True):
     age_s: int | float | None = None
 
 
-class _Reading(msgspec.Struct, forbid_unknown_fields=True):
+class _Reading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     seq: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
     time: str
     time_source: Literal["gnss", "host"]
@@ -280,7 +281,7 @@ class _Reading(msgspec.Struct, forbid_unknown_fields=True):
     channel_flags: dict[str, list[str]] = {}
 
 
-class _Message(msgspec.Struct, forbid_unknown_fields=True):
+class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     schema_version: int
     vehicle: str
     readings: Annotated[list[_Reading], msgspec.Meta(min_length=1)]
@@ -356,7 +357,7 @@ def _fast_row(
 def _fast_flags(item: _Reading) -> bool:
     if item.flags and not READING_FLAGS.issuperset(item.flags):
         return False
-    return all(
+    return not item.channel_flags or all(
         name in CHANNELS and CHANNEL_FLAGS.issuperset(names)
         for name, names in item.channel_flags.items()
     )
