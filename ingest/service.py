@@ -228,24 +228,6 @@ class IngestService:
         log.info("database ready (%s, H3 resolution %d)", backend, analysis.resolution)
         return writer
 
-    def _open_writer_first(self) -> None:
-        """The database connection, before the broker's: after a reconnect the session's backlog
-        floods in at once, and a connection opened then (migrations checked, partitions made)
-        competes with its parsing for the interpreter, while the first batch waits for it. An
-        unavailable database is not fatal here: the first batch opens it, retrying."""
-        try:
-            self._writer = self._open_writer()
-        except psycopg.Error as exc:
-            self.counters.db_errors += 1
-            self.metrics.db_errors.inc()
-            log.error(
-                "database unavailable (%s: %s); retrying with the first batch",
-                type(exc).__name__,
-                exc,
-            )
-            return
-        self._resolution = self._writer.resolution
-
     def _timescale_policies(self, conn: psycopg.Connection[Any]) -> None:
         """Compression delay and retention from the settings (0004_partitions.timescale.sql)."""
         keep = self.settings.retention_days
@@ -364,7 +346,6 @@ class IngestService:
         this thread writes the previous one and, after its COMMIT, acknowledges it. Batches are
         written and acknowledged one at a time, in the order they were received."""
         self.start_metrics()
-        self._open_writer_first()
         self.connect()
         ready: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=1)
         halt = threading.Event()  # the parsing stage's own stop: set whenever this loop ends

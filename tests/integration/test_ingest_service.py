@@ -137,31 +137,3 @@ def test_a_burst_of_malformed_payloads_among_good_readings(
         "envpatrol_ingest_broker_connected 1.0",
     ):
         assert name in body
-
-
-def test_the_database_opens_before_the_broker_and_may_be_down_at_start(
-    private_broker: PrivateBroker, database_url: str
-) -> None:
-    """A backlog floods in as soon as the session resumes: the ingest has its database ready
-    before that (its first batch does not wait for migrations and partitions), and a database
-    that is down at start only delays the writing: the ingest connects to the broker anyway."""
-    for url, ready in ((database_url, True), (f"postgresql://127.0.0.1:{free_port()}/none", False)):
-        settings = IngestSettings(
-            database_url=url,
-            mqtt=MqttSettings.from_url(private_broker.url),
-            client_id=f"ingest-start-test-{ready}",
-            batch_max_wait_s=0.05,
-        )
-        ingest = IngestService(settings)
-        stop = threading.Event()
-        thread = threading.Thread(target=ingest.run, args=(stop,), name="ingest")
-        thread.start()
-        try:
-            wait_for(ingest._connected.is_set, 10, "the ingest to connect to the broker")
-            assert (ingest._writer is not None) is ready
-            assert ingest.counters.db_errors == (0 if ready else 1)
-            assert thread.is_alive()
-        finally:
-            stop.set()
-            thread.join(timeout=30)
-        assert not thread.is_alive()
