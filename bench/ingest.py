@@ -198,14 +198,15 @@ class Stored:
         return self.newest_stored() == len(self.keys[0]) and self.count() >= self.n
 
 
-def wait_stored(url: str, readings: dict[str, list[Reading]], timeout: float) -> float:
-    """Polls until all of `readings` are stored; returns the time it saw them (monotonic)."""
+def wait_stored(url: str, readings: dict[str, list[Reading]], timeout: float) -> tuple[float, int]:
+    """Polls until all of `readings` are stored; returns the time it saw them (monotonic) and
+    how many they are."""
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as conn:
         stored = Stored(conn, readings)
         while time.monotonic() < deadline:
             if stored.all():
-                return time.monotonic()
+                return time.monotonic(), stored.n
             time.sleep(0.05)
         raise SystemExit(
             f"timed out: {stored.count()} of {stored.n} readings stored after {timeout:.0f}s"
@@ -481,12 +482,11 @@ def end_to_end(
                 )
             )
             thread.start()
-            stored_at = wait_stored(url, readings, timeout=900)
+            stored_at, n = wait_stored(url, readings, timeout=900)
             thread.join()
         for client_id in client_ids(kind, ident):
             forget_session(port, client_id)
         seconds = stored_at - started
-        n = sum(len(rs) for rs in readings.values())
         return {"readings": n, "seconds": seconds, "per_s": n / seconds, **result}
 
 
