@@ -141,11 +141,28 @@ _RUN_AGGREGATES = ", ".join(
     + (f", sum(power(10.0::float8, {c} / 10.0)) AS {c}_e" if _energy(c) else "")
     for c in CHANNEL_COLUMNS
 )
+# A track point's values that count (NULL otherwise), read from `_clean`'s subquery: a reading
+# with no excluded flag and no channel flags (nearly all) passes its values through without a
+# flag test per channel.
 _POINT_VALUES = ", ".join(
-    f"CASE WHEN NOT r.flags && %(stats_excluded)s::text[] AND NOT r.channel_flags ? '{c}' "
+    f"CASE WHEN r.clean THEN r.{c} WHEN NOT r.excluded AND NOT r.channel_flags ? '{c}' "
     f"THEN r.{c} END AS {c}"
     for c in CHANNEL_COLUMNS
 )
+
+
+def _clean(source: str, where: str = "") -> str:
+    """The readings of `source` (a relation aliased `r`) on the track (and satisfying `where`),
+    each with its flags tested once (`excluded`, `clean`: neither an excluded flag nor a channel
+    flag) for `_POINT_VALUES`; OFFSET 0 keeps the planner from copying the tests into every
+    channel's CASE."""
+    return f"""(
+        SELECT r.*, r.flags && %(stats_excluded)s::text[] AS excluded,
+               NOT r.flags && %(stats_excluded)s::text[] AND r.channel_flags = '{{}}'::jsonb
+               AS clean
+        FROM {source} WHERE {where + " AND " if where else ""}{_TRACK_WHERE} OFFSET 0
+    ) r"""
+
 
 # The in-order vehicles' new track points, each marked when it starts a run: from `reading`, one
 # index range scan per vehicle (the lateral join), or from the batch's staging table, joined.
@@ -162,8 +179,7 @@ _POINTS_FROM_STORE = f"""
         SELECT r.time, r.seq, r.cell,
                {_STARTS_NEW},
                {_POINT_VALUES}
-        FROM reading r
-        WHERE r.vehicle = l.vehicle AND r.time >= l.tmin AND r.time <= l.tmax AND {_TRACK_WHERE}
+        FROM {_clean("reading r", "r.vehicle = l.vehicle AND r.time >= l.tmin AND r.time <= l.tmax")}
         WINDOW w AS (ORDER BY r.time, r.seq)
     ) x
 """
@@ -171,8 +187,9 @@ _POINTS_FROM_STAGE = f"""
     SELECT l.vehicle, r.time, r.seq, r.cell,
            {_STARTS_NEW},
            {_POINT_VALUES}
-    FROM in_order l JOIN reading_stage r ON r.vehicle = l.vehicle
-    WHERE r.time >= l.tmin AND r.time <= l.tmax AND {_TRACK_WHERE}
+    FROM in_order l JOIN {_clean("reading_stage r")}
+      ON r.vehicle = l.vehicle
+    WHERE r.time >= l.tmin AND r.time <= l.tmax
     WINDOW w AS (PARTITION BY l.vehicle ORDER BY r.time, r.seq)
 """
 
