@@ -47,6 +47,12 @@ log = logging.getLogger("envpatrol.ingest")
 
 MAINTENANCE_EVERY_S = 3600.0
 _TAKE = 256  # messages taken from the inbox at a time
+# While the writer has nothing to write, a batch closes once it holds this many readings (or
+# batch_max_readings, if fewer): after a start or a lull, a backlog that floods in is written
+# from its first few thousand readings on instead of waiting for a whole batch to be parsed,
+# and each later batch grows while the one before is written. Live traffic never gets there
+# before batch_max_wait_s: its batches are unchanged.
+EARLY_READINGS = 5_000
 PARTITIONS_AHEAD_DAYS = 7
 
 
@@ -133,6 +139,7 @@ class IngestService:
         self._resolution = settings.h3_resolution  # of the cells in force, as last seen
         self._next_maintenance = 0.0
         self._metrics_server: Any = None
+        self._writer_idle = threading.Event()  # set while the writer waits for a batch
 
     # -- MQTT ----------------------------------------------------------------------------------
 
@@ -263,7 +270,8 @@ class IngestService:
     def next_batch(self, stop: threading.Event) -> Batch | None:
         """The next batch, decoded and validated as its messages arrive: closed at
         `batch_max_messages` messages, `batch_max_readings` readings or `batch_max_wait_s` after
-        its first message, whichever comes first. None when nothing arrived for a moment."""
+        its first message, whichever comes first, or at `EARLY_READINGS` readings while the
+        writer is idle. None when nothing arrived for a moment."""
         inbox = self._inbox
         first = inbox.get(timeout=0.2)
         if first is None:
@@ -273,6 +281,8 @@ class IngestService:
         self._take(first, batch, now)
         settings = self.settings
         max_messages, max_readings = settings.batch_max_messages, settings.batch_max_readings
+        early = min(EARLY_READINGS, max_readings)
+        idle = self._writer_idle
         deadline = time.monotonic() + settings.batch_max_wait_s
         while len(batch.messages) < max_messages and not stop.is_set():
             # what has arrived is taken at once; an empty inbox is waited on until the deadline
@@ -283,11 +293,13 @@ class IngestService:
                     break
                 taken = [one]
             for at, received in enumerate(taken):
-                if len(batch.rows) >= max_readings:
+                rows = len(batch.rows)
+                if rows >= max_readings or (rows >= early and idle.is_set()):
                     inbox.give_back(taken[at:])
                     return batch
                 self._take(received, batch, now)
-            if len(batch.rows) >= max_readings:
+            rows = len(batch.rows)
+            if rows >= max_readings or (rows >= early and idle.is_set()):
                 break
         return batch
 
@@ -355,9 +367,8 @@ class IngestService:
         parser.start()
         try:
             while not stop.is_set():
-                try:
-                    batch = ready.get(timeout=0.2)
-                except queue.Empty:
+                batch = self._next_parsed(ready)
+                if batch is None:
                     if self._writer is not None:
                         self._maintain_safely()
                     continue
@@ -374,6 +385,23 @@ class IngestService:
             if self._metrics_server is not None:
                 self._metrics_server.shutdown()
                 self._metrics_server.server_close()
+
+    def _next_parsed(
+        self, ready: queue.Queue[Batch | BaseException]
+    ) -> Batch | BaseException | None:
+        """The next parsed batch, or None after 0.2 s without one. While it waits, the writer
+        counts as idle (see `next_batch`)."""
+        try:
+            return ready.get_nowait()
+        except queue.Empty:
+            pass
+        self._writer_idle.set()
+        try:
+            return ready.get(timeout=0.2)
+        except queue.Empty:
+            return None
+        finally:
+            self._writer_idle.clear()
 
     def _parse_loop(self, stop: threading.Event, ready: queue.Queue[Batch | BaseException]) -> None:
         """Parsing stage: at most one parsed batch waits for the writer (plus the one being
