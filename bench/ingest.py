@@ -60,7 +60,7 @@ from edge.wire import Position, Reading, encode_message
 from ingest.columns import COLUMNS
 from ingest.migrate import migrate
 from ingest.mqtt_client import IngestClient, Received
-from ingest.writer import copy_rows, row_of, use_orjson
+from ingest.writer import adapt_connection, copy_rows, row_of
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -577,13 +577,18 @@ def queued(
 def raw_copy(readings: dict[str, list[Reading]], *, binary: bool) -> dict[str, float]:
     """Text COPY with `write_row`, or binary COPY with preset types (`ingest.writer.copy_rows`,
     what the ingest itself uses for its staging table)."""
-    rows = [row_of(r, 10) for rs in readings.values() for r in rs]
-    rows.sort(key=lambda row: row[2])  # type: ignore[arg-type, return-value]
-    if not binary:  # the text format has no dumper for dicts: jsonb as its JSON text
-        rows = [(*r[:16], json.dumps(r[16]), *r[17:]) for r in rows]
+    made = [(r, row_of(r, 10)) for rs in readings.values() for r in rs]
+    made.sort(key=lambda pair: pair[0].time)
+    rows = [row for _r, row in made]
+    if not binary:  # flags and channel flags as text (the rows hold them in binary form)
+        at = COLUMNS.index("flags")
+        rows = [
+            (*row[:at], list(r.flags), json.dumps(r.channel_flags), *row[at + 2 :])
+            for r, row in made
+        ]
     cols = ", ".join(COLUMNS)
     with database() as url, psycopg.connect(url) as conn:
-        use_orjson(conn)
+        adapt_connection(conn)
         started = time.monotonic()
         for first in range(0, len(rows), 5000):
             with conn.cursor() as cur:

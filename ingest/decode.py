@@ -43,7 +43,15 @@ from edge.wire import (
     reading_flags,
     reading_head,
 )
-from ingest.columns import CHANNEL_COLUMNS, COLUMNS, FIX_VALID_AT
+from ingest.columns import (
+    CHANNEL_COLUMNS,
+    COLUMNS,
+    FIX_VALID_AT,
+    NO_CHANNEL_FLAGS,
+    NO_FLAGS,
+    channel_flags_field,
+    flags_field,
+)
 from ingest.validate import (
     Limits,
     Rejection,
@@ -146,8 +154,8 @@ def _row(
         *fix,
         cell,
         profile,
-        list(flags),
-        channel_flags,
+        flags_field(flags),
+        channel_flags_field(channel_flags),
         *channel_values,
     )
     return row, _range_problem(where, seq, moment, flagged_out, channel_flags, earliest, latest)
@@ -347,8 +355,8 @@ def _fast_row(
         item.time_source,
         *fix,
         item.profile,
-        item.flags,
-        item.channel_flags,
+        flags_field(item.flags) if item.flags else NO_FLAGS,
+        channel_flags_field(item.channel_flags) if item.channel_flags else NO_CHANNEL_FLAGS,
         *out,
     )
     return row, moment, outside

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import psycopg
 from h3.api import basic_int as h3_int
+from psycopg.adapt import PyFormat
 from psycopg.types.json import set_json_dumps
 
 from edge.units import CHANNELS
@@ -21,12 +22,14 @@ from ingest import pass_store
 from ingest.columns import (
     CELL_AT,
     CHANNEL_COLUMNS,
-    COLUMN_TYPES,
     COLUMNS,
+    COPY_TYPES,
     FIX_VALID_AT,
     LAT_AT,
     LON_AT,
     TIME_AT,
+    channel_flags_field,
+    flags_field,
 )
 from ingest.passes import STATS_EXCLUDED_FLAGS
 
@@ -174,18 +177,23 @@ def cell_of(lat: float, lon: float, resolution: int) -> int:
 
 def copy_rows(cur: psycopg.Cursor[Any], table: str, rows: Iterable[tuple[object, ...]]) -> None:
     """Binary COPY of `reading` rows (as `row_of` makes them) into `table` (`reading` or a table
-    like it), with the column types preset so no value is inspected to pick its dumper. The
-    connection needs `use_orjson` (jsonb values are dicts)."""
+    like it), with the column types preset so no value is inspected to pick its dumper (flags
+    and channel flags come already encoded: `ingest.columns.COPY_TYPES`). The connection needs
+    `adapt_connection`."""
     with cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[arg-type]
-        copy.set_types(list(COLUMN_TYPES))
+        copy.set_types(list(COPY_TYPES))
         write_row = copy.write_row
         for row in rows:
             write_row(row)
 
 
-def use_orjson(conn: psycopg.Connection[Any]) -> None:
-    """jsonb parameters and COPY values serialized by orjson on this connection."""
+def adapt_connection(conn: psycopg.Connection[Any]) -> None:
+    """jsonb parameters serialized by orjson on this connection, and bytes (the rows' flags and
+    channel flags, `copy_rows`) dumped by the dumper psycopg registers for the bytes type (its
+    compiled one when psycopg's C extension is installed): by type oid, bytea's binary dumper is
+    the one of the DB-API `Binary` wrapper, written in Python (0.3-0.4 us a value)."""
     set_json_dumps(orjson.dumps, conn)
+    conn.adapters.register_dumper(bytes, conn.adapters.get_dumper(bytes, PyFormat.BINARY))
 
 
 def row_of(reading: Reading, resolution: int) -> tuple[object, ...]:
@@ -207,8 +215,8 @@ def row_of(reading: Reading, resolution: int) -> tuple[object, ...]:
         None if p is None else p.age_s,
         cell,
         reading.profile,
-        list(reading.flags),
-        {k: list(v) for k, v in reading.channel_flags.items()},
+        flags_field(reading.flags),
+        channel_flags_field(reading.channel_flags),
         *(reading.values.get(c) for c in CHANNEL_COLUMNS),
     )
 
@@ -306,7 +314,7 @@ class Writer:
     expect_stored: bool = False
 
     def prepare(self) -> None:
-        use_orjson(self.conn)
+        adapt_connection(self.conn)
         for statement in (*_SESSION, *_CREATE_STAGE):
             self.conn.execute(statement)  # type: ignore[arg-type]
         pass_store.prepare(self.conn)
