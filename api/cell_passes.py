@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from edge.units import ChannelSpec
+from ingest.pass_columns import stat_columns
 from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, TimeRange
 
 Conn = psycopg.Connection[Any]
@@ -75,8 +76,8 @@ ORDER BY vehicle, time, seq
 
 
 _STORED = """
-SELECT vehicle, start_time, end_time, stats -> %(channel)s FROM pass
-WHERE resolution = %(resolution)s AND cell = %(cell)s AND {time} AND stats ? %(channel)s
+SELECT vehicle, start_time, end_time, {value} FROM pass
+WHERE resolution = %(resolution)s AND cell = %(cell)s AND {time} AND {counted}
 ORDER BY start_time DESC, vehicle DESC
 LIMIT %(limit)s
 """
@@ -88,26 +89,19 @@ def stored_cell_passes(
     """The newest `limit` stored passes of the cell (starting in the time range) that have a
     countable value of the channel, newest first."""
     where = time.condition("start_time")
+    stat = stat_columns(spec.name)
+    query = sql.SQL(_STORED).format(value=stat.value(), counted=stat.counted(), time=where.sql)
     params = {
         **where.params,
-        "channel": spec.name,
         "resolution": h3.get_resolution(cell),
         "cell": h3.str_to_int(cell),
         "limit": limit,
     }
-    out = []
-    for vehicle, start, end, stat in conn.execute(sql.SQL(_STORED).format(time=where.sql), params):
-        value = stat_value(stat)
-        if stat[0] and value is not None:
-            out.append(Pass(str(vehicle), start, end, value))
-    return out
-
-
-def stat_value(stat: Sequence[Any]) -> float | None:
-    """The value of one channel's stored pass statistics [n, mean, min, max, energy_mean]
-    (migration 0003): the energy mean where there is one (noise), else the mean."""
-    value = stat[4] if stat[4] is not None else stat[1]
-    return None if value is None else float(value)
+    return [
+        Pass(str(vehicle), start, end, float(value))
+        for vehicle, start, end, value in conn.execute(query, params)
+        if value is not None
+    ]
 
 
 def cell_passes(

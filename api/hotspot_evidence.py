@@ -19,9 +19,10 @@ from typing import Any
 
 import h3
 import psycopg
+from psycopg import sql
 
-from api.cell_passes import stat_value
 from api.hotspot_results import StoredHotspot, StoredRun
+from ingest.pass_columns import stat_columns
 
 Connection = psycopg.Connection[Any]
 
@@ -116,14 +117,13 @@ def passes(conn: Connection, run: StoredRun, spot: StoredHotspot) -> list[Eviden
 
 
 _NEWEST_EXACT = """
-SELECT x.vehicle, x.cell, x.start_time, x.end_time, x.stat
+SELECT x.vehicle, x.cell, x.start_time, x.end_time, x.value, x.n
 FROM unnest(%(cells)s::bigint[]) AS c(cell)
 CROSS JOIN LATERAL (
-    SELECT p.vehicle, p.cell, p.start_time, p.end_time, p.stats -> %(channel)s AS stat
+    SELECT p.vehicle, p.cell, p.start_time, p.end_time, {value} AS value, {n} AS n
     FROM pass p
     WHERE p.resolution = %(resolution)s AND p.cell = c.cell
-      AND p.start_time >= %(start)s AND p.start_time < %(end)s AND p.stats ? %(channel)s
-      AND (p.stats -> %(channel)s ->> 0)::integer > 0
+      AND p.start_time >= %(start)s AND p.start_time < %(end)s AND {counted}
     ORDER BY p.start_time DESC, p.vehicle DESC
     LIMIT %(limit)s
 ) AS x
@@ -146,11 +146,11 @@ WITH newest AS (
     ORDER BY x.start_time DESC
     LIMIT %(scan)s
 )
-SELECT p.vehicle, p.cell, p.start_time, p.end_time, p.stats -> %(channel)s
+SELECT p.vehicle, p.cell, p.start_time, p.end_time, {value}, {n}
 FROM pass p
 WHERE p.resolution = %(resolution)s AND p.cell = ANY(%(cells)s::bigint[])
   AND p.start_time >= (SELECT min(start_time) FROM newest) AND p.start_time < %(end)s
-  AND p.stats ? %(channel)s AND (p.stats -> %(channel)s ->> 0)::integer > 0
+  AND {counted}
 ORDER BY p.start_time DESC, p.vehicle DESC
 LIMIT %(limit)s
 """
@@ -168,32 +168,34 @@ def newest_passes(
         return []
     params = {
         "resolution": run.resolution,
-        "channel": spot.pollutant,
         "cells": [h3.str_to_int(c) for c, _ in spot.cells],
         "start": run.window_start,
         "end": run.window_end,
         "limit": limit,
         "scan": 2 * limit,
     }
-    rows = conn.execute(_NEWEST_FAST, params).fetchall()
+    stat = stat_columns(spot.pollutant)
+    columns = {"value": stat.value("p"), "n": sql.Identifier("p", stat.n)}
+    fast, exact = (
+        sql.SQL(query).format(**columns, counted=stat.counted("p"))
+        for query in (_NEWEST_FAST, _NEWEST_EXACT)
+    )
+    rows = conn.execute(fast, params).fetchall()
     if len(rows) < limit:
-        rows = conn.execute(_NEWEST_EXACT, params).fetchall()
-    out = []
-    for vehicle, cell, start, end, stat in reversed(rows):
-        value = stat_value(stat)
-        if value is not None:
-            out.append(
-                EvidencePass(
-                    vehicle=str(vehicle),
-                    cell=h3.int_to_str(int(cell)),
-                    start=start,
-                    end=end,
-                    value=value,
-                    n=int(stat[0]),
-                    strata=strata_of(start, run),
-                )
-            )
-    return out
+        rows = conn.execute(exact, params).fetchall()
+    return [
+        EvidencePass(
+            vehicle=str(vehicle),
+            cell=h3.int_to_str(int(cell)),
+            start=start,
+            end=end,
+            value=float(value),
+            n=int(n),
+            strata=strata_of(start, run),
+        )
+        for vehicle, cell, start, end, value, n in reversed(rows)
+        if value is not None
+    ]
 
 
 def stored_cell_summaries(conn: Connection, spot: StoredHotspot) -> list[CellSummary] | None:

@@ -29,11 +29,13 @@ from typing import Any
 import h3
 import numpy as np
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from api.analysis.detect import Hotspot, detect
 from api.analysis.passes import PassTable
 from api.analysis.settings import AnalysisSettings
+from ingest.pass_columns import stat_columns
 from ingest.writer import read_analysis
 
 log = logging.getLogger("envpatrol.api.hotspot_job")
@@ -41,31 +43,24 @@ log = logging.getLogger("envpatrol.api.hotspot_job")
 METHOD = "envpatrol-hotspots/1"  # bump when detect's output changes meaning
 Connection = psycopg.Connection[Any]
 
-# The window's passes straight from `pass` (their statistics are one jsonb per pass; the pass_stat
-# view unnests them into a row per channel, which the earlier read grouped back together: most of
-# its time), only the columns the analysis needs, one row per vehicle with each column as an
-# array, in binary COPY: a handful of rows, each array a fixed-width run that numpy reads as it
-# is, instead of a message and Python objects per pass. Per channel: the value (energy mean for
-# logarithmic channels, else the mean; NaN without one) and the readings behind it. A pass
-# without a value of any of the channels adds nothing and is left out.
+# The window's passes straight from `pass` (the pass_stat view would make a row per channel, to be
+# grouped back together), only the columns the analysis needs, one row per vehicle with each
+# column as an array, in binary COPY: a handful of rows, each array a fixed-width run that numpy
+# reads as it is, instead of a message and Python objects per pass. Per channel: the value (energy
+# mean for logarithmic channels, else the mean; NaN without one) and the readings behind it. A
+# pass without a value of any of the channels adds nothing and is left out.
 _COPY_PASSES = """
 COPY (
   SELECT vehicle, array_agg(cell), array_agg(extract(epoch FROM start_time)::float8),
          array_agg(extract(epoch FROM end_time)::float8){columns}
-  FROM pass, LATERAL (SELECT {fields} OFFSET 0) j
+  FROM pass
   WHERE resolution = %(resolution)s AND start_time >= %(start)s AND start_time < %(end)s
-    AND stats ?| %(channels)s::text[]
+    AND ({counted})
   GROUP BY vehicle
   ORDER BY vehicle
 ) TO STDOUT (FORMAT BINARY)
 """
-# Each channel's [n, mean, min, max, energy_mean] is looked up once per pass (the LATERAL's OFFSET
-# 0 keeps the planner from copying the lookup into every use), then read three times.
-_COPY_FIELD = "stats->%(c{i})s AS j{i}"
-_COPY_COLUMN = (
-    ", array_agg(coalesce((j{i}->>4)::float8, (j{i}->>1)::float8, 'NaN'))"
-    ", array_agg(coalesce((j{i}->>0)::int4, 0))"
-)
+_COPY_COLUMN = ", array_agg(coalesce({value}, 'NaN')), array_agg({n})"
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
@@ -231,18 +226,21 @@ def read_passes(
 ) -> PassTable:
     """The passes of [start, end) at `resolution` with a value of any of `channels` (those of
     the channels without any value in the window are left out of the table)."""
-    params: dict[str, object] = {
-        "resolution": resolution,
-        "start": start,
-        "end": end,
-        "channels": list(channels),
-    }
-    params.update({f"c{i}": c for i, c in enumerate(channels)})
-    columns = "".join(_COPY_COLUMN.format(i=i) for i in range(len(channels)))
-    fields = ", ".join(_COPY_FIELD.format(i=i) for i in range(len(channels)))
+    params = {"resolution": resolution, "start": start, "end": end}
+    stats = [stat_columns(c) for c in channels]
+    query = sql.SQL(_COPY_PASSES).format(
+        columns=sql.Composed(
+            [
+                sql.SQL(_COPY_COLUMN).format(value=stat.value(), n=sql.Identifier(stat.n))
+                for stat in stats
+            ]
+        ),
+        counted=sql.SQL(" OR ").join([stat.counted() for stat in stats])
+        if stats
+        else sql.SQL("false"),
+    )
     data = bytearray()
-    query = _COPY_PASSES.format(columns=columns, fields=fields)
-    with conn.cursor() as cur, cur.copy(query, params) as copy:  # type: ignore[arg-type]
+    with conn.cursor() as cur, cur.copy(query, params) as copy:
         for block in copy:
             data += block
     return table_from_copy(channels, data)

@@ -4,8 +4,8 @@ slow at fleet scale, beside the statements that would replace them, on the read-
 - Hotspots: `api.hotspot_results.hotspots` (the job's stored results, what /v1/hotspots is being
   moved to; today it computes them per request over the readings, timed over HTTP).
 - A cell's pass history: `api.cell_passes.cell_passes` (passes recomputed from the cell's
-  readings, what /v1/cells/{cell} runs today) against the same passes read from the `pass`
-  table the ingest keeps (`CELL_PASSES_STORED`).
+  readings, what /v1/cells/{cell} ran at first) against the same passes read from the `pass`
+  table the ingest keeps (`api.cell_passes.stored_cell_passes`, what it runs now).
 """
 
 from __future__ import annotations
@@ -23,20 +23,6 @@ from api import cell_passes, hotspot_results
 from bench.api_scale_http import percentile
 from ingest import queries
 from ingest.queries import BBox, TimeRange, channel_spec
-
-# The proposed source of /v1/cells/{cell}'s pass history: the newest max_passes + 1 stored passes
-# of the cell (the route lists at most max_passes, 1000 by default, the newest), one backward
-# range scan of pass_cell_idx (resolution, cell, start_time).
-CELL_PASSES_STORED = """
-SELECT vehicle, start_time, end_time, stats -> %(channel)s AS s
-FROM pass
-WHERE resolution = %(resolution)s AND cell = %(cell)s
-  AND start_time >= %(time_start)s AND start_time < %(time_end)s
-  AND stats ? %(channel)s
-ORDER BY start_time DESC, vehicle DESC
-LIMIT %(limit)s
-"""
-
 
 # The proposed source of /v1/vehicles/{id}/track: only the three columns the lines need, by the
 # (vehicle, time) index, instead of whole readings page by page (ingest.queries.readings).
@@ -102,21 +88,13 @@ def store_timings(
         out.append(timed("hotspots, stored results (api.hotspot_results)", stored_hotspots, repeat))
         if cell is not None:
             spec = channel_spec("pm10")
-            resolution = queries.stored_resolution(conn)
 
             def from_readings() -> int:
                 return len(cell_passes.cell_passes(conn, spec, cell, month, 120.0))
 
             def from_passes() -> int:
-                params: dict[str, Any] = {
-                    "channel": "pm10",
-                    "resolution": resolution,
-                    "cell": h3.str_to_int(cell),
-                    "time_start": start,
-                    "time_end": end,
-                    "limit": 1001,
-                }
-                return len(conn.execute(CELL_PASSES_STORED, params).fetchall())
+                # what the route runs: the newest max_passes + 1 stored passes of the cell
+                return len(cell_passes.stored_cell_passes(conn, spec, cell, month, 1001))
 
             out.append(
                 timed("cell pass history from readings (today)", from_readings, min(repeat, 5))

@@ -31,7 +31,7 @@ from ingest import pass_store
 from tests.services import admin_database_url, scratch_database
 
 # The job's earlier read, for comparison in the same run (--with-pivot): one row per channel from
-# the pass_stat view (jsonb_each over every pass) grouped back into a row per pass.
+# the pass_stat view (a row per channel of every pass) grouped back into a row per pass.
 _PIVOT_READ = """
 SELECT s.vehicle, min(s.cell), extract(epoch FROM s.start_time)::float8,
        extract(epoch FROM min(s.end_time))::float8{pivot}

@@ -12,10 +12,6 @@ statement (readings, rollups, positions, touched stretches), the pass statement 
 and the CPU time of the database backend and of this process. No MQTT: the database's share of
 `bench.ingest`.
 
-With `--statistics-share`, what the passes' jsonb statistics cost: the fourth batch's pass
-statement run again and again in a savepoint (rolled back each time), as the ingest runs it and
-with the statistics left out (new passes get `{}`, extended ones keep theirs), alternately.
-
 `--statements` picks what each batch is written with: `usual` is what the ingest runs for a
 batch of new readings (the insert without ON CONFLICT, in a savepoint; in-order passes from the
 staging table); `redelivery` is what it runs for a batch that holds readings already stored
@@ -26,7 +22,6 @@ alternate, `--repeats` times each.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -104,45 +99,6 @@ def run(
         return n, time.perf_counter() - started, spent
 
 
-def statistics_share(payloads: list[tuple[str, bytes]], batch: int, repeats: int) -> None:
-    """Microseconds per reading of the in-order pass statement with and without statistics."""
-    with_stats = pass_store._APPEND_STAGED
-    without = with_stats.replace(
-        pass_store._stats_object(pass_store._fresh_stat), "'{}'::jsonb"
-    ).replace(pass_store._stats_object(pass_store._merged_stat), "a.stats")
-    assert without != with_stats
-    topics = Topics()
-    with database() as url, psycopg.connect(url, autocommit=False) as conn:
-        writer = Writer(conn, 10, plain=True)
-        writer.prepare()
-        for k, first in enumerate(range(0, len(payloads), batch)):
-            rows = decoded(topics, payloads[first : first + batch])
-            if k < 3:
-                writer.write(Rows(10, rows), [], [])
-                continue
-            writer.ensure_partitions(Rows(10, rows).days())
-            with conn.cursor() as cur:
-                analysis = read_analysis(conn, lock=True)
-                copy_rows(cur, "reading_stage", rows)
-                writer.insert_staged(cur, len(rows))
-                params = pass_store._params(10, analysis.pass_gap)
-                spent: dict[str, list[float]] = {"with statistics": [], "without": []}
-                for _ in range(repeats):
-                    for name, sql in (("with statistics", with_stats), ("without", without)):
-                        cur.execute("SAVEPOINT share")
-                        t0 = time.perf_counter()
-                        cur.execute(sql, params).fetchone()
-                        spent[name].append((time.perf_counter() - t0) / len(rows) * 1e6)
-                        cur.execute("ROLLBACK TO SAVEPOINT share")
-            conn.rollback()
-            print("| pass statement | median us/reading | best |")
-            print("|---|---:|---:|")
-            for name, times in spent.items():
-                print(f"| {name} | {statistics.median(times):.1f} | {min(times):.1f} |")
-            return
-        raise SystemExit("fewer than four batches: more --per-vehicle")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vehicles", type=int, default=1000)
@@ -151,16 +107,12 @@ def main() -> int:
     parser.add_argument("--batches", default="1000,2500,5000,10000")
     parser.add_argument("--statements", default="usual")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--statistics-share", action="store_true")
     args = parser.parse_args()
     chosen = args.statements.split(",")
     if not set(chosen) <= set(STATEMENTS):
         parser.error(f"--statements: some of {', '.join(STATEMENTS)}")
     start = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
     payloads = messages(fleet(args.vehicles, args.per_vehicle, start), args.per_message)
-    if args.statistics_share:
-        statistics_share(payloads, int(args.batches.split(",")[0]), max(args.repeats, 3))
-        return 0
     print(
         f"{len(payloads)} messages of {args.per_message} reading(s) from {args.vehicles} vehicles;"
         " microseconds per reading"

@@ -85,8 +85,11 @@ def current_backend(conn: psycopg.Connection[tuple[object, ...]]) -> Backend | N
     return None if row is None else row[0]  # type: ignore[return-value]
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]], h3_resolution: int = 10) -> Backend:
-    """Bring the schema up to date; returns the backend in use. Safe to run concurrently."""
+def migrate(
+    conn: psycopg.Connection[tuple[object, ...]], h3_resolution: int = 10, upto: int | None = None
+) -> Backend:
+    """Bring the schema up to date (or up to version `upto`); returns the backend in use. Safe to
+    run concurrently."""
     conn.autocommit = True
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
@@ -98,7 +101,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], h3_resolution: int = 1
         backend = current_backend(conn) or detect_backend(conn)
         done = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}  # type: ignore[call-overload]
         for m in available():
-            if m.version in done:
+            if m.version in done or (upto is not None and m.version > upto):
                 continue
             sql = m.sql.replace(
                 "/*READING_PARTITIONING*/",

@@ -18,11 +18,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 import psycopg
 
-from edge.units import CHANNELS
 from ingest.columns import CHANNEL_COLUMNS
+from ingest.pass_columns import STAT_COLUMN_NAMES, STATS, StatColumns
 from ingest.passes import (
     STATS_EXCLUDED_FLAGS,
     TRACK_EXCLUDED_FLAGS,
@@ -88,58 +87,46 @@ PASS_COLUMNS = (
     "last_seq",
     "cell",
     "readings",
-    "stats",
+    *STAT_COLUMN_NAMES,
 )
 
 
-def _energy(channel: str) -> bool:
-    spec = CHANNELS.get(channel)
-    return spec is not None and spec.energy_mean
+def _fresh(c: StatColumns) -> list[str]:
+    """A channel's statistics columns of a new pass, from its run's aggregates (`a`)."""
+    out = [f"a.{c.channel}_n", f"a.{c.channel}_mean", f"a.{c.channel}_min", f"a.{c.channel}_max"]
+    if c.energy:
+        out.append(f"10.0 * log10(a.{c.channel}_e / a.{c.channel}_n)")  # NULL without values
+    return out
 
 
-def _fresh_stat(c: str) -> str:
-    """A channel's [n, mean, min, max, energy_mean] over one run's points (NULL: no value)."""
-    energy = f"10.0 * log10(a.{c}_e / a.{c}_n)" if _energy(c) else "NULL::float8"
-    return (
-        f"CASE WHEN a.{c}_n > 0 THEN jsonb_build_array(a.{c}_n, a.{c}_mean, a.{c}_min, "
-        f"a.{c}_max, {energy}) END"
-    )
+def _merged(c: StatColumns) -> list[str]:
+    """SET clauses: a stored pass's statistics (`p`, the row before the update) merged with a
+    run that extends it (`a`), as `ingest.passes.extend` does."""
+    k = c.channel
+    old_n, new_n = f"p.{c.n}", f"a.{k}_n"
+    out = [
+        f"{c.n} = {old_n} + {new_n}",
+        f"{c.mean} = CASE WHEN {new_n} = 0 THEN p.{c.mean} WHEN {old_n} = 0 THEN a.{k}_mean "
+        f"ELSE ({old_n} * p.{c.mean} + {new_n} * a.{k}_mean) / ({old_n} + {new_n}) END",
+        f"{c.min} = least(p.{c.min}, a.{k}_min)",  # least and greatest skip NULLs
+        f"{c.max} = greatest(p.{c.max}, a.{k}_max)",
+    ]
+    if c.energy:
+        out.append(
+            f"{c.energy} = CASE WHEN {new_n} = 0 THEN p.{c.energy} "
+            f"WHEN {old_n} = 0 THEN 10.0 * log10(a.{k}_e / {new_n}) "
+            f"ELSE 10.0 * log10(({old_n} * power(10.0::float8, p.{c.energy} / 10.0) + a.{k}_e)"
+            f" / ({old_n} + {new_n})) END"
+        )
+    return out
 
 
-def _merged_stat(c: str) -> str:
-    """A channel's statistics of a stored pass (`a.stats`) merged with a run that extends it,
-    as `ingest.passes.extend` does."""
-    o = f"(a.stats -> '{c}')"
-    # n, mean, min and max are always numbers: cast from jsonb directly, not through text
-    n_old = f"({o} -> 0)::bigint"
-    mean_old = f"({o} -> 1)::float8"
-    energy = (
-        f"10.0 * log10(({n_old} * power(10.0::float8, ({o} ->> 4)::float8 / 10.0) + a.{c}_e)"
-        f" / ({n_old} + a.{c}_n))"
-        if _energy(c)
-        else "NULL::float8"
-    )
-    return (
-        f"CASE WHEN a.{c}_n = 0 THEN {o} WHEN {o} IS NULL THEN {_fresh_stat(c)} "
-        f"ELSE jsonb_build_array({n_old} + a.{c}_n, "
-        f"({n_old} * {mean_old} + a.{c}_n * a.{c}_mean) / ({n_old} + a.{c}_n), "
-        f"least(({o} -> 2)::float8, a.{c}_min), greatest(({o} -> 3)::float8, a.{c}_max), "
-        f"{energy}) END"
-    )
-
-
-def _stats_object(stat: Any) -> str:
-    return (
-        "jsonb_strip_nulls(jsonb_build_object("
-        + ", ".join(f"'{c}', {stat(c)}" for c in CHANNEL_COLUMNS)
-        + "))"
-    )
-
-
+_FRESH = ", ".join(x for c in STATS for x in _fresh(c))
+_MERGED = ",\n                      ".join(x for c in STATS for x in _merged(c))
 _RUN_AGGREGATES = ", ".join(
     f"count({c}) AS {c}_n, avg({c}) AS {c}_mean, min({c}) AS {c}_min, max({c}) AS {c}_max"
-    + (f", sum(power(10.0::float8, {c} / 10.0)) AS {c}_e" if _energy(c) else "")
-    for c in CHANNEL_COLUMNS
+    + (f", sum(power(10.0::float8, {c} / 10.0)) AS {c}_e" if s.energy else "")
+    for c, s in zip(CHANNEL_COLUMNS, STATS, strict=True)
 )
 # A track point's values that count (NULL otherwise), read from `_clean`'s subquery: a reading
 # with no excluded flag and no channel flags (nearly all) passes its values through without a
@@ -204,10 +191,10 @@ def _append_sql(points: str) -> str:
     return f"""
 WITH latest AS (
     SELECT t.vehicle, t.tmin, t.tmax, lp.start_time, lp.first_seq, lp.end_time, lp.cell,
-           lp.readings, lp.stats, lp.ctid AS pass_row
+           lp.ctid AS pass_row
     FROM touched_stage t
     LEFT JOIN LATERAL (
-        SELECT p.ctid, p.* FROM pass p
+        SELECT p.ctid, p.start_time, p.first_seq, p.end_time, p.cell FROM pass p
         WHERE p.resolution = %(resolution)s AND p.vehicle = t.vehicle
         ORDER BY p.start_time DESC, p.first_seq DESC LIMIT 1
     ) lp ON true
@@ -224,9 +211,9 @@ WITH latest AS (
     FROM numbered GROUP BY vehicle, run
 ), extended AS (
     UPDATE pass p SET end_time = a.end_time, last_seq = a.last_seq,
-                      readings = p.readings + a.readings, stats = {_stats_object(_merged_stat)}
-    FROM (SELECT r.*, l.pass_row, l.stats
-          FROM runs r JOIN in_order l USING (vehicle) WHERE r.run = 0) a
+                      readings = p.readings + a.readings,
+                      {_MERGED}
+    FROM (SELECT r.*, l.pass_row FROM runs r JOIN in_order l USING (vehicle) WHERE r.run = 0) a
     -- The row read above, in this statement's snapshot, while the insert statement's lock on
     -- the vehicle's row keeps other writers off its passes: found directly (no index lookup).
     WHERE p.ctid = a.pass_row
@@ -234,7 +221,7 @@ WITH latest AS (
 ), added AS (
     INSERT INTO pass ({", ".join(PASS_COLUMNS)})
     SELECT %(resolution)s, a.vehicle, a.start_time, a.first_seq, a.end_time, a.last_seq, a.cell,
-           a.readings, {_stats_object(_fresh_stat)}
+           a.readings, {_FRESH}
     FROM runs a WHERE a.run > 0
     RETURNING 1
 )
@@ -250,10 +237,15 @@ _APPEND = _append_sql(_POINTS_FROM_STORE)
 _APPEND_STAGED = _append_sql(_POINTS_FROM_STAGE)
 
 
-def stats_json(stats: Mapping[str, ChannelStats]) -> str:
-    return orjson.dumps(
-        {c: [x.n, x.mean, x.min, x.max, x.energy_mean] for c, x in stats.items()}
-    ).decode()
+def stat_values(stats: Mapping[str, ChannelStats]) -> tuple[object, ...]:
+    """A pass's statistics in the order of its statistics columns (`STAT_COLUMN_NAMES`)."""
+    out: list[object] = []
+    for c in STATS:
+        x = stats.get(c.channel)
+        out += (0, None, None, None) if x is None else (x.n, x.mean, x.min, x.max)
+        if c.energy:
+            out.append(None if x is None else x.energy_mean)
+    return tuple(out)
 
 
 def prepare(conn: psycopg.Connection[Any]) -> None:
@@ -302,7 +294,7 @@ def store(cur: Cursor, resolution: int, passes: Iterable[Pass]) -> int:
                     p.last_seq,
                     p.cell,
                     p.readings,
-                    stats_json(p.stats),
+                    *stat_values(p.stats),
                 )
             )
     return count

@@ -31,6 +31,7 @@ from edge.topics import TopicError, check_vehicle
 from edge.units import CHANNELS, ChannelSpec
 from ingest.columns import COLUMNS
 from ingest.floors import HOTSPOT_FLOORS
+from ingest.pass_columns import stat_columns
 from ingest.passes import STATS_EXCLUDED_FLAGS
 
 Conn = psycopg.Connection[Any]
@@ -504,33 +505,28 @@ def passes(
     where = Condition.all(
         [time.condition("start_time")] + ([vehicle.condition()] if vehicle else [])
     )
+    stat = stat_columns(spec.name)
     query = sql.SQL(
-        "SELECT vehicle, cell, start_time, end_time, readings, stats -> %(channel)s AS s"
-        " FROM pass WHERE resolution = %(resolution)s AND stats ? %(channel)s AND {where}"
+        "SELECT vehicle, cell, start_time, end_time, readings, {stat}"
+        " FROM pass WHERE resolution = %(resolution)s AND {counted} AND {where}"
         " ORDER BY start_time, vehicle LIMIT %(limit)s"
-    ).format(where=where.sql)
-    params = {
-        **where.params,
-        "channel": spec.name,
-        "resolution": stored_resolution(conn),
-        "limit": limit,
-    }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query, params).fetchall()
+    ).format(stat=stat.select(), counted=stat.counted(), where=where.sql)
+    params = {**where.params, "resolution": stored_resolution(conn), "limit": limit}
+    rows = conn.execute(query, params).fetchall()
     return [
         PassStats(
-            vehicle=row["vehicle"],
-            cell=h3.int_to_str(row["cell"]),
-            start=row["start_time"],
-            end=row["end_time"],
-            readings=row["readings"],
-            n=int(row["s"][0]),
-            mean=float(row["s"][1]),
-            min=float(row["s"][2]),
-            max=float(row["s"][3]),
-            energy_mean=None if row["s"][4] is None else float(row["s"][4]),
+            vehicle=str(vehicle),
+            cell=h3.int_to_str(int(cell)),
+            start=start,
+            end=end,
+            readings=int(readings),
+            n=int(n),
+            mean=float(mean),
+            min=float(low),
+            max=float(high),
+            energy_mean=None if energy is None else float(energy),
         )
-        for row in rows
+        for vehicle, cell, start, end, readings, n, mean, low, high, energy in rows
     ]
 
 
