@@ -136,9 +136,14 @@ WITH ins AS (
         min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max),
         energy_sum = r.energy_sum + EXCLUDED.energy_sum
     RETURNING 1
+), newest AS (
+    SELECT vehicle, max(time) AS time FROM ins GROUP BY vehicle
 ), latest AS (
-    SELECT DISTINCT ON (vehicle) vehicle, seq, time, lat, lon, fix_valid
-    FROM ins ORDER BY vehicle, time DESC, seq DESC
+    -- Each vehicle's newest reading: its newest time found by hashing, then only the readings
+    -- at that time sorted (sorting the whole batch by vehicle and time took twice as long).
+    SELECT DISTINCT ON (i.vehicle) i.vehicle, i.seq, i.time, i.lat, i.lon, i.fix_valid
+    FROM ins i JOIN newest n ON n.vehicle = i.vehicle AND n.time = i.time
+    ORDER BY i.vehicle, i.seq DESC
 ), located AS (
     INSERT INTO vehicle AS v (vehicle, last_seq, last_time, last_lat, last_lon)
     SELECT vehicle, seq, time, CASE WHEN fix_valid THEN lat END, CASE WHEN fix_valid THEN lon END
