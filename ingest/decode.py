@@ -71,6 +71,7 @@ _SPECS = {
 _NO_VALUES = (None,) * len(CHANNEL_COLUMNS)
 _NUMBER = (int, float)
 _NO_POSITION = (None,) * 9  # lat .. fix_age_s
+_NO_FIX = (*_NO_POSITION, None)  # and no cell
 DEFAULT_LIMITS = Limits()
 
 
@@ -264,17 +265,29 @@ def _values(
 # could hold what the checks reject (invalid UTF-8, a number beyond a double), so such a message
 # goes through the checks. gc=False: decoded from JSON, they cannot be part of a reference
 # cycle, so the cyclic collector need not track them.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# What `reading` can hold (smallint, real), checked by msgspec as it decodes; anything else is
+# the checks' to reject (`_unstorable`).
+_Small = Annotated[int, msgspec.Meta(ge=-_SMALLINT - 1, le=_SMALLINT)]
+# Kept as they came, an integer as an integer, as `edge.wire.position_fields` keeps them; an
+# integer beyond a signed 64 bits goes to the checks (msgspec bounds only those; orjson takes
+# unsigned 64-bit integers as integers and anything larger as a float).
+_Measure = (
+    Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
+    | Annotated[float, msgspec.Meta(ge=-_REAL, le=_REAL)]
+)
+
+
 class _Position(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    lat: float
-    lon: float
+    lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+    lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
     valid: bool
-    quality: int | None = None
-    satellites: int | None = None
-    # kept as they came, an integer as an integer, as `edge.wire.position_fields` keeps them
-    hdop: int | float | None = None
-    speed_mps: int | float | None = None
-    course_deg: int | float | None = None
-    age_s: int | float | None = None
+    quality: _Small | None = None
+    satellites: _Small | None = None
+    hdop: _Measure | None = None
+    speed_mps: _Measure | None = None
+    course_deg: _Measure | None = None
+    age_s: _Measure | None = None
 
 
 class _Reading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -296,7 +309,6 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _MESSAGE = msgspec.json.Decoder(_Message)
-_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1  # beyond, orjson gives floats (bad_type below)
 
 
 def _fast(
@@ -338,16 +350,23 @@ def _fast_row(
         moment = datetime.fromisoformat(item.time)
     except ValueError:
         return None
-    if moment.tzinfo is None or not item.profile.isascii() or not _fast_flags(item):
+    if moment.tzinfo is None or not item.profile.isascii():
         return None
-    fix = _fast_fix(item.position, resolution)
-    if fix is None:
+    if (item.flags or item.channel_flags) and not _fast_flags(item):
         return None
+    p = item.position
+    if p is None:
+        fix: tuple[Any, ...] = _NO_FIX
+    else:  # its ranges were checked as it was decoded (`_Position`)
+        cell = cell_of(p.lat, p.lon, resolution) if p.valid else None
+        fix = (p.lat, p.lon, p.valid, p.quality, p.satellites, p.hdop, p.speed_mps)
+        fix += (p.course_deg, p.age_s, cell)
     try:
         out, outside = _values(item.values, item.units, "")
     except WireError:
         return None  # the checks will say where and why
-    moment = moment.astimezone(UTC)
+    if moment.tzinfo is not UTC:  # "Z" gives UTC itself
+        moment = moment.astimezone(UTC)
     row = (
         vehicle,
         item.seq,
@@ -368,35 +387,4 @@ def _fast_flags(item: _Reading) -> bool:
     return not item.channel_flags or all(
         name in CHANNELS and CHANNEL_FLAGS.issuperset(names)
         for name, names in item.channel_flags.items()
-    )
-
-
-def _fast_fix(p: _Position | None, resolution: int) -> tuple[Any, ...] | None:
-    """The position columns and the cell."""
-    if p is None:
-        return (*_NO_POSITION, None)
-    lat, lon = p.lat, p.lon
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        return None
-    # What `reading` cannot hold (smallint, real) is the checks' to reject (`_unstorable`).
-    for number in (p.quality, p.satellites):
-        if number is not None and not -_SMALLINT - 1 <= number <= _SMALLINT:
-            return None
-    for measure in (p.hdop, p.speed_mps, p.course_deg, p.age_s):
-        if measure is not None and not -_REAL <= measure <= _REAL:  # also inf and nan
-            return None
-        if type(measure) is int and not _INT64_MIN <= measure <= _UINT64_MAX:
-            return None  # orjson gives a float: the checks' row would hold one
-    cell = cell_of(lat, lon, resolution) if p.valid else None
-    return (
-        lat,
-        lon,
-        p.valid,
-        p.quality,
-        p.satellites,
-        p.hdop,
-        p.speed_mps,
-        p.course_deg,
-        p.age_s,
-        cell,
     )

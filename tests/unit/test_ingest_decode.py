@@ -254,6 +254,22 @@ def test_special_values() -> None:
             {**base, "readings": [{**reading, "values": {"pm25": -5.0}}, {**reading, "seq": -1}]}
         ).encode(),
     ]
+    # the fix's bounds, on both sides of each (msgspec checks them as it decodes)
+    for field, values in (
+        ("lat", [90, 90.0, 90.000001, -90.0, -90.5]),
+        ("lon", [180.0, -180, 180.5]),
+        ("quality", [32767, 32768, -32768, -32769]),
+        ("hdop", [3.4028234663852886e38, 3.5e38, -3.5e38, 2**63 - 1, 2**63, 2**64 - 1, 2**64]),
+        ("age_s", [-(2**63), -(2**63) - 1, 0.5, -0.0]),
+    ):
+        for value in values:
+            fix = {**pos, field: value}
+            cases.append(json.dumps({**base, "readings": [{**reading, "position": fix}]}).encode())
+    cases.append(
+        json.dumps(
+            {**base, "readings": [{**reading, "time": "2025-03-03T13:00:00+02:00"}]}
+        ).encode()
+    )
     good = json.dumps({**base, "readings": [reading]}, separators=(",", ":")).encode()
     cases += [
         # bytes that are not UTF-8, where the checks and msgspec's structs read strings
