@@ -160,3 +160,18 @@ FROM pass p CROSS JOIN LATERAL (VALUES
     ('pollen', p.pollen_n, p.pollen_mean, p.pollen_min, p.pollen_max, NULL)
 ) AS s(channel, n, mean, min, max, energy_mean)
 WHERE s.n > 0;
+
+-- The view is new, so the grants on the old one went with it: default privileges (0005) cover
+-- the reader and writer only when the same role runs the migrations; the API's officer role
+-- (0020) has no default privileges at all.
+DO $$
+DECLARE
+    name text;
+BEGIN
+    FOREACH name IN ARRAY ARRAY['envpatrol_reader', 'envpatrol_writer', 'envpatrol_officer'] LOOP
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = name) THEN
+            EXECUTE format('GRANT SELECT ON pass_stat TO %I', name);
+        END IF;
+    END LOOP;
+END
+$$;

@@ -31,8 +31,26 @@ def empty(admin_url: str) -> Iterator[psycopg.Connection[Any]]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
+ROLES = ("envpatrol_reader", "envpatrol_writer", "envpatrol_officer")
+
+
+def readers_of(conn: psycopg.Connection[Any], relation: str) -> set[str]:
+    return {
+        role
+        for role in ROLES
+        if conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)"
+            " AND has_table_privilege(%s, %s, 'SELECT')",
+            (role, role, relation),
+        ).fetchone()
+        == (True,)
+    }
+
+
 def test_pass_statistics_move_from_jsonb_into_columns(empty: psycopg.Connection[Any]) -> None:
     migrate(empty, upto=40)
+    readers = readers_of(empty, "pass_stat")
+    assert "envpatrol_officer" in readers  # the roles exist on the test server (0002, 0020)
     empty.execute(
         "INSERT INTO pass (resolution, vehicle, start_time, first_seq, end_time, last_seq, cell,"
         " readings, stats) VALUES (10, 'car-a', %s, 1, %s, 3, 622370465541292031, 3, %s),"
@@ -64,3 +82,4 @@ def test_pass_statistics_move_from_jsonb_into_columns(empty: psycopg.Connection[
     }
     assert "stats" not in columns
     assert set(STAT_COLUMN_NAMES) <= columns
+    assert readers_of(empty, "pass_stat") == readers  # the new view keeps the old one's grants
