@@ -175,9 +175,8 @@ def newest_passes(
         "scan": 2 * limit,
     }
     stat = stat_columns(spot.pollutant)
-    columns = {"value": stat.value("p"), "n": sql.Identifier("p", stat.n)}
     fast, exact = (
-        sql.SQL(query).format(**columns, counted=stat.counted("p"))
+        sql.SQL(query).format(value=stat.value("p"), n=stat.count("p"), counted=stat.counted("p"))
         for query in (_NEWEST_FAST, _NEWEST_EXACT)
     )
     rows = conn.execute(fast, params).fetchall()

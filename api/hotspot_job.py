@@ -230,10 +230,7 @@ def read_passes(
     stats = [stat_columns(c) for c in channels]
     query = sql.SQL(_COPY_PASSES).format(
         columns=sql.Composed(
-            [
-                sql.SQL(_COPY_COLUMN).format(value=stat.value(), n=sql.Identifier(stat.n))
-                for stat in stats
-            ]
+            [sql.SQL(_COPY_COLUMN).format(value=stat.value(), n=stat.count()) for stat in stats]
         ),
         counted=sql.SQL(" OR ").join([stat.counted() for stat in stats])
         if stats

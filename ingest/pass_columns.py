@@ -17,7 +17,7 @@ from edge.units import CHANNELS
 
 @dataclass(frozen=True, slots=True)
 class StatColumns:
-    """The column names of one channel's statistics."""
+    """The column names of one channel's statistics (`stat_columns` names them)."""
 
     channel: str
     n: str
@@ -35,6 +35,10 @@ class StatColumns:
         parts = [self._column(alias, name) for name in (self.n, self.mean, self.min, self.max)]
         return sql.SQL(", ").join([*parts, energy])
 
+    def count(self, alias: str = "") -> sql.Identifier:
+        """The number of the channel's values in a pass that count."""
+        return self._column(alias, self.n)
+
     def value(self, alias: str = "") -> sql.Composable:
         """The channel's value of a pass: its energy mean where it has one, else its mean."""
         if self.energy:
@@ -45,7 +49,7 @@ class StatColumns:
 
     def counted(self, alias: str = "") -> sql.Composed:
         """True where the pass holds a value of the channel that counts."""
-        return sql.SQL("{} > 0").format(self._column(alias, self.n))
+        return sql.SQL("{} > 0").format(self.count(alias))
 
     @staticmethod
     def _column(alias: str, name: str) -> sql.Identifier:
@@ -54,15 +58,9 @@ class StatColumns:
 
 def stat_columns(channel: str) -> StatColumns:
     """The columns of `channel` (a name from `edge.units.CHANNELS`; KeyError otherwise)."""
-    spec = CHANNELS[channel]
-    return StatColumns(
-        channel,
-        f"{channel}_n",
-        f"{channel}_mean",
-        f"{channel}_min",
-        f"{channel}_max",
-        f"{channel}_energy" if spec.energy_mean else None,
-    )
+    c = channel
+    energy = f"{c}_energy" if CHANNELS[c].energy_mean else None
+    return StatColumns(c, f"{c}_n", f"{c}_mean", f"{c}_min", f"{c}_max", energy)
 
 
 STATS = tuple(stat_columns(c) for c in CHANNELS)

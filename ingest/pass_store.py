@@ -123,11 +123,16 @@ def _merged(c: StatColumns) -> list[str]:
 
 _FRESH = ", ".join(x for c in STATS for x in _fresh(c))
 _MERGED = ",\n                      ".join(x for c in STATS for x in _merged(c))
-_RUN_AGGREGATES = ", ".join(
-    f"count({c}) AS {c}_n, avg({c}) AS {c}_mean, min({c}) AS {c}_min, max({c}) AS {c}_max"
-    + (f", sum(power(10.0::float8, {c} / 10.0)) AS {c}_e" if s.energy else "")
-    for c, s in zip(CHANNEL_COLUMNS, STATS, strict=True)
-)
+
+
+def _run_aggregates(s: StatColumns) -> str:
+    """A channel's aggregates over one run's points, as `_fresh` and `_merged` read them."""
+    c = s.channel
+    energy = f", sum(power(10.0::float8, {c} / 10.0)) AS {c}_e" if s.energy else ""
+    return f"count({c}) AS {c}_n, avg({c}) AS {c}_mean, min({c}) AS {c}_min, max({c}) AS {c}_max{energy}"
+
+
+_RUN_AGGREGATES = ", ".join(_run_aggregates(s) for s in STATS)
 # A track point's values that count (NULL otherwise), read from `_clean`'s subquery: a reading
 # with no excluded flag and no channel flags (nearly all) passes its values through without a
 # flag test per channel.

@@ -283,6 +283,11 @@ class IngestService:
         max_messages, max_readings = settings.batch_max_messages, settings.batch_max_readings
         early = min(EARLY_READINGS, max_readings)
         idle = self._writer_idle
+
+        def full() -> bool:
+            rows = len(batch.rows)
+            return rows >= max_readings or (rows >= early and idle.is_set())
+
         deadline = time.monotonic() + settings.batch_max_wait_s
         while len(batch.messages) < max_messages and not stop.is_set():
             # what has arrived is taken at once; an empty inbox is waited on until the deadline
@@ -293,13 +298,11 @@ class IngestService:
                     break
                 taken = [one]
             for at, received in enumerate(taken):
-                rows = len(batch.rows)
-                if rows >= max_readings or (rows >= early and idle.is_set()):
+                if full():
                     inbox.give_back(taken[at:])
                     return batch
                 self._take(received, batch, now)
-            rows = len(batch.rows)
-            if rows >= max_readings or (rows >= early and idle.is_set()):
+            if full():
                 break
         return batch
 
