@@ -1,4 +1,4 @@
-"""envpatrol API: the officers' HTTP interface over the store (read-only, via `ingest.queries`).
+"""envpatrol API: the officers' HTTP interface over the store and the hotspot results.
 
 Build an application with `api.app.create_app(settings)`; run it with `envpatrol api`.
 """

@@ -27,8 +27,8 @@ from api.routes import (
     vehicles,
 )
 from api.settings import ApiSettings
-from api.verification import BeforeAfterTest, stored_before_after
 from edge import __version__
+from hotspots.verification import BeforeAfterTest, stored_before_after
 
 DESCRIPTION = """\
 Readings, per-cell statistics and pollution hotspots from environmental sensor boxes on city

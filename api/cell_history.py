@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from edge.units import ChannelSpec
-from ingest.queries import TimeRange
+from store.queries import TimeRange
 
 Conn = psycopg.Connection[Any]
 

@@ -3,7 +3,7 @@
 By default they are the passes the ingest stores (`pass`, at the analysis pass gap), read newest
 first through the cell's index, so the detail of the busiest cell of a fleet-month costs one range
 scan. Asked for another gap, they are segmented from the cell's stored readings at request time.
-Hotspots and their evidence use the stored passes (api.hotspot_evidence).
+Hotspots and their evidence use the stored passes (hotspots.evidence).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import psycopg
 from psycopg import sql
 
 from edge.units import ChannelSpec
-from ingest.pass_columns import stat_columns
-from ingest.queries import HOTSPOT_EXCLUDED_FLAGS, TimeRange
+from store.pass_columns import stat_columns
+from store.queries import HOTSPOT_EXCLUDED_FLAGS, TimeRange
 
 Conn = psycopg.Connection[Any]
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from ingest.queries import QueryError
+from store.queries import QueryError
 
 log = logging.getLogger("envpatrol.api")
 

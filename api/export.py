@@ -19,8 +19,8 @@ from psycopg import sql
 
 from api.database import Database
 from edge.units import CHANNELS
-from ingest import queries
-from ingest.queries import Condition, Cursor, ReadingFilters, StoredReading
+from store import queries
+from store.queries import Condition, Cursor, ReadingFilters, StoredReading
 
 Format = Literal["csv", "geojson", "ndjson"]
 MEDIA_TYPES: dict[str, str] = {

@@ -11,7 +11,7 @@ acknowledgement are fine, unlike in the ingest. Events:
 - `status`: {vehicle, state, time} from a vehicle's status message;
 - `hotspot`: {id, run_id, rank, pollutant, stratum, label, cell, lat, lon, level, unit} for each
   hotspot of a new analysis run with no hotspot of the same pollutant and stratum on any of its
-  cells in the run before (api.hotspot_evidence.new_ranks). The feed polls `hotspot_run` every
+  cells in the run before (hotspots.evidence.new_ranks). The feed polls `hotspot_run` every
   `HOTSPOT_POLL_S` seconds on the API's read connection (the job needs no broker access, and a
   client that reconnects loses nothing it cannot read from /v1/hotspots); the runs already there
   when the stream opens are not announced;
@@ -112,7 +112,8 @@ class HotspotWatch:
     primed: bool = False
 
     def poll(self) -> list[LiveEvent]:
-        from api import hotspot_evidence, hotspot_results
+        from hotspots import evidence as hotspot_evidence
+        from hotspots import results as hotspot_results
 
         with self.connect() as conn:
             runs = hotspot_results.recent_runs(conn, 2)

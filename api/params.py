@@ -10,7 +10,7 @@ from fastapi import Depends, Query
 
 from api.errors import ParameterError
 from edge.units import CHANNELS, ChannelSpec
-from ingest.queries import TimeRange, channel_spec
+from store.queries import TimeRange, channel_spec
 
 DEFAULT_SPAN = timedelta(days=30)
 # Far enough from datetime's limits that defaults and hour rounding cannot overflow.

@@ -18,12 +18,12 @@ from typing import Any
 import h3
 import psycopg
 
-from api.hotspot_results import StoredHotspot, StoredRun
 from api.officers import cases as case_store
 from api.officers.cases import Case, CaseFilters
 from api.officers.grids import Grid
 from api.report_svg import MapHotspot, MapLayers, Position, render_map
-from ingest.queries import BBox
+from hotspots.results import StoredHotspot, StoredRun
+from store.queries import BBox
 
 Connection = psycopg.Connection[Any]
 

@@ -26,7 +26,7 @@ import uvicorn
 from api import keys
 from api.app import create_app
 from api.settings import ApiSettings
-from firmware_sim.embedded import free_port
+from demo.embedded import free_port
 from tests.integration.test_api import BASE, analyse, insert_readings, patrol_rows, roll_up
 from tests.services import admin_database_url, scratch_database
 

@@ -23,8 +23,8 @@ import psycopg
 
 from api import keys
 from api.app import create_app
-from api.hotspot_job import JobSettings, run_once
 from api.settings import ApiSettings
+from hotspots.job import JobSettings, run_once
 from tests.e2e.simulated_patrols import simulated_readings, store
 from tests.services import admin_database_url, scratch_database
 

@@ -13,13 +13,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from api import hotspot_job
 from bench.api_scale_data import COPY_HEADER, COPY_TRAILER, Fleet, FleetSpec, copy_rows
+from hotspots import job as hotspot_job
 from ingest import pass_store
 from ingest.columns import COLUMNS
-from ingest.migrate import current_backend, migrate
 from ingest.passes import STATS_EXCLUDED_FLAGS
 from ingest.writer import read_analysis, rollup_sql
+from store.migrate import current_backend, migrate
 
 
 @dataclass(frozen=True, slots=True)

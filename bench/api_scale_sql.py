@@ -1,7 +1,7 @@
 """Store-level timings next to the HTTP ones: the statements the routes run today where they are
 slow at fleet scale, beside the statements that would replace them, on the read-only role.
 
-- Hotspots: `api.hotspot_results.hotspots` (the job's stored results, what /v1/hotspots is being
+- Hotspots: `hotspots.results.hotspots` (the job's stored results, what /v1/hotspots is being
   moved to; today it computes them per request over the readings, timed over HTTP).
 - A cell's pass history: `api.cell_passes.cell_passes` (passes recomputed from the cell's
   readings, what /v1/cells/{cell} ran at first) against the same passes read from the `pass`
@@ -19,13 +19,14 @@ from typing import Any
 import h3
 import psycopg
 
-from api import cell_passes, hotspot_results
+from api import cell_passes
 from bench.api_scale_http import percentile
-from ingest import queries
-from ingest.queries import BBox, TimeRange, channel_spec
+from hotspots import results as hotspot_results
+from store import queries
+from store.queries import BBox, TimeRange, channel_spec
 
 # The proposed source of /v1/vehicles/{id}/track: only the three columns the lines need, by the
-# (vehicle, time) index, instead of whole readings page by page (ingest.queries.readings).
+# (vehicle, time) index, instead of whole readings page by page (store.queries.readings).
 TRACK_FIXES = """
 SELECT time, lat, lon FROM reading
 WHERE vehicle = %(vehicle)s AND time >= %(time_start)s AND time < %(time_end)s
@@ -85,7 +86,7 @@ def store_timings(
             )
             return len(found)
 
-        out.append(timed("hotspots, stored results (api.hotspot_results)", stored_hotspots, repeat))
+        out.append(timed("hotspots, stored results (hotspots.results)", stored_hotspots, repeat))
         if cell is not None:
             spec = channel_spec("pm10")
 

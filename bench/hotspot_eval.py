@@ -12,10 +12,10 @@ The path from the world to the detector is the real one minus the transport:
   drift, quantisation, warm-up) and GPS receiver (firmware_sim.gps_model: wander, multipath
   jumps, dropouts) -> a reading every 10 s with the edge's flags (no_fix, stationary, warmup)
   -> the ingest's pass builder (ingest.passes.passes_of, exactly what the ingest stores) ->
-  the analysis' pass table (as api.hotspot_job reads it) -> api.analysis.detect.detect, the
+  the analysis' pass table (as hotspots.job reads it) -> hotspots.analysis.detect.detect, the
   function the job runs. By default no lag correction is applied, because the ingest stores
   uncorrected passes; `--lags settings` shifts each channel by the analysis settings' lag
-  (api.analysis.lag.correct_lag) before the passes are built, `--lags sim` by the simulated
+  (hotspots.analysis.lag.correct_lag) before the passes are built, `--lags sim` by the simulated
   modules' true delay (what a well-estimated lag would give). The readings do not travel through the Modbus/NMEA pseudo-terminals, the edge agent,
   MQTT and PostgreSQL: that path is byte-exact but runs in real (or 60x) time, which would make
   a 30-pass sweep take hours; the end-to-end tests cover it.
@@ -47,12 +47,6 @@ from typing import Any
 import h3
 import numpy as np
 
-from api.analysis.detect import detect
-from api.analysis.labels import RANK
-from api.analysis.lag import correct_lag
-from api.analysis.passes import PassTable, stationary_mask
-from api.analysis.settings import AnalysisSettings
-from api.hotspot_job import table_from_rows
 from bench.hotspot_scoring import (
     Counts,
     Detection,
@@ -70,7 +64,13 @@ from firmware_sim.gps_model import GpsErrorModel, GpsSpec
 from firmware_sim.motion import PatrolDrive, SpeedProfile
 from firmware_sim.route import BUILTIN_ROUTES, Route
 from firmware_sim.sensor import DEFAULT_SENSORS, SensorArray
-from ingest.floors import HOTSPOT_FLOORS
+from hotspots.analysis.detect import detect
+from hotspots.analysis.labels import RANK
+from hotspots.analysis.lag import correct_lag
+from hotspots.analysis.passes import PassTable, stationary_mask
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.floors import HOTSPOT_FLOORS
+from hotspots.job import table_from_rows
 from ingest.passes import DEFAULT_PASS_GAP, TrackPoint, passes_of
 from ingest.passes import Pass as IngestPass
 
@@ -244,7 +244,7 @@ def day_passes(
 
 def to_table(passes: Sequence[IngestPass]) -> PassTable:
     """The ingest's passes as the hotspot job reads them from `pass_stat`, through the job's own
-    conversion (api.hotspot_job.table_from_rows): the energy mean for noise, else the mean; a
+    conversion (hotspots.job.table_from_rows): the energy mean for noise, else the mean; a
     pass without any usable value is not read."""
     channels = sorted({c for p in passes for c in p.stats})
     rows = []
@@ -286,7 +286,7 @@ def _merged(raw: Sequence[Detection]) -> list[Detection]:
 
 def simulated_lags() -> dict[str, float]:
     """The delay of each simulated module: transport delay plus the first-order lag's time
-    constant (T90 / ln 10), what a well-estimated lag (api.analysis.lag) would find."""
+    constant (T90 / ln 10), what a well-estimated lag (hotspots.analysis.lag) would find."""
     return {
         ch: DEFAULT_SENSORS[ch].delay_s + DEFAULT_SENSORS[ch].t90_s / math.log(10.0)
         for ch in SCORED

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from api.analysis.detect import detect
-from api.analysis.settings import AnalysisSettings
-from api.analysis.synthetic import as_stored, generate
-from api.hotspot_job import JobSettings, read_passes, run_once, table_from_rows, write_run
 from bench.hotspots_scale import scenario
+from hotspots.analysis.detect import detect
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.synthetic import as_stored, generate
+from hotspots.job import JobSettings, read_passes, run_once, table_from_rows, write_run
 from ingest import pass_store
 from tests.services import admin_database_url, scratch_database
 

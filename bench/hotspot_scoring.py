@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 import h3
 import numpy as np
 
-from api.analysis.clusters import components
-from api.analysis.grouping import FloatArray, IntArray, dense_labels, group_count, group_sum
-from api.analysis.passes import PassTable
-from api.analysis.settings import AnalysisSettings
-from api.analysis.spatial import spatial_tests
+from hotspots.analysis.clusters import components
+from hotspots.analysis.grouping import FloatArray, IntArray, dense_labels, group_count, group_sum
+from hotspots.analysis.passes import PassTable
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.spatial import spatial_tests
 
 EARTH_RADIUS_M = 6_371_008.8
 MATCH_RADIUS_M = 75.0

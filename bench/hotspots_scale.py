@@ -1,6 +1,6 @@
 """How long the full hotspot analysis takes on one month of a 10-vehicle sub-district fleet.
 
-Synthetic passes (api.analysis.synthetic) shaped like the real load: a street grid of about
+Synthetic passes (hotspots.analysis.synthetic) shaped like the real load: a street grid of about
 3 km2 (8 x 8 streets, 250 m apart, ~28 km of street, like Shuangjing sub-district), 10 vehicles,
 30 days, 5 trips a day each driving every street (~2.4 h a trip at 10 s per cell, so ~12 h on
 the road a day: two shifts, more than a single-shift fleet drives), H3 resolution 11, six
@@ -17,9 +17,9 @@ import resource
 import statistics
 import time
 
-from api.analysis.detect import detect
-from api.analysis.settings import AnalysisSettings
-from api.analysis.synthetic import SHUANGJING, Scenario, Source, generate, match, offset
+from hotspots.analysis.detect import detect
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.synthetic import SHUANGJING, Scenario, Source, generate, match, offset
 
 POLLUTANTS = ("pm25", "pm10", "no2", "noise", "co", "o3")
 

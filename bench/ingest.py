@@ -58,9 +58,9 @@ from paho.mqtt.properties import Properties
 
 from edge.wire import Position, Reading, encode_message
 from ingest.columns import COLUMNS
-from ingest.migrate import migrate
 from ingest.mqtt_client import IngestClient, Received
 from ingest.writer import adapt_connection, copy_rows, row_of
+from store.migrate import migrate
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -616,7 +616,7 @@ def sink(port: int, client_id: str, n: int, *, ingest_client: bool = False) -> N
     )
     pending: list[int] = []
     client.manual_ack_set(True)
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 3600
     props.ReceiveMaximum = 4000
 

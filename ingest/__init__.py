@@ -1,4 +1,5 @@
 """envpatrol ingest: readings from the broker into PostgreSQL (TimescaleDB when available).
 
-Depends on `edge` for the wire contract. Also holds the store's query layer the API reads with.
+The write side: decode, validate, store with COPY, passes and rollups. Depends on `edge` for the
+wire contract and on `store` for the schema it writes into.
 """

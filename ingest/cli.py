@@ -12,10 +12,10 @@ import psycopg
 
 from edge.cli import stop_on_signals
 from edge.mqtt import SettingsError
-from ingest.migrate import migrate
 from ingest.rebuild import rebuild
 from ingest.service import IngestService
 from ingest.settings import load_ingest_settings
+from store.migrate import migrate
 
 GC_YOUNG_THRESHOLD = 10_000  # new containers between young collections (CPython's default: 700)
 

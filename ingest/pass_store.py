@@ -21,7 +21,6 @@ from typing import Any
 import psycopg
 
 from ingest.columns import CHANNEL_COLUMNS
-from ingest.pass_columns import STAT_COLUMN_NAMES, STATS, StatColumns
 from ingest.passes import (
     STATS_EXCLUDED_FLAGS,
     TRACK_EXCLUDED_FLAGS,
@@ -32,6 +31,7 @@ from ingest.passes import (
     segment,
     summarize,
 )
+from store.pass_columns import STAT_COLUMN_NAMES, STATS, StatColumns
 
 Cursor = psycopg.Cursor[Any]
 

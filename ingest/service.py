@@ -37,11 +37,11 @@ from edge.topics import TopicError, Topics
 from ingest.decode import Row, decode_rows
 from ingest.inbox import Inbox
 from ingest.metrics import IngestMetrics
-from ingest.migrate import migrate
 from ingest.mqtt_client import IngestClient, Received, topic_text
 from ingest.settings import IngestSettings
 from ingest.validate import Limits, Rejection, check_document
 from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer, read_analysis
+from store.migrate import migrate
 
 log = logging.getLogger("envpatrol.ingest")
 

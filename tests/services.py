@@ -28,7 +28,7 @@ def admin_database_url() -> str:
         return url
     if _answers("127.0.0.1", 5432):
         return "postgresql://postgres@127.0.0.1:5432/postgres"
-    from firmware_sim.embedded import EmbeddedDatabase
+    from demo.embedded import EmbeddedDatabase
 
     db = EmbeddedDatabase.start()
     return db.url
@@ -41,7 +41,7 @@ def mqtt_url() -> str:
         return url
     if _answers("127.0.0.1", 1883):
         return "mqtt://127.0.0.1:1883"
-    from firmware_sim.embedded import EmbeddedBroker
+    from demo.embedded import EmbeddedBroker
 
     broker = EmbeddedBroker.start()
     return broker.url
@@ -54,7 +54,7 @@ def with_database(url: str, name: str) -> str:
 
 @contextlib.contextmanager
 def scratch_database(admin_url: str, h3_resolution: int = 10) -> Iterator[str]:
-    from ingest.migrate import migrate
+    from store.migrate import migrate
 
     name = f"envpatrol_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as admin:

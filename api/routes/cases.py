@@ -17,8 +17,8 @@ from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.officers import cases, grids
 from api.officers.cases import Case, CaseFilters, CaseNotFoundError, TransitionError
 from api.params import parse_instant
-from api.verification import BeforeAfterRequest, BeforeAfterTest
-from ingest import queries
+from hotspots.verification import BeforeAfterRequest, BeforeAfterTest
+from store import queries
 
 router = APIRouter(
     prefix="/v1", tags=["cases"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -241,7 +241,7 @@ def verify_case(
     """Compares the hotspot cell's passes before and after the treatment date and stores the
     result on the case, which becomes `verified` (whatever the verdict: read `verification`).
     The case must be treated (or verified, to run again) and have a treatment date. The test
-    (api.analysis.beforeafter) compares per-pass enhancements over the hotspot's cells (those
+    (hotspots.analysis.beforeafter) compares per-pass enhancements over the hotspot's cells (those
     recorded with the case, else its cell): effect, bootstrap interval, Mann-Whitney p-value and
     passes on each side are recorded on the case."""
     options = body or VerifyIn()

@@ -15,9 +15,9 @@ from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.geojson import Feature, FeatureCollection, Polygon, cell_polygon
 from api.params import Period, Pollutant
-from ingest import queries
-from ingest.queries import CellStats
 from ingest.writer import read_analysis
+from store import queries
+from store.queries import CellStats
 
 router = APIRouter(
     prefix="/v1", tags=["cells"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.database import DbSession
-from ingest import queries
+from store import queries
 
 log = logging.getLogger("envpatrol.api")
 

@@ -1,5 +1,5 @@
 """`/v1/hotspot-runs`: the hotspot job's stored runs, and officers' requests for a run over a
-given window (answered asynchronously by whatever runs the job; see api.run_requests)."""
+given window (answered asynchronously by whatever runs the job; see hotspots.run_requests)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from api import hotspot_results, run_requests
 from api.auth import Admin, reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.params import parse_instant
 from api.routes.hotspots import RunOut, run_out
+from hotspots import results as hotspot_results
+from hotspots import run_requests
 
 router = APIRouter(
     prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]

@@ -2,7 +2,7 @@
 hotspot with its evidence.
 
 Hotspots are never computed per request. A list comes from one run of the job
-(api.hotspot_job): by default the newest; with `from`/`to`, the newest run whose window holds
+(hotspots.job): by default the newest; with `from`/`to`, the newest run whose window holds
 that whole range; with `run`, that run. Without any run (or none matching), a 404 problem says
 so and how to get one (`envpatrol analyse`, or `POST /v1/hotspot-runs`).
 """
@@ -16,16 +16,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from api import hotspot_evidence, hotspot_results
 from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
-from api.hotspot_results import HotspotFilter, StoredHotspot, StoredRun
 from api.officers import grids
 from api.officers.grids import Grid
 from api.params import parse_instant
-from ingest import queries
-from ingest.queries import BBox
+from hotspots import evidence as hotspot_evidence
+from hotspots import results as hotspot_results
+from hotspots.results import HotspotFilter, StoredHotspot, StoredRun
+from store import queries
+from store.queries import BBox
 
 router = APIRouter(
     prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from api.auth import reader
 from api.envelope import Envelope, Meta
 from edge.units import CHANNELS, ChannelSpec
-from ingest.floors import HOTSPOT_FLOORS
+from hotspots.floors import HOTSPOT_FLOORS
 
 router = APIRouter(prefix="/v1", tags=["pollutants"], dependencies=[Depends(reader)])
 

@@ -16,8 +16,8 @@ from api.database import Database, DbSession
 from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.params import Period
-from ingest import queries
-from ingest.queries import MAX_PAGE, BBox, Cursor, ReadingFilters, StoredReading, VehicleFilter
+from store import queries
+from store.queries import MAX_PAGE, BBox, Cursor, ReadingFilters, StoredReading, VehicleFilter
 
 router = APIRouter(
     prefix="/v1", tags=["readings"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]

@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
-from api import hotspot_results, report
+from api import report
 from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ParameterError
-from api.hotspot_results import HotspotFilter
 from api.officers import grids
 from api.routes.hotspots import (
     From,
@@ -23,8 +22,10 @@ from api.routes.hotspots import (
     choose_run,
     parse_range,
 )
-from ingest import queries
-from ingest.queries import BBox
+from hotspots import results as hotspot_results
+from hotspots.results import HotspotFilter
+from store import queries
+from store.queries import BBox
 
 router = APIRouter(
     prefix="/v1", tags=["reports"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]

@@ -14,8 +14,8 @@ from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.params import Period
 from edge.topics import TopicError, check_vehicle
-from ingest import queries
-from ingest.queries import VehicleFilter, VehicleState
+from store import queries
+from store.queries import VehicleFilter, VehicleState
 
 router = APIRouter(
     prefix="/v1", tags=["vehicles"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]

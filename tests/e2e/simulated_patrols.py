@@ -16,9 +16,9 @@ from firmware_sim.drive import Drive
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
 from firmware_sim.sensor import DEFAULT_SENSORS, SensorArray
-from ingest.migrate import current_backend
-from ingest.queries import stored_resolution
 from ingest.writer import Writer
+from store.migrate import current_backend
+from store.queries import stored_resolution
 
 SPEED_MPS = 6.0
 STEP = timedelta(seconds=10)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from demo.embedded import free_port
 from edge.agent import Agent
 from edge.config import BoxSettings, EdgeSettings, GpsSettings, PublishSettings
 from edge.modbus import decode_request, encode_exception_response, encode_read_response
 from edge.mqtt import MqttSettings
 from edge.nmea import format_gga, format_rmc
 from edge.profile import load_profile
-from firmware_sim.embedded import free_port
 from firmware_sim.pty import PseudoTerminal
 
 pytestmark = pytest.mark.e2e

@@ -21,12 +21,13 @@ import h3
 import psycopg
 import pytest
 
-from api import demo_job, keys
-from api.hotspot_job import JobSettings
+from api import keys
 from api.routes.dashboard import DEFAULT_VENDOR_DIR
 from api.settings import ApiSettings
+from demo import job as demo_job
 from firmware_sim.field import SHUANGJING_SOURCES
 from firmware_sim.geo import haversine_m
+from hotspots.job import JobSettings
 from tests.e2e.simulated_patrols import simulated_readings, store
 from tests.integration.test_api import (
     BASE,

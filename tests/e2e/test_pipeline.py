@@ -18,13 +18,13 @@ import httpx
 import psycopg
 import pytest
 
-from api import demo_job
+from demo import job as demo_job
+from demo.embedded import free_port
 from edge.agent import Agent
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
 from edge.mqtt import MqttSettings
 from edge.profile import load_profile
 from firmware_sim.drive import Drive, SimClock
-from firmware_sim.embedded import free_port
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.geo import haversine_m
 from firmware_sim.route import SHUANGJING_LOOP

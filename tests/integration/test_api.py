@@ -21,14 +21,14 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from api.analysis.settings import AnalysisSettings
 from api.app import create_app
 from api.cli import api_command
 from api.database import Database
-from api.hotspot_job import JobSettings, run_once
 from api.settings import ApiSettings, load_api_settings
 from edge.mqtt import SettingsError
 from edge.units import CHANNELS
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.job import JobSettings, run_once
 from ingest import pass_store
 from ingest.writer import read_analysis
 

@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import keys
-from api.analysis.settings import AnalysisSettings
-from api.analysis.synthetic import SHUANGJING, Scenario, Source, as_stored, generate, offset
 from api.app import create_app
-from api.hotspot_job import JobSettings, run_once
-from api.run_requests import serve_pending
 from api.settings import ApiSettings
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.synthetic import SHUANGJING, Scenario, Source, as_stored, generate, offset
+from hotspots.job import JobSettings, run_once
+from hotspots.run_requests import serve_pending
 from ingest import pass_store
 from ingest.writer import read_analysis
 from tests.integration.test_api import assert_problem

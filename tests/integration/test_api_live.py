@@ -16,14 +16,14 @@ import pytest
 import uvicorn
 
 from api import live
-from api.analysis.synthetic import SHUANGJING, Scenario, Source, as_stored, generate, offset
 from api.app import create_app
-from api.hotspot_job import JobSettings, run_once
 from api.settings import ApiSettings
+from demo.embedded import free_port
 from edge.mqtt import MqttSettings, make_client
 from edge.topics import Topics
 from edge.wire import encode_message
-from firmware_sim.embedded import free_port
+from hotspots.analysis.synthetic import SHUANGJING, Scenario, Source, as_stored, generate, offset
+from hotspots.job import JobSettings, run_once
 from ingest import pass_store
 from ingest.writer import read_analysis
 from tests.unit.test_api_live import reading

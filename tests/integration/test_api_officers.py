@@ -19,7 +19,7 @@ from api.app import create_app
 from api.keys_cli import apikey_command
 from api.ratelimit import FixedWindowLimiter
 from api.settings import ApiSettings
-from api.verification import BeforeAfterRequest, BeforeAfterResult, stored_before_after
+from hotspots.verification import BeforeAfterRequest, BeforeAfterResult, stored_before_after
 from tests.integration.test_api import (
     BASE,
     HOT,

@@ -17,10 +17,10 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
+from demo.embedded import free_port
 from edge.agent import Agent
 from edge.config import load_edge_settings
 from edge.mqtt import MqttSettings, connect_properties, make_client
-from firmware_sim.embedded import free_port
 from firmware_sim.pty import PseudoTerminal
 from ingest.mqtt_client import IngestClient
 

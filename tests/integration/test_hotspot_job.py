@@ -1,5 +1,5 @@
 """The hotspot job on the real PostgreSQL: passes stored by the ingest's pass store, one run of
-`detect` over a window, its results written and read back through api.hotspot_results."""
+`detect` over a window, its results written and read back through hotspots.results."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from api.analysis.detect import detect
-from api.analysis.passes import PassTable
-from api.analysis.settings import AnalysisSettings
-from api.analysis.synthetic import (
+from hotspots.analysis.detect import detect
+from hotspots.analysis.passes import PassTable
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.synthetic import (
     SHUANGJING,
     Scenario,
     Source,
@@ -28,7 +28,7 @@ from api.analysis.synthetic import (
     generate,
     offset,
 )
-from api.hotspot_job import (
+from hotspots.job import (
     CopyFormatError,
     JobError,
     JobSettings,
@@ -39,10 +39,10 @@ from api.hotspot_job import (
     table_from_copy,
     table_from_rows,
 )
-from api.hotspot_results import HotspotFilter, ResultsError, hotspots, latest_run
+from hotspots.results import HotspotFilter, ResultsError, hotspots, latest_run
 from ingest import pass_store
-from ingest.queries import BBox
 from ingest.writer import read_analysis
+from store.queries import BBox
 
 pytestmark = pytest.mark.integration
 
@@ -280,7 +280,7 @@ def test_a_binary_copy_stream_becomes_the_analysis_pass_table() -> None:
 
 
 def test_officers_requests_are_served_between_scheduled_runs(database_url: str) -> None:
-    from api.run_requests import one, request_run, serve_pending
+    from hotspots.run_requests import one, request_run, serve_pending
 
     end = datetime(2025, 3, 10, tzinfo=UTC)
     with psycopg.connect(database_url, autocommit=True) as conn:

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from edge.wire import Position, Reading
-from ingest.migrate import migrate
 from ingest.passes import STATS_EXCLUDED_FLAGS, TRACK_EXCLUDED_FLAGS, TrackPoint, passes_of
 from ingest.rebuild import rebuild
 from ingest.writer import Writer, cell_of, insert_sql
+from store.migrate import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -420,8 +420,8 @@ def test_the_rebuild_command_and_the_passes_query(
 ) -> None:
     import argparse
 
-    from ingest import queries
     from ingest.cli import rebuild_command
+    from store import queries
 
     readings = drive("car-f", 120, seed=6)
     writer = writer_for(conn)

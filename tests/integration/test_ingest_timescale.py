@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from edge.wire import Position, Reading
-from ingest.migrate import migrate
 from ingest.writer import Writer
+from store.migrate import migrate
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ingest.migrate import migrate
-from ingest.pass_columns import STAT_COLUMN_NAMES
+from store.migrate import migrate
+from store.pass_columns import STAT_COLUMN_NAMES
 from tests.services import with_database
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)

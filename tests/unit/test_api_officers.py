@@ -14,7 +14,7 @@ from api import keys
 from api.auth import KeyCache
 from api.officers.cases import TRANSITIONS, TransitionError, check_transition
 from api.ratelimit import FixedWindowLimiter
-from api.verification import cells_at, verdict_of
+from hotspots.verification import cells_at, verdict_of
 
 
 class Clock:

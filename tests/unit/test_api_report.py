@@ -8,13 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import h3
 
-from api.analysis.settings import AnalysisSettings
-from api.hotspot_evidence import strata_of
-from api.hotspot_job import settings_json
-from api.hotspot_results import StoredDrive, StoredHotspot, StoredRun
 from api.report import Area, Inventory, render
 from api.report_svg import MapHotspot, MapLayers, render_map
-from ingest.queries import BBox
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.evidence import strata_of
+from hotspots.job import settings_json
+from hotspots.results import StoredDrive, StoredHotspot, StoredRun
+from store.queries import BBox
 
 CELL = h3.latlng_to_cell(39.893, 116.462, 10)
 T0 = datetime(2026, 5, 1, tzinfo=UTC)

@@ -8,8 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.analysis.passes import PassTable
-from api.analysis.settings import AnalysisSettings
 from bench.hotspot_scoring import (
     Counts,
     Detection,
@@ -24,6 +22,8 @@ from bench.hotspot_scoring import (
     merge,
     threshold_baseline,
 )
+from hotspots.analysis.passes import PassTable
+from hotspots.analysis.settings import AnalysisSettings
 
 LAT, LON = 39.893, 116.462
 M_PER_DEG_LAT = 111_195.0  # great circle, mean earth radius

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
 
-from ingest.floors import HOTSPOT_FLOORS
-from ingest.queries import (
+from hotspots.floors import HOTSPOT_FLOORS
+from store.queries import (
     BBox,
     Condition,
     Cursor,

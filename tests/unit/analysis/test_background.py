@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.analysis.background import background, rolling_quantile, trips
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.background import background, rolling_quantile, trips
+from hotspots.analysis.settings import AnalysisSettings
 
 
 def test_trips_split_on_vehicle_and_gap() -> None:

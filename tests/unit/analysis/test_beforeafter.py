@@ -7,9 +7,9 @@ import h3
 import numpy as np
 import pytest
 
-from api.analysis.beforeafter import BeforeAfterError, before_after, before_after_cells
-from api.analysis.settings import AnalysisSettings
-from api.analysis.synthetic import Scenario, generate
+from hotspots.analysis.beforeafter import BeforeAfterError, before_after, before_after_cells
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.synthetic import Scenario, generate
 
 
 def test_a_treatment_that_worked() -> None:

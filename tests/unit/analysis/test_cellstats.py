@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from api.analysis.cellstats import bootstrap_median_ci, cell_table, in_stratum, local_clock
-from api.analysis.settings import AnalysisSettings, Stratum
+from hotspots.analysis.cellstats import bootstrap_median_ci, cell_table, in_stratum, local_clock
+from hotspots.analysis.settings import AnalysisSettings, Stratum
 
 
 def test_local_clock_in_beijing() -> None:

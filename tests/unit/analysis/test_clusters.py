@@ -3,7 +3,7 @@ from __future__ import annotations
 import h3
 import numpy as np
 
-from api.analysis.clusters import cluster, components
+from hotspots.analysis.clusters import cluster, components
 
 A = h3.latlng_to_cell(39.893, 116.462, 11)
 

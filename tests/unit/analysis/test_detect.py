@@ -1,4 +1,4 @@
-"""The whole pipeline on synthetic passes with known sources (api.analysis.synthetic)."""
+"""The whole pipeline on synthetic passes with known sources (hotspots.analysis.synthetic)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.analysis.detect import Hotspot, detect, pass_enhancements
-from api.analysis.labels import Label
-from api.analysis.passes import Pass, PassStats, PassTable
-from api.analysis.settings import AnalysisSettings
-from api.analysis.standards import IaqiBand, NoiseBand
-from api.analysis.synthetic import SHUANGJING, Scenario, Source, generate, match, offset
-from ingest.floors import HOTSPOT_FLOORS
+from hotspots.analysis.detect import Hotspot, detect, pass_enhancements
+from hotspots.analysis.labels import Label
+from hotspots.analysis.passes import Pass, PassStats, PassTable
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.standards import IaqiBand, NoiseBand
+from hotspots.analysis.synthetic import SHUANGJING, Scenario, Source, generate, match, offset
+from hotspots.floors import HOTSPOT_FLOORS
 
 SETTINGS = AnalysisSettings()
 

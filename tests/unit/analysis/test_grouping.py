@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.analysis.grouping import (
+from hotspots.analysis.grouping import (
     group_median,
     group_nunique,
     group_quantile,

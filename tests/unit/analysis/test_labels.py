@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from api.analysis.cellstats import CellTable
-from api.analysis.labels import Evidence, Label, eligible, label_masks, reasons
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.cellstats import CellTable
+from hotspots.analysis.labels import Evidence, Label, eligible, label_masks, reasons
+from hotspots.analysis.settings import AnalysisSettings
 
 
 def _table(**columns: list[float]) -> CellTable:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from api.analysis.lag import (
+from hotspots.analysis.lag import (
     LagError,
     Profile,
     correct_lag,
@@ -12,8 +12,8 @@ from api.analysis.lag import (
     lag_from_peaks,
     shift_passes,
 )
-from api.analysis.passes import ReadingSeries
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.passes import ReadingSeries
+from hotspots.analysis.settings import AnalysisSettings
 
 
 def test_correct_lag_moves_values_back_in_time() -> None:

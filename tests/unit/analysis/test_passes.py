@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.analysis.passes import (
+from hotspots.analysis.passes import (
     Pass,
     PassError,
     PassStats,
@@ -21,7 +21,7 @@ from api.analysis.passes import (
     segment_table,
     stationary_mask,
 )
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.settings import AnalysisSettings
 
 A = h3.latlng_to_cell(39.893, 116.462, 11)
 B = h3.grid_ring(A, 1)[0]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.analysis.settings import AnalysisSettings, SettingsError, Stratum
-from ingest.floors import HOTSPOT_FLOORS
+from hotspots.analysis.settings import AnalysisSettings, SettingsError, Stratum
+from hotspots.floors import HOTSPOT_FLOORS
 
 
 def test_defaults_follow_the_reference_method() -> None:

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import false_discovery_control, wilcoxon
 
-from api.analysis.significance import (
+from hotspots.analysis.significance import (
     benjamini_hochberg,
     binomial_greater,
     median_z_greater,

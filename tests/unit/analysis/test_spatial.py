@@ -4,8 +4,8 @@ import h3
 import numpy as np
 import pytest
 
-from api.analysis.settings import AnalysisSettings
-from api.analysis.spatial import HIGH_LOW, neighbours, ring_count, spatial_tests
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.spatial import HIGH_LOW, neighbours, ring_count, spatial_tests
 
 CENTRE = h3.latlng_to_cell(39.893, 116.462, 11)
 

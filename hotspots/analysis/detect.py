@@ -1,13 +1,13 @@
 """The hotspot pipeline: passes in, labelled hotspots out. Pure: no database, no clock.
 
 For each pollutant with a floor in the settings and values in the passes:
-1. trips per vehicle, and each pass's background from its trip (api.analysis.background);
-2. enhancement E per pass and the area reference (api.analysis.enhancement);
-3. for each time-of-day stratum: cell statistics (api.analysis.cellstats), the magnitude test
-   with Benjamini-Hochberg across eligible cells (api.analysis.significance), Gi* and local
-   Moran's I with BH across confirmed cells (api.analysis.spatial), labels with reasons
-   (api.analysis.labels);
-4. adjacent labelled cells merged into hotspots (api.analysis.clusters), each with its peak
+1. trips per vehicle, and each pass's background from its trip (hotspots.analysis.background);
+2. enhancement E per pass and the area reference (hotspots.analysis.enhancement);
+3. for each time-of-day stratum: cell statistics (hotspots.analysis.cellstats), the magnitude test
+   with Benjamini-Hochberg across eligible cells (hotspots.analysis.significance), Gi* and local
+   Moran's I with BH across confirmed cells (hotspots.analysis.spatial), labels with reasons
+   (hotspots.analysis.labels);
+4. adjacent labelled cells merged into hotspots (hotspots.analysis.clusters), each with its peak
    cell's level, bootstrap interval, time-of-day profile, an indicative standard band and the
    drives (vehicle and local day) that passed through it.
 """
@@ -22,27 +22,27 @@ from typing import Any
 import h3
 import numpy as np
 
-from api.analysis.background import background, trips
-from api.analysis.cellstats import (
+from edge.units import CHANNELS
+from hotspots.analysis.background import background, trips
+from hotspots.analysis.cellstats import (
     CellTable,
     bootstrap_median_ci,
     cell_table,
     in_stratum,
     local_clock,
 )
-from api.analysis.clusters import cluster, components
-from api.analysis.enhancement import enhancement, reference_level
-from api.analysis.grouping import BoolArray, FloatArray, IntArray, dense_labels, group_sort
-from api.analysis.labels import RANK, Evidence, Label, Reason, label_masks, reasons
-from api.analysis.labels import confirmed as confirmed_cells
-from api.analysis.labels import eligible as eligible_cells
-from api.analysis.lag import shift_channels
-from api.analysis.passes import Pass, PassTable
-from api.analysis.settings import AnalysisSettings
-from api.analysis.significance import benjamini_hochberg
-from api.analysis.spatial import spatial_tests
-from api.analysis.standards import IaqiBand, NoiseBand, iaqi_band, noise_band
-from edge.units import CHANNELS
+from hotspots.analysis.clusters import cluster, components
+from hotspots.analysis.enhancement import enhancement, reference_level
+from hotspots.analysis.grouping import BoolArray, FloatArray, IntArray, dense_labels, group_sort
+from hotspots.analysis.labels import RANK, Evidence, Label, Reason, label_masks, reasons
+from hotspots.analysis.labels import confirmed as confirmed_cells
+from hotspots.analysis.labels import eligible as eligible_cells
+from hotspots.analysis.lag import shift_channels
+from hotspots.analysis.passes import Pass, PassTable
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.significance import benjamini_hochberg
+from hotspots.analysis.spatial import spatial_tests
+from hotspots.analysis.standards import IaqiBand, NoiseBand, iaqi_band, noise_band
 
 EPOCH_DAY = date(1970, 1, 1)
 

@@ -1,5 +1,5 @@
 """Hotspot analysis: pure functions over passes (plain data and numpy), no database, no web.
 
 The method is described in docs/hotspots.md; every number it uses is a field of
-`api.analysis.settings.AnalysisSettings`. Entry point: `api.analysis.detect.detect`.
+`hotspots.analysis.settings.AnalysisSettings`. Entry point: `hotspots.analysis.detect.detect`.
 """

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from api.analysis.grouping import FloatArray, IntArray
-from api.analysis.passes import ReadingSeries
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.grouping import FloatArray, IntArray
+from hotspots.analysis.passes import ReadingSeries
+from hotspots.analysis.settings import AnalysisSettings
 
 
 class LagError(ValueError):

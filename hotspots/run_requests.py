@@ -2,7 +2,7 @@
 
 The API records a request (`request_run`, on the officer's connection); whatever runs the hotspot
 job calls `serve_pending` on a connection that may write the results: it claims the oldest
-pending request, runs `api.hotspot_job.run_once` over exactly that window and records the run
+pending request, runs `hotspots.job.run_once` over exactly that window and records the run
 (or the error). `/v1/hotspots?from=..&to=..` then finds that run (the newest whose window holds
 the range).
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 import psycopg
 
-from api.hotspot_job import JobSettings, run_once
+from hotspots.job import JobSettings, run_once
 
-log = logging.getLogger("envpatrol.api.run_requests")
+log = logging.getLogger("envpatrol.hotspots.run_requests")
 
 Connection = psycopg.Connection[Any]
 

@@ -19,7 +19,7 @@ from typing import Any
 import h3
 import numpy as np
 
-from api.analysis.grouping import FloatArray, IntArray
+from hotspots.analysis.grouping import FloatArray, IntArray
 
 
 @dataclass(frozen=True, slots=True)

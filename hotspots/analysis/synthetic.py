@@ -24,9 +24,9 @@ from types import MappingProxyType
 import h3
 import numpy as np
 
-from api.analysis.grouping import FloatArray, IntArray
-from api.analysis.passes import PassTable
 from edge.units import CHANNELS
+from hotspots.analysis.grouping import FloatArray, IntArray
+from hotspots.analysis.passes import PassTable
 from ingest.passes import ChannelStats, Pass
 
 EARTH_RADIUS_M = 6_371_008.8

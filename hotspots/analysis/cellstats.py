@@ -4,14 +4,14 @@ For each cell with passes (hotspots.md, "Default method" step 5):
 - M: the median over passes of the enhancement E (Apte et al.: the long-term value of a place is
   the median of its pass means, robust to the occasional plume); its bootstrap interval over
   passes is computed for the cells that are reported (`bootstrap_median_ci`);
-- X: the median excess over the area reference (see api.analysis.enhancement);
+- X: the median excess over the area reference (see hotspots.analysis.enhancement);
 - persistence f: the share of passes whose excess is above delta = max(2 x noise, floor);
 - spikes: passes whose excess is above episodic_factor x delta (episodic sources), and the
   binomial p-value that the cell has more of them than the area's spike rate explains;
 - passes, distinct local days, vehicles, first and last pass;
 - level: the median pass value in the channel's unit, and for logarithmic channels (noise) the
   energy mean 10*log10(mean(10^(L/10))) over passes;
-- the one-sided p-value (api.analysis.significance) that the excesses are above a margin of
+- the one-sided p-value (hotspots.analysis.significance) that the excesses are above a margin of
   margin_factor x delta: a difference too small to matter in the field is not a finding, however
   many passes make it significant;
 - the share test: the one-sided binomial p-value that more of the cell's passes have an excess
@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from api.analysis.grouping import (
+from hotspots.analysis.grouping import (
     BoolArray,
     FloatArray,
     IntArray,
@@ -39,8 +39,8 @@ from api.analysis.grouping import (
     group_sum,
     sorted_group_quantile,
 )
-from api.analysis.settings import AnalysisSettings, Stratum
-from api.analysis.significance import (
+from hotspots.analysis.settings import AnalysisSettings, Stratum
+from hotspots.analysis.significance import (
     binomial_greater,
     median_z_greater,
     robust_sigma,

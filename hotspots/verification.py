@@ -6,8 +6,8 @@ The call boundary is `BeforeAfterTest`: given a connection and a `BeforeAfterReq
 
 `stored_before_after` reads the passes the ingest stored (`pass_stat`, at the analysis
 resolution) in a window on each side of the treatment time, with the hotspot job's reader
-(api.hotspot_job.read_passes), and runs the analysis package's test
-(api.analysis.beforeafter.before_after_cells): per-pass enhancements over each trip's own
+(hotspots.job.read_passes), and runs the analysis package's test
+(hotspots.analysis.beforeafter.before_after_cells): per-pass enhancements over each trip's own
 background, effect = median after - median before, a bootstrap interval of the effect, a
 two-sided Mann-Whitney p-value, and the passes on each side. Backgrounds come from each pass's
 whole trip, so a regional episode on one side of the date does not pass for a local change.
@@ -24,17 +24,17 @@ from typing import Any, Protocol
 import h3
 import psycopg
 
-from api.analysis.beforeafter import BeforeAfterError, before_after_cells
-from api.analysis.settings import AnalysisSettings
-from api.hotspot_job import read_passes
-from ingest.queries import channel_spec
+from hotspots.analysis.beforeafter import BeforeAfterError, before_after_cells
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.job import read_passes
 from ingest.writer import read_analysis
+from store.queries import channel_spec
 
 Conn = psycopg.Connection[Any]
 
 METHOD = (
     "median per-pass enhancement (over each trip's background) after vs before; bootstrap "
-    "interval of the difference; two-sided Mann-Whitney U (api.analysis.beforeafter)"
+    "interval of the difference; two-sided Mann-Whitney U (hotspots.analysis.beforeafter)"
 )
 NOTE = (
     "Indicative: compares passes of patrol vehicles, not fixed-site measurements. Passes are "

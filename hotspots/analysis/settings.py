@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ingest.floors import HOTSPOT_FLOORS
+from hotspots.floors import HOTSPOT_FLOORS
 
 # Absolute floors of delta (the enhancement that counts as "above"). The store's table
-# (ingest.floors.HOTSPOT_FLOORS: PM2.5 10 ug/m3, NO2 10 ug/m3, noise 3 dB, ...) is 5-20 sensor
+# (hotspots.floors.HOTSPOT_FLOORS: PM2.5 10 ug/m3, NO2 10 ug/m3, noise 3 dB, ...) is 5-20 sensor
 # sigma for most channels, so a source of 3-5 sigma could never count as above. The analysis
 # therefore expresses delta against sensor noise alone (delta = delta_noise_factor x noise) and
 # keeps no absolute floor by default; pass `floors=HOTSPOT_FLOORS` to restore the store's floors.
@@ -49,7 +49,7 @@ DEFAULT_SENSOR_NOISE: Mapping[str, float] = MappingProxyType(
 # default modules' T90: optical PM 10 s, electrochemical NO2/CO 45 s, O3/SO2/HCHO 60 s, NDIR CO2
 # 90 s, odor/TVOC 30 s, cooking fume 20 s. The T90 itself is not the delay: a shift of T90 moves
 # a peak past the source (the earlier default of 40 s for NO2/CO put it ~100 m upstream).
-# Estimate the real ones per box with api.analysis.lag.
+# Estimate the real ones per box with hotspots.analysis.lag.
 DEFAULT_LAGS_S: Mapping[str, float] = MappingProxyType(
     {
         "pm25": 6.0,

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from demo.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 from edge.cli import stop_on_signals
 from edge.profile import load_profile
 from firmware_sim.drive import Drive, SimClock
-from firmware_sim.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
 from firmware_sim.vehicle import SimVehicle
@@ -116,7 +116,7 @@ def run_demo(args: argparse.Namespace) -> int:
         with (work / "analysis.log").open("wb") as analysis_log:
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "api.demo_job", "--interval-s", str(args.job_interval)],
+                    [sys.executable, "-m", "demo.job", "--interval-s", str(args.job_interval)],
                     env=env,
                     stdout=analysis_log,
                     stderr=subprocess.STDOUT,

@@ -36,8 +36,8 @@ import h3
 import numpy as np
 from scipy.special import ndtr
 
-from api.analysis.grouping import FloatArray, IntArray
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.grouping import FloatArray, IntArray
+from hotspots.analysis.settings import AnalysisSettings
 
 HIGH_LOW = 4  # esda's quadrant of a high value among low neighbours
 

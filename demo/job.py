@@ -1,4 +1,4 @@
-"""The hotspot job for a short simulated patrol: `python -m api.demo_job` (database:
+"""The hotspot job for a short simulated patrol: `python -m demo.job` (database:
 ENVPATROL_DATABASE_URL).
 
 `envpatrol demo` (and the end-to-end test) drive simulated vehicles for a few simulated hours at
@@ -6,7 +6,7 @@ hundreds of times real speed, so two things differ from the production job (`env
 analyse`): each run ends at the newest stored pass rather than at the database's clock (the
 simulated clock runs ahead of it), and a cell qualifies after fewer passes on a single day
 (`SHORT_PATROL`), since a demo has no four days of patrols. It runs every `--interval-s` wall
-seconds and also answers officers' run requests (api.run_requests).
+seconds and also answers officers' run requests (hotspots.run_requests).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any
 
 import psycopg
 
-from api.analysis.settings import AnalysisSettings
-from api.hotspot_job import JobSettings, RunSummary, run_once
-from api.run_requests import serve_pending
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.job import JobSettings, RunSummary, run_once
+from hotspots.run_requests import serve_pending
 
-log = logging.getLogger("envpatrol.api.demo_job")
+log = logging.getLogger("envpatrol.demo.job")
 
 SHORT_PATROL = dataclasses.replace(
     AnalysisSettings(),

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 import h3
 import numpy as np
 
-from api.analysis.grouping import (
+from edge.units import CHANNELS
+from hotspots.analysis.grouping import (
     BoolArray,
     FloatArray,
     IntArray,
@@ -30,8 +31,7 @@ from api.analysis.grouping import (
     group_sum,
     run_starts,
 )
-from api.analysis.settings import AnalysisSettings
-from edge.units import CHANNELS
+from hotspots.analysis.settings import AnalysisSettings
 
 
 class PassError(ValueError):
@@ -142,7 +142,7 @@ class ReadingSeries:
 
     times: UTC epoch seconds, non-decreasing. cells: H3 index per reading, None without a fix.
     values: per channel, NaN where the value is missing or carries a channel flag (lag-corrected
-    already if wanted, see api.analysis.lag). flags: the reading-level flags of each reading.
+    already if wanted, see hotspots.analysis.lag). flags: the reading-level flags of each reading.
     """
 
     vehicle: str

@@ -1,6 +1,6 @@
 """Reading the hotspot job's results: the newest run and its hotspots, filtered.
 
-The job (api.hotspot_job) writes `hotspot_run`, `hotspot` and `hotspot_cell`; these functions
+The job (hotspots.job) writes `hotspot_run`, `hotspot` and `hotspot_cell`; these functions
 are what the API's routes call, one statement each, on the request's psycopg connection. Filters:
 pollutant, label(s), time-of-day stratum, a WGS-84 bounding box on the hotspot's centre and a
 minimum number of passes at the peak cell. The list keeps the run's order (persistent first,
@@ -17,8 +17,8 @@ from typing import Any
 import h3
 import psycopg
 
-from api.analysis.labels import Label
-from ingest.queries import BBox
+from hotspots.analysis.labels import Label
+from store.queries import BBox
 
 Connection = psycopg.Connection[Any]
 
@@ -55,7 +55,7 @@ class StoredDrive:
 
 @dataclass(frozen=True, slots=True)
 class StoredHotspot:
-    """One hotspot of a run, as the job wrote it (see api.analysis.detect.Hotspot)."""
+    """One hotspot of a run, as the job wrote it (see hotspots.analysis.detect.Hotspot)."""
 
     run_id: int
     rank: int

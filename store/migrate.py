@@ -1,6 +1,6 @@
 """Versioned schema migrations, with TimescaleDB used when the server has it.
 
-Migrations are the files `NNNN_name.sql` in `ingest/migrations`, applied in order, each in its
+Migrations are the files `NNNN_name.sql` in `store/migrations`, applied in order, each in its
 own transaction and recorded in `schema_migrations`. A migration may have a backend-specific
 companion, `NNNN_name.plain.sql` or `NNNN_name.timescale.sql`, applied right after it; that is
 the only place Timescale-only SQL lives.
@@ -16,7 +16,7 @@ from typing import Literal
 
 import psycopg
 
-log = logging.getLogger("envpatrol.ingest.migrate")
+log = logging.getLogger("envpatrol.store.migrate")
 
 Backend = Literal["timescale", "plain"]
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -33,7 +33,7 @@ class Migration:
 
 
 def available() -> list[Migration]:
-    folder = resources.files("ingest.migrations")
+    folder = resources.files("store.migrations")
     files = {
         p.name: p.read_text(encoding="utf-8") for p in folder.iterdir() if p.name.endswith(".sql")
     }

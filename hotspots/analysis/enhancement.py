@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from api.analysis.grouping import FloatArray
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.grouping import FloatArray
+from hotspots.analysis.settings import AnalysisSettings
 
 
 def enhancement(values: FloatArray, background: FloatArray) -> FloatArray:

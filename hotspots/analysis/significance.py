@@ -7,7 +7,7 @@ Magnitude, two tests to choose from (`magnitude_test`):
   the smallest exact signed-rank p-value is 2^-n (1/256 with 8 passes), and Benjamini-Hochberg
   across hundreds of cells needs far smaller ones.
 - "signed_rank": a one-sided Wilcoxon signed-rank test that a cell's pass excesses X (enhancement minus
-the reference, see api.analysis.enhancement) are centred above a margin (margin_factor x delta;
+the reference, see hotspots.analysis.enhancement) are centred above a margin (margin_factor x delta;
 the caller subtracts it). It is computed for all cells
 at once: ranks of |X| within each cell (ties get their average rank, zeros are dropped as in
 Wilcoxon's original method), W+ = the sum of the ranks of positive X. Up to
@@ -32,7 +32,7 @@ import numpy as np
 from scipy.special import ndtr
 from scipy.stats import binom
 
-from api.analysis.grouping import BoolArray, FloatArray, IntArray, run_starts
+from hotspots.analysis.grouping import BoolArray, FloatArray, IntArray, run_starts
 
 
 @lru_cache(maxsize=8)

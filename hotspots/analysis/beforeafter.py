@@ -23,11 +23,11 @@ import h3
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from api.analysis.background import background, trips
-from api.analysis.enhancement import enhancement
-from api.analysis.grouping import FloatArray
-from api.analysis.passes import PassTable
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.background import background, trips
+from hotspots.analysis.enhancement import enhancement
+from hotspots.analysis.grouping import FloatArray
+from hotspots.analysis.passes import PassTable
+from hotspots.analysis.settings import AnalysisSettings
 
 
 class BeforeAfterError(ValueError):

@@ -1,9 +1,9 @@
 """The hotspot analysis as a job: stored passes of a time window in, one run of results out.
 
 `run_once` reads the passes the ingest keeps (`pass`, at the analysis resolution stored in
-`meta`) for [now - window, now), with the values of the analysed pollutants, runs `api.analysis.detect.detect` over them
+`meta`) for [now - window, now), with the values of the analysed pollutants, runs `hotspots.analysis.detect.detect` over them
 and writes one `hotspot_run` with its `hotspot` rows and their `hotspot_cell` rows in a single
-transaction, then prunes old runs. The API reads the newest run (api.hotspot_results) instead of
+transaction, then prunes old runs. The API reads the newest run (hotspots.results) instead of
 computing hotspots per request. `envpatrol analyse` runs it once or every `interval`.
 
 The stored passes are what the ingest built from the readings as they arrived: no per-channel
@@ -32,13 +32,13 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from api.analysis.detect import Hotspot, detect
-from api.analysis.passes import PassTable
-from api.analysis.settings import AnalysisSettings
-from ingest.pass_columns import stat_columns
+from hotspots.analysis.detect import Hotspot, detect
+from hotspots.analysis.passes import PassTable
+from hotspots.analysis.settings import AnalysisSettings
 from ingest.writer import read_analysis
+from store.pass_columns import stat_columns
 
-log = logging.getLogger("envpatrol.api.hotspot_job")
+log = logging.getLogger("envpatrol.hotspots.job")
 
 METHOD = "envpatrol-hotspots/1"  # bump when detect's output changes meaning
 Connection = psycopg.Connection[Any]
@@ -447,7 +447,7 @@ def run_periodically(
 ) -> int:
     """Run every job.interval until `stop` is set; a failed run is logged and retried at the
     next interval, never the end of the service. Between runs, `between` (e.g. serving the
-    officers' run requests, api.run_requests.serve_pending) is called every `poll_s` seconds.
+    officers' run requests, hotspots.run_requests.serve_pending) is called every `poll_s` seconds.
     Returns the number of successful scheduled runs."""
     done = 0
     due = time.monotonic()
@@ -483,8 +483,8 @@ def analyse_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
     def run(args: argparse.Namespace) -> int:
         from edge.cli import stop_on_signals
         from edge.mqtt import SettingsError
-        from ingest.migrate import migrate
         from ingest.settings import load_ingest_settings
+        from store.migrate import migrate
 
         try:
             settings = load_ingest_settings(args.config)
@@ -512,7 +512,7 @@ def analyse_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
                 )
             )
             return 0
-        from api.run_requests import serve_pending
+        from hotspots.run_requests import serve_pending
 
         run_periodically(
             lambda: psycopg.connect(settings.database_url, autocommit=True),

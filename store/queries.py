@@ -29,10 +29,10 @@ from psycopg.rows import dict_row
 
 from edge.topics import TopicError, check_vehicle
 from edge.units import CHANNELS, ChannelSpec
+from hotspots.floors import HOTSPOT_FLOORS
 from ingest.columns import COLUMNS
-from ingest.floors import HOTSPOT_FLOORS
-from ingest.pass_columns import stat_columns
 from ingest.passes import STATS_EXCLUDED_FLAGS
+from store.pass_columns import stat_columns
 
 Conn = psycopg.Connection[Any]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from api.analysis.grouping import FloatArray, IntArray, run_starts
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.grouping import FloatArray, IntArray, run_starts
+from hotspots.analysis.settings import AnalysisSettings
 
 # Rows of a window matrix are gathered in chunks of at most this many cells (memory bound).
 _CHUNK_CELLS = 4_000_000

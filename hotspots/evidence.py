@@ -1,6 +1,6 @@
 """The evidence behind one stored hotspot: its passes, its cells' figures, its history.
 
-The job stores each hotspot's figures (api.hotspot_results); the passes behind them are read at
+The job stores each hotspot's figures (hotspots.results); the passes behind them are read at
 request time from the ingest's pass statistics (`pass_stat`), over the run's window and
 resolution: the pass values as measured, before the run shifted them back by each channel's
 sensor lag (`AnalysisSettings.pass_lag`) and took the background off, so a hotspot's level (the
@@ -21,8 +21,8 @@ import h3
 import psycopg
 from psycopg import sql
 
-from api.hotspot_results import StoredHotspot, StoredRun
-from ingest.pass_columns import stat_columns
+from hotspots.results import StoredHotspot, StoredRun
+from store.pass_columns import stat_columns
 
 Connection = psycopg.Connection[Any]
 

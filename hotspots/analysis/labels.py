@@ -20,9 +20,9 @@ from enum import StrEnum
 
 import numpy as np
 
-from api.analysis.cellstats import CellTable
-from api.analysis.grouping import BoolArray, FloatArray
-from api.analysis.settings import AnalysisSettings
+from hotspots.analysis.cellstats import CellTable
+from hotspots.analysis.grouping import BoolArray, FloatArray
+from hotspots.analysis.settings import AnalysisSettings
 
 
 class Label(StrEnum):
