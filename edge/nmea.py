@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
 import pynmea2
 
@@ -360,7 +360,3 @@ def format_gga(
         f"{altitude_m:.1f},M,-8.0,M,,"
     )
     return _sentence(body)
-
-
-def fix_age(fix: Fix, now_gnss: datetime) -> timedelta | None:
-    return None if fix.time is None else now_gnss - fix.time

@@ -222,7 +222,3 @@ class Outbox:
             row = self._db.execute("SELECT value FROM counter WHERE name = 'last_seq'").fetchone()
         return int(row[0])
 
-    def oldest_seq(self) -> int | None:
-        with self._lock:
-            row = self._db.execute("SELECT min(seq) FROM pending").fetchone()
-        return None if row[0] is None else int(row[0])

@@ -202,10 +202,6 @@ class Publisher:
         return self._connected.is_set()
 
     @property
-    def inflight(self) -> int:
-        return len(self._inflight)
-
-    @property
     def payload_limit(self) -> int:
         """The largest payload sent: the configured limit or what the broker announced."""
         if self._broker_limit is None:

@@ -30,9 +30,6 @@ class SimClock:
     def now(self) -> datetime:
         return self.start + timedelta(seconds=(self.monotonic() - self._origin) * self.speed)
 
-    def wall_seconds(self, sim_seconds: float) -> float:
-        return sim_seconds / self.speed
-
 
 @dataclass(frozen=True, slots=True)
 class VehicleState:

@@ -4,10 +4,8 @@ opens the slave path with pyserial exactly as it would open /dev/ttyUSB0."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import select
-import struct
 import termios
 import tty
 
@@ -50,30 +48,6 @@ class PseudoTerminal:
                 return len(view)
             view = view[written:]
         return 0
-
-    def mark_unopened(self) -> None:
-        """Set a line speed no client uses (50 baud), so `opened()` sees the client's own."""
-        attrs = termios.tcgetattr(self._slave)
-        attrs[4] = attrs[5] = termios.B50
-        termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
-
-    def opened(self) -> bool:
-        """After `mark_unopened`: whether a client has opened the port and set its line speed
-        (pyserial always does, and flushes what was written before)."""
-        try:
-            speed: int = termios.tcgetattr(self._slave)[5]
-        except termios.error:
-            return False
-        return speed != termios.B50
-
-    def unread(self) -> int:
-        """Bytes written to the other side that its reader has not taken yet."""
-        try:
-            raw = fcntl.ioctl(self._slave, termios.FIONREAD, b"\0\0\0\0")
-        except OSError:
-            return 0
-        count: int = struct.unpack("i", raw)[0]
-        return count
 
     def close(self) -> None:
         """Close both sides once. A second call does nothing: by then the descriptor numbers may
