@@ -5,16 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import h3
-import psycopg
 from psycopg.rows import dict_row
 
 from edge.units import ChannelSpec
-from store.queries import TimeRange
-
-Conn = psycopg.Connection[Any]
+from store.conditions import Conn, TimeRange
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,17 +12,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import h3
-import psycopg
 from psycopg import sql
 
+from edge.quality import STATS_EXCLUDED_FLAGS
 from edge.units import ChannelSpec
+from store.conditions import Conn, TimeRange
 from store.pass_columns import stat_columns
-from store.queries import HOTSPOT_EXCLUDED_FLAGS, TimeRange
-
-Conn = psycopg.Connection[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +28,6 @@ class Pass:
     start: datetime
     end: datetime
     mean: float
-
-    @property
-    def midpoint(self) -> datetime:
-        return self.start + (self.end - self.start) / 2
 
 
 def _mean(values: list[float], energy: bool) -> float:
@@ -114,7 +107,7 @@ def cell_passes(
         **where.params,
         "cell": h3.str_to_int(cell),
         "channel": spec.name,
-        "excluded_flags": list(HOTSPOT_EXCLUDED_FLAGS),
+        "excluded_flags": list(STATS_EXCLUDED_FLAGS),
     }
     rows = conn.execute(query, params).fetchall()
     return passes(rows, pass_gap_s, spec.energy_mean)

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from store.queries import QueryError
+from store.conditions import QueryError
 
 log = logging.getLogger("envpatrol.api")
 

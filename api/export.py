@@ -19,8 +19,8 @@ from psycopg import sql
 
 from api.database import Database
 from edge.units import CHANNELS
-from store import queries
-from store.queries import Condition, Cursor, ReadingFilters, StoredReading
+from store.conditions import Condition, Conn, Cursor
+from store.readings import ReadingFilters, StoredReading, readings_page
 
 Format = Literal["csv", "geojson", "ndjson"]
 MEDIA_TYPES: dict[str, str] = {
@@ -108,7 +108,7 @@ def geojson_feature(r: StoredReading) -> bytes:
 
 
 def next_cursor(
-    conn: queries.Conn, filters: ReadingFilters, limit: int, after: Cursor | None
+    conn: Conn, filters: ReadingFilters, limit: int, after: Cursor | None
 ) -> Cursor | None:
     """The cursor after the `limit`-th row, or None when no row follows it."""
     parts = [filters.condition()]
@@ -142,7 +142,7 @@ def stream(
     with database.connect() as conn:
         cursor = after
         while sent < limit:
-            page = queries.readings(conn, filters, min(PAGE, limit - sent), cursor)
+            page = readings_page(conn, filters, min(PAGE, limit - sent), cursor)
             # One chunk per page: a send per reading would cost more than encoding it.
             chunk: list[bytes] = []
             for reading in page.readings:

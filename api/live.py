@@ -112,11 +112,10 @@ class HotspotWatch:
     primed: bool = False
 
     def poll(self) -> list[LiveEvent]:
-        from hotspots import evidence as hotspot_evidence
-        from hotspots import results as hotspot_results
+        from hotspots import evidence, results
 
         with self.connect() as conn:
-            runs = hotspot_results.recent_runs(conn, 2)
+            runs = results.recent_runs(conn, 2)
             newest = runs[0] if runs else None
             if not self.primed or newest is None or newest.id == self.last_run:
                 self.primed = True
@@ -124,8 +123,8 @@ class HotspotWatch:
                 return []
             previous = runs[1].id if len(runs) > 1 else None
             self.last_run = newest.id
-            ranks = set(hotspot_evidence.new_ranks(conn, newest.id, previous))
-            spots = hotspot_results.hotspots_of_run(conn, newest)
+            ranks = set(evidence.new_ranks(conn, newest.id, previous))
+            spots = results.hotspots_of_run(conn, newest)
         return [
             LiveEvent(
                 "hotspot",

@@ -10,7 +10,9 @@ from fastapi import Depends, Query
 
 from api.errors import ParameterError
 from edge.units import CHANNELS, ChannelSpec
-from store.queries import TimeRange, channel_spec
+from hotspots.floors import HOTSPOT_FLOORS
+from store.channels import channel_spec
+from store.conditions import QueryError, TimeRange
 
 DEFAULT_SPAN = timedelta(days=30)
 # Far enough from datetime's limits that defaults and hour rounding cannot overflow.
@@ -81,3 +83,16 @@ def pollutant(
 
 
 Pollutant = Annotated[ChannelSpec, Depends(pollutant)]
+
+
+def hotspot_channel(channel: str) -> ChannelSpec:
+    """The spec of a channel that can have hotspots: a pollutant, with a floor in
+    `hotspots.floors.HOTSPOT_FLOORS` (temperature and humidity have none)."""
+    spec = channel_spec(channel)
+    if spec.name not in HOTSPOT_FLOORS:
+        raise QueryError(
+            "channel",
+            f"{spec.name} is not a pollutant and has no hotspots; "
+            f"choose one of {', '.join(HOTSPOT_FLOORS)}",
+        )
+    return spec

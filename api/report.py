@@ -23,7 +23,7 @@ from api.officers.cases import Case, CaseFilters
 from api.officers.grids import Grid
 from api.report_svg import MapHotspot, MapLayers, Position, render_map
 from hotspots.results import StoredHotspot, StoredRun
-from store.queries import BBox
+from store.conditions import BBox
 
 Connection = psycopg.Connection[Any]
 

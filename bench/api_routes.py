@@ -24,9 +24,10 @@ import psycopg
 from api import keys
 from api.app import create_app
 from api.settings import ApiSettings
+from demo.embedded import EmbeddedDatabase
+from demo.patrol_data import simulated_readings, store_readings
 from hotspots.job import JobSettings, run_once
-from tests.e2e.simulated_patrols import simulated_readings, store
-from tests.services import admin_database_url, scratch_database
+from store.scratch import admin_database_url, scratch_database
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with", category=UserWarning)
@@ -72,10 +73,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    with scratch_database(admin_database_url()) as url:
+    with scratch_database(admin_database_url(start=lambda: EmbeddedDatabase.start().url)) as url:
         begin = time.perf_counter()
         readings = simulated_readings(START, vehicles=args.vehicles, days=args.days)
-        store(url, readings)
+        store_readings(url, readings)
         print(f"stored {len(readings)} readings in {time.perf_counter() - begin:.1f} s")
         with psycopg.connect(url, autocommit=True) as conn:
             key = keys.create(conn, "bench", "admin").key

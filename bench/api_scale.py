@@ -3,6 +3,8 @@
 
     .venv/bin/python -m bench.api_scale [--rebuild] [--requests 30] [--warmup 3]
 
+0. Self-check: bench.api_scale_check tests the generator and the OpenAPI fitting first, and the
+   benchmark stops if they fail.
 1. Data: the database `--database` (envpatrol_bench_api) on the machine's PostgreSQL, reused
    when it already holds a complete fill of the same fleet (the fill is recorded as the
    database's comment), else (or with `--rebuild`) made again: readings of `--vehicles` patrol
@@ -34,6 +36,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from bench import api_scale_check
 from bench.api_scale_data import FleetSpec
 from bench.api_scale_fill import database_url, fill, fill_marker
 from bench.api_scale_http import Case, Timing, enum_of, measure, table
@@ -237,6 +240,7 @@ def main() -> None:
     parser.add_argument("--no-store", action="store_true", help="skip the store-level timings")
     parser.add_argument("--drop", action="store_true", help="drop the database at the end")
     args = parser.parse_args()
+    print(f"self-check: {api_scale_check.run()} checks of the generator and fitting passed")
     args.port = args.port or free_port()
     print(f"machine: {machine()}; load average at start: {loadavg()}")
     print(f"disk: {shutil.disk_usage('/').free / 1e9:.0f} GB free on /")

@@ -33,7 +33,7 @@ from firmware_sim.field import (
 )
 from firmware_sim.geo import EARTH_RADIUS_M, bearing_deg, haversine_m
 from firmware_sim.route import SHUANGJING_LOOP, Route
-from ingest.columns import CHANNEL_COLUMNS, COLUMNS
+from store.reading_columns import CHANNEL_COLUMNS, COLUMNS
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 PROFILE = "default-multi"

@@ -14,12 +14,13 @@ import psycopg
 from psycopg import sql
 
 from bench.api_scale_data import COPY_HEADER, COPY_TRAILER, Fleet, FleetSpec, copy_rows
+from edge.quality import STATS_EXCLUDED_FLAGS
 from hotspots import job as hotspot_job
 from ingest import pass_store
-from ingest.columns import COLUMNS
-from ingest.passes import STATS_EXCLUDED_FLAGS
-from ingest.writer import read_analysis, rollup_sql
+from ingest.writer import rollup_sql
+from store.analysis_meta import read_analysis
 from store.migrate import current_backend, migrate
+from store.reading_columns import COLUMNS
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,11 +22,12 @@ import psycopg
 from api import cell_passes
 from bench.api_scale_http import percentile
 from hotspots import results as hotspot_results
-from store import queries
-from store.queries import BBox, TimeRange, channel_spec
+from store.channels import channel_spec
+from store.conditions import BBox, TimeRange, VehicleFilter
+from store.readings import ReadingFilters, readings_page
 
 # The proposed source of /v1/vehicles/{id}/track: only the three columns the lines need, by the
-# (vehicle, time) index, instead of whole readings page by page (store.queries.readings).
+# (vehicle, time) index, instead of whole readings page by page (store.readings.readings_page).
 TRACK_FIXES = """
 SELECT time, lat, lon FROM reading
 WHERE vehicle = %(vehicle)s AND time >= %(time_start)s AND time < %(time_end)s
@@ -106,8 +107,8 @@ def store_timings(
 
         def track_pages() -> int:
             # what the route does: whole readings, pages of max_points + 1 (5001)
-            filters = queries.ReadingFilters(time=day, vehicle=queries.VehicleFilter("patrol-01"))
-            return len(queries.readings(conn, filters, 5001).readings)
+            filters = ReadingFilters(time=day, vehicle=VehicleFilter("patrol-01"))
+            return len(readings_page(conn, filters, 5001).readings)
 
         def track_fixes() -> int:
             params = {"vehicle": "patrol-01", "time_start": day.start, "time_end": day.end}

@@ -21,7 +21,7 @@ The path from the world to the detector is the real one minus the transport:
   a 30-pass sweep take hours; the end-to-end tests cover it.
 
 For every run, resolution (H3 10 and 11) and pass count (2, 4, 8, 12, 20, 30) the detector and
-the two naive baselines of bench.hotspot_scoring run on the same passes and are scored there.
+the two naive baselines of hotspots.scoring run on the same passes and are scored there.
 
     .venv/bin/python -m bench.hotspot_eval            # the full sweep (a few minutes)
     .venv/bin/python -m bench.hotspot_eval --quick    # a smoke run
@@ -47,17 +47,6 @@ from typing import Any
 import h3
 import numpy as np
 
-from bench.hotspot_scoring import (
-    Counts,
-    Detection,
-    TrueSource,
-    first_detection,
-    gi_baseline,
-    match,
-    match_radius,
-    merge,
-    threshold_baseline,
-)
 from edge.quality import QualitySettings
 from firmware_sim.field import BACKGROUND, NOISE_SIGMA, PollutionField, Schedule, Source
 from firmware_sim.gps_model import GpsErrorModel, GpsSpec
@@ -70,7 +59,18 @@ from hotspots.analysis.lag import correct_lag
 from hotspots.analysis.passes import PassTable, stationary_mask
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.floors import HOTSPOT_FLOORS
-from hotspots.job import table_from_rows
+from hotspots.pass_reader import table_from_rows
+from hotspots.scoring import (
+    Counts,
+    Detection,
+    TrueSource,
+    first_detection,
+    gi_baseline,
+    match,
+    match_radius,
+    merge,
+    threshold_baseline,
+)
 from ingest.passes import DEFAULT_PASS_GAP, TrackPoint, passes_of
 from ingest.passes import Pass as IngestPass
 
@@ -244,7 +244,7 @@ def day_passes(
 
 def to_table(passes: Sequence[IngestPass]) -> PassTable:
     """The ingest's passes as the hotspot job reads them from `pass_stat`, through the job's own
-    conversion (hotspots.job.table_from_rows): the energy mean for noise, else the mean; a
+    conversion (hotspots.pass_reader.table_from_rows): the energy mean for noise, else the mean; a
     pass without any usable value is not read."""
     channels = sorted({c for p in passes for c in p.stats})
     rows = []

@@ -5,7 +5,7 @@ is stored in a scratch database through the ingest's pass store (`pass` and `pas
 ingest keeps them), then the job's steps are timed: reading the window's passes from PostgreSQL,
 `detect`, writing the run with its hotspots and cells; and one whole `run_once`. The scratch
 database is created on the machine's PostgreSQL (ENVPATROL_TEST_DATABASE_URL or the default
-admin URL of tests/services.py) and dropped afterwards.
+admin URL of store/scratch.py, else an embedded one) and dropped afterwards.
 
     .venv/bin/python -m bench.hotspot_job_scale [--days 30] [--vehicles 10]
 """
@@ -23,12 +23,15 @@ import numpy as np
 import psycopg
 
 from bench.hotspots_scale import scenario
+from demo.embedded import EmbeddedDatabase
 from hotspots.analysis.detect import detect
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.analysis.synthetic import as_stored, generate
-from hotspots.job import JobSettings, read_passes, run_once, table_from_rows, write_run
+from hotspots.job import JobSettings, run_once
+from hotspots.pass_reader import read_passes, table_from_rows
+from hotspots.run_writer import write_run
 from ingest import pass_store
-from tests.services import admin_database_url, scratch_database
+from store.scratch import admin_database_url, scratch_database
 
 # The job's earlier read, for comparison in the same run (--with-pivot): one row per channel from
 # the pass_stat view (a row per channel of every pass) grouped back into a row per pass.
@@ -68,8 +71,9 @@ def main() -> None:
     args = parser.parse_args()
     table = generate(scenario(args.days, args.vehicles))
     resolution = 11
+    admin_url = admin_database_url(start=lambda: EmbeddedDatabase.start().url)
     with (
-        scratch_database(admin_database_url(), h3_resolution=resolution) as url,
+        scratch_database(admin_url, h3_resolution=resolution) as url,
         psycopg.connect(url, autocommit=True) as conn,
     ):
         started = time.perf_counter()

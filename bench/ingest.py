@@ -57,10 +57,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.wire import Position, Reading, encode_message
-from ingest.columns import COLUMNS
 from ingest.mqtt_client import IngestClient, Received
 from ingest.writer import adapt_connection, copy_rows, row_of
 from store.migrate import migrate
+from store.reading_columns import COLUMNS
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -28,12 +28,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from bench.ingest import cpu_seconds, database, fleet, messages
+from edge.quality import STATS_EXCLUDED_FLAGS
 from edge.topics import Topics
 from ingest import pass_store
 from ingest.decode import Row, decode_rows
-from ingest.passes import STATS_EXCLUDED_FLAGS
 from ingest.validate import Rejection
-from ingest.writer import _INSERT, Rows, Writer, copy_rows, read_analysis
+from ingest.writer import _INSERT, Rows, Writer, copy_rows
+from store.analysis_meta import read_analysis
 
 PHASES = ("decode", "copy", "insert", "passes", "commit")
 STATEMENTS = ("usual", "redelivery")

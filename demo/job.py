@@ -5,8 +5,9 @@ ENVPATROL_DATABASE_URL).
 hundreds of times real speed, so two things differ from the production job (`envpatrol
 analyse`): each run ends at the newest stored pass rather than at the database's clock (the
 simulated clock runs ahead of it), and a cell qualifies after fewer passes on a single day
-(`SHORT_PATROL`), since a demo has no four days of patrols. It runs every `--interval-s` wall
-seconds and also answers officers' run requests (hotspots.run_requests).
+(`SHORT_PATROL`), since a demo has no four days of patrols. It runs the production scheduler
+(hotspots.job.run_periodically) every `--interval-s` wall seconds and also answers officers'
+run requests.
 """
 
 from __future__ import annotations
@@ -23,10 +24,7 @@ from typing import Any
 import psycopg
 
 from hotspots.analysis.settings import AnalysisSettings
-from hotspots.job import JobSettings, RunSummary, run_once
-from hotspots.run_requests import serve_pending
-
-log = logging.getLogger("envpatrol.demo.job")
+from hotspots.job import JobSettings, RunSummary, run_once, run_periodically, serve_pending
 
 SHORT_PATROL = dataclasses.replace(
     AnalysisSettings(),
@@ -37,17 +35,19 @@ SHORT_PATROL = dataclasses.replace(
 SHORT_JOB = JobSettings(window=timedelta(days=2), keep_runs=50, analysis=SHORT_PATROL)
 
 
-def newest_pass_end(conn: psycopg.Connection[Any]) -> datetime | None:
+def after_newest_pass(conn: psycopg.Connection[Any]) -> datetime | None:
+    """Where a demo run's window ends: just after the newest stored pass; None before any."""
     row = conn.execute("SELECT max(end_time) FROM pass").fetchone()
-    return None if row is None else row[0]
+    if row is None or row[0] is None:
+        return None
+    newest: datetime = row[0]
+    return newest + timedelta(seconds=1)
 
 
 def run_to_newest(conn: psycopg.Connection[Any], job: JobSettings = SHORT_JOB) -> RunSummary | None:
     """One run over the window ending just after the newest stored pass; None before any."""
-    end = newest_pass_end(conn)
-    if end is None:
-        return None
-    return run_once(conn, job, now=end + timedelta(seconds=1))
+    end = after_newest_pass(conn)
+    return None if end is None else run_once(conn, job, now=end)
 
 
 def loop(
@@ -57,17 +57,15 @@ def loop(
     job: JobSettings = SHORT_JOB,
 ) -> int:
     """Run, and serve requests, every `interval_s` until `stop`; the number of runs made."""
-    runs = 0
-    while not stop.is_set():
-        try:
-            with connect() as conn:
-                if run_to_newest(conn, job) is not None:
-                    runs += 1
-                serve_pending(conn, job)
-        except psycopg.Error:
-            log.exception("hotspot run failed; retrying in %.0f s", interval_s)
-        stop.wait(interval_s)
-    return runs
+    every = dataclasses.replace(job, interval=timedelta(seconds=interval_s))
+    return run_periodically(
+        connect,
+        every,
+        stop,
+        end=after_newest_pass,
+        between=lambda conn: serve_pending(conn, job),
+        poll_s=interval_s,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("give --database-url or set ENVPATROL_DATABASE_URL")
+    if args.interval_s <= 0:
+        parser.error("--interval-s must be positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from edge.cli import stop_on_signals
 

@@ -1,6 +1,6 @@
 """Reading the hotspot job's results: the newest run and its hotspots, filtered.
 
-The job (hotspots.job) writes `hotspot_run`, `hotspot` and `hotspot_cell`; these functions
+The job writes `hotspot_run`, `hotspot` and `hotspot_cell` (hotspots.run_writer); these functions
 are what the API's routes call, one statement each, on the request's psycopg connection. Filters:
 pollutant, label(s), time-of-day stratum, a WGS-84 bounding box on the hotspot's centre and a
 minimum number of passes at the peak cell. The list keeps the run's order (persistent first,
@@ -18,7 +18,7 @@ import h3
 import psycopg
 
 from hotspots.analysis.labels import Label
-from store.queries import BBox
+from store.conditions import BBox
 
 Connection = psycopg.Connection[Any]
 

@@ -1,25 +1,23 @@
 """Officers' requests for a hotspot analysis of a given window, answered asynchronously.
 
-The API records a request (`request_run`, on the officer's connection); whatever runs the hotspot
-job calls `serve_pending` on a connection that may write the results: it claims the oldest
-pending request, runs `hotspots.job.run_once` over exactly that window and records the run
-(or the error). `/v1/hotspots?from=..&to=..` then finds that run (the newest whose window holds
-the range).
+The API records a request (`request_run`, on the officer's connection) and reads requests back
+(`one`, `recent`). Whatever runs the hotspot job serves them (hotspots.job.serve_pending) on a
+connection that may write the results: it claims the oldest pending request (`claim`), runs the
+analysis over exactly that window and records the run (`finish`) or the error (`fail`).
+`/v1/hotspots?from=..&to=..` then finds that run (the newest whose window holds the range).
+This module only reads and writes `hotspot_run_request`, so the web process imports it without
+the analysis.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from hotspots.job import JobSettings, run_once
-
-log = logging.getLogger("envpatrol.hotspots.run_requests")
+__all__ = ["RunRequest", "claim", "fail", "finish", "one", "recent", "request_run"]
 
 Connection = psycopg.Connection[Any]
 
@@ -78,36 +76,24 @@ RETURNING {_COLUMNS}
 """
 
 
-def serve_pending(conn: Connection, job: JobSettings, limit: int = 10) -> list[RunRequest]:
-    """Run up to `limit` pending requests, oldest first (autocommit connection); each one's
-    final state. A failed analysis marks its request failed and goes on with the next."""
-    served = []
-    for _ in range(limit):
-        row = conn.execute(_CLAIM).fetchone()
-        if row is None:
-            break
-        claimed = _request(row)
-        try:
-            summary = run_once(
-                conn,
-                dataclasses.replace(job, window=claimed.window_end - claimed.window_start),
-                now=claimed.window_end,
-            )
-        except Exception as exc:
-            # The request records why (the log has the traceback); the next one still runs.
-            log.exception("requested hotspot run %d failed", claimed.id)
-            conn.execute(
-                "UPDATE hotspot_run_request SET status = 'failed', finished_at = now(),"
-                " error = %s WHERE id = %s",
-                (f"{type(exc).__name__}: {exc}", claimed.id),
-            )
-        else:
-            conn.execute(
-                "UPDATE hotspot_run_request SET status = 'done', finished_at = now(),"
-                " run_id = %s WHERE id = %s",
-                (summary.run_id, claimed.id),
-            )
-        final = one(conn, claimed.id)
-        assert final is not None
-        served.append(final)
-    return served
+def claim(conn: Connection) -> RunRequest | None:
+    """The oldest pending request, now running; None without one. A request another server
+    is claiming at the same moment is skipped, so no two run the same request."""
+    row = conn.execute(_CLAIM).fetchone()
+    return None if row is None else _request(row)
+
+
+def finish(conn: Connection, request_id: int, run_id: int) -> None:
+    conn.execute(
+        "UPDATE hotspot_run_request SET status = 'done', finished_at = now(),"
+        " run_id = %s WHERE id = %s",
+        (run_id, request_id),
+    )
+
+
+def fail(conn: Connection, request_id: int, error: str) -> None:
+    conn.execute(
+        "UPDATE hotspot_run_request SET status = 'failed', finished_at = now(),"
+        " error = %s WHERE id = %s",
+        (error, request_id),
+    )

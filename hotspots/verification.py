@@ -4,9 +4,9 @@ The call boundary is `BeforeAfterTest`: given a connection and a `BeforeAfterReq
 `BeforeAfterResult`. The API calls whatever test the application was built with
 (`create_app(..., before_after=...)`); the default is `stored_before_after`.
 
-`stored_before_after` reads the passes the ingest stored (`pass_stat`, at the analysis
-resolution) in a window on each side of the treatment time, with the hotspot job's reader
-(hotspots.job.read_passes), and runs the analysis package's test
+`stored_before_after` reads the passes the ingest stored (`pass`, at the analysis resolution)
+in a window on each side of the treatment time, with the hotspot job's reader
+(hotspots.pass_reader.read_passes), and runs the analysis package's test
 (hotspots.analysis.beforeafter.before_after_cells): per-pass enhancements over each trip's own
 background, effect = median after - median before, a bootstrap interval of the effect, a
 two-sided Mann-Whitney p-value, and the passes on each side. Backgrounds come from each pass's
@@ -26,9 +26,9 @@ import psycopg
 
 from hotspots.analysis.beforeafter import BeforeAfterError, before_after_cells
 from hotspots.analysis.settings import AnalysisSettings
-from hotspots.job import read_passes
-from ingest.writer import read_analysis
-from store.queries import channel_spec
+from hotspots.pass_reader import read_passes
+from store.analysis_meta import read_analysis
+from store.channels import channel_spec
 
 Conn = psycopg.Connection[Any]
 

@@ -1,4 +1,5 @@
-"""The columns of the `reading` table, in the order the writer copies them."""
+"""The `reading` table's columns as the writer copies them: their PostgreSQL types and the
+binary encoders of the two that are not plain scalars. Their names are `store.reading_columns`."""
 
 from __future__ import annotations
 
@@ -7,35 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from edge.units import CHANNELS
-
-CHANNEL_COLUMNS = tuple(CHANNELS)  # column names equal channel names (see 0001_core.sql)
-BASE_COLUMNS = (
-    "vehicle",
-    "seq",
-    "time",
-    "time_source",
-    "lat",
-    "lon",
-    "fix_valid",
-    "fix_quality",
-    "satellites",
-    "hdop",
-    "speed_mps",
-    "course_deg",
-    "fix_age_s",
-    "cell",
-    "profile",
-    "flags",
-    "channel_flags",
-)
-COLUMNS = BASE_COLUMNS + CHANNEL_COLUMNS
-# Where a few columns sit in a row tuple (ingest.decode, ingest.writer.row_of).
-TIME_AT = COLUMNS.index("time")
-LAT_AT = COLUMNS.index("lat")
-LON_AT = COLUMNS.index("lon")
-FIX_VALID_AT = COLUMNS.index("fix_valid")
-CELL_AT = COLUMNS.index("cell")
+from store.reading_columns import CHANNEL_COLUMNS, COLUMNS
 
 # PostgreSQL types of COLUMNS (0001_core.sql).
 BASE_TYPES = (
@@ -61,7 +34,7 @@ COLUMN_TYPES = BASE_TYPES + ("float8",) * len(CHANNEL_COLUMNS)
 
 # A row carries `flags` (text[]) and `channel_flags` (jsonb) already in PostgreSQL's binary form,
 # made where the row is made: psycopg's dumpers for lists and dicts run in Python for every row
-# (0.8 of the 1.35 us of client CPU a row took to encode for COPY). Binary COPY has no types of
+# and were most of the client CPU a row took to encode for COPY. Binary COPY has no types of
 # its own: each field is the bytes the column type's receive function reads, so these two go
 # through psycopg's bytes dumper, as they are.
 COPY_TYPES = tuple(

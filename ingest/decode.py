@@ -43,15 +43,7 @@ from edge.wire import (
     reading_flags,
     reading_head,
 )
-from ingest.columns import (
-    CHANNEL_COLUMNS,
-    COLUMNS,
-    FIX_VALID_AT,
-    NO_CHANNEL_FLAGS,
-    NO_FLAGS,
-    channel_flags_field,
-    flags_field,
-)
+from ingest.columns import NO_CHANNEL_FLAGS, NO_FLAGS, channel_flags_field, flags_field
 from ingest.validate import (
     Limits,
     Rejection,
@@ -61,6 +53,7 @@ from ingest.validate import (
     vehicle_of_topic,
 )
 from ingest.writer import cell_of
+from store.reading_columns import CHANNEL_COLUMNS, COLUMNS, FIX_VALID_AT
 
 Row = tuple[object, ...]
 

@@ -20,10 +20,8 @@ from typing import Any
 
 import psycopg
 
-from ingest.columns import CHANNEL_COLUMNS
+from edge.quality import STATS_EXCLUDED_FLAGS, TRACK_EXCLUDED_FLAGS
 from ingest.passes import (
-    STATS_EXCLUDED_FLAGS,
-    TRACK_EXCLUDED_FLAGS,
     ChannelStats,
     Pass,
     TrackPoint,
@@ -32,6 +30,7 @@ from ingest.passes import (
     summarize,
 )
 from store.pass_columns import STAT_COLUMN_NAMES, STATS, StatColumns
+from store.reading_columns import CHANNEL_COLUMNS
 
 Cursor = psycopg.Cursor[Any]
 

@@ -17,12 +17,6 @@ from datetime import datetime, timedelta
 
 from edge.units import CHANNELS
 
-# Readings with these flags are not where the statistics come from: no usable position
-# (no_fix, stale_fix), standing still (stationary: a parked vehicle's exhaust is not the street's),
-# or sensors still warming up. They stay stored and readable.
-STATS_EXCLUDED_FLAGS: tuple[str, ...] = ("no_fix", "stale_fix", "stationary", "warmup")
-# Readings with these flags are not even on the track: their position cannot be trusted.
-TRACK_EXCLUDED_FLAGS: tuple[str, ...] = ("no_fix", "stale_fix")
 DEFAULT_PASS_GAP = timedelta(seconds=120)
 
 

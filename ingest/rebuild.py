@@ -17,9 +17,10 @@ from typing import Any
 import psycopg
 from h3.api import basic_int as h3_int
 
+from edge.quality import STATS_EXCLUDED_FLAGS
 from ingest import pass_store
-from ingest.passes import STATS_EXCLUDED_FLAGS
-from ingest.writer import read_analysis, rollup_sql
+from ingest.writer import rollup_sql
+from store.analysis_meta import read_analysis
 
 log = logging.getLogger("envpatrol.ingest.rebuild")
 

@@ -40,7 +40,8 @@ from ingest.metrics import IngestMetrics
 from ingest.mqtt_client import IngestClient, Received, topic_text
 from ingest.settings import IngestSettings
 from ingest.validate import Limits, Rejection, check_document
-from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer, read_analysis
+from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer
+from store.analysis_meta import read_analysis
 from store.migrate import migrate
 
 log = logging.getLogger("envpatrol.ingest")

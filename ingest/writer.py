@@ -16,22 +16,21 @@ from h3.api import basic_int as h3_int
 from psycopg.adapt import PyFormat
 from psycopg.types.json import set_json_dumps
 
+from edge.quality import STATS_EXCLUDED_FLAGS
 from edge.units import CHANNELS
 from edge.wire import Reading
 from ingest import pass_store
-from ingest.columns import (
+from ingest.columns import COPY_TYPES, channel_flags_field, flags_field
+from store.analysis_meta import read_analysis
+from store.reading_columns import (
     CELL_AT,
     CHANNEL_COLUMNS,
     COLUMNS,
-    COPY_TYPES,
     FIX_VALID_AT,
     LAT_AT,
     LON_AT,
     TIME_AT,
-    channel_flags_field,
-    flags_field,
 )
-from ingest.passes import STATS_EXCLUDED_FLAGS
 
 log = logging.getLogger("envpatrol.ingest.writer")
 
@@ -282,29 +281,6 @@ class WriteResult:
     offered: int
     inserted: int
     passes: int = 0  # passes written (recomputed around the new readings)
-
-
-@dataclass(frozen=True, slots=True)
-class Analysis:
-    """How readings are analysed: the H3 resolution of cells and the longest gap inside a pass.
-    Stored in `meta`; changed only by `envpatrol rebuild`, which recomputes everything derived."""
-
-    resolution: int
-    pass_gap: timedelta
-
-
-def read_analysis(conn: psycopg.Connection[tuple[object, ...]], *, lock: bool = False) -> Analysis:
-    """The analysis settings in force. With `lock`, the meta rows stay share-locked until the
-    transaction ends, so a rebuild (which updates them) waits for the batch, and a batch that
-    starts during a rebuild waits for it and then uses the new settings."""
-    query = "SELECT key, value FROM meta WHERE key IN ('h3_resolution', 'pass_gap_s')"
-    rows: dict[object, object] = dict(
-        conn.execute(query + (" FOR SHARE" if lock else "")).fetchall()  # type: ignore[arg-type]
-    )
-    return Analysis(
-        resolution=int(str(rows.get("h3_resolution", 10))),
-        pass_gap=timedelta(seconds=float(str(rows.get("pass_gap_s", 120)))),
-    )
 
 
 @dataclass

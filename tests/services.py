@@ -1,16 +1,19 @@
-"""Finding (or starting) the real PostgreSQL and MQTT broker the integration tests talk to."""
+"""Finding (or starting) the real PostgreSQL and MQTT broker the integration tests talk to.
+
+Scratch databases are the store's (`store.scratch`); what is the tests' own is starting the
+embedded database or broker the demo uses when the machine has neither.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import uuid
-from collections.abc import Iterator
 from functools import cache
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from store import scratch
+from store.scratch import scratch_database, with_database
+
+__all__ = ["admin_database_url", "mqtt_url", "scratch_database", "with_database"]
 
 
 def _answers(host: str, port: int) -> bool:
@@ -21,17 +24,15 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
-@cache
-def admin_database_url() -> str:
-    url = os.environ.get("ENVPATROL_TEST_DATABASE_URL")
-    if url:
-        return url
-    if _answers("127.0.0.1", 5432):
-        return "postgresql://postgres@127.0.0.1:5432/postgres"
+def _embedded_database() -> str:
     from demo.embedded import EmbeddedDatabase
 
-    db = EmbeddedDatabase.start()
-    return db.url
+    return EmbeddedDatabase.start().url
+
+
+@cache
+def admin_database_url() -> str:
+    return scratch.admin_database_url(start=_embedded_database)
 
 
 @cache
@@ -45,25 +46,3 @@ def mqtt_url() -> str:
 
     broker = EmbeddedBroker.start()
     return broker.url
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-@contextlib.contextmanager
-def scratch_database(admin_url: str, h3_resolution: int = 10) -> Iterator[str]:
-    from store.migrate import migrate
-
-    name = f"envpatrol_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
-    url = with_database(admin_url, name)
-    try:
-        with psycopg.connect(url) as conn:
-            migrate(conn, h3_resolution=h3_resolution)
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]

@@ -16,9 +16,10 @@ from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.officers import cases, grids
 from api.officers.cases import Case, CaseFilters, CaseNotFoundError, TransitionError
-from api.params import parse_instant
+from api.params import hotspot_channel, parse_instant
 from hotspots.verification import BeforeAfterRequest, BeforeAfterTest
-from store import queries
+from store.analysis_meta import read_analysis
+from store.channels import channel_spec
 
 router = APIRouter(
     prefix="/v1", tags=["cases"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -137,7 +138,7 @@ def list_cases(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Envelope[CasesMeta, CaseOut]:
     if pollutant is not None:
-        queries.channel_spec(pollutant)
+        channel_spec(pollutant)
     total, found = cases.listing(
         db.connection(), CaseFilters(status, grid, pollutant), limit, offset
     )
@@ -164,11 +165,11 @@ _CASE_EXAMPLE = {
 def create_case(
     body: Annotated[CaseIn, Body(examples=[_CASE_EXAMPLE])], db: DbSession, who: Admin
 ) -> CaseOut:
-    spec = queries.hotspot_channel(body.pollutant)
+    spec = hotspot_channel(body.pollutant)
     if not h3.is_valid_cell(body.cell):
         raise ParameterError("cell", f"{body.cell!r} is not an H3 cell index")
     conn = db.admin()
-    resolution = queries.stored_resolution(conn)
+    resolution = read_analysis(conn).resolution
     if h3.get_resolution(body.cell) != resolution:
         raise ParameterError("cell", f"cells here are at H3 resolution {resolution}")
     lat, lon = h3.cell_to_latlng(body.cell)

@@ -15,9 +15,8 @@ from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.geojson import Feature, FeatureCollection, Polygon, cell_polygon
 from api.params import Period, Pollutant
-from ingest.writer import read_analysis
-from store import queries
-from store.queries import CellStats
+from store.analysis_meta import read_analysis
+from store.cells import CellStats, cell_statistics
 
 router = APIRouter(
     prefix="/v1", tags=["cells"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -84,7 +83,7 @@ def list_cells(
 ) -> FeatureCollection[CellsMeta, CellProperties]:
     """Count, mean, standard deviation, minimum and maximum of the readings in each cell with a
     valid fix and an unflagged value, from hourly rollups (so at hourly granularity)."""
-    result = queries.cells(db.connection(), spec.name, period, resolution)
+    result = cell_statistics(db.connection(), spec.name, period, resolution)
     return FeatureCollection[CellsMeta, CellProperties](
         meta=CellsMeta(
             found=len(result.cells),

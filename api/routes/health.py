@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.database import DbSession
-from store import queries
+from store.health import database_health
 
 log = logging.getLogger("envpatrol.api")
 
@@ -33,7 +33,7 @@ class HealthOut(BaseModel):
 def healthz(db: DbSession) -> HealthOut | JSONResponse:
     """Row counts are the planner's estimates, cheap enough to poll."""
     try:
-        found = queries.health(db.connection())
+        found = database_health(db.connection())
     except psycopg.Error as exc:
         log.warning("health check: database unavailable: %s", exc)
         body = HealthOut(status="error", database="unavailable")

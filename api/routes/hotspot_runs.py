@@ -15,8 +15,7 @@ from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.params import parse_instant
 from api.routes.hotspots import RunOut, run_out
-from hotspots import results as hotspot_results
-from hotspots import run_requests
+from hotspots import results, run_requests
 
 router = APIRouter(
     prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -55,7 +54,7 @@ class RunsOut(BaseModel):
 @router.get("/hotspot-runs", summary="Stored analysis runs and recent run requests")
 def list_runs(db: DbSession, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> RunsOut:
     conn = db.connection()
-    runs = hotspot_results.recent_runs(conn, limit)
+    runs = results.recent_runs(conn, limit)
     return RunsOut(
         meta=RunsMeta(found=len(runs)),
         results=[run_out(r) for r in runs],

@@ -21,12 +21,10 @@ from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.officers import grids
 from api.officers.grids import Grid
-from api.params import parse_instant
-from hotspots import evidence as hotspot_evidence
-from hotspots import results as hotspot_results
+from api.params import hotspot_channel, parse_instant
+from hotspots import evidence, results
 from hotspots.results import HotspotFilter, StoredHotspot, StoredRun
-from store import queries
-from store.queries import BBox
+from store.conditions import BBox
 
 router = APIRouter(
     prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -200,25 +198,25 @@ NO_RUN_YET = (
 
 
 def choose_run(
-    conn: hotspot_results.Connection,
+    conn: results.Connection,
     run: int | None,
     start: datetime | None,
     end: datetime | None,
 ) -> StoredRun:
     """The run a request reads (see the module docstring), or a 404 problem explaining why none."""
     if run is not None:
-        found = hotspot_results.run_by_id(conn, run)
+        found = results.run_by_id(conn, run)
         if found is None:
             raise ApiError(404, "not-found", f"no hotspot run {run}; see /v1/hotspot-runs")
         return found
     if start is None and end is None:
-        latest = hotspot_results.latest_run(conn)
+        latest = results.latest_run(conn)
         if latest is None:
             raise no_run(NO_RUN_YET)
         return latest
-    covering = hotspot_results.run_covering(conn, start, end)
+    covering = results.run_covering(conn, start, end)
     if covering is None:
-        recent = hotspot_results.recent_runs(conn, 5)
+        recent = results.recent_runs(conn, 5)
         if not recent:
             raise no_run(NO_RUN_YET)
         windows = ", ".join(
@@ -322,7 +320,7 @@ def list_hotspots(
     """Read from the hotspot job's stored results, never computed per request (indicative
     values, not compliance values). Each hotspot is tagged with the grid holding its centre."""
     if pollutant is not None:
-        queries.hotspot_channel(pollutant)
+        hotspot_channel(pollutant)
     box = None if bbox is None else BBox.parse(bbox)
     begin, stop = parse_range(start, end)
     where = HotspotFilter(
@@ -334,7 +332,7 @@ def list_hotspots(
         raise ParameterError("grid", f"no grid {grid}; see /v1/grids")
     chosen = choose_run(conn, run, begin, stop)
     check_stratum(chosen, stratum)
-    spots = hotspot_results.hotspots_of_run(conn, chosen, where)
+    spots = results.hotspots_of_run(conn, chosen, where)
     tagged = [(s, grids.grid_at(known, s.lon, s.lat)) for s in spots]
     if grid is not None:
         tagged = [(s, g) for s, g in tagged if g is not None and g.id == grid]
@@ -439,19 +437,19 @@ def get_hotspot(
     run_text, rank_text = hotspot.split("-")
     run_id, rank = int(run_text), int(rank_text)
     conn = db.connection()
-    run = hotspot_results.run_by_id(conn, run_id)
-    spot = None if run is None else hotspot_results.one(conn, run_id, rank)
+    run = results.run_by_id(conn, run_id)
+    spot = None if run is None else results.one(conn, run_id, rank)
     if run is None or spot is None:
         raise ApiError(404, "not-found", f"no hotspot {hotspot} (its run may have been pruned)")
-    cells = hotspot_evidence.stored_cell_summaries(conn, spot)
+    cells = evidence.stored_cell_summaries(conn, spot)
     if cells is not None:
         # the job stored each cell's figures: read only the passes listed
-        found = hotspot_evidence.newest_passes(conn, run, spot, max_passes)
+        found = evidence.newest_passes(conn, run, spot, max_passes)
         total = sum(c.passes for c in cells)
     else:  # a run written before the job stored them
-        every = hotspot_evidence.passes(conn, run, spot)
+        every = evidence.passes(conn, run, spot)
         found = every[-max_passes:] if max_passes else []
-        cells = hotspot_evidence.cell_summaries(spot, every)
+        cells = evidence.cell_summaries(spot, every)
         total = len(every)
     grid = grids.grid_at(grids.all_grids(conn), spot.lon, spot.lat)
     props = properties(spot, grid)
@@ -483,7 +481,7 @@ def get_hotspot(
             band=spot.band,
             history=[
                 HistoryOut(id=hotspot_id(h.run_id, h.rank), **_without_rank(asdict(h)))
-                for h in hotspot_evidence.history(conn, run, spot)
+                for h in evidence.history(conn, run, spot)
             ],
         ),
     )

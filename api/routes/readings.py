@@ -16,8 +16,8 @@ from api.database import Database, DbSession
 from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.params import Period
-from store import queries
-from store.queries import MAX_PAGE, BBox, Cursor, ReadingFilters, StoredReading, VehicleFilter
+from store.conditions import MAX_PAGE, BBox, Cursor, VehicleFilter
+from store.readings import ReadingFilters, StoredReading, readings_page
 
 router = APIRouter(
     prefix="/v1", tags=["readings"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -140,7 +140,7 @@ def list_readings(
         return _export(request, db, filters, format, limit, after)
     if limit > MAX_PAGE:
         raise ParameterError("limit", f"at most {MAX_PAGE} readings per JSON page; export more")
-    page = queries.readings(db.connection(), filters, limit, after)
+    page = readings_page(db.connection(), filters, limit, after)
     return Envelope[ReadingsMeta, ReadingOut](
         meta=ReadingsMeta(
             found=len(page.readings),

@@ -13,6 +13,7 @@ from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.officers import grids
+from api.params import hotspot_channel
 from api.routes.hotspots import (
     From,
     LabelName,
@@ -22,10 +23,9 @@ from api.routes.hotspots import (
     choose_run,
     parse_range,
 )
-from hotspots import results as hotspot_results
+from hotspots import results
 from hotspots.results import HotspotFilter
-from store import queries
-from store.queries import BBox
+from store.conditions import BBox
 
 router = APIRouter(
     prefix="/v1", tags=["reports"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -56,7 +56,7 @@ def inventory(
     hotspots; no tiles, works offline), the ranked hotspots with their evidence, a summary per
     management grid, and the cases with their before/after verification. Print-ready."""
     if pollutant is not None:
-        queries.hotspot_channel(pollutant)
+        hotspot_channel(pollutant)
     box = None if bbox is None else BBox.parse(bbox)
     begin, stop = parse_range(start, end)
     conn = db.connection()
@@ -69,7 +69,7 @@ def inventory(
     chosen = choose_run(conn, run, begin, stop)
     check_stratum(chosen, stratum)
     area = report.Area(bbox=box, grid=chosen_grid)
-    spots = hotspot_results.hotspots_of_run(
+    spots = results.hotspots_of_run(
         conn, chosen, HotspotFilter(pollutant=pollutant, labels=label, stratum=stratum, bbox=box)
     )
     tagged = [(s, grids.grid_at(known, s.lon, s.lat)) for s in spots if area.contains(s.lon, s.lat)]

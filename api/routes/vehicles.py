@@ -14,8 +14,9 @@ from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.params import Period
 from edge.topics import TopicError, check_vehicle
-from store import queries
-from store.queries import VehicleFilter, VehicleState
+from store.conditions import VehicleFilter
+from store.readings import track_fixes
+from store.vehicles import VehicleState, vehicle_states
 
 router = APIRouter(
     prefix="/v1", tags=["vehicles"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -68,7 +69,7 @@ def list_vehicles(
         ),
     ] = 300.0,
 ) -> Envelope[VehiclesMeta, VehicleOut]:
-    found = queries.vehicles(db.connection(), timedelta(seconds=online_window_s))
+    found = vehicle_states(db.connection(), timedelta(seconds=online_window_s))
     return Envelope[VehiclesMeta, VehicleOut](
         meta=VehiclesMeta(found=len(found), online_window_s=online_window_s),
         results=[vehicle_out(v) for v in found],
@@ -98,7 +99,7 @@ def get_vehicle(
     ] = 300.0,
 ) -> VehicleOut:
     vehicle = checked_vehicle(vehicle_id)
-    for state in queries.vehicles(db.connection(), timedelta(seconds=online_window_s)):
+    for state in vehicle_states(db.connection(), timedelta(seconds=online_window_s)):
         if state.vehicle == vehicle:
             return vehicle_out(state)
     raise ApiError(404, "not-found", f"no vehicle {vehicle!r}")
@@ -183,7 +184,7 @@ def vehicle_track(
     """The positions of the vehicle's readings with a valid fix, oldest first, as LineStrings
     (WGS-84), one per stretch without a gap over `gap_s`."""
     vehicle = checked_vehicle(vehicle_id)
-    fixes = queries.track_fixes(db.connection(), VehicleFilter(vehicle), period, max_points + 1)
+    fixes = track_fixes(db.connection(), VehicleFilter(vehicle), period, max_points + 1)
     truncated = len(fixes) > max_points
     fixes = fixes[:max_points]
     lines = track_lines(vehicle, fixes, gap_s)

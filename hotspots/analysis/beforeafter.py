@@ -6,9 +6,9 @@ the treatment time are compared with passes after it:
 - effect: median(E after) - median(E before), in the pollutant's unit (negative: it went down);
 - interval: percentile bootstrap of that difference, resampling passes on each side
   independently (`bootstrap_resamples`, `confidence`);
-- p-value: two-sided Mann-Whitney U test (scipy.stats.mannwhitneyu, asymptotic with tie
-  correction), which assumes passes are independent given the side: several passes of one drive
-  through a cell are rare, since a pass ends when the vehicle leaves the cell;
+- p-value: two-sided Mann-Whitney U test (hotspots.analysis.mannwhitney: asymptotic, with tie
+  and continuity corrections), which assumes passes are independent given the side: several
+  passes of one drive through a cell are rare, since a pass ends when the vehicle leaves the cell;
 - passes on each side; the test refuses to answer with fewer than `before_after_min_passes`
   passes on either side (`BeforeAfterError`).
 """
@@ -21,11 +21,11 @@ from datetime import datetime
 
 import h3
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 from hotspots.analysis.background import background, trips
 from hotspots.analysis.enhancement import enhancement
 from hotspots.analysis.grouping import FloatArray
+from hotspots.analysis.mannwhitney import mann_whitney
 from hotspots.analysis.passes import PassTable
 from hotspots.analysis.settings import AnalysisSettings
 
@@ -93,9 +93,7 @@ def before_after(
     if float(np.ptp(np.concatenate((before, after)))) == 0.0:
         p_value = 1.0  # every pass the same: no evidence of a change
     else:
-        p_value = float(
-            mannwhitneyu(after, before, alternative="two-sided", method="asymptotic").pvalue
-        )
+        p_value = mann_whitney(after, before).p_value
     median_before = float(np.median(before))
     median_after = float(np.median(after))
     return BeforeAfter(

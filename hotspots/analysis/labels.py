@@ -17,12 +17,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hotspots.analysis.cellstats import CellTable
 from hotspots.analysis.grouping import BoolArray, FloatArray
 from hotspots.analysis.settings import AnalysisSettings
+
+if TYPE_CHECKING:
+    # Only a type here: the stored results read `Label` in the web process, which must not load
+    # the statistics (scipy) that cellstats runs.
+    from hotspots.analysis.cellstats import CellTable
 
 
 class Label(StrEnum):

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from edge.quality import STATS_EXCLUDED_FLAGS
 from hotspots.floors import HOTSPOT_FLOORS
 
 # Absolute floors of delta (the enhancement that counts as "above"). The store's table
@@ -70,7 +71,7 @@ DEFAULT_LAGS_S: Mapping[str, float] = MappingProxyType(
 
 # Reading-level flags (edge.wire.READING_FLAGS) that keep a reading out of the statistics.
 # host_time is allowed: the time is the host clock, still good to 10 s buckets.
-DEFAULT_EXCLUDED_FLAGS: tuple[str, ...] = ("stationary", "no_fix", "stale_fix", "warmup")
+DEFAULT_EXCLUDED_FLAGS: tuple[str, ...] = STATS_EXCLUDED_FLAGS
 
 
 class SettingsError(ValueError):

@@ -30,7 +30,7 @@ from edge.units import CHANNELS
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.job import JobSettings, run_once
 from ingest import pass_store
-from ingest.writer import read_analysis
+from store.analysis_meta import read_analysis
 
 pytestmark = pytest.mark.integration
 

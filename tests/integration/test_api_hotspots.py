@@ -18,10 +18,9 @@ from api.app import create_app
 from api.settings import ApiSettings
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.analysis.synthetic import SHUANGJING, Scenario, Source, as_stored, generate, offset
-from hotspots.job import JobSettings, run_once
-from hotspots.run_requests import serve_pending
+from hotspots.job import JobSettings, run_once, serve_pending
 from ingest import pass_store
-from ingest.writer import read_analysis
+from store.analysis_meta import read_analysis
 from tests.integration.test_api import assert_problem
 from tests.services import scratch_database
 

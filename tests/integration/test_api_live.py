@@ -25,7 +25,7 @@ from edge.wire import encode_message
 from hotspots.analysis.synthetic import SHUANGJING, Scenario, Source, as_stored, generate, offset
 from hotspots.job import JobSettings, run_once
 from ingest import pass_store
-from ingest.writer import read_analysis
+from store.analysis_meta import read_analysis
 from tests.unit.test_api_live import reading
 
 pytestmark = pytest.mark.integration

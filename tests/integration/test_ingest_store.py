@@ -13,8 +13,9 @@ import h3
 import psycopg
 import pytest
 
+from edge.quality import STATS_EXCLUDED_FLAGS, TRACK_EXCLUDED_FLAGS
 from edge.wire import Position, Reading
-from ingest.passes import STATS_EXCLUDED_FLAGS, TRACK_EXCLUDED_FLAGS, TrackPoint, passes_of
+from ingest.passes import TrackPoint, passes_of
 from ingest.rebuild import rebuild
 from ingest.writer import Writer, cell_of, insert_sql
 from store.migrate import migrate
@@ -421,7 +422,8 @@ def test_the_rebuild_command_and_the_passes_query(
     import argparse
 
     from ingest.cli import rebuild_command
-    from store import queries
+    from store.conditions import QueryError, TimeRange, VehicleFilter
+    from store.passes import pass_statistics
 
     readings = drive("car-f", 120, seed=6)
     writer = writer_for(conn)
@@ -438,13 +440,13 @@ def test_the_rebuild_command_and_the_passes_query(
     assert "0..15" in capsys.readouterr().err
 
     expected = expected_passes(readings, 9, timedelta(seconds=300))
-    found = queries.passes(conn, "noise", queries.TimeRange(), queries.VehicleFilter("car-f"))
+    found = pass_statistics(conn, "noise", TimeRange(), VehicleFilter("car-f"))
     with_noise = [p for p in expected if any(s[0] == "noise" for s in p[6])]
     assert len(found) == len(with_noise) > 0
     assert all(h3.get_resolution(p.cell) == 9 for p in found)
     assert all(p.energy_mean is not None and p.energy_mean >= p.mean - 1e-9 for p in found)
-    with pytest.raises(queries.QueryError):
-        queries.passes(conn, "noise", queries.TimeRange(), limit=0)
+    with pytest.raises(QueryError):
+        pass_statistics(conn, "noise", TimeRange(), limit=0)
 
 
 def test_two_workers_writing_the_same_vehicles_give_the_passes_of_the_whole_track(

@@ -26,9 +26,9 @@ from firmware_sim.patrol import ScenarioRun
 from firmware_sim.replay import replay_direct, replay_serial
 from firmware_sim.scenario import parse_scenario
 from firmware_sim.truth import read_truth
-from ingest.columns import COLUMNS as READING_COLUMNS
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from store.reading_columns import COLUMNS as READING_COLUMNS
 from tests.services import scratch_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

@@ -12,9 +12,9 @@ from api.report import Area, Inventory, render
 from api.report_svg import MapHotspot, MapLayers, render_map
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.evidence import strata_of
-from hotspots.job import settings_json
 from hotspots.results import StoredDrive, StoredHotspot, StoredRun
-from store.queries import BBox
+from hotspots.run_writer import settings_json
+from store.conditions import BBox
 
 CELL = h3.latlng_to_cell(39.893, 116.462, 10)
 T0 = datetime(2026, 5, 1, tzinfo=UTC)

@@ -11,13 +11,13 @@ from psycopg import adapt, postgres
 from psycopg.pq import Format
 
 from ingest.columns import (
-    COLUMNS,
     COPY_TYPES,
     NO_CHANNEL_FLAGS,
     NO_FLAGS,
     channel_flags_field,
     flags_field,
 )
+from store.reading_columns import COLUMNS
 
 TEXT_ARRAY, JSONB = postgres.types["text"].array_oid, postgres.types["jsonb"].oid
 names = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12)

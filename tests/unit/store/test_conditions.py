@@ -1,4 +1,5 @@
-"""The query layer's filters: validation and the SQL they render, without a database."""
+"""The filters every read query is built from: validation and the SQL they render, without a
+database."""
 
 from __future__ import annotations
 
@@ -9,19 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
 
-from hotspots.floors import HOTSPOT_FLOORS
-from store.queries import (
-    BBox,
-    Condition,
-    Cursor,
-    HotspotParams,
-    QueryError,
-    ReadingFilters,
-    TimeRange,
-    VehicleFilter,
-    channel_spec,
-    hotspot_channel,
-)
+from store.conditions import BBox, Condition, Cursor, QueryError, TimeRange, VehicleFilter
 
 T0 = datetime(2025, 3, 3, 8, 15, 30, tzinfo=UTC)
 T1 = T0 + timedelta(hours=2)
@@ -108,27 +97,6 @@ def test_vehicle_filter() -> None:
             VehicleFilter(bad)
 
 
-def test_reading_filters_combine_their_conditions() -> None:
-    filters = ReadingFilters(TimeRange(T0, T1), VehicleFilter("car-a"), BBox(0, 0, 1, 1))
-    condition = filters.condition()
-    assert condition.text() == (
-        '(("time" >= %(time_start)s) AND ("time" < %(time_end)s))'
-        " AND (vehicle = %(vehicle)s)"
-        " AND (lon >= %(bbox_west)s AND lon <= %(bbox_east)s"
-        " AND lat >= %(bbox_south)s AND lat <= %(bbox_north)s)"
-    )
-    assert set(condition.params) == {
-        "time_start",
-        "time_end",
-        "vehicle",
-        "bbox_west",
-        "bbox_east",
-        "bbox_south",
-        "bbox_north",
-    }
-    assert ReadingFilters().condition().text() == "(TRUE)"
-
-
 def test_conditions_refuse_clashing_parameter_names() -> None:
     part = Condition(sql.SQL("x = %(a)s"), {"a": 1})
     with pytest.raises(ValueError, match="share parameter names"):
@@ -161,39 +129,3 @@ def test_foreign_cursors_are_refused(text: str) -> None:
     with pytest.raises(QueryError) as caught:
         Cursor.decode(text)
     assert caught.value.parameter == "cursor"
-
-
-def test_channels_come_only_from_the_known_list() -> None:
-    assert channel_spec("pm25").unit == "ug/m3"
-    with pytest.raises(QueryError) as caught:
-        channel_spec('pm25"; DROP TABLE reading; --')
-    assert caught.value.parameter == "channel"
-
-
-def test_temperature_and_humidity_have_no_hotspots() -> None:
-    assert hotspot_channel("no2").name == "no2"
-    for name in ("temperature", "humidity"):
-        with pytest.raises(QueryError, match="not a pollutant"):
-            hotspot_channel(name)
-    assert "temperature" not in HOTSPOT_FLOORS
-
-
-def test_hotspot_params_defaults_and_checks() -> None:
-    params = HotspotParams()
-    assert (params.pass_gap_s, params.min_passes, params.z_min) == (120.0, 3, 3.0)
-    assert params.floor_for("pm25") == 10.0
-    assert params.delta_for("noise") == 3.0
-    assert HotspotParams(floor=1.0, delta=0.5).delta_for("pm25") == 0.5
-    for kwargs, parameter in [
-        ({"pass_gap_s": 0}, "pass_gap_s"),
-        ({"pass_gap_s": float("nan")}, "pass_gap_s"),
-        ({"min_passes": 0}, "min_passes"),
-        ({"z_min": -0.1}, "z_min"),
-        ({"floor": -1.0}, "floor"),
-        ({"delta": float("inf")}, "delta"),
-        ({"timezone": "Not/AZone"}, "timezone"),
-        ({"timezone": "../../etc/passwd"}, "timezone"),
-    ]:
-        with pytest.raises(QueryError) as caught:
-            HotspotParams(**kwargs)  # type: ignore[arg-type]
-        assert caught.value.parameter == parameter

@@ -1,4 +1,4 @@
-"""The evaluation's scoring rules on small hand-checked cases (bench/hotspot_scoring.py)."""
+"""The evaluation's scoring rules on small hand-checked cases (hotspots/scoring.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.hotspot_scoring import (
+from hotspots.analysis.passes import PassTable
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.scoring import (
     Counts,
     Detection,
     Match,
@@ -22,8 +24,6 @@ from bench.hotspot_scoring import (
     merge,
     threshold_baseline,
 )
-from hotspots.analysis.passes import PassTable
-from hotspots.analysis.settings import AnalysisSettings
 
 LAT, LON = 39.893, 116.462
 M_PER_DEG_LAT = 111_195.0  # great circle, mean earth radius

@@ -1,8 +1,7 @@
 """Scoring hotspot detection against known sources: matching, metrics and the naive baselines.
 
-Pure functions of detections, true sources and passes (no simulator, no database), so the
-evaluation harness (bench/hotspot_eval.py) and its unit tests share one definition of every
-figure. The rules follow docs/hotspots.md, "Scoring detection against known truth":
+Pure functions of detections, true sources and passes (no simulator, no database): the one
+definition of every figure the evaluation harness (bench/hotspot_eval.py) reports. The rules follow docs/hotspots.md, "Scoring detection against known truth":
 
 - objects, not cells: the detector's hotspots (all strata) and each baseline's clusters of
   adjacent flagged cells are first merged per pollutant, so one place found in the all-day and
@@ -18,6 +17,9 @@ The two naive baselines run on the very same passes as the detector:
 (a) `threshold_baseline`: a cell whose mean of pass values lies above a fixed threshold;
 (b) `gi_baseline`: Getis-Ord Gi* on the raw cell means, one-sided p < alpha, no FDR, no
     eligibility rule.
+
+The spatial statistics (scipy, esda) are imported by `gi_baseline` when it runs, not with this
+module: the matching and the counts need neither.
 """
 
 from __future__ import annotations
@@ -34,7 +36,25 @@ from hotspots.analysis.clusters import components
 from hotspots.analysis.grouping import FloatArray, IntArray, dense_labels, group_count, group_sum
 from hotspots.analysis.passes import PassTable
 from hotspots.analysis.settings import AnalysisSettings
-from hotspots.analysis.spatial import spatial_tests
+
+__all__ = [
+    "MATCH_RADIUS_M",
+    "SLOW_CHANNELS",
+    "SLOW_MATCH_RADIUS_M",
+    "CellMeans",
+    "Counts",
+    "Detection",
+    "Match",
+    "TrueSource",
+    "cell_means",
+    "distance_m",
+    "first_detection",
+    "gi_baseline",
+    "match",
+    "match_radius",
+    "merge",
+    "threshold_baseline",
+]
 
 EARTH_RADIUS_M = 6_371_008.8
 MATCH_RADIUS_M = 75.0
@@ -214,6 +234,8 @@ def gi_baseline(
     table: PassTable, pollutant: str, settings: AnalysisSettings, alpha: float = 0.05
 ) -> list[Detection]:
     """(b) Gi* on the raw cell means (the settings' distance band): z > 0 and p < alpha."""
+    from hotspots.analysis.spatial import spatial_tests
+
     means = cell_means(table, pollutant)
     if len(means.cell) == 0:
         return []

@@ -1,0 +1,71 @@
+"""`envpatrol analyse`: the hotspot job from the command line, once or periodically.
+
+The dispatcher (edge.cli) loads this module only for `envpatrol analyse`, and an installation
+without the analysis' extra fails here, on import, where the dispatcher names the extra."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+
+import psycopg
+
+from edge.cli import stop_on_signals
+from edge.mqtt import SettingsError
+from hotspots.job import JobError, JobSettings, run_once, run_periodically, serve_pending
+from ingest.settings import load_ingest_settings
+from store.migrate import migrate
+
+__all__ = ["analyse_command"]
+
+
+def analyse_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.description = (
+        "Run the hotspot analysis over the stored passes and write its results for the API:"
+        " once (--once) or every --interval-min minutes until stopped."
+    )
+    parser.add_argument("--config", help="ingest TOML file; ENVPATROL_DATABASE_URL also works")
+    parser.add_argument("--once", action="store_true", help="run once and exit")
+    parser.add_argument("--interval-min", type=float, default=60.0, help="periodic mode (60)")
+    parser.add_argument("--window-days", type=float, default=30.0, help="passes analysed (30)")
+    parser.add_argument("--keep-runs", type=int, default=24, help="runs kept (24)")
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            settings = load_ingest_settings(args.config)
+            job = JobSettings(
+                window=timedelta(days=args.window_days),
+                interval=timedelta(minutes=args.interval_min),
+                keep_runs=args.keep_runs,
+            )
+        except (SettingsError, JobError) as exc:
+            print(f"envpatrol analyse: {exc}", file=sys.stderr)
+            return 2
+        with psycopg.connect(settings.database_url) as conn:
+            migrate(conn, settings.h3_resolution)
+        if args.once:
+            with psycopg.connect(settings.database_url) as conn:
+                summary = run_once(conn, job)
+            print(
+                json.dumps(
+                    {
+                        "run": summary.run_id,
+                        "passes": summary.passes,
+                        "hotspots": summary.hotspots,
+                        "seconds": round(summary.seconds, 2),
+                    }
+                )
+            )
+            return 0
+        run_periodically(
+            lambda: psycopg.connect(settings.database_url, autocommit=True),
+            job,
+            stop_on_signals(),
+            between=lambda conn: serve_pending(conn, job),
+        )
+        return 0
+
+    return run

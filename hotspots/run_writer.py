@@ -1,0 +1,185 @@
+"""Writing one run of the hotspot analysis: `hotspot_run`, its `hotspot` rows and their
+`hotspot_cell` rows, and pruning old runs.
+
+What is written is what the API reads back (hotspots.results, hotspots.evidence): the run's
+window and settings, each hotspot as `detect` found it, and per cell of a hotspot the passes
+with a value and their median, so the evidence needs no second read of the passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import h3
+import numpy as np
+import psycopg
+from psycopg.types.json import Jsonb
+
+from hotspots.analysis.detect import Hotspot
+from hotspots.analysis.passes import PassTable
+from hotspots.analysis.settings import AnalysisSettings
+
+__all__ = [
+    "HOTSPOT_COLUMNS",
+    "METHOD",
+    "cell_figures",
+    "hotspot_row",
+    "prune",
+    "settings_json",
+    "write_run",
+]
+
+METHOD = "envpatrol-hotspots/1"  # bump when detect's output changes meaning
+
+HOTSPOT_COLUMNS = (
+    "run_id, rank, pollutant, unit, stratum, label, reasons, geometry, peak_cell, lat, lon, "
+    "level, enhancement, enhancement_low, enhancement_high, excess, persistence, delta, passes, "
+    "days, vehicles, p_magnitude, q_magnitude, gi_z, gi_q, moran_i, high_low_q, first_seen, "
+    "last_seen, profile, band, drives"
+)
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def settings_json(settings: AnalysisSettings) -> dict[str, Any]:
+    """Every analysis setting as JSON (strata as [name, start, end, ...] minutes)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, Mapping):
+            value = dict(value)
+        elif f.name == "strata":
+            value = [[s.name, *(b for w in s.windows() for b in w)] for s in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def hotspot_row(run_id: int, rank: int, spot: Hotspot) -> tuple[object, ...]:
+    """The `hotspot` row of one hotspot, in the order of HOTSPOT_COLUMNS."""
+    low, high = spot.enhancement_interval
+    band = None if spot.indicative is None else dataclasses.asdict(spot.indicative)
+    return (
+        run_id,
+        rank,
+        spot.pollutant,
+        spot.unit,
+        spot.stratum,
+        spot.label.value,
+        Jsonb([{"code": r.code, "detail": r.detail} for r in spot.reasons]),
+        Jsonb(spot.geometry),
+        h3.str_to_int(spot.peak_cell),
+        spot.lat,
+        spot.lon,
+        spot.level,
+        spot.enhancement,
+        _number(low),
+        _number(high),
+        spot.excess,
+        spot.persistence,
+        spot.delta,
+        spot.passes,
+        spot.days,
+        spot.vehicles,
+        _number(spot.p_magnitude),
+        spot.q_magnitude,
+        spot.gi_z,
+        spot.gi_q,
+        spot.moran_i,
+        spot.high_low_q,
+        spot.first_seen,
+        spot.last_seen,
+        Jsonb(dict(spot.profile)),
+        None if band is None else Jsonb(band),
+        Jsonb([{"vehicle": d.vehicle, "day": d.day.isoformat()} for d in spot.drives]),
+    )
+
+
+def cell_figures(
+    table: PassTable, hotspots: Sequence[Hotspot]
+) -> dict[tuple[str, int], tuple[int, float | None]]:
+    """(pollutant, cell) -> (passes with a value, their median value as measured), for every
+    cell of the hotspots: the evidence the API shows without reading the passes again."""
+    wanted: dict[str, set[int]] = {}
+    for spot in hotspots:
+        wanted.setdefault(spot.pollutant, set()).update(h3.str_to_int(c) for c in spot.cells)
+    out: dict[tuple[str, int], tuple[int, float | None]] = {}
+    for pollutant, cells in wanted.items():
+        values = table.values.get(pollutant)
+        if values is None:
+            continue
+        chosen = np.isin(table.cell, np.fromiter(cells, dtype=np.int64)) & ~np.isnan(values)
+        order = np.argsort(table.cell[chosen], kind="stable")
+        cell_of, value_of = table.cell[chosen][order], values[chosen][order]
+        if len(cell_of) == 0:
+            continue
+        starts = np.flatnonzero(np.r_[True, np.diff(cell_of) != 0])
+        for k, begin in enumerate(starts):
+            end = starts[k + 1] if k + 1 < len(starts) else len(cell_of)
+            out[(pollutant, int(cell_of[begin]))] = (
+                int(end - begin),
+                float(np.median(value_of[begin:end])),
+            )
+    return out
+
+
+def write_run(
+    conn: psycopg.Connection[Any],
+    *,
+    started: datetime,
+    window_start: datetime,
+    window_end: datetime,
+    settings: AnalysisSettings,
+    table: PassTable,
+    hotspots: Sequence[Hotspot],
+) -> int:
+    """Insert one run with its hotspots and cells (in the caller's transaction); its id."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO hotspot_run (started_at, finished_at, window_start, window_end, "
+            "resolution, passes, vehicles, hotspots, settings, method) "
+            "VALUES (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                started,
+                window_start,
+                window_end,
+                settings.resolution,
+                len(table),
+                len(table.vehicles),
+                len(hotspots),
+                Jsonb(settings_json(settings)),
+                METHOD,
+            ),
+        )
+        row = cur.fetchone()
+        assert row is not None
+        run_id = int(row[0])
+        with cur.copy(f"COPY hotspot ({HOTSPOT_COLUMNS}) FROM STDIN") as copy:  # type: ignore[arg-type]
+            for rank, spot in enumerate(hotspots):
+                copy.write_row(hotspot_row(run_id, rank, spot))
+        figures = cell_figures(table, hotspots)
+        with cur.copy(
+            "COPY hotspot_cell (run_id, rank, cell, label, passes, median) FROM STDIN"
+        ) as copy:
+            for rank, spot in enumerate(hotspots):
+                for cell, label in dict(zip(spot.cells, spot.cell_labels, strict=True)).items():
+                    passes, median = figures.get((spot.pollutant, h3.str_to_int(cell)), (0, None))
+                    copy.write_row((run_id, rank, h3.str_to_int(cell), label, passes, median))
+    return run_id
+
+
+def prune(conn: psycopg.Connection[Any], keep_runs: int) -> int:
+    """Delete all but the newest keep_runs runs (their hotspots and cells cascade)."""
+    cur = conn.execute(
+        "DELETE FROM hotspot_run WHERE id NOT IN "
+        "(SELECT id FROM hotspot_run ORDER BY finished_at DESC, id DESC LIMIT %s)",
+        (keep_runs,),
+    )
+    return cur.rowcount
