@@ -37,9 +37,8 @@ def api_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace
             return 2
         app = create_app(settings)
         # Everything imported and built so far lives as long as the server: out of the cyclic
-        # garbage collector's sight, a full collection no longer walks it. On a 2-core machine a
-        # full collection of the ~150,000 startup objects took 60-110 ms, and landed in the
-        # middle of every ~25th large response (docs/performance.md).
+        # garbage collector's sight, a full collection no longer walks it: walking the start-up
+        # objects stalled large responses (docs/performance.md).
         gc.collect()
         gc.freeze()
         # log_config=None keeps the logging the `envpatrol` command set up.

@@ -4,10 +4,11 @@ Reader connections are kept for the next request (at most `pool_size` idle, each
 `POOL_MAX_AGE_S` old): opening one costs more than most of the API's statements (authentication
 plus planning against cold catalog caches over dozens of partitions). A kept connection is handed
 out again only if it is idle and answers an empty statement. JIT compilation is off: the API's
-statements are short and selective, and JIT cost them 10-25 ms each at fleet scale. Plans are
+statements are short and selective, and JIT cost more than it saved (docs/performance.md). Plans are
 always made for the parameters at hand: psycopg prepares a statement run five times on a
 connection, and a kept connection runs the same statements many times; PostgreSQL's generic plan
-for a hotspot's newest passes (cells as an array parameter) took 1-3 s instead of 50 ms.
+for a hotspot's newest passes (cells as an array parameter) was far slower than a custom one
+(docs/performance.md).
 
 Reads go through the read-only role (`[database] url`, normally `envpatrol_reader`, and the
 session itself is read-only). Writes to the officer-owned tables (grids, cases, API keys) go

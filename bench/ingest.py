@@ -157,12 +157,11 @@ def database() -> Iterator[str]:
 
 class Stored:
     """How many of a scenario's readings are stored, asked every 50 ms without taking the machine
-    from the consumer under test. Counting `reading` scans it: at 360,000 rows a count took about
-    35 ms in three processes (PostgreSQL's parallel workers), so polling by count took a third or
-    more of two cores late in a run. Looking up every vehicle's newest reading by its key still
-    took about 10 ms a poll (0.8 s of a 6.3 s backlog run). So it asks in three steps, each only
-    once the one before holds: the newest time stored (the top of each partition's time index,
-    well under a millisecond) up to the newest time published; every vehicle's newest reading,
+    from the consumer under test. Counting `reading` scans it with parallel workers, and polling
+    by count took a large share of two cores late in a run; looking up every vehicle's newest
+    reading by its key on every poll was still costly (docs/performance.md). So it asks in three
+    steps, each only once the one before holds: the newest time stored (the top of each
+    partition's time index) up to the newest time published; every vehicle's newest reading,
     looked up by its key (from a temporary table filled once); then the count, without parallel
     workers, until every reading is."""
 

@@ -53,7 +53,7 @@ log = logging.getLogger("envpatrol.sim.replay")
 MAX_SPEED = 1000.0
 
 # How long the player waits for the agent to take what it was sent, or to make a reading,
-# before it counts the bytes as lost (wall seconds; the agent normally takes well under 1 ms).
+# before it counts the bytes as lost (wall seconds; far longer than the agent ever takes).
 TAKE_TIMEOUT_S = 5.0
 
 

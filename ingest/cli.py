@@ -32,8 +32,8 @@ def ingest_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namesp
         service = IngestService(settings)
         # A batch is tens of thousands of freshly made rows (tuples, lists, dicts), alive until
         # it is committed: with the collector's default of a young collection every 700 new
-        # containers, and the older generations walked every 10 of those, collecting took about
-        # a third of the decoder's time on a 50,000-reading batch, for garbage that reference
+        # containers, and the older generations walked every 10 of those, collecting took a large
+        # share of the decoder's time (docs/performance.md), for garbage that reference
         # counting frees anyway (the rows hold no cycles). The young generation is collected
         # every 10,000 instead, and the start-up objects (modules, the settings) are moved out of
         # the collector's sight (docs/performance.md, Ingest).

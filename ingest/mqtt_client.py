@@ -6,8 +6,8 @@ paho spent more time on each than the ingest's own decoding:
 - it reads every packet with three or more `recv` calls (the command byte, each byte of the
   remaining length, the rest); here the socket is read through a buffer of up to 256 KB, which
   paho's loop already knows how to drain (`pending()`, as for TLS);
-- with MQTT 5 it builds and clears a `Properties` object for every PUBLISH, about a third of its
-  time per message; here a PUBLISH without properties at QoS 0 or 1 is decoded directly
+- with MQTT 5 it builds and clears a `Properties` object for every PUBLISH, a large share of
+  its time per message (docs/performance.md); here a PUBLISH without properties at QoS 0 or 1 is decoded directly
   (`lean_publish`) and its message carries `properties = None`; anything else (properties
   present, QoS 2, a malformed packet) goes through paho's own decoder, unchanged;
 - each manual acknowledgement is its own queued packet, socket write and wake-up of the network

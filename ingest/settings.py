@@ -15,9 +15,8 @@ DEFAULT_CLIENT_ID = "envpatrol-ingest-1"
 _GROUP = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
 # Per batch the database pays a cost per vehicle and per cell (passes, rollups, positions) as
-# well as per reading: draining a fleet's backlog of one-reading messages, batches of 10,000
-# messages store about three times as many readings a second as batches of 1,000
-# (docs/performance.md). Live traffic closes batches by time long before either bound.
+# well as per reading: draining a fleet's backlog of one-reading messages, large batches store
+# many more readings a second than small ones (docs/performance.md, Ingest). Live traffic closes batches by time long before either bound.
 DEFAULT_BATCH_MESSAGES = 10_000
 
 
