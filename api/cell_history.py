@@ -9,7 +9,7 @@ from datetime import datetime
 import h3
 from psycopg.rows import dict_row
 
-from edge.units import ChannelSpec
+from edge.units import ChannelSpec, energy_sum_mean
 from store.conditions import Conn, TimeRange
 
 
@@ -31,7 +31,7 @@ class HourStats:
     def energy_mean(self) -> float | None:
         if self.energy_sum is None or self.energy_sum <= 0:
             return None
-        return 10.0 * math.log10(self.energy_sum / self.n)
+        return energy_sum_mean(self.energy_sum, self.n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ def summarise(series: list[HourStats], energy: bool) -> Summary | None:
     energy_mean = None
     if energy:
         energy_sum = sum(h.energy_sum or 0.0 for h in series)
-        energy_mean = 10.0 * math.log10(energy_sum / n) if energy_sum > 0 else None
+        energy_mean = energy_sum_mean(energy_sum, n) if energy_sum > 0 else None
     return Summary(
         n, mean, std, min(h.min for h in series), max(h.max for h in series), energy_mean
     )

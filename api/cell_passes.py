@@ -8,7 +8,6 @@ Hotspots and their evidence use the stored passes (hotspots.evidence).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,13 +16,13 @@ import h3
 from psycopg import sql
 
 from edge.quality import STATS_EXCLUDED_FLAGS
-from edge.units import ChannelSpec
+from edge.units import ChannelSpec, energy_mean
 from store.conditions import Conn, TimeRange
 from store.pass_columns import stat_columns
 
 
 @dataclass(frozen=True, slots=True)
-class Pass:
+class CellPass:
     vehicle: str
     start: datetime
     end: datetime
@@ -32,22 +31,24 @@ class Pass:
 
 def _mean(values: list[float], energy: bool) -> float:
     if energy:
-        return 10.0 * math.log10(sum(10.0 ** (v / 10.0) for v in values) / len(values))
+        return energy_mean(values)
     return sum(values) / len(values)
 
 
 def passes(
     rows: Sequence[tuple[str, datetime, float]], pass_gap_s: float, energy: bool = False
-) -> list[Pass]:
+) -> list[CellPass]:
     """Passes from (vehicle, time, value) rows of one cell, sorted by vehicle and time."""
-    out: list[Pass] = []
+    out: list[CellPass] = []
     gap = timedelta(seconds=pass_gap_s)
     current: list[tuple[str, datetime, float]] = []
 
     def close() -> None:
         if current:
             values = [v for _, _, v in current]
-            out.append(Pass(current[0][0], current[0][1], current[-1][1], _mean(values, energy)))
+            out.append(
+                CellPass(current[0][0], current[0][1], current[-1][1], _mean(values, energy))
+            )
 
     for row in rows:
         if current and (row[0] != current[-1][0] or row[1] - current[-1][1] > gap):
@@ -78,7 +79,7 @@ LIMIT %(limit)s
 
 def stored_cell_passes(
     conn: Conn, spec: ChannelSpec, cell: str, time: TimeRange, limit: int
-) -> list[Pass]:
+) -> list[CellPass]:
     """The newest `limit` stored passes of the cell (starting in the time range) that have a
     countable value of the channel, newest first."""
     where = time.condition("start_time")
@@ -91,7 +92,7 @@ def stored_cell_passes(
         "limit": limit,
     }
     return [
-        Pass(str(vehicle), start, end, float(value))
+        CellPass(str(vehicle), start, end, float(value))
         for vehicle, start, end, value in conn.execute(query, params)
         if value is not None
     ]
@@ -99,7 +100,7 @@ def stored_cell_passes(
 
 def cell_passes(
     conn: Conn, spec: ChannelSpec, cell: str, time: TimeRange, pass_gap_s: float
-) -> list[Pass]:
+) -> list[CellPass]:
     """The cell's passes in the time range, from readings that may count (as for hotspots)."""
     where = time.condition("time")
     query = sql.SQL(_CELL_READINGS).format(value=sql.Identifier(spec.name), time=where.sql)

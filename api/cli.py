@@ -13,7 +13,7 @@ from collections.abc import Callable
 import uvicorn
 
 from api.settings import load_api_settings
-from edge.mqtt import SettingsError
+from edge.errors import SettingsError
 
 
 def api_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:

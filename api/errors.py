@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from edge.errors import EnvpatrolError
 from store.conditions import QueryError
 
 log = logging.getLogger("envpatrol.api")
@@ -48,22 +49,22 @@ class Problem(BaseModel):
     errors: list[ParameterProblem] | None = None
 
 
-class ApiError(Exception):
-    """An error that carries its HTTP status and the problem details that explain it."""
+class ApiError(EnvpatrolError):
+    """An error that carries its HTTP status and the problem details that explain it; its
+    `subject` is the status and kind (`404 not-found`), its `problem` the response's detail."""
 
     def __init__(self, status: int, kind: str, detail: str, parameter: str | None = None) -> None:
+        super().__init__(f"{status} {kind}", detail)
         self.status = status
         self.kind = kind
-        self.detail = detail
         self.parameter = parameter
-        super().__init__(f"{status} {kind}: {detail}")
 
-    def problem(self) -> Problem:
+    def problem_details(self) -> Problem:
         return Problem(
             type=_TYPE_PREFIX + self.kind,
             title=HTTPStatus(self.status).phrase,
             status=self.status,
-            detail=self.detail,
+            detail=self.problem,
             parameter=self.parameter,
         )
 
@@ -112,13 +113,13 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def _api_problem(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return problem_response(exc.problem())
+    return problem_response(exc.problem_details())
 
 
 async def _query_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, QueryError)
-    parameter = _API_NAMES.get(exc.parameter, exc.parameter)
-    return problem_response(ParameterError(parameter, exc.problem).problem())
+    parameter = _API_NAMES.get(exc.subject, exc.subject)
+    return problem_response(ParameterError(parameter, exc.problem).problem_details())
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -147,7 +148,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404:
         detail = f"no resource at {request.url.path}"
-    response = problem_response(ApiError(exc.status_code, kind, detail).problem())
+    response = problem_response(ApiError(exc.status_code, kind, detail).problem_details())
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -156,20 +157,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _query_canceled(request: Request, exc: Exception) -> JSONResponse:
     log.warning("query cancelled on %s: %s", request.url.path, exc)
     detail = "the query took too long and was cancelled; ask for a shorter time range"
-    return problem_response(ApiError(503, "query-timeout", detail).problem())
+    return problem_response(ApiError(503, "query-timeout", detail).problem_details())
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable on %s: %s", request.url.path, exc)
     return problem_response(
-        ApiError(503, "database-unavailable", "the database cannot be reached").problem()
+        ApiError(503, "database-unavailable", "the database cannot be reached").problem_details()
     )
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s", request.url.path, exc_info=exc)
     detail = "an unexpected error; it has been logged"
-    return problem_response(ApiError(500, "internal-error", detail).problem())
+    return problem_response(ApiError(500, "internal-error", detail).problem_details())
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ import orjson
 from psycopg import sql
 
 from api.database import Database
+from api.geojson import stream_collection
 from edge.units import CHANNELS
 from store.conditions import Condition, Conn, Cursor
 from store.readings import ReadingFilters, StoredReading, readings_page
@@ -134,29 +135,34 @@ def stream(
     after: Cursor | None,
 ) -> Iterator[bytes]:
     """The export's bytes, reading `PAGE` rows at a time on a connection of its own."""
+    pages = _pages(database, filters, limit, after)
+    # One chunk per page: a send per reading would cost more than encoding it.
+    if fmt == "geojson":
+        yield from stream_collection([geojson_feature(r) for r in page] for page in pages)
+        return
     if fmt == "csv":
         yield csv_header().encode()
-    elif fmt == "geojson":
-        yield b'{"type":"FeatureCollection","features":['
+    row = ndjson_row if fmt == "ndjson" else _csv_bytes
+    for page in pages:
+        if page:
+            yield b"".join(row(r) for r in page)
+
+
+def _csv_bytes(r: StoredReading) -> bytes:
+    return csv_row(r).encode()
+
+
+def _pages(
+    database: Database, filters: ReadingFilters, limit: int, after: Cursor | None
+) -> Iterator[list[StoredReading]]:
+    """Up to `limit` readings after `after`, a page of at most `PAGE` at a time."""
     sent = 0
     with database.connect() as conn:
         cursor = after
         while sent < limit:
             page = readings_page(conn, filters, min(PAGE, limit - sent), cursor)
-            # One chunk per page: a send per reading would cost more than encoding it.
-            chunk: list[bytes] = []
-            for reading in page.readings:
-                if fmt == "csv":
-                    chunk.append(csv_row(reading).encode())
-                elif fmt == "ndjson":
-                    chunk.append(ndjson_row(reading))
-                else:
-                    chunk.append((b"," if sent else b"") + geojson_feature(reading))
-                sent += 1
-            if chunk:
-                yield b"".join(chunk)
+            yield page.readings
+            sent += len(page.readings)
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-    if fmt == "geojson":
-        yield b"]}"

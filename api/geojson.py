@@ -1,7 +1,13 @@
-"""GeoJSON (RFC 7946) for H3 cells: polygons and feature collections carrying a `meta` member."""
+"""GeoJSON (RFC 7946): the one FeatureCollection of the API, and polygons of H3 cells.
+
+Every route that answers with a FeatureCollection uses `FeatureCollection`, subclassed under the
+route's own name (its schema name in the OpenAPI document) with its `meta` and feature models;
+the readings export, streamed a feature at a time, takes its envelope from `stream_collection`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Generic, Literal, TypeVar
 
 import h3
@@ -9,6 +15,7 @@ from pydantic import BaseModel
 
 P = TypeVar("P", bound=BaseModel)
 M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=BaseModel)
 
 Position = tuple[float, float]  # longitude, latitude
 
@@ -19,16 +26,31 @@ class Polygon(BaseModel):
 
 
 class Feature(BaseModel, Generic[P]):
+    """A cell's feature: its H3 index as the id, its polygon, its properties."""
+
     type: Literal["Feature"] = "Feature"
     id: str
     geometry: Polygon
     properties: P
 
 
-class FeatureCollection(BaseModel, Generic[M, P]):
+class FeatureCollection(BaseModel, Generic[M, F]):
     type: Literal["FeatureCollection"] = "FeatureCollection"
     meta: M  # a foreign member (RFC 7946, section 6.1)
-    features: list[Feature[P]]
+    features: list[F]
+
+
+def stream_collection(chunks: Iterable[Sequence[bytes]]) -> Iterator[bytes]:
+    """A FeatureCollection without `meta`, from chunks of encoded features: one piece of bytes
+    for the opening, one per non-empty chunk, one for the closing. The opening is yielded before
+    the first chunk is asked for, so a response starts before its first page is read."""
+    yield b'{"type":"FeatureCollection","features":['
+    first = True
+    for chunk in chunks:
+        if chunk:
+            yield (b"" if first else b",") + b",".join(chunk)
+            first = False
+    yield b"]}"
 
 
 def cell_polygon(cell: str) -> Polygon:

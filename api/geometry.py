@@ -19,29 +19,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edge.errors import EnvpatrolError
+
 Position = tuple[float, float]
 Ring = Sequence[Position]
 
 MAX_POSITIONS = 100_000  # per uploaded geometry
 
 
-class GeometryError(ValueError):
-    """A geometry that cannot be a grid; `where` says which part (e.g. 'coordinates[0][3]')."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        self.where = where
-        self.problem = problem
-        super().__init__(f"{where}: {problem}")
+class GeometryError(EnvpatrolError, ValueError):
+    """A geometry that cannot be a grid; `subject` says which part (e.g. 'coordinates[0][3]')."""
 
 
 def ring_contains(ring: Ring, lon: float, lat: float) -> bool:
-    """Even-odd crossing test of one closed or open ring."""
+    """Even-odd crossing test of one closed or open ring.
+
+    Each edge's crossing is computed from its lower end, whichever way the ring runs, so a point
+    on an edge gets the same answer for either orientation or starting vertex."""
     inside = False
     n = len(ring)
     j = n - 1
     for i in range(n):
-        xi, yi = ring[i]
-        xj, yj = ring[j]
+        (xi, yi), (xj, yj) = sorted((ring[i], ring[j]), key=lambda p: (p[1], p[0]))
         if (yi > lat) != (yj > lat):
             crossing = xi + (lat - yi) * (xj - xi) / (yj - yi)
             if lon < crossing:
@@ -51,7 +50,7 @@ def ring_contains(ring: Ring, lon: float, lat: float) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Area:
+class PolygonArea:
     """A Polygon or MultiPolygon as lists of rings, with its bounding box."""
 
     polygons: tuple[tuple[tuple[Position, ...], ...], ...]
@@ -129,7 +128,7 @@ def _polygon(raw: Any, where: str) -> tuple[tuple[Position, ...], ...]:
     return tuple(_ring(r, f"{where}[{i}]") for i, r in enumerate(raw))
 
 
-def parse_area(geometry: Any) -> Area:
+def parse_area(geometry: Any) -> PolygonArea:
     """A GeoJSON Polygon or MultiPolygon, checked; GeometryError names what is wrong."""
     if not isinstance(geometry, dict):
         raise GeometryError("geometry", "must be a GeoJSON Polygon or MultiPolygon object")
@@ -149,4 +148,4 @@ def parse_area(geometry: Any) -> Area:
         raise GeometryError("coordinates", f"more than {MAX_POSITIONS} positions")
     lons = [p[0] for p in positions]
     lats = [p[1] for p in positions]
-    return Area(polygons, min(lons), min(lats), max(lons), max(lats))
+    return PolygonArea(polygons, min(lons), min(lats), max(lons), max(lats))

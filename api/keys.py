@@ -23,17 +23,15 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 
+from edge.errors import EnvpatrolError
+
 Role = Literal["read", "admin"]
 ROLES: tuple[Role, ...] = ("read", "admin")
 _KEY = re.compile(r"^ep_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 
 
-class ApiKeyError(ValueError):
-    """A key operation that cannot be done; `problem` says why."""
-
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-        super().__init__(problem)
+class ApiKeyError(EnvpatrolError, ValueError):
+    """A key operation that cannot be done; `subject` is the input at fault (`role`, `name`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +69,10 @@ def matches(key: str, stored: StoredKey) -> bool:
 
 def generate(name: str, role: str) -> NewKey:
     if role not in ROLES:
-        raise ApiKeyError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        raise ApiKeyError("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
     name = name.strip()
     if not name or len(name) > 200:
-        raise ApiKeyError("name must be 1..200 characters")
+        raise ApiKeyError("name", "must be 1..200 characters")
     key_id = secrets.token_hex(4)
     key = f"ep_{key_id}_{secrets.token_urlsafe(32)}"
     return NewKey(key_id, name, role, key)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import psycopg
 
 from api import keys
 from api.settings import load_api_settings
-from edge.mqtt import SettingsError
+from edge.errors import SettingsError
 
 
 def apikey_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:

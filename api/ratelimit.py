@@ -123,7 +123,7 @@ async def _refuse(decision: Decision, identity: str, send: Send) -> None:
         f"more than {decision.limit} requests per minute from {who}; retry in {decision.reset_s} s"
     )
     body = orjson.dumps(
-        ApiError(429, "rate-limited", detail).problem().model_dump(exclude_none=True)
+        ApiError(429, "rate-limited", detail).problem_details().model_dump(exclude_none=True)
     )
     await send(
         {

@@ -37,7 +37,7 @@ NOTE = (
 
 
 @dataclass(frozen=True, slots=True)
-class Area:
+class ReportArea:
     """Where the report looks: a box, a grid, or (neither) everywhere."""
 
     bbox: BBox | None = None
@@ -63,7 +63,7 @@ class Area:
 @dataclass(frozen=True, slots=True)
 class Inventory:
     run: StoredRun
-    area: Area
+    area: ReportArea
     pollutant: str | None
     hotspots: Sequence[tuple[StoredHotspot, Grid | None]]
     cells: Sequence[tuple[str, int]]  # cell, passes
@@ -73,7 +73,7 @@ class Inventory:
     generated_at: datetime
 
 
-def cell_passes(conn: Connection, run: StoredRun, area: Area) -> list[tuple[str, int]]:
+def cell_passes(conn: Connection, run: StoredRun, area: ReportArea) -> list[tuple[str, int]]:
     rows = conn.execute(
         "SELECT cell, count(*) FROM pass WHERE resolution = %s"
         " AND start_time >= %s AND start_time < %s GROUP BY cell",
@@ -88,7 +88,7 @@ def cell_passes(conn: Connection, run: StoredRun, area: Area) -> list[tuple[str,
     return out
 
 
-def tracks(conn: Connection, run: StoredRun, area: Area) -> list[list[Position]]:
+def tracks(conn: Connection, run: StoredRun, area: ReportArea) -> list[list[Position]]:
     """Each vehicle's path in the window (valid fixes in the area), thinned to TRACK_POINTS."""
     row = conn.execute(
         "SELECT count(*) FROM reading WHERE time >= %s AND time < %s AND fix_valid"
@@ -121,7 +121,7 @@ def tracks(conn: Connection, run: StoredRun, area: Area) -> list[list[Position]]
     return out
 
 
-def area_cases(conn: Connection, area: Area, pollutant: str | None) -> list[Case]:
+def area_cases(conn: Connection, area: ReportArea, pollutant: str | None) -> list[Case]:
     _, found = case_store.listing(
         conn,
         CaseFilters(None, None if area.grid is None else area.grid.id, pollutant),

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.config import load_toml, mqtt_from
-from edge.mqtt import MqttSettings, SettingsError
+from edge.errors import SettingsError
+from edge.mqtt import MqttSettings
 
 DATABASE_URL_ENV = "ENVPATROL_DATABASE_URL"
 ADMIN_DATABASE_URL_ENV = "ENVPATROL_ADMIN_DATABASE_URL"

@@ -37,7 +37,7 @@ from edge.outbox import Outbox
 from edge.profile import load_profile
 from edge.quality import QualityTracker
 from edge.wire import reading_to_dict
-from firmware_sim.drive import Drive, SimClock
+from firmware_sim.drive import CruiseDrive, SimClock
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
 from firmware_sim.vehicle import SimVehicle
@@ -71,7 +71,7 @@ def run_agent(speed: float, duration: float, broker: str, offline: bool) -> dict
     vehicle = SimVehicle(
         "bench-01",
         profile,
-        Drive(SHUANGJING_LOOP, clock.start, speed_mps=7.0),
+        CruiseDrive(SHUANGJING_LOOP, clock.start, speed_mps=7.0),
         clock,
         PollutionField(SHUANGJING_SOURCES, seed=1),
     )
@@ -147,7 +147,7 @@ def fill_outbox(days: float) -> dict[str, object]:
     profile = load_profile("default-multi")
     field = PollutionField(SHUANGJING_SOURCES, seed=1)
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    drive = Drive(SHUANGJING_LOOP, start, speed_mps=7.0)
+    drive = CruiseDrive(SHUANGJING_LOOP, start, speed_mps=7.0)
     tracker = QualityTracker()
     count = int(days * 86400 / 10)
     for i in range(count):

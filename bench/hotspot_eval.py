@@ -71,8 +71,7 @@ from hotspots.scoring import (
     merge,
     threshold_baseline,
 )
-from ingest.passes import DEFAULT_PASS_GAP, TrackPoint, passes_of
-from ingest.passes import Pass as IngestPass
+from ingest.passes import DEFAULT_PASS_GAP, TrackPass, TrackPoint, passes_of
 
 SCORED = ("pm25", "pm10", "no2", "co", "noise", "cooking_fume", "odor")
 KINDS: Mapping[str, tuple[tuple[str, ...], str, float]] = {
@@ -217,7 +216,7 @@ def simulate_day(seed: int, day: int, field: PollutionField, loop: Route) -> Rea
 
 def day_passes(
     readings: Readings, resolution: int, settings: AnalysisSettings, lag_correction: bool
-) -> list[IngestPass]:
+) -> list[TrackPass]:
     """The ingest's passes of one day: track points with the flags the edge would set."""
     stationary = stationary_mask(readings.times, readings.speed, settings)
     excluded = stationary | readings.warmup
@@ -242,7 +241,7 @@ def day_passes(
     return passes_of("patrol-01", points, DEFAULT_PASS_GAP)
 
 
-def to_table(passes: Sequence[IngestPass]) -> PassTable:
+def to_table(passes: Sequence[TrackPass]) -> PassTable:
     """The ingest's passes as the hotspot job reads them from `pass_stat`, through the job's own
     conversion (hotspots.pass_reader.table_from_rows): the energy mean for noise, else the mean; a
     pass without any usable value is not read."""
@@ -327,7 +326,7 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for resolution in spec.resolutions:
         # Passes built from lag-corrected readings need no second shift in detect.
-        settings = AnalysisSettings(resolution=resolution, pass_lag=spec.lags == "none")
+        settings = AnalysisSettings(pass_lag=spec.lags == "none")
         if spec.lags == "sim":
             settings = replace(settings, lags_s=simulated_lags())
         per_day = [day_passes(r, resolution, settings, spec.lags != "none") for r in readings]
@@ -474,7 +473,7 @@ def _recall_sections(src: Sequence[dict[str, Any]], spec: RunSpec, res: int) -> 
         f"\n#### Resolution {res}: detector recall by amplitude / delta"
         " (delta = max(2 x sensor noise, floor) of the analysis settings)\n"
     )
-    settings = AnalysisSettings(resolution=res)
+    settings = AnalysisSettings()
     ratio_bins = ((0.0, 1.0), (1.0, 2.0), (2.0, math.inf))
     add("| amplitude / delta | " + " | ".join(f"{n} passes" for n in spec.pass_counts) + " |")
     add("|---|" + "---|" * len(spec.pass_counts))

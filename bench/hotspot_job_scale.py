@@ -13,7 +13,6 @@ admin URL of store/scratch.py, else an embedded one) and dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from bench.hotspots_scale import scenario
+from bench.hotspots_scale import synthetic_world
 from demo.embedded import EmbeddedDatabase
 from hotspots.analysis.detect import detect
 from hotspots.analysis.settings import AnalysisSettings
@@ -69,7 +68,7 @@ def main() -> None:
         "--with-pivot", action="store_true", help="also time the earlier read (pass_stat pivot)"
     )
     args = parser.parse_args()
-    table = generate(scenario(args.days, args.vehicles))
+    table = generate(synthetic_world(args.days, args.vehicles))
     resolution = 11
     admin_url = admin_database_url(start=lambda: EmbeddedDatabase.start().url)
     with (
@@ -82,7 +81,7 @@ def main() -> None:
         stored_s = time.perf_counter() - started
         end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
         window = timedelta(days=args.days + 1)
-        settings = dataclasses.replace(AnalysisSettings(), resolution=resolution)
+        settings = AnalysisSettings()
         detect(table.subset(np.arange(min(len(table), 1000))), settings)  # import esda
 
         t0 = time.perf_counter()
@@ -96,6 +95,7 @@ def main() -> None:
                 started=datetime.now(UTC),
                 window_start=end - window,
                 window_end=end,
+                resolution=resolution,
                 settings=settings,
                 table=read,
                 hotspots=spots,

@@ -19,12 +19,12 @@ import time
 
 from hotspots.analysis.detect import detect
 from hotspots.analysis.settings import AnalysisSettings
-from hotspots.analysis.synthetic import SHUANGJING, Scenario, Source, generate, match, offset
+from hotspots.analysis.synthetic import SHUANGJING, Source, SyntheticWorld, generate, match, offset
 
 POLLUTANTS = ("pm25", "pm10", "no2", "noise", "co", "o3")
 
 
-def scenario(days: int, vehicles: int) -> Scenario:
+def synthetic_world(days: int, vehicles: int) -> SyntheticWorld:
     streets = [-875.0 + 250.0 * i for i in range(8)]
     sources = (
         Source(*offset(SHUANGJING, streets[1], 300.0), "pm25", 15.0, 40.0),
@@ -33,7 +33,7 @@ def scenario(days: int, vehicles: int) -> Scenario:
         Source(*offset(SHUANGJING, streets[3], 610.0), "noise", 6.0, 50.0),
         Source(*offset(SHUANGJING, 480.0, streets[2]), "pm10", 150.0, 30.0, 0.2),
     )
-    return Scenario(
+    return SyntheticWorld(
         streets_ns=8,
         streets_ew=8,
         street_spacing_m=250.0,
@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    table = generate(scenario(args.days, args.vehicles))
+    table = generate(synthetic_world(args.days, args.vehicles))
     generated = time.perf_counter() - started
     settings = AnalysisSettings()
 
@@ -78,7 +78,8 @@ def main() -> None:
         times.append(time.perf_counter() - started)
 
     cells = len(set(table.cell.tolist()))
-    truth = scenario(args.days, args.vehicles).sources
+    world = synthetic_world(args.days, args.vehicles)
+    truth = world.sources
     # A source counts as found when a hotspot of its pollutant, in any stratum, lies within 75 m.
     found_sources = sum(
         match(
@@ -98,7 +99,7 @@ def main() -> None:
         labels[spot.label.value] = labels.get(spot.label.value, 0) + 1
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"passes:            {len(table):,} ({len(POLLUTANTS)} pollutants each)")
-    print(f"cells:             {cells:,} (H3 resolution {settings.resolution})")
+    print(f"cells:             {cells:,} (H3 resolution {world.resolution})")
     print(f"vehicles x days:   {args.vehicles} x {args.days}")
     print(f"generate:          {generated:.2f} s")
     print(f"detect, first run: {first:.2f} s (includes importing esda)")

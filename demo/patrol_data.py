@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import psycopg
 
 from edge.wire import Position, Reading
-from firmware_sim.drive import Drive
+from firmware_sim.drive import CruiseDrive
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
 from firmware_sim.sensor import DEFAULT_SENSORS, SensorArray
@@ -42,10 +42,10 @@ def simulated_readings(
         for day in range(days):
             for drive in range(drives_per_day):
                 departure = start + timedelta(days=day, hours=2 + 3 * drive, minutes=25 * v)
-                route = Drive(SHUANGJING_LOOP, departure, SPEED_MPS, offset_m=v * 1500.0)
+                route = CruiseDrive(SHUANGJING_LOOP, departure, SPEED_MPS, offset_m=v * 1500.0)
                 moment = departure
 
-                def truth(ts: float, route: Drive = route) -> dict[str, float]:
+                def truth(ts: float, route: CruiseDrive = route) -> dict[str, float]:
                     moment = datetime.fromtimestamp(ts, start.tzinfo)
                     where = route.state(moment)
                     return dict(field.true_values(where.lat, where.lon, moment))

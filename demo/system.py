@@ -24,7 +24,7 @@ from pathlib import Path
 from demo.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 from edge.cli import stop_on_signals
 from edge.profile import load_profile
-from firmware_sim.drive import Drive, SimClock
+from firmware_sim.drive import CruiseDrive, SimClock
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
 from firmware_sim.vehicle import SimVehicle
@@ -175,7 +175,7 @@ def _vehicles(
     configs: list[Path] = []
     for i in range(args.vehicles):
         name = f"patrol-{i + 1:02d}"
-        drive = Drive(
+        drive = CruiseDrive(
             SHUANGJING_LOOP,
             clock.start,
             speed_mps=5.5 + 0.5 * i,

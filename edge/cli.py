@@ -30,6 +30,20 @@ _HELP = {
     "apikey": "create, list and revoke the API's keys",
 }
 
+# The extra that installs what each command imports (pyproject.toml, one extra per host role).
+COMMAND_EXTRAS = {
+    "edge": "edge",
+    "sim": "edge",
+    "replay": "edge",
+    "ingest": "ingest",
+    "migrate": "ingest",
+    "rebuild": "ingest",
+    "api": "api",
+    "apikey": "api",
+    "analyse": "hotspots",
+    "demo": "server,embedded",
+}
+
 
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(
@@ -82,9 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.command in missing:
+        extra = COMMAND_EXTRAS.get(args.command, "server")
         print(
             f"envpatrol {args.command}: this installation lacks its dependencies "
-            f"({missing[args.command]}). Install them with: pip install 'envpatrol[server]'",
+            f"({missing[args.command]}). Install them with: pip install 'envpatrol[{extra}]'",
             file=sys.stderr,
         )
         return 3
@@ -101,7 +116,7 @@ def edge_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespac
     def run(args: argparse.Namespace) -> int:
         from edge.agent import Agent
         from edge.config import load_edge_settings
-        from edge.mqtt import SettingsError
+        from edge.errors import SettingsError
         from edge.profile import ProfileError
 
         try:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edge.mqtt import MqttSettings, SettingsError, read_secret
+from edge.errors import SettingsError
+from edge.mqtt import MqttSettings, read_secret
 from edge.quality import QualitySettings
 from edge.topics import TopicError, check_root, check_vehicle
 

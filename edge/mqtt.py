@@ -13,16 +13,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.errors import SettingsError
+
 Protocol = Literal["5", "3.1.1"]
-
-
-class SettingsError(ValueError):
-    """A setting that cannot be used; `key` says which."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{key}: {problem}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, time
 
 import pynmea2
 
+from edge.errors import EnvpatrolError
+
 MAX_SENTENCE = 120  # NMEA says 82; some receivers send longer proprietary lines
 KNOT_MPS = 1852.0 / 3600.0
 TALKERS = frozenset({"GP", "GL", "GA", "GB", "BD", "GN", "GQ", "GI"})
@@ -101,13 +103,11 @@ class Fix:
     talker: str
 
 
-class FixError(ValueError):
-    """A checksummed sentence whose fields make no sense."""
+class FixError(EnvpatrolError, ValueError):
+    """A checksummed sentence whose fields make no sense; `subject` quotes the sentence."""
 
     def __init__(self, sentence: str, problem: str) -> None:
-        self.sentence = sentence
-        self.problem = problem
-        super().__init__(f"{problem}: {sentence!r}")
+        super().__init__(repr(sentence), problem)
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,4 +221,3 @@ class Outbox:
         with self._lock:
             row = self._db.execute("SELECT value FROM counter WHERE name = 'last_seq'").fetchone()
         return int(row[0])
-

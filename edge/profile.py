@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from edge.errors import EnvpatrolError
 from edge.modbus import READ_FUNCTIONS, ReadRequest
 from edge.units import CHANNELS, UnitError, converter, inverse_converter
 
@@ -23,13 +24,11 @@ WordOrder = Literal["big", "little"]
 _WIDTH: dict[str, int] = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "f32": 2}
 
 
-class ProfileError(ValueError):
+class ProfileError(EnvpatrolError, ValueError):
     """A box profile that cannot be used, with where the problem is."""
 
     def __init__(self, source: str, problem: str) -> None:
-        self.source = source
-        self.problem = problem
-        super().__init__(f"box profile {source}: {problem}")
+        super().__init__(f"box profile {source}", problem)
 
 
 @dataclass(frozen=True, slots=True)

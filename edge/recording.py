@@ -34,6 +34,7 @@ from typing import Any, Literal
 from edge import __version__
 from edge.box import SerialPort
 from edge.clock import Clock, SystemClock
+from edge.errors import EnvpatrolError
 from edge.nmea import Fix, FixAssembler, NmeaFramer
 from edge.wire import Reading, format_time, reading_to_dict
 
@@ -45,14 +46,13 @@ PortName = Literal["box", "gps"]
 OpenPort = Callable[[str, int, int, str, int], SerialPort]
 
 
-class RecordingError(ValueError):
+class RecordingError(EnvpatrolError, ValueError):
     """A recording that cannot be read: which file, which line, what is wrong."""
 
     def __init__(self, path: str, line: int, problem: str) -> None:
+        super().__init__(f"recording {path}, line {line}", problem)
         self.path = path
         self.line = line
-        self.problem = problem
-        super().__init__(f"recording {path}, line {line}: {problem}")
 
 
 def fix_to_dict(fix: Fix) -> dict[str, Any]:

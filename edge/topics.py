@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from edge.errors import EnvpatrolError
+
 CONTRACT = "v1"
 TopicKind = Literal["readings", "status", "health"]
 KINDS: tuple[TopicKind, ...] = ("readings", "status", "health")
@@ -14,11 +16,12 @@ _VEHICLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ROOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63})*$")
 
 
-class TopicError(ValueError):
+class TopicError(EnvpatrolError, ValueError):
+    """A topic, topic root or vehicle id outside the contract; `subject` quotes it."""
+
     def __init__(self, value: str, problem: str) -> None:
-        self.value = value
-        self.problem = problem
-        super().__init__(f"{problem}: {value!r}")
+        # Quoted: an empty id or one with spaces must still show in the message.
+        super().__init__(repr(value), problem)
 
 
 @functools.lru_cache(maxsize=16384)  # a fleet's ids, checked once each; failures never cached

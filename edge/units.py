@@ -7,8 +7,11 @@ state of GB 3095-2012 since its 2018 amendment. Particles are never converted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from edge.errors import EnvpatrolError
 
 MOLAR_VOLUME_25C = 24.465  # L/mol at 298.15 K, 1013.25 hPa
 
@@ -24,7 +27,7 @@ class ChannelSpec:
     low: float  # physically plausible range, for validation
     high: float
     molar_mass: float | None = None  # g/mol, for gases converted between mixing ratio and mass
-    energy_mean: bool = False  # logarithmic quantity, averaged as 10*log10(mean(10^(L/10)))
+    energy_mean: bool = False  # logarithmic (decibels): averaged by `energy_mean`
 
 
 CHANNELS: dict[str, ChannelSpec] = {
@@ -49,14 +52,48 @@ CHANNELS: dict[str, ChannelSpec] = {
 }
 
 
-class UnitError(ValueError):
+def to_energy(level: float) -> float:
+    """A decibel level as energy, 10^(L/10): the quantity that adds up and averages.
+
+    hotspots.analysis.standards has its array form, for numpy columns of levels.
+    """
+    energy: float = 10.0 ** (level / 10.0)
+    return energy
+
+
+def energy_to_level(energy: float) -> float:
+    """The decibel level of an energy, 10*log10(E): the inverse of `to_energy`."""
+    return 10.0 * math.log10(energy)
+
+
+def energy_mean(levels: Iterable[float]) -> float:
+    """10*log10(mean(10^(L/10))): how decibel levels (noise) are averaged.
+
+    The one rule for every mean of a logarithmic channel: the ingest's passes and the SQL of
+    store.pass_columns and ingest.pass_store, the rollups, the analysis and the API all follow it.
+    """
+    energies = [to_energy(level) for level in levels]
+    if not energies:
+        raise ValueError("no levels to average")
+    return energy_sum_mean(math.fsum(energies), len(energies))
+
+
+def energy_sum_mean(energy_sum: float, n: int) -> float:
+    """The energy mean of `n` levels whose energies add up to `energy_sum` (`energy_sum` > 0).
+
+    Passes and rollups keep the sum, not the mean, so that groups merge exactly.
+    """
+    return energy_to_level(energy_sum / n)
+
+
+class UnitError(EnvpatrolError, ValueError):
     """A unit that cannot be converted to a channel's canonical unit."""
 
     def __init__(self, channel: str, unit: str) -> None:
+        canonical = CHANNELS[channel].unit if channel in CHANNELS else "?"
+        super().__init__(f"channel {channel!r}", f"cannot convert {unit!r} to {canonical!r}")
         self.channel = channel
         self.unit = unit
-        canonical = CHANNELS[channel].unit if channel in CHANNELS else "?"
-        super().__init__(f"channel {channel!r}: cannot convert {unit!r} to {canonical!r}")
 
 
 _SCALE = {

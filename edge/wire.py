@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from edge.errors import EnvpatrolError
 from edge.topics import TopicError, check_vehicle
 from edge.units import CHANNELS
 
@@ -27,13 +28,9 @@ READING_FLAGS = frozenset({"no_fix", "stale_fix", "host_time", "stationary", "wa
 CHANNEL_FLAGS = frozenset({"sentinel", "out_of_range", "stuck", "spike", "warmup"})
 
 
-class WireError(ValueError):
-    """A payload that does not follow the contract. `reason` is a short stable code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
+class WireError(EnvpatrolError, ValueError):
+    """A payload that does not follow the contract. `subject` is a short stable reason code
+    (`missing_field`, `bad_vehicle`), which the ingest stores with the rejected message."""
 
 
 @dataclass(frozen=True, slots=True)

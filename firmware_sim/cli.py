@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edge.cli import stop_on_signals
 from edge.profile import ProfileError, builtin_profiles, load_profile
-from firmware_sim.drive import Drive, SimClock
+from firmware_sim.drive import CruiseDrive, SimClock
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
 from firmware_sim.route_import import RouteError
@@ -213,7 +213,7 @@ def _run_loop(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     vehicles = []
     for i in range(args.vehicles):
-        drive = Drive(SHUANGJING_LOOP, clock.start, offset_m=i * 700.0)
+        drive = CruiseDrive(SHUANGJING_LOOP, clock.start, offset_m=i * 700.0)
         vehicle = SimVehicle(
             f"patrol-{i + 1:02d}", profile, drive, clock, field, seed=args.seed + i
         )
@@ -267,7 +267,7 @@ def replay_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namesp
 
 def run_replay(args: argparse.Namespace) -> int:
     from edge.config import load_toml, mqtt_from
-    from edge.mqtt import SettingsError
+    from edge.errors import SettingsError
     from edge.recording import RecordingError, load_recording
     from firmware_sim.progress import ProgressBar
     from firmware_sim.replay import ReplayError, replay_direct, replay_serial

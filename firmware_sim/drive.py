@@ -40,13 +40,13 @@ class VehicleState:
 
 
 class Motion(Protocol):
-    """Where a vehicle is at a moment: a constant-speed Drive or a PatrolDrive with stops."""
+    """Where a vehicle is at a moment: a constant-speed CruiseDrive or a PatrolDrive with stops."""
 
     def state(self, moment: datetime, /) -> VehicleState: ...
 
 
 @dataclass(frozen=True)
-class Drive:
+class CruiseDrive:
     """Constant cruise speed around a loop, starting `offset_m` along it at `departure`."""
 
     route: Route
@@ -58,3 +58,7 @@ class Drive:
         elapsed = max(0.0, (moment - self.departure).total_seconds())
         point: RoutePoint = self.route.at(self.offset_m + elapsed * self.speed_mps)
         return VehicleState(point.lat, point.lon, self.speed_mps, point.heading_deg)
+
+
+# The former name, for the callers that still import it.
+Drive = CruiseDrive

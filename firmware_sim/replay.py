@@ -36,6 +36,7 @@ from typing import Any
 from edge.agent import Agent
 from edge.clock import SystemClock
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
+from edge.errors import EnvpatrolError
 from edge.gps import GpsReceiver
 from edge.modbus import decode_request
 from edge.mqtt import MqttSettings
@@ -57,8 +58,8 @@ MAX_SPEED = 1000.0
 TAKE_TIMEOUT_S = 5.0
 
 
-class ReplayError(RuntimeError):
-    pass
+class ReplayError(EnvpatrolError, RuntimeError):
+    """A replay that could not finish; `subject` is the side that failed (player or agent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +292,7 @@ class DrivePlayer:
 
     def start(self) -> None:
         if self.receiver is None:
-            raise ReplayError("the player needs the agent's GPS receiver")
+            raise ReplayError("player", "needs the agent's GPS receiver")
         self._thread.start()
 
     def stop(self) -> None:
@@ -434,7 +435,7 @@ class DrivePlayer:
             if request is not None:
                 return request
             if time.monotonic() > deadline:
-                raise ReplayError(f"no box request for {self.idle_timeout_s:.0f}s")
+                raise ReplayError("agent", f"no box request for {self.idle_timeout_s:.0f}s")
             self._pump(0.05)
         return None
 
@@ -556,7 +557,7 @@ def replay_serial(
         thread.join(30)
         player.stop()
     if player.error:
-        raise ReplayError(player.error)
+        raise ReplayError("player", player.error)
     return ReplayResult(
         expected,
         agent.readings,

@@ -12,16 +12,17 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from edge.errors import EnvpatrolError
 from edge.nmea import FixAssembler, NmeaFramer
 from firmware_sim.geo import haversine_m
 from firmware_sim.route import Route
 
 
-class RouteError(ValueError):
+class RouteError(EnvpatrolError, ValueError):
+    """A route file that cannot be used: which file, what is wrong."""
+
     def __init__(self, source: str, problem: str) -> None:
-        self.source = source
-        self.problem = problem
-        super().__init__(f"route {source}: {problem}")
+        super().__init__(f"route {source}", problem)
 
 
 def thin(points: list[tuple[float, float]], min_spacing_m: float) -> list[tuple[float, float]]:

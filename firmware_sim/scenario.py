@@ -14,6 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edge.errors import EnvpatrolError
 from edge.units import CHANNELS
 from firmware_sim.faults import ChannelWindow, FaultSpec
 from firmware_sim.field import BACKGROUND, MEAL_TIMES, Schedule, Source
@@ -25,14 +26,16 @@ from firmware_sim.sensor import DEFAULT_SENSORS, SensorSpec
 _T = TypeVar("_T")
 
 
-class ScenarioError(ValueError):
-    """A scenario that cannot be used: which file, which key, what is wrong."""
+class ScenarioError(EnvpatrolError, ValueError):
+    """A scenario that cannot be used: which file (`source`), which key (`subject`), what is
+    wrong."""
 
     def __init__(self, key: str, problem: str, source: str = "<scenario>") -> None:
-        self.key = key
-        self.problem = problem
+        super().__init__(key, problem)
         self.source = source
-        super().__init__(f"scenario {source}: {key}: {problem}")
+
+    def __str__(self) -> str:
+        return f"scenario {self.source}: {super().__str__()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from datetime import timedelta
 import psycopg
 
 from edge.cli import stop_on_signals
-from edge.mqtt import SettingsError
+from edge.errors import SettingsError
 from hotspots.job import JobError, JobSettings, run_once, run_periodically, serve_pending
 from ingest.settings import load_ingest_settings
 from store.migrate import migrate

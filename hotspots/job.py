@@ -1,9 +1,9 @@
 """The hotspot analysis as a job: stored passes of a time window in, one run of results out.
 
-`run_once` reads the passes the ingest keeps (`pass`, at the analysis resolution stored in
-`meta`) for [end - window, end), with the values of the analysed pollutants
-(hotspots.pass_reader), runs `hotspots.analysis.detect.detect` over them and writes one run with
-its hotspots and their cells in a single transaction, then prunes old runs
+`run_once` reads the passes the ingest keeps (`pass`, at the H3 resolution stored in `meta`,
+store.analysis_meta: the one source of it) for [end - window, end), with the values of the
+analysed pollutants (hotspots.pass_reader), runs `hotspots.analysis.detect.detect` over them and
+writes one run with its hotspots and their cells in a single transaction, then prunes old runs
 (hotspots.run_writer). The API reads the newest run (hotspots.results) instead of computing
 hotspots per request.
 
@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 
+from edge.errors import EnvpatrolError
 from hotspots import run_requests
 from hotspots.analysis.detect import detect
 from hotspots.analysis.settings import AnalysisSettings
@@ -58,13 +59,8 @@ Connection = psycopg.Connection[Any]
 RunEnd = Callable[[Connection], datetime | None]
 
 
-class JobError(ValueError):
-    """A job that cannot run as asked; `field` names the setting."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        self.field = field_name
-        self.problem = problem
-        super().__init__(f"{field_name}: {problem}")
+class JobError(EnvpatrolError, ValueError):
+    """A job that cannot run as asked; `subject` names the setting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +106,7 @@ def run_once(conn: Connection, job: JobSettings, now: datetime | None = None) ->
         now = database_clock(conn)
     window_start = now - job.window
     stored = read_analysis(conn)
-    settings = dataclasses.replace(job.analysis, resolution=stored.resolution)
+    settings = job.analysis
     table = read_passes(conn, stored.resolution, window_start, now, settings.pollutants())
     spots = detect(table, settings)
     with conn.transaction():
@@ -119,6 +115,7 @@ def run_once(conn: Connection, job: JobSettings, now: datetime | None = None) ->
             started=started,
             window_start=window_start,
             window_end=now,
+            resolution=stored.resolution,
             settings=settings,
             table=table,
             hotspots=spots,

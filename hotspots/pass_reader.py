@@ -17,6 +17,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from edge.errors import EnvpatrolError
 from hotspots.analysis.passes import PassTable
 from store.pass_columns import stat_columns
 
@@ -43,13 +44,12 @@ _COPY_COLUMN = ", array_agg(coalesce({value}, 'NaN')), array_agg({n})"
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
-class CopyFormatError(ValueError):
+class CopyFormatError(EnvpatrolError, ValueError):
     """A COPY stream that is not the rows asked for; `offset` is the byte where it went wrong."""
 
     def __init__(self, offset: int, problem: str) -> None:
+        super().__init__(f"byte {offset}", problem)
         self.offset = offset
-        self.problem = problem
-        super().__init__(f"byte {offset}: {problem}")
 
 
 def _int(data: memoryview, at: int, size: int) -> int:

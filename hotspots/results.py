@@ -17,19 +17,15 @@ from typing import Any
 import h3
 import psycopg
 
+from edge.errors import EnvpatrolError
 from hotspots.analysis.labels import Label
 from store.conditions import BBox
 
 Connection = psycopg.Connection[Any]
 
 
-class ResultsError(ValueError):
-    """A filter that cannot be applied; `field` names it."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        self.field = field_name
-        self.problem = problem
-        super().__init__(f"{field_name}: {problem}")
+class ResultsError(EnvpatrolError, ValueError):
+    """A filter that cannot be applied; `subject` names it."""
 
 
 @dataclass(frozen=True, slots=True)

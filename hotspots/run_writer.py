@@ -136,11 +136,16 @@ def write_run(
     started: datetime,
     window_start: datetime,
     window_end: datetime,
+    resolution: int,
     settings: AnalysisSettings,
     table: PassTable,
     hotspots: Sequence[Hotspot],
 ) -> int:
-    """Insert one run with its hotspots and cells (in the caller's transaction); its id."""
+    """Insert one run with its hotspots and cells (in the caller's transaction); its id.
+
+    `resolution` is that of the analysed cells (the stored one, store.analysis_meta); the run's
+    settings record it next to the analysis settings.
+    """
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO hotspot_run (started_at, finished_at, window_start, window_end, "
@@ -150,11 +155,11 @@ def write_run(
                 started,
                 window_start,
                 window_end,
-                settings.resolution,
+                resolution,
                 len(table),
                 len(table.vehicles),
                 len(hotspots),
-                Jsonb(settings_json(settings)),
+                Jsonb({"resolution": resolution, **settings_json(settings)}),
                 METHOD,
             ),
         )

@@ -4,8 +4,8 @@ The call boundary is `BeforeAfterTest`: given a connection and a `BeforeAfterReq
 `BeforeAfterResult`. The API calls whatever test the application was built with
 (`create_app(..., before_after=...)`); the default is `stored_before_after`.
 
-`stored_before_after` reads the passes the ingest stored (`pass`, at the analysis resolution)
-in a window on each side of the treatment time, with the hotspot job's reader
+`stored_before_after` reads the passes the ingest stored (`pass`, at the H3 resolution stored in
+`meta`) in a window on each side of the treatment time, with the hotspot job's reader
 (hotspots.pass_reader.read_passes), and runs the analysis package's test
 (hotspots.analysis.beforeafter.before_after_cells): per-pass enhancements over each trip's own
 background, effect = median after - median before, a bootstrap interval of the effect, a
@@ -16,7 +16,6 @@ With fewer than `min_passes` passes on either side it answers `insufficient-data
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -112,9 +111,7 @@ def stored_before_after(conn: Conn, request: BeforeAfterRequest) -> BeforeAfterR
     """The `BeforeAfterTest` over the stored passes (see the module docstring)."""
     spec = channel_spec(request.pollutant)
     stored = read_analysis(conn)
-    settings = dataclasses.replace(
-        AnalysisSettings(), resolution=stored.resolution, before_after_min_passes=request.min_passes
-    )
+    settings = AnalysisSettings(before_after_min_passes=request.min_passes)
     start = request.treated_at - request.window
     end = request.treated_at + request.window
     cells = cells_at(request.cells or (request.cell,), stored.resolution)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import psycopg
 
 from edge.cli import stop_on_signals
-from edge.mqtt import SettingsError
+from edge.errors import SettingsError
 from ingest.rebuild import rebuild
 from ingest.service import IngestService
 from ingest.settings import load_ingest_settings

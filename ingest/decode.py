@@ -90,7 +90,7 @@ def decode_rows(
         try:
             vehicle, rows, problem = _decode(payload, loads, resolution, limits.earliest, latest)
         except WireError as exc:
-            return Rejection(exc.reason, exc.detail)
+            return Rejection(exc.subject, exc.problem)
     mismatch = vehicle_mismatch(vehicle, topic_vehicle)
     if mismatch is not None:
         return mismatch

@@ -23,7 +23,7 @@ import psycopg
 from edge.quality import STATS_EXCLUDED_FLAGS, TRACK_EXCLUDED_FLAGS
 from ingest.passes import (
     ChannelStats,
-    Pass,
+    TrackPass,
     TrackPoint,
     passes_of,
     segment,
@@ -94,7 +94,8 @@ def _fresh(c: StatColumns) -> list[str]:
     """A channel's statistics columns of a new pass, from its run's aggregates (`a`)."""
     out = [f"a.{c.channel}_n", f"a.{c.channel}_mean", f"a.{c.channel}_min", f"a.{c.channel}_max"]
     if c.energy:
-        out.append(f"10.0 * log10(a.{c.channel}_e / a.{c.channel}_n)")  # NULL without values
+        # edge.units.energy_sum_mean in SQL; NULL without values
+        out.append(f"10.0 * log10(a.{c.channel}_e / a.{c.channel}_n)")
     return out
 
 
@@ -111,6 +112,8 @@ def _merged(c: StatColumns) -> list[str]:
         f"{c.max} = greatest(p.{c.max}, a.{k}_max)",
     ]
     if c.energy:
+        # edge.units.energy_mean in SQL: the stored energy mean back to an energy sum, plus the
+        # run's, over the merged count (ingest.passes._merge in Python).
         out.append(
             f"{c.energy} = CASE WHEN {new_n} = 0 THEN p.{c.energy} "
             f"WHEN {old_n} = 0 THEN 10.0 * log10(a.{k}_e / {new_n}) "
@@ -127,6 +130,7 @@ _MERGED = ",\n                      ".join(x for c in STATS for x in _merged(c))
 def _run_aggregates(s: StatColumns) -> str:
     """A channel's aggregates over one run's points, as `_fresh` and `_merged` read them."""
     c = s.channel
+    # Sum of edge.units.to_energy in SQL.
     energy = f", sum(power(10.0::float8, {c} / 10.0)) AS {c}_e" if s.energy else ""
     return f"count({c}) AS {c}_n, avg({c}) AS {c}_mean, min({c}) AS {c}_min, max({c}) AS {c}_max{energy}"
 
@@ -282,7 +286,7 @@ def _points(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, Iterator[Tra
         yield str(vehicle), (_point(row) for row in group)
 
 
-def store(cur: Cursor, resolution: int, passes: Iterable[Pass]) -> int:
+def store(cur: Cursor, resolution: int, passes: Iterable[TrackPass]) -> int:
     """COPY new passes in; returns how many."""
     count = 0
     with cur.copy(f"COPY pass ({', '.join(PASS_COLUMNS)}) FROM STDIN") as copy:  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from edge.units import CHANNELS
+from edge.units import CHANNELS, energy_mean, energy_sum_mean, to_energy
 
 DEFAULT_PASS_GAP = timedelta(seconds=120)
 
@@ -37,11 +37,11 @@ class ChannelStats:
     mean: float
     min: float
     max: float
-    energy_mean: float | None  # 10*log10(mean(10^(L/10))) for logarithmic channels (noise)
+    energy_mean: float | None  # edge.units.energy_mean, for logarithmic channels (noise)
 
 
 @dataclass(frozen=True, slots=True)
-class Pass:
+class TrackPass:
     vehicle: str
     cell: int
     start: datetime
@@ -84,11 +84,11 @@ def channel_stats(channel: str, values: Sequence[float]) -> ChannelStats:
     energy = None
     spec = CHANNELS.get(channel)
     if spec is not None and spec.energy_mean:
-        energy = 10.0 * math.log10(math.fsum(10.0 ** (v / 10.0) for v in values) / n)
+        energy = energy_mean(values)
     return ChannelStats(n, math.fsum(values) / n, min(values), max(values), energy)
 
 
-def summarize(vehicle: str, points: Sequence[TrackPoint]) -> Pass:
+def summarize(vehicle: str, points: Sequence[TrackPoint]) -> TrackPass:
     """A pass of `points` (one cell, in order, at least one point)."""
     if not points:
         raise ValueError("a pass has at least one point")
@@ -96,7 +96,7 @@ def summarize(vehicle: str, points: Sequence[TrackPoint]) -> Pass:
     for point in points:
         for channel, value in point.values.items():
             by_channel.setdefault(channel, []).append(value)
-    return Pass(
+    return TrackPass(
         vehicle=vehicle,
         cell=points[0].cell,
         start=points[0].time,
@@ -108,12 +108,12 @@ def summarize(vehicle: str, points: Sequence[TrackPoint]) -> Pass:
     )
 
 
-def passes_of(vehicle: str, points: Sequence[TrackPoint], gap: timedelta) -> list[Pass]:
+def passes_of(vehicle: str, points: Sequence[TrackPoint], gap: timedelta) -> list[TrackPass]:
     """Every pass of one vehicle's track (points in any order)."""
     return [summarize(vehicle, run) for run in segment(ordered(points), gap)]
 
 
-def extend(existing: Pass, points: Sequence[TrackPoint]) -> Pass:
+def extend(existing: TrackPass, points: Sequence[TrackPoint]) -> TrackPass:
     """`existing` continued by `points`, which come after it, in its cell, the first within the
     gap of its end: what `summarize` would give for all the points, from the pass's statistics
     (so a pass growing by a few readings per batch is not read back whole)."""
@@ -124,7 +124,7 @@ def extend(existing: Pass, points: Sequence[TrackPoint]) -> Pass:
     for channel, more in addition.stats.items():
         old = stats.get(channel)
         stats[channel] = more if old is None else _merge(old, more)
-    return Pass(
+    return TrackPass(
         vehicle=existing.vehicle,
         cell=existing.cell,
         start=existing.start,
@@ -140,8 +140,8 @@ def _merge(a: ChannelStats, b: ChannelStats) -> ChannelStats:
     n = a.n + b.n
     energy = None
     if a.energy_mean is not None and b.energy_mean is not None:
-        power = a.n * 10.0 ** (a.energy_mean / 10.0) + b.n * 10.0 ** (b.energy_mean / 10.0)
-        energy = 10.0 * math.log10(power / n)
+        power = a.n * to_energy(a.energy_mean) + b.n * to_energy(b.energy_mean)
+        energy = energy_sum_mean(power, n)
     return ChannelStats(
         n, (a.n * a.mean + b.n * b.mean) / n, min(a.min, b.min), max(a.max, b.max), energy
     )

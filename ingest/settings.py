@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edge.config import load_toml, mqtt_from
-from edge.mqtt import MqttSettings, SettingsError
+from edge.errors import SettingsError
+from edge.mqtt import MqttSettings
 from ingest.validate import MAX_PAYLOAD_BYTES
 
 DEFAULT_CLIENT_ID = "envpatrol-ingest-1"
@@ -25,6 +26,9 @@ class IngestSettings:
     database_url: str
     mqtt: MqttSettings
     client_id: str = DEFAULT_CLIENT_ID
+    # H3 resolution of the cells of a fresh database (docs/hotspots.md, "Default resolution").
+    # A migrated database keeps its own (`meta`, store.analysis_meta), which every reader and
+    # the analysis use; only `envpatrol rebuild` changes it.
     h3_resolution: int = 10
     batch_max_messages: int = DEFAULT_BATCH_MESSAGES
     batch_max_wait_s: float = 0.5

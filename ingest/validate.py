@@ -74,7 +74,7 @@ def check_readings_message(
     try:
         vehicle, readings = decode_message(payload, loads)
     except WireError as exc:
-        return Rejection(exc.reason, exc.detail)
+        return Rejection(exc.subject, exc.problem)
     mismatch = vehicle_mismatch(vehicle, topic_vehicle)
     if mismatch is not None:
         return mismatch

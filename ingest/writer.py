@@ -50,6 +50,7 @@ _COUNTED = ", ".join(
 
 
 def _cell_hour_aggregates(c: str) -> str:
+    # Sum of edge.units.to_energy in SQL; readers turn it into a level with energy_sum_mean.
     energy = f"sum(power(10.0::float8, {c} / 10.0))" if CHANNELS[c].energy_mean else "NULL::float8"
     return (
         f"count({c}) AS {c}_n, sum({c}) AS {c}_sum, sum({c} * {c}) AS {c}_sumsq, "

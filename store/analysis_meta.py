@@ -1,7 +1,9 @@
 """The analysis settings a database's derived data was computed with: its `meta` rows.
 
 `h3_resolution` is the H3 resolution of `reading.cell`, the rollups and the passes; `migrate`
-writes it with the first migration, from the ingest's configured resolution. `pass_gap_s` is the
+writes it with the first migration, from the ingest's configured resolution. It is the one
+source of the resolution afterwards: the ingest, the API and the hotspot analysis read it here
+(the analysis settings have none), whatever a later configuration says. `pass_gap_s` is the
 longest gap inside a stored pass; migration 0003 writes it (120 s). Only `envpatrol rebuild`
 changes them, recomputing everything derived in the same transaction.
 """
@@ -15,17 +17,19 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from edge.errors import EnvpatrolError
+
 __all__ = ["Analysis", "MissingMetaError", "read_analysis"]
 
 _KEYS = ("h3_resolution", "pass_gap_s")
 
 
-class MissingMetaError(RuntimeError):
+class MissingMetaError(EnvpatrolError, RuntimeError):
     """The database has no `key` row in `meta`: it was never migrated."""
 
     def __init__(self, key: str) -> None:
+        super().__init__(f"meta {key}", "missing; was the database migrated (envpatrol migrate)?")
         self.key = key
-        super().__init__(f"meta {key}: missing; was the database migrated (envpatrol migrate)?")
 
 
 @dataclass(frozen=True, slots=True)

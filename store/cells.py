@@ -11,7 +11,7 @@ import h3
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from edge.units import ChannelSpec
+from edge.units import ChannelSpec, energy_sum_mean
 from store.analysis_meta import read_analysis
 from store.channels import channel_spec
 from store.conditions import Conn, QueryError, TimeRange
@@ -27,7 +27,7 @@ class CellStats:
     std: float | None  # sample standard deviation; None for a single value
     min: float
     max: float
-    energy_mean: float | None  # 10*log10(mean(10^(L/10))), for logarithmic channels only
+    energy_mean: float | None  # edge.units.energy_mean, for logarithmic channels only
     hours: int  # hourly buckets with data
     first_hour: datetime
     last_hour: datetime  # start of the last bucket with data
@@ -81,7 +81,7 @@ def _cell_stats(row: dict[str, Any], spec: ChannelSpec) -> CellStats:
         std = math.sqrt(max(variance, 0.0))  # rounding can take a constant cell below zero
     energy_mean = None
     if spec.energy_mean and row["energy"] is not None and row["energy"] > 0:
-        energy_mean = 10.0 * math.log10(row["energy"] / n)
+        energy_mean = energy_sum_mean(row["energy"], n)
     return CellStats(
         cell=h3.int_to_str(row["cell"]),
         n=n,

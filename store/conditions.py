@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from edge.errors import EnvpatrolError
 from edge.topics import TopicError, check_vehicle
 
 __all__ = [
@@ -41,13 +42,9 @@ MAX_PAGE = 10_000
 _HOUR = timedelta(hours=1)
 
 
-class QueryError(ValueError):
-    """A request the store cannot answer as asked; `parameter` says which input is at fault."""
-
-    def __init__(self, parameter: str, problem: str) -> None:
-        self.parameter = parameter
-        self.problem = problem
-        super().__init__(f"{parameter}: {problem}")
+class QueryError(EnvpatrolError, ValueError):
+    """A request the store cannot answer as asked; `subject` is the input at fault, in the
+    store's words (`channel`, `start`), which the API translates to its parameter names."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The statistics columns of `pass` (migration 0041): per channel, the number of its values in the
 pass that count (0: none), their mean, minimum and maximum, and for logarithmic channels (noise)
-the energy mean, 10*log10(mean(10^(L/10))). NULL where the count is 0.
+the energy mean (edge.units.energy_mean). NULL where the count is 0.
 
 Plain float8 and integer columns, written and read as they are: the jsonb they replace cost the
 ingest a conversion to and from numeric for every number of every pass it wrote or extended.

@@ -13,11 +13,11 @@ from store.channels import channel_spec
 from store.conditions import MAX_PAGE, Condition, Conn, QueryError, TimeRange, VehicleFilter
 from store.pass_columns import stat_columns
 
-__all__ = ["PassStats", "pass_statistics"]
+__all__ = ["StoredPassStats", "pass_statistics"]
 
 
 @dataclass(frozen=True, slots=True)
-class PassStats:
+class StoredPassStats:
     """One vehicle's pass through one cell and one channel's statistics in it (see docs/storage.md)."""
 
     vehicle: str
@@ -38,7 +38,7 @@ def pass_statistics(
     time: TimeRange,
     vehicle: VehicleFilter | None = None,
     limit: int = MAX_PAGE,
-) -> list[PassStats]:
+) -> list[StoredPassStats]:
     """Passes with a countable value of `channel` that start in `time`, at the stored resolution,
     oldest first."""
     spec = channel_spec(channel)
@@ -56,7 +56,7 @@ def pass_statistics(
     params = {**where.params, "resolution": read_analysis(conn).resolution, "limit": limit}
     rows = conn.execute(query, params).fetchall()
     return [
-        PassStats(
+        StoredPassStats(
             vehicle=str(vehicle),
             cell=h3.int_to_str(int(cell)),
             start=start,

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from edge.errors import EnvpatrolError
 from store.migrate import migrate
 
 __all__ = [
@@ -33,13 +34,14 @@ MACHINE_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 _MACHINE_ADDRESS = ("127.0.0.1", 5432)
 
 
-class NoServerError(RuntimeError):
+class NoServerError(EnvpatrolError, RuntimeError):
     """No PostgreSQL to make scratch databases on, and no way to start one was given."""
 
     def __init__(self) -> None:
         super().__init__(
-            f"scratch database: no PostgreSQL; set {ADMIN_URL_VARIABLE} or start one on "
-            f"{_MACHINE_ADDRESS[0]}:{_MACHINE_ADDRESS[1]}"
+            "scratch database",
+            f"no PostgreSQL; set {ADMIN_URL_VARIABLE} or start one on "
+            f"{_MACHINE_ADDRESS[0]}:{_MACHINE_ADDRESS[1]}",
         )
 
 

@@ -17,6 +17,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from edge.errors import EnvpatrolError
+
 Conn = psycopg.Connection[Any]
 Status = Literal["open", "dispatched", "treated", "verified", "closed"]
 STATUSES: tuple[Status, ...] = ("open", "dispatched", "treated", "verified", "closed")
@@ -30,12 +32,14 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
 }
 
 
-class TransitionError(ValueError):
+class TransitionError(EnvpatrolError, ValueError):
+    """A status change the case's workflow does not allow (TRANSITIONS)."""
+
     def __init__(self, current: str, wanted: str) -> None:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none"
+        super().__init__("status", f"a {current} case cannot become {wanted}; allowed: {allowed}")
         self.current = current
         self.wanted = wanted
-        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none"
-        super().__init__(f"a {current} case cannot become {wanted}; allowed: {allowed}")
 
 
 def check_transition(current: str, wanted: str) -> None:
@@ -188,8 +192,12 @@ def _locked_status(conn: Conn, case_id: int) -> str | None:
     return None if row is None else str(row[0])
 
 
-class CaseNotFoundError(LookupError):
-    pass
+class CaseNotFoundError(EnvpatrolError, LookupError):
+    """No case with that id."""
+
+    def __init__(self, case_id: int) -> None:
+        super().__init__(f"case {case_id}", "not found")
+        self.case_id = case_id
 
 
 def update(

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from api.geometry import Area, parse_area
+from api.geometry import PolygonArea, parse_area
 
 Conn = psycopg.Connection[Any]
 
@@ -20,7 +20,7 @@ class Grid:
     id: int
     name: str
     responsible: str
-    area: Area
+    area: PolygonArea
     properties: dict[str, Any]
     created_at: datetime
     updated_at: datetime
@@ -30,7 +30,7 @@ class Grid:
 class GridUpload:
     name: str
     responsible: str
-    area: Area
+    area: PolygonArea
     properties: dict[str, Any]
 
 

@@ -224,7 +224,7 @@ def update_case(
     except CaseNotFoundError as exc:
         raise ApiError(404, "not-found", f"no case {case_id}") from exc
     except TransitionError as exc:
-        raise ApiError(409, "conflict", str(exc)) from exc
+        raise ApiError(409, "conflict", exc.problem) from exc
     return case_out(_load(db, case_id, admin=True))
 
 
@@ -266,5 +266,5 @@ def verify_case(
     try:
         cases.record_verification(db.admin(), case_id, result.to_json(), who.actor)
     except TransitionError as exc:  # changed by someone else meanwhile
-        raise ApiError(409, "conflict", str(exc)) from exc
+        raise ApiError(409, "conflict", exc.problem) from exc
     return case_out(_load(db, case_id, admin=True))

@@ -52,6 +52,10 @@ class CellProperties(BaseModel):
     last_hour: datetime
 
 
+class CellCollection(FeatureCollection[CellsMeta, Feature[CellProperties]]):
+    pass
+
+
 def cell_feature(stats: CellStats) -> Feature[CellProperties]:
     return Feature[CellProperties](
         id=stats.cell,
@@ -80,11 +84,11 @@ def list_cells(
     resolution: Annotated[
         int | None, Query(ge=0, le=15, description="H3 resolution; default: the stored one.")
     ] = None,
-) -> FeatureCollection[CellsMeta, CellProperties]:
+) -> CellCollection:
     """Count, mean, standard deviation, minimum and maximum of the readings in each cell with a
     valid fix and an unflagged value, from hourly rollups (so at hourly granularity)."""
     result = cell_statistics(db.connection(), spec.name, period, resolution)
-    return FeatureCollection[CellsMeta, CellProperties](
+    return CellCollection(
         meta=CellsMeta(
             found=len(result.cells),
             pollutant=spec.name,

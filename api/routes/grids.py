@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import Admin, reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
+from api.geojson import FeatureCollection
 from api.geometry import GeometryError, parse_area
 from api.officers import grids
 from api.officers.grids import Grid, GridUpload
@@ -88,10 +89,8 @@ class GridsMeta(BaseModel):
     found: int
 
 
-class GridCollection(BaseModel):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
-    meta: GridsMeta
-    features: list[GridFeature]
+class GridCollection(FeatureCollection[GridsMeta, GridFeature]):
+    pass
 
 
 def grid_feature(grid: Grid) -> GridFeature:
@@ -143,7 +142,7 @@ def uploads(body: GridCollectionIn) -> list[GridUpload]:
         try:
             area = parse_area(feature.geometry)
         except GeometryError as exc:
-            raise ParameterError(f"{where}.geometry.{exc.where}", exc.problem) from exc
+            raise ParameterError(f"{where}.geometry.{exc.subject}", exc.problem) from exc
         extra = dict(props.model_extra or {})
         out.append(GridUpload(name, props.responsible.strip(), area, extra))
     return out

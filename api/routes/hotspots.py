@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
+from api.geojson import FeatureCollection
 from api.officers import grids
 from api.officers.grids import Grid
 from api.params import hotspot_channel, parse_instant
@@ -176,10 +177,8 @@ class HotspotsMeta(BaseModel):
     note: str = NOTE
 
 
-class HotspotCollection(BaseModel):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
-    meta: HotspotsMeta
-    features: list[HotspotFeature]
+class HotspotCollection(FeatureCollection[HotspotsMeta, HotspotFeature]):
+    pass
 
 
 class HotspotList(BaseModel):

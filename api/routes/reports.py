@@ -68,7 +68,7 @@ def inventory(
             raise ParameterError("grid", f"no grid {grid}; see /v1/grids")
     chosen = choose_run(conn, run, begin, stop)
     check_stratum(chosen, stratum)
-    area = report.Area(bbox=box, grid=chosen_grid)
+    area = report.ReportArea(bbox=box, grid=chosen_grid)
     spots = results.hotspots_of_run(
         conn, chosen, HotspotFilter(pollutant=pollutant, labels=label, stratum=stratum, bbox=box)
     )

@@ -12,6 +12,7 @@ from api.auth import reader
 from api.database import DbSession
 from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
+from api.geojson import FeatureCollection
 from api.params import Period
 from edge.topics import TopicError, check_vehicle
 from store.conditions import VehicleFilter
@@ -133,10 +134,8 @@ class TrackFeature(BaseModel):
     properties: TrackProperties
 
 
-class Track(BaseModel):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
-    meta: TrackMeta
-    features: list[TrackFeature]
+class Track(FeatureCollection[TrackMeta, TrackFeature]):
+    pass
 
 
 def track_lines(

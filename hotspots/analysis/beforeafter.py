@@ -22,6 +22,7 @@ from datetime import datetime
 import h3
 import numpy as np
 
+from edge.errors import EnvpatrolError
 from hotspots.analysis.background import background, trips
 from hotspots.analysis.enhancement import enhancement
 from hotspots.analysis.grouping import FloatArray
@@ -30,14 +31,17 @@ from hotspots.analysis.passes import PassTable
 from hotspots.analysis.settings import AnalysisSettings
 
 
-class BeforeAfterError(ValueError):
+class BeforeAfterError(EnvpatrolError, ValueError):
+    """Too few passes on a side of the treatment to compare; the counts say how many."""
+
     def __init__(self, before: int, after: int, needed: int) -> None:
+        super().__init__(
+            "before/after test",
+            f"{before} passes before and {after} after the treatment; {needed} needed on each side",
+        )
         self.before = before
         self.after = after
         self.needed = needed
-        super().__init__(
-            f"{before} passes before and {after} after the treatment; {needed} needed on each side"
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ For each cell with passes (hotspots.md, "Default method" step 5):
   binomial p-value that the cell has more of them than the area's spike rate explains;
 - passes, distinct local days, vehicles, first and last pass;
 - level: the median pass value in the channel's unit, and for logarithmic channels (noise) the
-  energy mean 10*log10(mean(10^(L/10))) over passes;
+  energy mean over passes (edge.units.energy_mean);
 - the one-sided p-value (hotspots.analysis.significance) that the excesses are above a margin of
   margin_factor x delta: a difference too small to matter in the field is not a finding, however
   many passes make it significant;
@@ -46,6 +46,7 @@ from hotspots.analysis.significance import (
     robust_sigma,
     signed_rank_greater,
 )
+from hotspots.analysis.standards import energy_to_level_array, to_energy_array
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,9 @@ def cell_table(
     level_energy = None
     if energy:
         with np.errstate(divide="ignore", invalid="ignore"):  # cells without passes: NaN
-            level_energy = 10.0 * np.log10(group_sum(label, 10.0 ** (value / 10.0), k) / passes)
+            level_energy = energy_to_level_array(
+                group_sum(label, to_energy_array(value), k) / passes
+            )
     margin = settings.margin_factor * delta
     median_enhancement = (
         group_median(label, enhancement, k)

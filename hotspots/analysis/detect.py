@@ -38,7 +38,7 @@ from hotspots.analysis.labels import RANK, Evidence, Label, Reason, label_masks,
 from hotspots.analysis.labels import confirmed as confirmed_cells
 from hotspots.analysis.labels import eligible as eligible_cells
 from hotspots.analysis.lag import shift_channels
-from hotspots.analysis.passes import Pass, PassTable
+from hotspots.analysis.passes import AnalysisPass, PassTable
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.analysis.significance import benjamini_hochberg
 from hotspots.analysis.spatial import spatial_tests
@@ -48,7 +48,7 @@ EPOCH_DAY = date(1970, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
-class Drive:
+class HotspotDrive:
     """One vehicle on one local day: the unit an officer can look up in the drive log."""
 
     vehicle: str
@@ -89,7 +89,7 @@ class Hotspot:
     last_seen: datetime
     profile: Mapping[str, float | None]  # M of the peak cell per stratum
     indicative: IaqiBand | NoiseBand | None
-    drives: tuple[Drive, ...] = ()  # vehicle-days with a pass through the hotspot's cells
+    drives: tuple[HotspotDrive, ...] = ()  # vehicle-days with a pass through the hotspot's cells
 
 
 def _finite(value: float) -> float | None:
@@ -108,7 +108,7 @@ class _Prepared:
 
 
 def detect(
-    passes: Sequence[Pass] | PassTable,
+    passes: Sequence[AnalysisPass] | PassTable,
     settings: AnalysisSettings,
     pollutants: Iterable[str] | None = None,
 ) -> list[Hotspot]:
@@ -360,11 +360,13 @@ class _StratumPasses:
     day: IntArray  # local day number (days since 1970-01-01)
     vehicles: tuple[str, ...]
 
-    def drives(self, cells: IntArray) -> tuple[Drive, ...]:
+    def drives(self, cells: IntArray) -> tuple[HotspotDrive, ...]:
         """Each vehicle and local day with a pass through any of the cells."""
         at = np.isin(self.cell, cells)
         pairs = sorted(set(zip(self.vehicle[at].tolist(), self.day[at].tolist(), strict=True)))
-        return tuple(Drive(self.vehicles[v], EPOCH_DAY + timedelta(days=int(d))) for v, d in pairs)
+        return tuple(
+            HotspotDrive(self.vehicles[v], EPOCH_DAY + timedelta(days=int(d))) for v, d in pairs
+        )
 
 
 def _hotspots(

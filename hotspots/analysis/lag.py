@@ -21,13 +21,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from edge.errors import EnvpatrolError
 from hotspots.analysis.grouping import FloatArray, IntArray
 from hotspots.analysis.passes import ReadingSeries
 from hotspots.analysis.settings import AnalysisSettings
 
 
-class LagError(ValueError):
-    pass
+class LagError(EnvpatrolError, ValueError):
+    """Passes or a speed from which no lag can be estimated; `subject` names the input."""
 
 
 def correct_lag(
@@ -117,7 +118,7 @@ def correct_series(series: ReadingSeries, settings: AnalysisSettings) -> Reading
 def lag_from_peaks(peak_forward_m: float, peak_backward_m: float, speed_mps: float) -> float:
     """Delay from the apparent peak positions of a source passed both ways at speed_mps."""
     if speed_mps <= 0:
-        raise LagError(f"speed must be positive, got {speed_mps}")
+        raise LagError("speed", f"must be positive, got {speed_mps}")
     return abs(peak_forward_m - peak_backward_m) / (2.0 * speed_mps)
 
 
@@ -154,13 +155,13 @@ def estimate_lag(
 ) -> LagEstimate:
     """The delay that best aligns forward and backward passes over the same stretch."""
     if not pairs:
-        raise LagError("no pairs of opposite-direction passes")
+        raise LagError("pairs", "no opposite-direction passes to compare")
     scores = np.zeros(len(candidates_s))
     for forward, backward in pairs:
         low = max(forward.positions.min(), backward.positions.min())
         high = min(forward.positions.max(), backward.positions.max())
         if high - low < 2 * grid_step_m:
-            raise LagError("the passes of a pair do not overlap along the route")
+            raise LagError("pairs", "the passes of a pair do not overlap along the route")
         grid = np.arange(low, high, grid_step_m)
         for k, lag in enumerate(candidates_s):
             a = _placed(forward, float(lag), grid)

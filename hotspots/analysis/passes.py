@@ -8,7 +8,7 @@ readings are more than `pass_gap_s` apart. Per pass and pollutant it keeps the m
 values (energy mean for logarithmic channels such as noise), their median and their count; a value
 that is missing or carries a channel flag is simply absent (NaN) and counts for nothing.
 
-`Pass` is the readable record; `PassTable` is the same data in columns, which is what the
+`AnalysisPass` is the readable record; `PassTable` is the same data in columns, which is what the
 analysis works on (a month of a fleet is a few hundred thousand passes).
 """
 
@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import h3
 import numpy as np
 
+from edge.errors import EnvpatrolError
 from edge.units import CHANNELS
 from hotspots.analysis.grouping import (
     BoolArray,
@@ -32,15 +33,11 @@ from hotspots.analysis.grouping import (
     run_starts,
 )
 from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.standards import energy_to_level_array, to_energy_array
 
 
-class PassError(ValueError):
-    """Input that cannot be turned into passes; `field` names what is wrong."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        self.field = field_name
-        self.problem = problem
-        super().__init__(f"{field_name}: {problem}")
+class PassError(EnvpatrolError, ValueError):
+    """Input that cannot be turned into passes; `subject` names what is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +50,7 @@ class PassStats:
 
 
 @dataclass(frozen=True, slots=True)
-class Pass:
+class AnalysisPass:
     vehicle: str
     cell: str  # H3 index
     start: datetime  # UTC, first qualifying reading
@@ -114,7 +111,7 @@ class PassTable:
         )
 
     @classmethod
-    def from_passes(cls, passes: Sequence[Pass]) -> PassTable:
+    def from_passes(cls, passes: Sequence[AnalysisPass]) -> PassTable:
         vehicles = tuple(sorted({p.vehicle for p in passes}))
         index = {v: i for i, v in enumerate(vehicles)}
         pollutants = sorted({name for p in passes for name in p.stats})
@@ -162,10 +159,10 @@ class ReadingSeries:
             raise PassError("times", "readings must be in time order")
 
 
-def segment_passes(series: ReadingSeries, settings: AnalysisSettings) -> list[Pass]:
+def segment_passes(series: ReadingSeries, settings: AnalysisSettings) -> list[AnalysisPass]:
     """The passes of one vehicle's readings, by the rule in the module docstring."""
     table, excluded = _segment(series, settings)
-    passes: list[Pass] = []
+    passes: list[AnalysisPass] = []
     for i in range(len(table)):
         stats = {
             name: PassStats(
@@ -177,7 +174,7 @@ def segment_passes(series: ReadingSeries, settings: AnalysisSettings) -> list[Pa
             if table.counts[name][i] > 0
         }
         passes.append(
-            Pass(
+            AnalysisPass(
                 vehicle=series.vehicle,
                 cell=h3.int_to_str(int(table.cell[i])),
                 start=datetime.fromtimestamp(float(table.start[i]), UTC),
@@ -237,11 +234,11 @@ def _segment(series: ReadingSeries, settings: AnalysisSettings) -> tuple[PassTab
         ok = ~np.isnan(v)
         c = group_count(label[ok], k)
         energy = CHANNELS[name].energy_mean if name in CHANNELS else False
-        summed = group_sum(label[ok], 10.0 ** (v[ok] / 10.0) if energy else v[ok], k)
+        summed = group_sum(label[ok], to_energy_array(v[ok]) if energy else v[ok], k)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = summed / c
             if energy:
-                mean = 10.0 * np.log10(mean)
+                mean = energy_to_level_array(mean)
         mean[c == 0] = np.nan
         values[name] = mean
         counts[name] = c

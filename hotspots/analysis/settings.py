@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from edge.errors import SettingsError
 from edge.quality import STATS_EXCLUDED_FLAGS
 from hotspots.floors import HOTSPOT_FLOORS
 
@@ -74,15 +75,6 @@ DEFAULT_LAGS_S: Mapping[str, float] = MappingProxyType(
 DEFAULT_EXCLUDED_FLAGS: tuple[str, ...] = STATS_EXCLUDED_FLAGS
 
 
-class SettingsError(ValueError):
-    """A setting outside its valid range; `name` is the field."""
-
-    def __init__(self, name: str, problem: str) -> None:
-        self.name = name
-        self.problem = problem
-        super().__init__(f"{name}: {problem}")
-
-
 @dataclass(frozen=True, slots=True)
 class Stratum:
     """A time-of-day window in local time, [start, end) in minutes after midnight.
@@ -131,10 +123,14 @@ def _fraction(name: str, value: float, *, open_low: bool = True) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AnalysisSettings:
-    """The hotspot method's parameters. See docs/hotspots.md for each reason."""
+    """The hotspot method's parameters. See docs/hotspots.md for each reason.
+
+    The H3 resolution of cells is not one of them: the analysis takes the cells it is given, at
+    the resolution the database stores (store.analysis_meta); the ingest's `h3_resolution` sets
+    it for a fresh database and `envpatrol rebuild` changes it.
+    """
 
     # --- cells and passes
-    resolution: int = 10  # H3 resolution of cells: ~15,000 m2 (see docs/hotspot-evaluation.md)
     pass_gap_s: float = 120.0  # a longer gap between qualifying readings ends a pass
     trip_gap_s: float = 1800.0  # a longer gap between a vehicle's passes ends a trip
     excluded_flags: tuple[str, ...] = DEFAULT_EXCLUDED_FLAGS
@@ -192,8 +188,6 @@ class AnalysisSettings:
     before_after_min_passes: int = 5  # on each side of a treatment date
 
     def __post_init__(self) -> None:
-        if not 0 <= self.resolution <= 15:
-            raise SettingsError("resolution", f"H3 resolution 0..15, got {self.resolution}")
         for name in (
             "pass_gap_s",
             "trip_gap_s",

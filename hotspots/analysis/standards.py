@@ -20,7 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+import numpy as np
+
 from edge.units import CHANNELS
+from hotspots.analysis.grouping import FloatArray
 
 IAQI_LEVELS = (0, 50, 100, 150, 200, 300, 400, 500)
 
@@ -160,8 +163,14 @@ def noise_band(level: float, noise_class: str = "2", period: str = "day") -> Noi
     )
 
 
-def energy_mean(levels: list[float] | tuple[float, ...]) -> float:
-    """10*log10(mean(10^(L/10))): how decibel levels are averaged."""
-    if not levels:
-        raise ValueError("no levels to average")
-    return 10.0 * math.log10(sum(10.0 ** (x / 10.0) for x in levels) / len(levels))
+def to_energy_array(levels: FloatArray) -> FloatArray:
+    """edge.units.to_energy element-wise: the array form of the energy-mean rule."""
+    return np.power(10.0, levels / 10.0)
+
+
+def energy_to_level_array(energy: FloatArray) -> FloatArray:
+    """edge.units.energy_to_level element-wise (NaN where `energy` is NaN, -inf where it is 0).
+
+    With `to_energy_array`, group energy means are `energy_to_level_array(sums / counts)`.
+    """
+    return 10.0 * np.log10(energy)

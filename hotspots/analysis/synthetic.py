@@ -27,7 +27,7 @@ import numpy as np
 from edge.units import CHANNELS
 from hotspots.analysis.grouping import FloatArray, IntArray
 from hotspots.analysis.passes import PassTable
-from ingest.passes import ChannelStats, Pass
+from ingest.passes import ChannelStats, TrackPass
 
 EARTH_RADIUS_M = 6_371_008.8
 SHUANGJING = (39.893, 116.462)  # WGS-84, the seed project's sub-district
@@ -45,7 +45,9 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
-class Scenario:
+class SyntheticWorld:
+    """A street grid, the fleet that drives it, the background and the sources to find."""
+
     origin: tuple[float, float] = SHUANGJING
     resolution: int = 11
     streets_ns: int = 4  # north-south streets
@@ -91,26 +93,26 @@ def distance_m(lat1: FloatArray, lon1: FloatArray, lat2: float, lon2: float) -> 
     return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a)), dtype=np.float64)
 
 
-def street_cells(scenario: Scenario) -> list[IntArray]:
+def street_cells(world: SyntheticWorld) -> list[IntArray]:
     """The cells of each street in driving order (H3 integers)."""
-    half_ns = (scenario.streets_ns - 1) * scenario.street_spacing_m / 2
-    half_ew = (scenario.streets_ew - 1) * scenario.street_spacing_m / 2
+    half_ns = (world.streets_ns - 1) * world.street_spacing_m / 2
+    half_ew = (world.streets_ew - 1) * world.street_spacing_m / 2
     streets: list[IntArray] = []
     step = 5.0
     along_ns = np.arange(-half_ew, half_ew + step, step)
     along_ew = np.arange(-half_ns, half_ns + step, step)
-    for i in range(scenario.streets_ns):
-        east = -half_ns + i * scenario.street_spacing_m
-        streets.append(_path(scenario, np.full(len(along_ns), east), along_ns))
-    for j in range(scenario.streets_ew):
-        north = -half_ew + j * scenario.street_spacing_m
-        streets.append(_path(scenario, along_ew, np.full(len(along_ew), north)))
+    for i in range(world.streets_ns):
+        east = -half_ns + i * world.street_spacing_m
+        streets.append(_path(world, np.full(len(along_ns), east), along_ns))
+    for j in range(world.streets_ew):
+        north = -half_ew + j * world.street_spacing_m
+        streets.append(_path(world, along_ew, np.full(len(along_ew), north)))
     return streets
 
 
-def _path(scenario: Scenario, east: FloatArray, north: FloatArray) -> IntArray:
+def _path(world: SyntheticWorld, east: FloatArray, north: FloatArray) -> IntArray:
     cells = [
-        h3.str_to_int(h3.latlng_to_cell(*offset(scenario.origin, e, n), scenario.resolution))
+        h3.str_to_int(h3.latlng_to_cell(*offset(world.origin, e, n), world.resolution))
         for e, n in zip(east, north, strict=True)
     ]
     out = [cells[0]]
@@ -131,49 +133,48 @@ def _source_on(source: Source, local_minute: IntArray, trip_draw: FloatArray) ->
     raise ValueError(f"unknown schedule {source.schedule!r}")
 
 
-def generate(scenario: Scenario) -> PassTable:
-    """The passes of every vehicle, day and trip of the scenario."""
-    rng = np.random.default_rng(scenario.seed)
-    streets = street_cells(scenario)
+def generate(world: SyntheticWorld) -> PassTable:
+    """The passes of every vehicle, day and trip of the world."""
+    rng = np.random.default_rng(world.seed)
+    streets = street_cells(world)
     route = np.concatenate(streets)
     per_trip = len(route)
-    n_trips = scenario.vehicles * scenario.days * scenario.trips_per_day
-    vehicle = np.repeat(np.arange(scenario.vehicles), scenario.days * scenario.trips_per_day)
-    day = np.tile(np.repeat(np.arange(scenario.days), scenario.trips_per_day), scenario.vehicles)
-    slot = np.tile(np.arange(scenario.trips_per_day), scenario.vehicles * scenario.days)
-    base = scenario.first_day.timestamp()
+    n_trips = world.vehicles * world.days * world.trips_per_day
+    vehicle = np.repeat(np.arange(world.vehicles), world.days * world.trips_per_day)
+    day = np.tile(np.repeat(np.arange(world.days), world.trips_per_day), world.vehicles)
+    slot = np.tile(np.arange(world.trips_per_day), world.vehicles * world.days)
+    base = world.first_day.timestamp()
     trip_start = (
         base
         + day * 86400.0
-        + (scenario.trip_start_h + slot * scenario.trip_every_h) * 3600.0
+        + (world.trip_start_h + slot * world.trip_every_h) * 3600.0
         + vehicle * 97.0  # vehicles do not start in the same second
     )
     # Alternate directions: odd trips drive the route backwards.
     forward = np.arange(per_trip)
     cell = np.concatenate([route[forward if t % 2 == 0 else forward[::-1]] for t in range(n_trips)])
-    start = np.repeat(trip_start, per_trip) + np.tile(forward * scenario.cell_seconds, n_trips)
-    end = start + scenario.cell_seconds * 0.8
+    start = np.repeat(trip_start, per_trip) + np.tile(forward * world.cell_seconds, n_trips)
+    end = start + world.cell_seconds * 0.8
     trip_of_pass = np.repeat(np.arange(n_trips), per_trip)
     unique_cells, inverse = np.unique(cell, return_inverse=True)
     centres = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in unique_cells])
-    local_minute = (
-        np.floor(((start + scenario.timezone_offset_h * 3600.0) % 86400.0) / 60.0)
-    ).astype(np.int64)
+    local_seconds = (start + world.timezone_offset_h * 3600.0) % 86400.0
+    local_minute = np.floor(local_seconds / 60.0).astype(np.int64)
     trip_draw = rng.uniform(size=n_trips)[trip_of_pass]
     values: dict[str, FloatArray] = {}
-    for pollutant in scenario.pollutants:
-        level = np.full(len(cell), scenario.base_level.get(pollutant, 10.0))
-        level += _drift(rng, start, base, scenario.drift.get(pollutant, 0.0))
-        for source in scenario.sources:
+    for pollutant in world.pollutants:
+        level = np.full(len(cell), world.base_level.get(pollutant, 10.0))
+        level += _drift(rng, start, base, world.drift.get(pollutant, 0.0))
+        for source in world.sources:
             if source.pollutant != pollutant:
                 continue
             d = distance_m(centres[:, 0], centres[:, 1], source.lat, source.lon)
             shape = source.amplitude * np.exp(-d / source.decay_m)
             level += shape[inverse.reshape(-1)] * _source_on(source, local_minute, trip_draw)
-        level += rng.normal(0.0, scenario.pass_noise.get(pollutant, 1.0), len(cell))
+        level += rng.normal(0.0, world.pass_noise.get(pollutant, 1.0), len(cell))
         values[pollutant] = level
     return PassTable(
-        vehicles=tuple(f"car-{i:02d}" for i in range(scenario.vehicles)),
+        vehicles=tuple(f"car-{i:02d}" for i in range(world.vehicles)),
         vehicle=np.repeat(vehicle, per_trip).astype(np.int64),
         cell=cell.astype(np.int64),
         start=start,
@@ -203,7 +204,7 @@ class Match:
     errors_m: tuple[float, ...]  # localisation error of each matched source
 
 
-def as_stored(table: PassTable) -> list[Pass]:
+def as_stored(table: PassTable) -> list[TrackPass]:
     """Synthetic passes as the ingest stores them (one reading's statistics each), to seed a
     database for the hotspot job."""
     out = []
@@ -215,7 +216,7 @@ def as_stored(table: PassTable) -> list[Pass]:
                 energy = v if CHANNELS[channel].energy_mean else None
                 stats[channel] = ChannelStats(1, v, v, v, energy)
         out.append(
-            Pass(
+            TrackPass(
                 vehicle=table.vehicles[int(table.vehicle[i])],
                 cell=int(table.cell[i]),
                 start=datetime.fromtimestamp(float(table.start[i]), UTC),

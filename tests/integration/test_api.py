@@ -25,7 +25,7 @@ from api.app import create_app
 from api.cli import api_command
 from api.database import Database
 from api.settings import ApiSettings, load_api_settings
-from edge.mqtt import SettingsError
+from edge.errors import SettingsError
 from edge.units import CHANNELS
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.job import JobSettings, run_once
@@ -584,7 +584,7 @@ def test_bad_settings_name_their_key(tmp_path: Path, text: str, key: str) -> Non
     path.write_text(text, encoding="utf-8")
     with pytest.raises(SettingsError) as caught:
         load_api_settings(str(path), environ={})
-    assert caught.value.key == key
+    assert caught.value.subject == key
 
 
 def test_api_command_refuses_bad_settings(

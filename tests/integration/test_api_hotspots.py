@@ -17,7 +17,14 @@ from api import keys
 from api.app import create_app
 from api.settings import ApiSettings
 from hotspots.analysis.settings import AnalysisSettings
-from hotspots.analysis.synthetic import SHUANGJING, Scenario, Source, as_stored, generate, offset
+from hotspots.analysis.synthetic import (
+    SHUANGJING,
+    Source,
+    SyntheticWorld,
+    as_stored,
+    generate,
+    offset,
+)
 from hotspots.job import JobSettings, run_once, serve_pending
 from ingest import pass_store
 from store.analysis_meta import read_analysis
@@ -47,7 +54,7 @@ def stored(admin_url: str) -> Iterator[Stored]:
         with psycopg.connect(url, autocommit=True) as conn:
             resolution = read_analysis(conn).resolution
             table = generate(
-                Scenario(
+                SyntheticWorld(
                     resolution=resolution,
                     vehicles=2,
                     days=12,

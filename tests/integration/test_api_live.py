@@ -22,7 +22,14 @@ from demo.embedded import free_port
 from edge.mqtt import MqttSettings, make_client
 from edge.topics import Topics
 from edge.wire import encode_message
-from hotspots.analysis.synthetic import SHUANGJING, Scenario, Source, as_stored, generate, offset
+from hotspots.analysis.synthetic import (
+    SHUANGJING,
+    Source,
+    SyntheticWorld,
+    as_stored,
+    generate,
+    offset,
+)
 from hotspots.job import JobSettings, run_once
 from ingest import pass_store
 from store.analysis_meta import read_analysis
@@ -112,7 +119,7 @@ def test_a_new_hotspot_in_a_new_run_is_an_event(
     monkeypatch.setattr(live, "HOTSPOT_POLL_S", 0.2)
     with psycopg.connect(database_url, autocommit=True) as conn:
         resolution = read_analysis(conn).resolution
-        scenario = Scenario(
+        world = SyntheticWorld(
             resolution=resolution,
             vehicles=2,
             days=8,
@@ -121,7 +128,7 @@ def test_a_new_hotspot_in_a_new_run_is_an_event(
             sources=(Source(*offset(SHUANGJING, -125.0, 125.0), "pm25", 40.0, 40.0),),
             seed=4,
         )
-        table = generate(scenario)
+        table = generate(world)
         with conn.transaction(), conn.cursor() as cur:
             pass_store.store(cur, resolution, as_stored(table))
         end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)

@@ -20,8 +20,8 @@ from hotspots.analysis.passes import PassTable
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.analysis.synthetic import (
     SHUANGJING,
-    Scenario,
     Source,
+    SyntheticWorld,
     as_stored,
     distance_m,
     generate,
@@ -46,8 +46,8 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
         yield connection
 
 
-def scenario(resolution: int) -> Scenario:
-    return Scenario(
+def world(resolution: int) -> SyntheticWorld:
+    return SyntheticWorld(
         resolution=resolution,
         vehicles=2,
         days=12,
@@ -67,7 +67,7 @@ def test_job_writes_what_detect_finds_and_the_api_reads_it_back(
     conn: psycopg.Connection[Any],
 ) -> None:
     resolution = read_analysis(conn).resolution
-    table = generate(scenario(resolution))
+    table = generate(world(resolution))
     store(conn, table, resolution)
     end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
     assert latest_run(conn) is None
@@ -82,7 +82,7 @@ def test_job_writes_what_detect_finds_and_the_api_reads_it_back(
     read = read_passes(conn, resolution, end - timedelta(days=30), end, ["pm25", "noise"])
     assert len(read) == len(table)
     assert np.allclose(np.sort(read.values["pm25"]), np.sort(table.values["pm25"]))
-    expected = detect(table, AnalysisSettings(resolution=resolution))
+    expected = detect(table, AnalysisSettings())
     run, found = hotspots(conn)
     assert run is not None
     assert run.id == summary.run_id

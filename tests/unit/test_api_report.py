@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import h3
 
-from api.report import Area, Inventory, render
+from api.report import Inventory, ReportArea, render
 from api.report_svg import MapHotspot, MapLayers, render_map
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.evidence import strata_of
@@ -98,7 +98,7 @@ def test_the_report_is_one_escaped_page() -> None:
     page = render(
         Inventory(
             run=run(),
-            area=Area(bbox=BBox(116.0, 39.0, 117.0, 40.0)),
+            area=ReportArea(bbox=BBox(116.0, 39.0, 117.0, 40.0)),
             pollutant="pm25",
             hotspots=[(spot(), None)],
             cells=[(CELL, 4)],
@@ -118,8 +118,8 @@ def test_the_report_is_one_escaped_page() -> None:
 
 
 def test_an_area_is_a_box_and_a_grid() -> None:
-    area = Area(bbox=BBox(116.0, 39.0, 117.0, 40.0))
+    area = ReportArea(bbox=BBox(116.0, 39.0, 117.0, 40.0))
     assert area.contains(116.5, 39.5)
     assert not area.contains(118.0, 39.5)
-    assert Area().contains(0.0, 0.0)
+    assert ReportArea().contains(0.0, 0.0)
     assert "box" in area.describe()

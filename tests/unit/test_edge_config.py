@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_edge_settings
-from edge.mqtt import SettingsError
+from edge.errors import SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,7 +152,7 @@ def test_bad_settings_name_the_key(
 ) -> None:
     with pytest.raises(SettingsError) as info:
         load_edge_settings(write(tmp_path, text), env)
-    assert info.value.key == key
+    assert info.value.subject == key
 
 
 def test_shipped_example_is_valid_apart_from_its_machine_files(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def test_multipolygon() -> None:
 def test_bad_geometries_name_the_part(geometry: Any, where: str) -> None:
     with pytest.raises(GeometryError) as raised:
         parse_area(geometry)
-    assert raised.value.where == where
+    assert raised.value.subject == where
 
 
 def test_centroid_of_a_square() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.mqtt import SettingsError
+from edge.errors import SettingsError
 from ingest.settings import load_ingest_settings
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "config" / "ingest.toml"
@@ -32,6 +32,13 @@ def test_the_shipped_file_loads(tmp_path: Path) -> None:
     assert settings.compress_after_days == 7
 
 
+def test_a_fresh_database_gets_the_resolution_the_evaluation_supports() -> None:
+    # Only a fresh database takes it: afterwards the resolution stored in `meta` rules.
+    assert load_ingest_settings(None, ENV).h3_resolution == 10
+    env = {**ENV, "ENVPATROL_H3_RESOLUTION": "11"}
+    assert load_ingest_settings(None, env).h3_resolution == 11
+
+
 def test_environment_overrides(tmp_path: Path) -> None:
     env = {**ENV, "ENVPATROL_INGEST_SHARE_GROUP": "ingest", "ENVPATROL_INGEST_METRICS_PORT": "0"}
     settings = load_ingest_settings(str(shipped_without_secrets(tmp_path)), env)
@@ -47,6 +54,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
         ("compress_after_days = 0", "ingest.compress_after_days"),
         ("db_timeout_s = 0", "ingest"),
         ("no_such_thing = 1", "ingest.no_such_thing"),
+        ("h3_resolution = 16", "ingest.h3_resolution"),
     ],
 )
 def test_bad_values_are_refused(tmp_path: Path, setting: str, key: str) -> None:
@@ -57,4 +65,4 @@ def test_bad_values_are_refused(tmp_path: Path, setting: str, key: str) -> None:
     path.write_text(text.replace("[ingest]\n", f"[ingest]\n{setting}\n"))
     with pytest.raises(SettingsError) as info:
         load_ingest_settings(str(path), ENV)
-    assert info.value.key == key
+    assert info.value.subject == key

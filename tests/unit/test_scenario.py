@@ -97,7 +97,7 @@ def test_mistakes_name_the_offending_key(extra: str, key: str, problem: str) -> 
         text = MINIMAL + "\n" + extra
     with pytest.raises(ScenarioError) as info:
         parse_scenario(text, "test.toml")
-    assert info.value.key == key, str(info.value)
+    assert info.value.subject == key, str(info.value)
     assert problem in info.value.problem
     assert str(info.value).startswith(f"scenario test.toml: {key}: ")
 
@@ -123,7 +123,7 @@ def test_mistakes_name_the_offending_key(extra: str, key: str, problem: str) -> 
 def test_structural_mistakes(text: str, key: str) -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(text, "x.toml")
-    assert info.value.key == key, str(info.value)
+    assert info.value.subject == key, str(info.value)
 
 
 def test_a_night_shift_crosses_midnight() -> None:

@@ -102,7 +102,7 @@ def _doc(**changes: Any) -> bytes:
 def test_rejections_carry_a_reason(payload: bytes, reason: str) -> None:
     with pytest.raises(WireError) as info:
         decode_message(payload)
-    assert info.value.reason == reason
+    assert info.value.subject == reason
 
 
 def test_topics() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from hotspots.analysis.beforeafter import BeforeAfterError, before_after, before_after_cells
 from hotspots.analysis.settings import AnalysisSettings
-from hotspots.analysis.synthetic import Scenario, generate
+from hotspots.analysis.synthetic import SyntheticWorld, generate
 
 
 def test_a_treatment_that_worked() -> None:
@@ -46,7 +46,7 @@ def test_too_few_passes_on_a_side() -> None:
 
 def test_a_cleaned_up_cell_in_a_drifting_area() -> None:
     # A null area; one cell carries +20 ug/m3 until the treatment on day 6, nothing after.
-    table = generate(Scenario(days=12, trips_per_day=2, seed=9))
+    table = generate(SyntheticWorld(days=12, trips_per_day=2, seed=9))
     cell = int(np.bincount(np.unique(table.cell, return_inverse=True)[1]).argmax())
     target = int(np.unique(table.cell)[cell])
     treatment = datetime(2026, 3, 8, tzinfo=UTC)

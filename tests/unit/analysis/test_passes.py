@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotspots.analysis.passes import (
-    Pass,
+    AnalysisPass,
     PassError,
     PassStats,
     PassTable,
@@ -97,10 +97,10 @@ def test_out_of_order_readings_are_refused() -> None:
 
 def test_table_round_trip_and_concat() -> None:
     passes = [
-        Pass("b", A, datetime.fromtimestamp(T0, UTC), datetime.fromtimestamp(T0 + 10, UTC),
-             {"pm25": PassStats(12.0, 12.0, 2)}),
-        Pass("a", B, datetime.fromtimestamp(T0 + 20, UTC), datetime.fromtimestamp(T0 + 30, UTC),
-             {"no2": PassStats(40.0, 40.0, 1)}),
+        AnalysisPass("b", A, datetime.fromtimestamp(T0, UTC),
+                     datetime.fromtimestamp(T0 + 10, UTC), {"pm25": PassStats(12.0, 12.0, 2)}),
+        AnalysisPass("a", B, datetime.fromtimestamp(T0 + 20, UTC),
+                     datetime.fromtimestamp(T0 + 30, UTC), {"no2": PassStats(40.0, 40.0, 1)}),
     ]  # fmt: skip
     table = PassTable.from_passes(passes)
     assert table.vehicles == ("a", "b")

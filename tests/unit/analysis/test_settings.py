@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from hotspots.analysis.settings import AnalysisSettings, SettingsError, Stratum
+from edge.errors import SettingsError
+from hotspots.analysis.settings import AnalysisSettings, Stratum
 from hotspots.floors import HOTSPOT_FLOORS
 
 
 def test_defaults_follow_the_reference_method() -> None:
     s = AnalysisSettings()
-    assert s.resolution == 10  # the resolution the evaluation supports
     assert s.pass_gap_s == 120.0
     assert s.background_quantile == 0.10
     assert s.background_window_s == 1200.0
@@ -45,7 +45,6 @@ def test_delta_is_the_larger_of_twice_the_noise_and_the_floor() -> None:
         ("fdr_q", 0.0),
         ("candidate_min_passes", 0),
         ("confirmed_min_passes", 4),
-        ("resolution", 16),
         ("reference", "mean"),
         ("timezone", "Mars/Olympus"),
         ("floors", {"pm25": -1.0}),
@@ -56,7 +55,7 @@ def test_delta_is_the_larger_of_twice_the_noise_and_the_floor() -> None:
 def test_invalid_settings_name_their_field(field: str, value: object) -> None:
     with pytest.raises(SettingsError) as caught:
         AnalysisSettings(**{field: value})  # type: ignore[arg-type]
-    assert caught.value.name.startswith(field)
+    assert caught.value.subject.startswith(field)
 
 
 def test_strata_are_checked() -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge.units import converter
-from hotspots.analysis.standards import category, energy_mean, iaqi, iaqi_band, noise_band
+from edge.units import converter, energy_mean
+from hotspots.analysis.standards import category, iaqi, iaqi_band, noise_band
 
 
 @pytest.mark.parametrize(

@@ -12,4 +12,4 @@ def test_channels_come_only_from_the_known_list() -> None:
     assert channel_spec("pm25").unit == "ug/m3"
     with pytest.raises(QueryError) as caught:
         channel_spec('pm25"; DROP TABLE reading; --')
-    assert caught.value.parameter == "channel"
+    assert caught.value.subject == "channel"

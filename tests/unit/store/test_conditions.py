@@ -33,13 +33,13 @@ def test_time_range_open_ends() -> None:
 def test_time_range_must_move_forward(start: datetime, end: datetime) -> None:
     with pytest.raises(QueryError) as caught:
         TimeRange(start, end)
-    assert caught.value.parameter == "start"
+    assert caught.value.subject == "start"
 
 
 def test_time_range_needs_zones() -> None:
     with pytest.raises(QueryError) as caught:
         TimeRange(end=datetime(2025, 3, 3))  # no zone: the point of the test
-    assert caught.value.parameter == "end"
+    assert caught.value.subject == "end"
 
 
 def test_whole_hours_widen_to_utc_hour_boundaries() -> None:
@@ -85,7 +85,7 @@ def test_bbox_parses_and_renders() -> None:
 def test_bad_bboxes_are_refused(text: str) -> None:
     with pytest.raises(QueryError) as caught:
         BBox.parse(text)
-    assert caught.value.parameter == "bbox"
+    assert caught.value.subject == "bbox"
 
 
 def test_vehicle_filter() -> None:
@@ -128,4 +128,4 @@ def test_cursors_round_trip(moment: datetime, vehicle: str, seq: int) -> None:
 def test_foreign_cursors_are_refused(text: str) -> None:
     with pytest.raises(QueryError) as caught:
         Cursor.decode(text)
-    assert caught.value.parameter == "cursor"
+    assert caught.value.subject == "cursor"
