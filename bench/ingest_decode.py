@@ -9,7 +9,7 @@ A fleet's messages, as `bench.ingest` publishes them, decoded into `reading` row
 `ingest.decode.decode_rows` (the road the ingest takes: msgspec first) and by the checks alone
 (`ingest.decode._decode` and the checks around it, the road every message took before, and
 still the one that decides every rejection), alternately, `--repeats` times each; microseconds per reading, the median and
-the best run. The two give the same rows (`tests/unit/test_ingest_decode.py`).
+the best run. The two give the same rows (`tests/unit/ingest/test_decode.py`).
 
 With `--collector`: what Python's cyclic garbage collector costs the decoder as the ingest uses
 it, building a batch of 50,000 readings (1,000 messages of 50 from 1,000 vehicles) while the

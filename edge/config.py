@@ -1,6 +1,6 @@
 """The edge agent's settings: one TOML file plus environment overrides, checked at start-up.
 
-Precedence, highest first (documented in docs/edge.md, tested in tests/unit/test_edge_config.py):
+Precedence, highest first (documented in docs/edge.md, tested in tests/unit/edge/test_config.py):
 
 * `vehicle`: ENVPATROL_VEHICLE, then the file's `vehicle`.
 * MQTT username: ENVPATROL_MQTT_USERNAME, then the user in ENVPATROL_MQTT_URL, then, when

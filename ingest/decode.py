@@ -6,7 +6,7 @@ row values as `ingest.writer.row_of`: only the intermediate objects are left out
 the per-reading cost on a catch-up. The envelope, each reading's head (seq, time, source,
 profile) and its flags are checked by `edge.wire`'s own functions, the size, topic, vehicle and
 range details come from `ingest.validate`; only the values and the position, the bulk of each
-reading, have their own code here, made for speed. `tests/unit/test_ingest_decode.py` checks
+reading, have their own code here, made for speed. `tests/unit/ingest/test_decode.py` checks
 the equivalence with Hypothesis on valid, damaged and arbitrary payloads.
 
 The usual message, valid in every respect, takes a faster road (`_fast`): msgspec parses it

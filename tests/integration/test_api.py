@@ -465,7 +465,7 @@ def test_openapi_and_docs(client: TestClient) -> None:
     names = {p["name"] for p in spec["paths"]["/v1/readings"]["get"]["parameters"]}
     assert {"from", "to", "vehicle", "bbox", "limit", "cursor"} <= names
     # Swagger UI is served from this host once api/dashboard/build has installed it (see
-    # tests/unit/test_api_dashboard.py); before, /docs says so and points to the document.
+    # tests/unit/api/test_dashboard.py); before, /docs says so and points to the document.
     docs = client.get("/docs")
     assert docs.status_code in (200, 503)
     assert "swagger" in docs.text.lower()

@@ -9,7 +9,7 @@ import pytest
 from edge.config import load_edge_settings
 from edge.errors import SettingsError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def write(tmp_path: Path, text: str) -> str:

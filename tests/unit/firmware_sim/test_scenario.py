@@ -10,7 +10,7 @@ import pytest
 from firmware_sim.cli import builtin_scenarios, find_scenario
 from firmware_sim.scenario import ScenarioError, parse_scenario
 
-EXAMPLE = Path(__file__).parents[2] / "firmware_sim" / "scenarios" / "shuangjing.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "firmware_sim" / "scenarios" / "shuangjing.toml"
 
 MINIMAL = """
 start = 2026-03-02T08:00:00+08:00

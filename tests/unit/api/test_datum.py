@@ -64,7 +64,7 @@ def test_the_shift_is_always_under_a_kilometre_and_a_half(lon: float, lat: float
     assert metres((lon, lat), wgs84_to_gcj02(lon, lat)) < 1500
 
 
-DASHBOARD_DATUM = Path(__file__).resolve().parents[2] / "api" / "dashboard" / "static" / "datum.js"
+DASHBOARD_DATUM = Path(__file__).resolve().parents[3] / "api" / "dashboard" / "static" / "datum.js"
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

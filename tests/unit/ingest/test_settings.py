@@ -9,7 +9,7 @@ import pytest
 from edge.errors import SettingsError
 from ingest.settings import load_ingest_settings
 
-SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "config" / "ingest.toml"
+SHIPPED = Path(__file__).resolve().parents[3] / "deploy" / "config" / "ingest.toml"
 ENV = {"ENVPATROL_DATABASE_URL": "postgresql:///envpatrol"}
 
 
