@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import itertools
 import json
@@ -11,7 +10,6 @@ import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import h3
@@ -22,10 +20,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from api.app import create_app
-from api.cli import api_command
 from api.database import Database
-from api.settings import ApiSettings, load_api_settings
-from edge.errors import SettingsError
+from api.settings import ApiSettings
 from edge.units import CHANNELS
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.job import JobSettings, run_once
@@ -546,54 +542,3 @@ def test_a_plus_sign_lost_in_the_query_string_still_means_an_offset(
     )
     assert response.status_code == 200, response.text
     assert {r["time"] for r in response.json()["results"]} == {"2025-03-03T01:00:00Z"}
-
-
-# --- settings ------------------------------------------------------------------------------------
-
-
-def test_settings_from_toml_and_environment(tmp_path: Path) -> None:
-    path = tmp_path / "api.toml"
-    path.write_text(
-        '[database]\nurl = "postgresql://reader@db/envpatrol"\nstatement_timeout_s = 5\n'
-        '[api]\nhost = "0.0.0.0"\nport = 9000\n',
-        encoding="utf-8",
-    )
-    settings = load_api_settings(str(path), environ={})
-    assert settings == ApiSettings(
-        database_url="postgresql://reader@db/envpatrol",
-        host="0.0.0.0",
-        port=9000,
-        statement_timeout_s=5.0,
-    )
-    env = {"ENVPATROL_DATABASE_URL": "postgresql://other@db/x"}
-    assert load_api_settings(str(path), environ=env).database_url == "postgresql://other@db/x"
-    assert load_api_settings(None, environ=env).port == 8080
-
-
-@pytest.mark.parametrize(
-    ("text", "key"),
-    [
-        ("[api]\nport = 8080\n", "database.url"),
-        ('[database]\nurl = "x"\n[api]\nport = "80"\n', "api.port"),
-        ('[database]\nurl = "x"\npassword = "y"\n', "database.password"),
-        ('[databse]\nurl = "x"\n', "databse"),
-    ],
-)
-def test_bad_settings_name_their_key(tmp_path: Path, text: str, key: str) -> None:
-    path = tmp_path / "api.toml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(SettingsError) as caught:
-        load_api_settings(str(path), environ={})
-    assert caught.value.subject == key
-
-
-def test_api_command_refuses_bad_settings(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("ENVPATROL_DATABASE_URL", raising=False)
-    parser = argparse.ArgumentParser()
-    run = api_command(parser)
-    assert run(parser.parse_args(["--config", str(tmp_path / "missing.toml")])) == 2
-    assert "cannot read" in capsys.readouterr().err
-    assert run(parser.parse_args(["--port", "9000"])) == 2
-    assert "database.url" in capsys.readouterr().err
