@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from bench.api_scale_data import FleetSpec
 from bench.api_scale_fill import database_url, fill, fill_marker
 from bench.api_scale_http import Case, Timing, enum_of, measure, table
 from bench.api_scale_sql import sql_table, store_timings
+from demo.embedded import free_port
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SUB_DISTRICT_BBOX = "116.458,39.883,116.478,39.896"  # Shuangjing, around the patrol routes
@@ -51,12 +51,6 @@ def month_start(days: int) -> datetime:
     `days` days before its run) and the data agree."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return today - timedelta(days=days)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_api(reader_url: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:

@@ -56,6 +56,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from demo.embedded import free_port
 from edge.wire import Position, Reading, encode_message
 from ingest.mqtt_client import IngestClient, Received
 from ingest.writer import adapt_connection, copy_rows, row_of
@@ -71,13 +72,6 @@ ADMIN_URL = os.environ.get(
 
 
 # --- parts -----------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 BROKER_PID = [0]  # the private Mosquitto's process, for its CPU time

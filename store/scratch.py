@@ -25,6 +25,7 @@ __all__ = [
     "MACHINE_ADMIN_URL",
     "NoServerError",
     "admin_database_url",
+    "answers",
     "scratch_database",
     "with_database",
 ]
@@ -45,7 +46,8 @@ class NoServerError(EnvpatrolError, RuntimeError):
         )
 
 
-def _answers(host: str, port: int) -> bool:
+def answers(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections at host:port (within a second)."""
     try:
         with socket.create_connection((host, port), timeout=1.0):
             return True
@@ -59,7 +61,7 @@ def admin_database_url(start: Callable[[], str] | None = None) -> str:
     url = os.environ.get(ADMIN_URL_VARIABLE)
     if url:
         return url
-    if _answers(*_MACHINE_ADDRESS):
+    if answers(*_MACHINE_ADDRESS):
         return MACHINE_ADMIN_URL
     if start is None:
         raise NoServerError

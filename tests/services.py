@@ -7,21 +7,12 @@ embedded database or broker the demo uses when the machine has neither.
 from __future__ import annotations
 
 import os
-import socket
 from functools import cache
 
 from store import scratch
 from store.scratch import scratch_database, with_database
 
 __all__ = ["admin_database_url", "mqtt_url", "scratch_database", "with_database"]
-
-
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def _embedded_database() -> str:
@@ -40,7 +31,7 @@ def mqtt_url() -> str:
     url = os.environ.get("ENVPATROL_TEST_MQTT_URL")
     if url:
         return url
-    if _answers("127.0.0.1", 1883):
+    if scratch.answers("127.0.0.1", 1883):
         return "mqtt://127.0.0.1:1883"
     from demo.embedded import EmbeddedBroker
 
