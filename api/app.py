@@ -11,7 +11,7 @@ from api.auth import KeyCache
 from api.database import Database
 from api.errors import install_error_handlers
 from api.live import LiveStats
-from api.ratelimit import FixedWindowLimiter, RateLimitMiddleware
+from api.ratelimit import FixedWindowLimiter, RateLimitMiddleware, RateLimits
 from api.routes import (
     cases,
     cells,
@@ -38,8 +38,10 @@ compliance values.
 
 Authentication: an API key in the `X-API-Key` header (`envpatrol apikey create`). Read routes
 need a key of role `read` or `admin` when the server requires keys for reads; write routes
-always need an `admin` key. Requests under `/v1` are rate limited per key (or per address
-without one): see the `RateLimit-*` headers; a 429 carries `Retry-After`.
+always need an `admin` key. A missing or invalid key where one is needed is a 401, a read key
+on an admin route a 403. Requests under `/v1` are rate limited per verified key (or per address
+without one), and failed authentications per address: see the `RateLimit-*` headers; a 429
+carries `Retry-After`.
 
 Errors are problem details (`application/problem+json`, RFC 9457).
 """
@@ -73,7 +75,15 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.key_cache = KeyCache()
+    key_cache = KeyCache()
+    app.state.key_cache = key_cache
+    rate_limits = RateLimits(
+        limiter=limiter or FixedWindowLimiter(),
+        key_per_minute=settings.key_per_minute,
+        anonymous_per_minute=settings.anonymous_per_minute,
+        failed_auth_per_minute=settings.failed_auth_per_minute,
+    )
+    app.state.rate_limits = rate_limits
     app.state.before_after = before_after
     install_error_handlers(app)
     app.state.live_stats = LiveStats()
@@ -94,10 +104,5 @@ def create_app(
         app.include_router(module.router)
     app.include_router(dashboard.router)
     dashboard.mount_static(app, settings)
-    app.add_middleware(
-        RateLimitMiddleware,
-        key_per_minute=settings.key_per_minute,
-        anonymous_per_minute=settings.anonymous_per_minute,
-        limiter=limiter,
-    )
+    app.add_middleware(RateLimitMiddleware, limits=rate_limits, known_key=key_cache.verified)
     return app

@@ -3,11 +3,16 @@
 Dependencies for routes: `Reader` (any valid key; no key at all only when reads are open) and
 `Admin` (an admin key). A missing or unknown key is a 401, a read key on an admin route a 403.
 Verified keys are remembered for `CACHE_S` seconds, so a revoked key stops working within that
-time without every request paying a lookup.
+time without every request paying a lookup. A verified key's request counts against that key's
+rate limit, a key that fails to verify against the client address (`api.ratelimit`).
+
+Key ids name keys to their holders and to admins; other callers see a case's or a run request's
+actor by the key's name alone (`shown_actor`).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +25,7 @@ from fastapi.security import APIKeyHeader
 from api import keys
 from api.database import DbSession
 from api.errors import ApiError
+from api.ratelimit import STATE_KEY, RateLimitedError, RateLimits
 from api.settings import ApiSettings
 
 HEADER = "X-API-Key"
@@ -46,6 +52,16 @@ class Caller:
 
 
 ANONYMOUS = Caller(None, "anonymous", "anonymous")
+_KEY_IN_ACTOR = re.compile(r"(.*) \([0-9a-f]{8}\)", re.DOTALL)
+
+
+def shown_actor(actor: str, to: Caller) -> str:
+    """An actor as `Caller.actor` recorded it, for `to` to read: admins see the key id, others
+    only the key's name."""
+    if to.role == "admin":
+        return actor
+    match = _KEY_IN_ACTOR.fullmatch(actor)
+    return actor if match is None else match.group(1)
 
 
 class KeyCache:
@@ -72,6 +88,18 @@ class KeyCache:
             self._entries[key_id] = (now, stored)
         return stored
 
+    def verified(self, key: str) -> bool:
+        """Whether `key` itself was verified within `ttl_s` (and not revoked), without a lookup."""
+        key_id = keys.key_id_of(key)
+        if key_id is None:
+            return False
+        with self._lock:
+            entry = self._entries.get(key_id)
+        if entry is None or self._clock() - entry[0] >= self.ttl_s:
+            return False
+        stored = entry[1]
+        return stored is not None and stored.revoked_at is None and keys.matches(key, stored)
+
     def forget(self, key_id: str) -> None:
         with self._lock:
             self._entries.pop(key_id, None)
@@ -89,15 +117,24 @@ def caller(
     """The caller named by the key, or ANONYMOUS without one; 401 for a key that is not valid."""
     if key is None or key == "":
         return ANONYMOUS
+    limits = cast(RateLimits, request.app.state.rate_limits)
+    address = request.client.host if request.client else "unknown"
     key_id = keys.key_id_of(key)
     if key_id is None:
+        limits.failed_auth(address)
         raise _unauthorized(f"{HEADER} is not an envpatrol API key (ep_<id>_<secret>)")
     cache = cast(KeyCache, request.app.state.key_cache)
     stored = cache.get(key_id, lambda kid: keys.find(db.connection(), kid))
     if stored is None or not keys.matches(key, stored):
+        limits.failed_auth(address)
         raise _unauthorized("unknown API key")
     if stored.revoked_at is not None:
+        limits.failed_auth(address)
         raise _unauthorized(f"API key {key_id} was revoked")
+    decision = limits.key(key_id)
+    setattr(request.state, STATE_KEY, decision)  # its headers go on the response
+    if decision is not None and not decision.allowed:
+        raise RateLimitedError(decision, "this API key")
     return Caller(stored.key_id, stored.name, stored.role)
 
 

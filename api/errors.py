@@ -1,7 +1,9 @@
 """Errors as RFC 9457 problem details (`application/problem+json`), from one set of handlers.
 
 Bad input is always a 400 with the offending parameter named; the database being down or too
-slow is a 503. The query layer raises `QueryError` in its own vocabulary; this module translates
+slow is a 503. Input is checked before it reaches a statement, but should a value still be one
+PostgreSQL refuses (SQLSTATE class 22, data exception, or 54, a program limit such as nesting
+too deep), the request is answered with a 400, not a server error. The query layer raises `QueryError` in its own vocabulary; this module translates
 its parameter names to the API's (`channel` is `pollutant` here, `start` is `from`).
 """
 
@@ -128,7 +130,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     for error in exc.errors():
         location = [str(part) for part in error.get("loc", ()) if part not in ("query", "path")]
         errors.append(
-            ParameterProblem(parameter=".".join(location) or "request", problem=error["msg"])
+            ParameterProblem(
+                parameter=".".join(location) or "request",
+                problem=str(error["msg"]).removeprefix("Value error, "),
+            )
         )
     detail = "; ".join(f"{e.parameter}: {e.problem}" for e in errors) or "invalid request"
     problem = Problem(
@@ -160,7 +165,24 @@ async def _query_canceled(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(ApiError(503, "query-timeout", detail).problem_details())
 
 
+async def _data_refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, psycopg.Error)
+    # Logged: input that got past validation to the database is a gap in the checks to close.
+    log.warning("database refused a value on %s: %s", request.url.path, exc)
+    reason = (exc.diag.message_primary if exc.sqlstate else None) or str(exc).splitlines()[0]
+    detail = f"a value in this request cannot be stored or compared: {reason}"
+    return problem_response(ApiError(400, "invalid-value", detail).problem_details())
+
+
+def _refuses_input(exc: psycopg.Error) -> bool:
+    """Whether PostgreSQL refused the request's data rather than failing itself."""
+    return isinstance(exc, psycopg.DataError) or (exc.sqlstate or "").startswith("54")
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, psycopg.OperationalError)
+    if _refuses_input(exc):
+        return await _data_refused(request, exc)
     log.warning("database unavailable on %s: %s", request.url.path, exc)
     return problem_response(
         ApiError(503, "database-unavailable", "the database cannot be reached").problem_details()
@@ -180,4 +202,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(psycopg.errors.QueryCanceled, _query_canceled)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.add_exception_handler(psycopg.DataError, _data_refused)
     app.add_exception_handler(Exception, _internal_error)

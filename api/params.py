@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import h3
 from fastapi import Depends, Query
 
 from api.errors import ParameterError
@@ -18,6 +19,11 @@ DEFAULT_SPAN = timedelta(days=30)
 # Far enough from datetime's limits that defaults and hour rounding cannot overflow.
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+# An H3 index is 15 hex digits (16 with a leading zero); `int(text, 16)` alone would also take
+# signs, "0x", underscores, spaces and other scripts' digits, and h3 overflows on negative or
+# over-long values.
+_CELL = re.compile(r"[0-9a-fA-F]{15,16}")
 
 # In a query string an unescaped "+" arrives as a space: "...T08:00:00 08:00" meant "+08:00".
 _SPACED_OFFSET = re.compile(r"(T[0-9:.,]+) ([0-9]{2}(:?[0-9]{2})?)$")
@@ -37,6 +43,23 @@ def parse_instant(text: str, parameter: str) -> datetime:
     if not _EARLIEST <= moment <= _LATEST:
         raise ParameterError(parameter, f"{text!r} is outside {_EARLIEST.year}..{_LATEST.year}")
     return moment
+
+
+def cell_index(text: str) -> str | None:
+    """The canonical (lower-case) form of an H3 cell index, or None if `text` is not one."""
+    if _CELL.fullmatch(text) is None:
+        return None
+    cell = h3.int_to_str(int(text, 16))  # at most 16 hex digits: within h3's 64 bits
+    return cell if h3.is_valid_cell(cell) else None
+
+
+def parse_cell(text: str, parameter: str) -> str:
+    """An H3 cell index in its canonical form, else a ParameterError naming `parameter`."""
+    cell = cell_index(text)
+    if cell is None:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ParameterError(parameter, f"{shown!r} is not an H3 cell index")
+    return cell
 
 
 def time_range(

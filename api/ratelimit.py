@@ -3,9 +3,20 @@
 A fixed one-minute window per identity: simple to reason about and to explain to an integrator,
 and what the headers describe. `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
 (seconds until the window ends) go on every limited response; a refused request is a 429
-problem with `Retry-After`. The identity is the key id of a well-formed `X-API-Key` (a key that
-then fails to verify is refused with a 401 anyway) or else the client address. Counts live in
-the process: behind several API processes each one limits on its own.
+problem with `Retry-After`. Counts live in the process: behind several API processes each one
+limits on its own.
+
+Who is counted where:
+- a request without a key counts against its client address (`anonymous_per_minute`), here in
+  the middleware, before any route runs;
+- a request with a key counts against that key only once the key is verified (`api.auth` calls
+  `RateLimits.key`), so requests naming a key id with a made-up secret cannot use up, and so
+  lock out, the real key's budget;
+- a key that fails to verify counts against the client address as a failed authentication
+  (`failed_auth_per_minute`). Past that, the address's requests with keys are refused here
+  without a database lookup, except those with a key verified recently (still in the key
+  cache): made-up key ids cannot bypass the limits, and a real key keeps working from an
+  address someone else is misusing.
 """
 
 from __future__ import annotations
@@ -19,10 +30,22 @@ from dataclasses import dataclass
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import keys
 from api.errors import PROBLEM_MEDIA_TYPE, ApiError
 
+__all__ = [
+    "STATE_KEY",
+    "WINDOW_S",
+    "Decision",
+    "FixedWindowLimiter",
+    "RateLimitMiddleware",
+    "RateLimitedError",
+    "RateLimits",
+    "client_address",
+]
+
 WINDOW_S = 60.0
+# Where a request's scope state keeps the decision whose headers go on its response.
+STATE_KEY = "rate_limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,64 +90,125 @@ class FixedWindowLimiter:
             self._counts[identity] = used + 1
         return Decision(True, limit, limit - used - 1, reset_s)
 
+    def exhausted(self, identity: str, limit: int) -> Decision | None:
+        """A refusal if `identity` has used its `limit` in this window, else None; counts
+        nothing."""
+        now = self._clock()
+        window = math.floor(now / self.window_s)
+        reset_s = max(1, math.ceil((window + 1) * self.window_s - now))
+        with self._lock:
+            used = self._counts.get(identity, 0) if window == self._window else 0
+        return Decision(False, limit, 0, reset_s) if used >= limit else None
+
+
+class RateLimitedError(ApiError):
+    """A request over its limit; the decision's headers go on the response."""
+
+    def __init__(self, decision: Decision, who: str, what: str = "requests") -> None:
+        super().__init__(
+            429,
+            "rate-limited",
+            f"more than {decision.limit} {what} per minute from {who}; "
+            f"retry in {decision.reset_s} s",
+        )
+        self.decision = decision
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """An app's limits (per minute; 0: off) and the limiter that counts against them."""
+
+    limiter: FixedWindowLimiter
+    key_per_minute: int
+    anonymous_per_minute: int
+    failed_auth_per_minute: int
+
+    def anonymous(self, address: str) -> Decision | None:
+        if self.anonymous_per_minute == 0:
+            return None
+        return self.limiter.hit(f"ip:{address}", self.anonymous_per_minute)
+
+    def key(self, key_id: str) -> Decision | None:
+        """Count a request of a verified key."""
+        if self.key_per_minute == 0:
+            return None
+        return self.limiter.hit(f"key:{key_id}", self.key_per_minute)
+
+    def failed_auth(self, address: str) -> None:
+        """Count a key from `address` that did not verify."""
+        if self.failed_auth_per_minute > 0:
+            self.limiter.hit(f"auth:{address}", self.failed_auth_per_minute)
+
+    def auth_blocked(self, address: str) -> Decision | None:
+        """A refusal while `address` has failed to authenticate too often, else None."""
+        if self.failed_auth_per_minute == 0:
+            return None
+        return self.limiter.exhausted(f"auth:{address}", self.failed_auth_per_minute)
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
 
 class RateLimitMiddleware:
-    """Limits requests under `prefix` (the versioned API); the dashboard and health are free."""
+    """Limits requests under `prefix` (the versioned API); the dashboard and health are free.
+
+    `known_key(key)` tells whether a key was verified recently, without a lookup.
+    """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        key_per_minute: int,
-        anonymous_per_minute: int,
-        limiter: FixedWindowLimiter | None = None,
+        limits: RateLimits,
+        known_key: Callable[[str], bool],
         prefix: str = "/v1/",
     ) -> None:
         self.app = app
-        self.key_per_minute = key_per_minute
-        self.anonymous_per_minute = anonymous_per_minute
-        self.limiter = limiter or FixedWindowLimiter()
+        self.limits = limits
+        self.known_key = known_key
         self.prefix = prefix
-
-    def identity(self, scope: Scope) -> tuple[str, int]:
-        for name, value in scope.get("headers", []):
-            if name == b"x-api-key":
-                key_id = keys.key_id_of(value.decode("latin-1"))
-                if key_id is not None:
-                    return f"key:{key_id}", self.key_per_minute
-                break
-        client = scope.get("client")
-        return f"ip:{client[0] if client else 'unknown'}", self.anonymous_per_minute
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        identity, limit = self.identity(scope)
-        if limit == 0:
-            await self.app(scope, receive, send)
-            return
-        decision = self.limiter.hit(identity, limit)
-        if not decision.allowed:
-            await _refuse(decision, identity, send)
-            return
+        state = scope.setdefault("state", {})
+        address = client_address(scope)
+        key = _api_key(scope)
+        if key:
+            refused = None if self.known_key(key) else self.limits.auth_blocked(address)
+            if refused is not None:
+                error = RateLimitedError(refused, "this address", "failed authentications")
+                await _refuse(error, send)
+                return
+            # api.auth counts the request against the key once it is verified
+        else:
+            decision = self.limits.anonymous(address)
+            if decision is not None and not decision.allowed:
+                await _refuse(RateLimitedError(decision, "this address"), send)
+                return
+            state[STATE_KEY] = decision
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            decision = state.get(STATE_KEY)
+            if message["type"] == "http.response.start" and isinstance(decision, Decision):
                 message = {**message, "headers": [*message.get("headers", []), *decision.headers()]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
-async def _refuse(decision: Decision, identity: str, send: Send) -> None:
-    who = "this API key" if identity.startswith("key:") else "this address"
-    detail = (
-        f"more than {decision.limit} requests per minute from {who}; retry in {decision.reset_s} s"
-    )
-    body = orjson.dumps(
-        ApiError(429, "rate-limited", detail).problem_details().model_dump(exclude_none=True)
-    )
+def _api_key(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-api-key":
+            return str(value.decode("latin-1"))
+    return ""
+
+
+async def _refuse(error: RateLimitedError, send: Send) -> None:
+    body = orjson.dumps(error.problem_details().model_dump(exclude_none=True))
     await send(
         {
             "type": "http.response.start",
@@ -132,7 +216,7 @@ async def _refuse(decision: Decision, identity: str, send: Send) -> None:
             "headers": [
                 (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
-                *decision.headers(),
+                *error.decision.headers(),
             ],
         }
     )

@@ -11,7 +11,9 @@
 - `[auth] read_key_required` (false): whether reads need an API key (`X-API-Key`). Writes always
   need an admin key. The production config sets it to true; the demo leaves reads open.
 - `[rate_limit] key_per_minute` (600) and `anonymous_per_minute` (120): requests per minute per
-  API key and per client address without a key; 0 switches that limit off.
+  verified API key and per client address without a key; `failed_auth_per_minute` (30): keys
+  that fail to verify per client address, past which that address's keyed requests are refused
+  (except keys it used successfully in the last half minute); 0 switches that limit off.
 - `[mqtt]` (optional; ENVPATROL_MQTT_URL also enables it): the broker the live feed subscribes to,
   as for the ingest (`url`, `topic_root`, `username`, `password_file`, TLS files).
 - `[dashboard] tile_url` (""): base-map tile URL template ({z}/{x}/{y}); empty: no base map
@@ -53,6 +55,7 @@ class ApiSettings:
     read_key_required: bool = False
     key_per_minute: int = 600
     anonymous_per_minute: int = 120
+    failed_auth_per_minute: int = 30
     mqtt: MqttSettings | None = None
     tile_url: str = ""
     tile_datum: str = "wgs84"
@@ -75,6 +78,7 @@ class ApiSettings:
         for key, value in (
             ("rate_limit.key_per_minute", self.key_per_minute),
             ("rate_limit.anonymous_per_minute", self.anonymous_per_minute),
+            ("rate_limit.failed_auth_per_minute", self.failed_auth_per_minute),
         ):
             if value < 0:
                 raise SettingsError(key, f"must be 0 (off) or more, got {value}")
@@ -98,7 +102,11 @@ _TYPES: dict[str, dict[str, type]] = {
     },
     "api": {"host": str, "port": int},
     "auth": {"read_key_required": bool},
-    "rate_limit": {"key_per_minute": int, "anonymous_per_minute": int},
+    "rate_limit": {
+        "key_per_minute": int,
+        "anonymous_per_minute": int,
+        "failed_auth_per_minute": int,
+    },
     "dashboard": {"tile_url": str, "tile_datum": str, "tile_attribution": str, "static_dir": str},
 }
 

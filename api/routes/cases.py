@@ -10,13 +10,14 @@ import h3
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from api.auth import Admin, reader
+from api.auth import Admin, Caller, Reader, reader, shown_actor
 from api.database import DbSession
 from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.officers import cases, grids
 from api.officers.cases import Case, CaseFilters, CaseNotFoundError, TransitionError
-from api.params import hotspot_channel, parse_instant
+from api.params import cell_index, hotspot_channel, parse_cell, parse_instant
+from api.text import Document, Line, Paragraph
 from hotspots.verification import BeforeAfterRequest, BeforeAfterTest
 from store.analysis_meta import read_analysis
 from store.channels import channel_spec
@@ -37,7 +38,10 @@ class EventOut(BaseModel):
     to_status: str | None
     note: str | None
     detail: dict[str, Any] | None
-    actor: str = Field(description="Name and key id of the officer's API key.")
+    actor: str = Field(
+        description="The name of the officer's API key; for admins also its key id, "
+        "`name (key id)`."
+    )
 
 
 class CaseOut(BaseModel):
@@ -53,13 +57,14 @@ class CaseOut(BaseModel):
     hotspot: dict[str, Any] = Field(description="The hotspot as it was when the case opened.")
     treated_at: datetime | None
     verification: dict[str, Any] | None = Field(description="The last before/after result.")
-    created_by: str
+    created_by: str = Field(description="As an event's `actor`.")
     created_at: datetime
     updated_at: datetime
     events: list[EventOut]
 
 
-def case_out(case: Case) -> CaseOut:
+def case_out(case: Case, to: Caller) -> CaseOut:
+    """`case` as `to` may see it (key ids only for admins)."""
     return CaseOut(
         id=case.id,
         pollutant=case.pollutant,
@@ -73,19 +78,19 @@ def case_out(case: Case) -> CaseOut:
         hotspot=case.hotspot,
         treated_at=case.treated_at,
         verification=case.verification,
-        created_by=case.created_by,
+        created_by=shown_actor(case.created_by, to),
         created_at=case.created_at,
         updated_at=case.updated_at,
-        events=[EventOut(**asdict(e)) for e in case.events],
+        events=[EventOut(**{**asdict(e), "actor": shown_actor(e.actor, to)}) for e in case.events],
     )
 
 
 class CaseIn(BaseModel):
     pollutant: str = Field(description="A pollutant with hotspots (see /v1/pollutants).")
     cell: str = Field(description="H3 index of the hotspot cell.", min_length=15, max_length=16)
-    title: str | None = Field(default=None, max_length=300)
-    note: str | None = Field(default=None, max_length=5000)
-    hotspot: dict[str, Any] = Field(
+    title: Line | None = Field(default=None, max_length=300)
+    note: Paragraph | None = Field(default=None, max_length=5000)
+    hotspot: Document = Field(
         default_factory=dict, description="The hotspot's properties as the officer saw them."
     )
 
@@ -94,7 +99,7 @@ class CaseUpdate(BaseModel):
     status: StatusName | None = Field(
         default=None, description="New status; `verified` only through /verify."
     )
-    note: str | None = Field(default=None, min_length=1, max_length=5000)
+    note: Paragraph | None = Field(default=None, min_length=1, max_length=5000)
     treated_at: str | None = Field(
         default=None, description="ISO 8601 date or time of the treatment; UTC if no offset."
     )
@@ -116,7 +121,8 @@ def hotspot_cells(hotspot: dict[str, Any]) -> tuple[str, ...]:
     cells = hotspot.get("cells")
     if not isinstance(cells, list):
         return ()
-    return tuple(c for c in cells if isinstance(c, str) and h3.is_valid_cell(c))
+    found = (cell_index(c) for c in cells if isinstance(c, str))
+    return tuple(c for c in found if c is not None)
 
 
 def _load(db: DbSession, case_id: int, admin: bool = False) -> Case:
@@ -131,6 +137,7 @@ def _load(db: DbSession, case_id: int, admin: bool = False) -> Case:
 def list_cases(
     *,
     db: DbSession,
+    who: Reader,
     status: Annotated[StatusName | None, Query(description="Only cases in this status.")] = None,
     grid: Annotated[int | None, Query(ge=1, le=2**62, description="Only this grid's.")] = None,
     pollutant: Annotated[str | None, Query(description="Only this pollutant's.")] = None,
@@ -144,13 +151,13 @@ def list_cases(
     )
     return Envelope[CasesMeta, CaseOut](
         meta=CasesMeta(found=len(found), total=total, limit=limit, offset=offset),
-        results=[case_out(c) for c in found],
+        results=[case_out(c, who) for c in found],
     )
 
 
 @router.get("/cases/{case_id}", summary="One case and its history")
-def get_case(case_id: CaseId, db: DbSession) -> CaseOut:
-    return case_out(_load(db, case_id))
+def get_case(case_id: CaseId, db: DbSession, who: Reader) -> CaseOut:
+    return case_out(_load(db, case_id), who)
 
 
 _CASE_EXAMPLE = {
@@ -166,18 +173,17 @@ def create_case(
     body: Annotated[CaseIn, Body(examples=[_CASE_EXAMPLE])], db: DbSession, who: Admin
 ) -> CaseOut:
     spec = hotspot_channel(body.pollutant)
-    if not h3.is_valid_cell(body.cell):
-        raise ParameterError("cell", f"{body.cell!r} is not an H3 cell index")
+    cell = parse_cell(body.cell, "cell")
     conn = db.admin()
     resolution = read_analysis(conn).resolution
-    if h3.get_resolution(body.cell) != resolution:
+    if h3.get_resolution(cell) != resolution:
         raise ParameterError("cell", f"cells here are at H3 resolution {resolution}")
-    lat, lon = h3.cell_to_latlng(body.cell)
+    lat, lon = h3.cell_to_latlng(cell)
     grid = grids.grid_at(grids.all_grids(conn), lon, lat)
-    title = body.title or f"{spec.label} hotspot {body.cell}"
+    title = body.title or f"{spec.label} hotspot {cell}"
     new = cases.NewCase(
         pollutant=spec.name,
-        cell=body.cell,
+        cell=cell,
         lat=lat,
         lon=lon,
         grid_id=None if grid is None else grid.id,
@@ -186,7 +192,7 @@ def create_case(
         note=body.note,
     )
     case_id = cases.create(conn, new, who.actor)
-    return case_out(_load(db, case_id, admin=True))
+    return case_out(_load(db, case_id, admin=True), who)
 
 
 @router.patch("/cases/{case_id}", summary="Change status, add a note or a treatment date (admin)")
@@ -225,7 +231,7 @@ def update_case(
         raise ApiError(404, "not-found", f"no case {case_id}") from exc
     except TransitionError as exc:
         raise ApiError(409, "conflict", exc.problem) from exc
-    return case_out(_load(db, case_id, admin=True))
+    return case_out(_load(db, case_id, admin=True), who)
 
 
 @router.post(
@@ -267,4 +273,4 @@ def verify_case(
         cases.record_verification(db.admin(), case_id, result.to_json(), who.actor)
     except TransitionError as exc:  # changed by someone else meanwhile
         raise ApiError(409, "conflict", exc.problem) from exc
-    return case_out(_load(db, case_id, admin=True))
+    return case_out(_load(db, case_id, admin=True), who)

@@ -14,7 +14,7 @@ from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.geojson import Feature, FeatureCollection, Polygon, cell_polygon
-from api.params import Period, Pollutant
+from api.params import Period, Pollutant, parse_cell
 from store.analysis_meta import read_analysis
 from store.cells import CellStats, cell_statistics
 
@@ -172,8 +172,7 @@ def get_cell(
     """Statistics come from the hourly rollups (readings with a valid fix and an unflagged
     value); passes are the ingest's stored passes, or, for another `pass_gap_s`, segmented from
     the readings (also without stationary or stale-fix readings)."""
-    if not h3.is_valid_cell(cell):
-        raise ParameterError("cell", f"{cell!r} is not an H3 cell index")
+    cell = parse_cell(cell, "cell")
     conn = db.connection()
     analysis = read_analysis(conn)  # the stored resolution and pass gap, one read of meta
     resolution = analysis.resolution

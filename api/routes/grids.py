@@ -15,6 +15,7 @@ from api.geojson import FeatureCollection
 from api.geometry import GeometryError, parse_area
 from api.officers import grids
 from api.officers.grids import Grid, GridUpload
+from api.text import Line, document_problem
 
 router = APIRouter(
     prefix="/v1", tags=["grids"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -39,8 +40,10 @@ _EXAMPLE_POLYGON = {
 class GridPropertiesIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(min_length=1, max_length=200, description="Unique; re-uploading replaces it.")
-    responsible: str = Field(
+    name: Line = Field(
+        min_length=1, max_length=200, description="Unique; re-uploading replaces it."
+    )
+    responsible: Line = Field(
         min_length=1, max_length=200, description="The person in charge of the grid (网格长)."
     )
 
@@ -144,6 +147,9 @@ def uploads(body: GridCollectionIn) -> list[GridUpload]:
         except GeometryError as exc:
             raise ParameterError(f"{where}.geometry.{exc.subject}", exc.problem) from exc
         extra = dict(props.model_extra or {})
+        problem = document_problem(extra)
+        if problem is not None:
+            raise ParameterError(f"{where}.properties", problem)
         out.append(GridUpload(name, props.responsible.strip(), area, extra))
     return out
 

@@ -10,12 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from api.auth import Admin, reader
+from api.auth import Admin, Caller, Reader, reader, shown_actor
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.params import parse_instant
 from api.routes.hotspots import RunOut, run_out
 from hotspots import results, run_requests
+from hotspots.run_requests import RunRequest
 
 router = APIRouter(
     prefix="/v1", tags=["hotspots"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -32,13 +33,17 @@ class RunRequestIn(BaseModel):
 class RunRequestOut(BaseModel):
     id: int
     requested_at: datetime
-    requested_by: str
+    requested_by: str = Field(description="The requesting key's name; for admins `name (key id)`.")
     window_start: datetime
     window_end: datetime
     status: str = Field(description="pending, running, done or failed.")
     run_id: int | None = Field(description="The run it produced, once done.")
     finished_at: datetime | None
     error: str | None
+
+
+def request_out(made: RunRequest, to: Caller) -> RunRequestOut:
+    return RunRequestOut(**{**asdict(made), "requested_by": shown_actor(made.requested_by, to)})
 
 
 class RunsMeta(BaseModel):
@@ -52,13 +57,15 @@ class RunsOut(BaseModel):
 
 
 @router.get("/hotspot-runs", summary="Stored analysis runs and recent run requests")
-def list_runs(db: DbSession, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> RunsOut:
+def list_runs(
+    db: DbSession, who: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> RunsOut:
     conn = db.connection()
     runs = results.recent_runs(conn, limit)
     return RunsOut(
         meta=RunsMeta(found=len(runs)),
         results=[run_out(r) for r in runs],
-        requests=[RunRequestOut(**asdict(r)) for r in run_requests.recent(conn, limit)],
+        requests=[request_out(r, who) for r in run_requests.recent(conn, limit)],
     )
 
 
@@ -87,12 +94,14 @@ def request_run(
     if end - start > MAX_WINDOW:
         raise ParameterError("from", f"a window is at most {MAX_WINDOW.days} days")
     made = run_requests.request_run(db.admin(), start, end, who.actor)
-    return RunRequestOut(**asdict(made))
+    return request_out(made, who)
 
 
 @router.get("/hotspot-runs/requests/{request_id}", summary="One run request and its state")
-def get_request(request_id: Annotated[int, Path(ge=1, le=2**62)], db: DbSession) -> RunRequestOut:
+def get_request(
+    request_id: Annotated[int, Path(ge=1, le=2**62)], db: DbSession, who: Reader
+) -> RunRequestOut:
     found = run_requests.one(db.connection(), request_id)
     if found is None:
         raise ApiError(404, "not-found", f"no run request {request_id}")
-    return RunRequestOut(**asdict(found))
+    return request_out(found, who)

@@ -33,7 +33,7 @@ from hotspots.analysis.synthetic import (
 from hotspots.job import JobSettings, run_once
 from ingest import pass_store
 from store.analysis_meta import read_analysis
-from tests.unit.test_api_live import reading
+from tests.unit.api.test_live import reading
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 
 from edge.gpsd import GpsdClient
 from edge.quality import FixFilter
-from tests.unit.test_gpsd import SKY, VERSION, line, tpv
+from tests.unit.edge.test_gpsd import SKY, VERSION, line, tpv
 
 
 class FakeGpsd:
