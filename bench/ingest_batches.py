@@ -46,7 +46,7 @@ def decoded(topics: Topics, payloads: list[tuple[str, bytes]]) -> list[Row]:
     for topic, payload in payloads:
         got = decode_rows(topics, topic, payload, 10)
         assert not isinstance(got, Rejection), got
-        rows.extend(got)
+        rows.extend(got.readings)
     return rows
 
 

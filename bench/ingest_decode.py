@@ -33,7 +33,7 @@ from bench.ingest import fleet, messages
 from edge.topics import Topics
 from ingest import decode
 from ingest.cli import GC_YOUNG_THRESHOLD
-from ingest.validate import Limits, vehicle_of_topic
+from ingest.validate import Accepted, Limits, vehicle_of_topic
 
 
 def collector(repeats: int) -> None:
@@ -45,8 +45,8 @@ def collector(repeats: int) -> None:
         rows: list[decode.Row] = []
         for topic, payload in part:
             got = decode.decode_rows(topics, topic, payload, 10, orjson.loads, now)
-            assert isinstance(got, list), got
-            rows.extend(got)
+            assert isinstance(got, Accepted), got
+            rows.extend(got.readings)
         return rows
 
     default = gc.get_threshold()
@@ -101,10 +101,10 @@ def main() -> int:
     def checks(topic: str, payload: bytes) -> object:
         """`decode_rows` as it runs for a message the msgspec road does not take."""
         vehicle_of_topic(topics, topic, payload, limits)
-        _vehicle, rows, _problem = decode._decode(
+        _vehicle, rows, _rejected = decode._decode(
             payload, orjson.loads, 10, limits.earliest, latest
         )
-        return decode._unstorable(rows) or rows
+        return rows
 
     print("| readings per message | road | median us/reading | best |")
     print("|---:|---|---:|---:|")

@@ -216,6 +216,15 @@ def _parse(sentence: str) -> pynmea2.NMEASentence:
         raise FixError(sentence, f"unparseable: {exc}") from exc
 
 
+# What a GGA sentence can mean (its fields are fixed-width in NMEA 0183: two digits of
+# satellites, HDOP below 100); anything else is a damaged sentence, refused here rather than
+# carried in a reading that the ingest would then refuse whole.
+GGA_MAX_QUALITY = 9
+GGA_MAX_SATELLITES = 99
+GGA_MAX_HDOP = 99.9
+GGA_ALTITUDE_M = (-1_000.0, 20_000.0)  # below the Dead Sea shore, above any road
+
+
 def _float(field: object) -> float | None:
     """A numeric field as pynmea2 gives it (str, float or None); empty means absent."""
     if field is None or field == "":
@@ -276,6 +285,13 @@ def _parse_gga(sentence: str) -> _Gga:
         altitude = _float(msg.altitude)
     except (ValueError, TypeError) as exc:
         raise FixError(sentence, "bad quality, satellites, HDOP or altitude") from exc
+    if not (
+        0 <= quality <= GGA_MAX_QUALITY
+        and (sats is None or 0 <= sats <= GGA_MAX_SATELLITES)
+        and (hdop is None or 0.0 <= hdop <= GGA_MAX_HDOP)
+        and (altitude is None or GGA_ALTITUDE_M[0] <= altitude <= GGA_ALTITUDE_M[1])
+    ):
+        raise FixError(sentence, "quality, satellites, HDOP or altitude out of range")
     return _Gga(
         stamp=msg.timestamp.replace(tzinfo=None),
         quality=quality,

@@ -12,8 +12,9 @@ from edge.errors import EnvpatrolError
 CONTRACT = "v1"
 TopicKind = Literal["readings", "status", "health"]
 KINDS: tuple[TopicKind, ...] = ("readings", "status", "health")
-_VEHICLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_ROOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63})*$")
+# Anchored with \A and \Z: `$` also matches before a trailing newline.
+_VEHICLE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+_ROOT = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63})*\Z")
 
 
 class TopicError(EnvpatrolError, ValueError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,6 +20,7 @@ from edge.topics import TopicError, check_vehicle
 from edge.units import CHANNELS
 
 SCHEMA_VERSION = 1
+_DOUBLE_MAX = sys.float_info.max  # an integer beyond it is no finite number
 MAX_READINGS_PER_MESSAGE = 500
 
 TimeSource = Literal["gnss", "host"]
@@ -109,23 +112,80 @@ def decode_message(payload: bytes, loads: Any = json.loads) -> tuple[str, list[R
     `loads` may be a faster JSON parser with the same contract (orjson.loads on servers).
     """
     vehicle, items = decode_envelope(payload, loads)
-    return vehicle, [_reading(vehicle, item, i) for i, item in enumerate(items)]
+    return vehicle, [decode_reading(vehicle, item, i) for i, item in enumerate(items)]
 
 
-def decode_envelope(payload: bytes, loads: Any = json.loads) -> tuple[str, list[Any]]:
-    """The message around the readings: JSON, schema version, vehicle, the list of readings
-    (each still to be checked). Raises WireError."""
+def _json_dumps(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def parse_object(
+    payload: bytes, loads: Any = json.loads, dumps: Callable[[Any], bytes] = _json_dumps
+) -> dict[str, Any]:
+    """A payload as one JSON object with no key twice in any object. Raises WireError
+    (`malformed_json`, `not_an_object`, `duplicate_key`), never anything else."""
     try:
         doc = loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WireError("malformed_json", str(exc)[:200]) from exc
+    except Exception as exc:  # ValueError, RecursionError on deep nesting, MemoryError
+        raise WireError("malformed_json", f"{type(exc).__name__}: {exc}"[:200]) from exc
     if not isinstance(doc, dict):
         raise WireError("not_an_object", "the payload must be a JSON object")
-    version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
+    check_unique_keys(payload, doc, dumps)
+    return doc
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise WireError("duplicate_key", f"key {key[:64]!r} appears twice in one object")
+            seen.add(key)
+    return doc
+
+
+def check_unique_keys(
+    payload: bytes, doc: Any, dumps: Callable[[Any], bytes] = _json_dumps
+) -> None:
+    """No key twice in one object of `payload`, given `doc`, the payload as parsed (where the
+    last of the two won, as JSON parsers do). Raises WireError (`duplicate_key`).
+
+    Every ':' of a JSON text is a key's or inside a string, so `doc` written again has as many
+    as `payload` unless a parser dropped a pair. An escaped ':' (\\u003a) breaks that count,
+    and a mismatch can have other causes (a payload in UTF-16, say): then the exact check, the
+    standard parser with a hook on every object, decides."""
+    if b"\\u003" not in payload:
+        try:
+            again = dumps(doc)
+        except Exception:  # a value the writer cannot write: the exact check decides
+            again = b""
+        if again.count(b":") == payload.count(b":"):
+            return
+    try:
+        json.loads(payload, object_pairs_hook=_no_duplicates)
+    except WireError:
+        raise
+    except Exception as exc:  # what `loads` took but the standard parser does not
+        raise WireError("malformed_json", f"{type(exc).__name__}: {exc}"[:200]) from exc
+
+
+def check_schema_version(version: Any) -> None:
+    """The integer 1: not `true`, not `1.0`. Raises WireError."""
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise WireError(
-            "schema_version", f"expected schema_version {SCHEMA_VERSION}, got {version!r}"
+            "schema_version", f"expected schema_version {SCHEMA_VERSION}, got {version!r}"[:200]
         )
+
+
+def decode_envelope(
+    payload: bytes, loads: Any = json.loads, dumps: Callable[[Any], bytes] = _json_dumps
+) -> tuple[str, list[Any]]:
+    """The message around the readings: JSON, schema version, vehicle, the list of readings
+    (each still to be checked). Raises WireError. `dumps` writes JSON again (orjson.dumps on
+    servers), for the duplicate key check."""
+    doc = parse_object(payload, loads, dumps)
+    check_schema_version(doc.get("schema_version"))
     vehicle = doc.get("vehicle")
     if not isinstance(vehicle, str):
         raise WireError("missing_field", "vehicle must be a string")
@@ -154,12 +214,15 @@ def reading_head(item: Any, where: str) -> tuple[dict[str, Any], int, datetime, 
     if source not in ("gnss", "host"):
         raise WireError("bad_type", f"{where}.time_source must be 'gnss' or 'host'")
     profile = item.get("profile")
-    if not isinstance(profile, str) or len(profile) > 64:
-        raise WireError("bad_type", f"{where}.profile must be a short string")
+    # Printable: no NUL or other control character, which a database text column refuses.
+    if not isinstance(profile, str) or len(profile) > 64 or not profile.isprintable():
+        raise WireError("bad_type", f"{where}.profile must be a short printable string")
     return item, seq, moment, source, profile
 
 
-def _reading(vehicle: str, item: Any, index: int) -> Reading:
+def decode_reading(vehicle: str, item: Any, index: int) -> Reading:
+    """Reading `index` of a message of `vehicle` (an item of `decode_envelope`'s list).
+    Raises WireError."""
     where = f"readings[{index}]"
     item, seq, moment, source, profile = reading_head(item, where)
     return Reading(
@@ -193,11 +256,7 @@ def _values(item: dict[str, Any], where: str) -> dict[str, float | None]:
             )
         if value is None:
             clean[name] = None
-        elif (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not finite(value):
             raise WireError("bad_type", f"{where}.values.{name} must be a number or null")
         else:
             clean[name] = float(value)
@@ -234,10 +293,21 @@ def _time(value: Any, where: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise WireError("bad_time", f"{where}.time {value!r} is not ISO 8601") from exc
+        raise WireError("bad_time", f"{where}.time {value[:40]!r} is not ISO 8601") from exc
     if moment.tzinfo is None:
-        raise WireError("bad_time", f"{where}.time {value!r} has no UTC offset")
-    return moment.astimezone(UTC)
+        raise WireError("bad_time", f"{where}.time {value[:40]!r} has no UTC offset")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise WireError("bad_time", f"{where}.time {value[:40]!r} is beyond UTC's range") from exc
+
+
+def finite(value: int | float) -> bool:
+    """A finite number (an integer beyond a double's range is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _number(doc: dict[str, Any], key: str, where: str, *, integer: bool = False) -> Any:
@@ -245,10 +315,12 @@ def _number(doc: dict[str, Any], key: str, where: str, *, integer: bool = False)
     if value is None:
         return None
     kind = type(value)
-    if kind is int or (kind is float and not integer and value - value == 0.0):
+    if (kind is int and -_DOUBLE_MAX <= value <= _DOUBLE_MAX) or (
+        kind is float and not integer and value - value == 0.0
+    ):
         return value  # the usual case (a finite float is its own difference's zero)
     ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or not math.isfinite(value):
+    if isinstance(value, bool) or not ok or not finite(value):
         raise WireError("bad_type", f"{where}.position.{key} must be a number or null")
     return value
 

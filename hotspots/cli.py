@@ -17,7 +17,7 @@ from edge.cli import stop_on_signals
 from edge.errors import SettingsError
 from hotspots.job import JobError, JobSettings, run_once, run_periodically, serve_pending
 from ingest.settings import load_ingest_settings
-from store.migrate import migrate
+from store.migrate import BackendError, migrate
 
 __all__ = ["analyse_command"]
 
@@ -44,8 +44,12 @@ def analyse_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
         except (SettingsError, JobError) as exc:
             print(f"envpatrol analyse: {exc}", file=sys.stderr)
             return 2
-        with psycopg.connect(settings.database_url) as conn:
-            migrate(conn, settings.h3_resolution)
+        try:
+            with psycopg.connect(settings.database_url) as conn:
+                migrate(conn, settings.h3_resolution, backend=settings.database_backend)
+        except BackendError as exc:
+            print(f"envpatrol analyse: {exc}", file=sys.stderr)
+            return 2
         if args.once:
             with psycopg.connect(settings.database_url) as conn:
                 summary = run_once(conn, job)

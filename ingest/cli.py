@@ -15,7 +15,7 @@ from edge.errors import SettingsError
 from ingest.rebuild import rebuild
 from ingest.service import IngestService
 from ingest.settings import load_ingest_settings
-from store.migrate import migrate
+from store.migrate import BackendError, migrate
 
 GC_YOUNG_THRESHOLD = 10_000  # new containers between young collections (CPython's default: 700)
 
@@ -40,7 +40,11 @@ def ingest_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namesp
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-        service.run(stop_on_signals())
+        try:
+            service.run(stop_on_signals())
+        except BackendError as exc:
+            print(f"envpatrol ingest: {exc}", file=sys.stderr)
+            return 2
         return 0
 
     return run
@@ -55,8 +59,12 @@ def migrate_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
         except SettingsError as exc:
             print(f"envpatrol migrate: {exc}", file=sys.stderr)
             return 2
-        with psycopg.connect(settings.database_url) as conn:
-            backend = migrate(conn, settings.h3_resolution)
+        try:
+            with psycopg.connect(settings.database_url) as conn:
+                backend = migrate(conn, settings.h3_resolution, backend=settings.database_backend)
+        except BackendError as exc:
+            print(f"envpatrol migrate: {exc}", file=sys.stderr)
+            return 2
         print(f"schema up to date ({backend})")
         return 0
 
@@ -87,11 +95,11 @@ def rebuild_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
             return 2
         gap = None if args.pass_gap_s is None else timedelta(seconds=args.pass_gap_s)
         with psycopg.connect(settings.database_url) as conn:
-            migrate(conn, settings.h3_resolution)
-            conn.autocommit = False
             try:
+                migrate(conn, settings.h3_resolution, backend=settings.database_backend)
+                conn.autocommit = False
                 report = rebuild(conn, args.resolution, gap)
-            except ValueError as exc:
+            except (BackendError, ValueError) as exc:
                 print(f"envpatrol rebuild: {exc}", file=sys.stderr)
                 return 2
         print(

@@ -11,23 +11,26 @@ the equivalence with Hypothesis on valid, damaged and arbitrary payloads.
 
 The usual message, valid in every respect, takes a faster road (`_fast`): msgspec parses it
 straight into typed structs (types, required fields, literals, lengths checked in C), and what
-is left (units, known channels and flags, finite numbers, the time) is checked in Python. That
-road only accepts: at the first thing it does not take as it is, even something the checks
-below would accept, it gives up and the message goes through the checks below, which alone
-decide what is rejected and why. What it accepts gives the very rows the checks below give.
+is left (units, known channels and flags, finite numbers, the time, no key twice) is checked in
+Python. That road only accepts: at the first thing it does not take as it is, even something the
+checks below would accept, it gives up and the message goes through the checks below, which
+alone decide what is rejected and why. What it accepts gives the very rows the checks below give.
 
-Pure: bytes in, rows or a `Rejection` out.
+Pure: bytes in, rows and per-reading rejections (`Accepted`) or a `Rejection` out; it never
+raises, whatever the bytes (an unexpected failure is an `undecodable` rejection).
 """
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
+from msgspec import UNSET, UnsetType
+from msgspec.structs import astuple
 
 from edge.topics import TopicError, Topics, check_vehicle
 from edge.units import CHANNELS
@@ -38,6 +41,7 @@ from edge.wire import (
     SCHEMA_VERSION,
     WireError,
     decode_envelope,
+    finite,
     position_fields,
     reading_channel_flags,
     reading_flags,
@@ -45,14 +49,19 @@ from edge.wire import (
 )
 from ingest.columns import NO_CHANNEL_FLAGS, NO_FLAGS, channel_flags_field, flags_field
 from ingest.validate import (
+    Accepted,
     Limits,
+    ReadingRejection,
     Rejection,
+    reading_json,
+    reading_rejection,
     time_out_of_range,
+    undecodable,
     value_out_of_range,
     vehicle_mismatch,
     vehicle_of_topic,
 )
-from ingest.writer import cell_of
+from ingest.writer import DeadLetter, cell_of
 from store.reading_columns import CHANNEL_COLUMNS, COLUMNS, FIX_VALID_AT
 
 Row = tuple[object, ...]
@@ -63,6 +72,7 @@ _SPECS = {
 }
 _NO_VALUES = (None,) * len(CHANNEL_COLUMNS)
 _NUMBER = (int, float)
+_DOUBLE_MAX = sys.float_info.max  # an integer beyond it has no float
 _NO_POSITION = (None,) * 9  # lat .. fix_age_s
 _NO_FIX = (*_NO_POSITION, None)  # and no cell
 DEFAULT_LIMITS = Limits()
@@ -76,27 +86,65 @@ def decode_rows(
     loads: Callable[[bytes], Any] = orjson.loads,
     now: datetime | None = None,
     limits: Limits = DEFAULT_LIMITS,
-) -> list[Row] | Rejection:
-    """The rows of one readings message (cells at `resolution`), or why it is rejected."""
+) -> Accepted[Row] | Rejection:
+    """The rows of one readings message (cells at `resolution`) and its rejected readings, or
+    why the whole message is rejected. Never raises."""
+    try:
+        return _decode_rows(topics, topic, payload, resolution, loads, now, limits)
+    except Exception as exc:  # a defect, not a verdict on the message: kept for a look
+        return undecodable(exc)
+
+
+def _decode_rows(
+    topics: Topics,
+    topic: str,
+    payload: bytes,
+    resolution: int,
+    loads: Callable[[bytes], Any],
+    now: datetime | None,
+    limits: Limits,
+) -> Accepted[Row] | Rejection:
     topic_vehicle = vehicle_of_topic(topics, topic, payload, limits)
     if isinstance(topic_vehicle, Rejection):
         return topic_vehicle
     latest = (now or datetime.now(UTC)) + limits.max_future
     fast = _fast(payload, resolution, limits.earliest, latest)
-    storable = fast is not None  # the fast road takes only fixes `reading` can hold
+    rejected: list[ReadingRejection]
     if fast is not None:
-        vehicle, rows, problem = fast
+        vehicle, rows = fast
+        rejected = []
     else:
         try:
-            vehicle, rows, problem = _decode(payload, loads, resolution, limits.earliest, latest)
+            vehicle, rows, rejected = _decode(
+                payload, loads, resolution, limits.earliest, latest, topic_vehicle
+            )
         except WireError as exc:
             return Rejection(exc.subject, exc.problem)
     mismatch = vehicle_mismatch(vehicle, topic_vehicle)
     if mismatch is not None:
         return mismatch
-    if problem is not None:
-        return problem
-    return rows if storable else _unstorable(rows) or rows
+    return Accepted(rows, rejected)
+
+
+def reading_dead_letters(
+    topic: str, payload: bytes, accepted: Accepted[Row], received_at: datetime
+) -> list[DeadLetter]:
+    """The dead letters of a message some readings of which were rejected: one per rejected
+    reading (its reason, a detail naming its index and seq, the reading's JSON), and the raw
+    payload once, as `rejected_readings` (docs/wire-format.md, "Rejections")."""
+    rejected = accepted.rejected
+    total = len(accepted.readings) + len(rejected)
+    shown = ", ".join(str(r.index) for r in rejected[:20]) + (", ..." if len(rejected) > 20 else "")
+    letters = [
+        DeadLetter(topic, r.rejection.reason, r.rejection.detail, r.reading, received_at)
+        for r in rejected
+    ]
+    summary = Rejection(
+        "rejected_readings",
+        f"{len(rejected)} of {total} readings rejected (readings[{shown}]); the others stored",
+    )
+    letters.append(DeadLetter(topic, summary.reason, summary.detail, payload, received_at))
+    return letters
 
 
 def _decode(
@@ -105,18 +153,29 @@ def _decode(
     resolution: int,
     earliest: datetime,
     latest: datetime,
-) -> tuple[str, list[Row], Rejection | None]:
-    """Wire checks of every reading first (they win over range checks, as in edge.wire, where
-    the range checks run on decoded readings); the first range problem is kept aside."""
-    vehicle, items = decode_envelope(payload, loads)
+    topic_vehicle: str | None = None,
+) -> tuple[str, list[Row], list[ReadingRejection]]:
+    """The envelope, then each reading on its own: its wire checks first (they win over range
+    checks, as in edge.wire, where the range checks run on decoded readings), then its ranges,
+    then whether `reading` can hold it. Raises WireError for the envelope. A message of
+    another vehicle than `topic_vehicle` is rejected whole, so its readings are not looked at."""
+    vehicle, items = decode_envelope(payload, loads, orjson.dumps)
     rows: list[Row] = []
-    problem: Rejection | None = None
+    rejected: list[ReadingRejection] = []
+    if topic_vehicle is not None and vehicle != topic_vehicle:
+        return vehicle, rows, rejected
     for index, item in enumerate(items):
-        row, trouble = _row(vehicle, item, index, resolution, earliest, latest)
-        rows.append(row)
-        if problem is None and trouble is not None:
-            problem = trouble
-    return vehicle, rows, problem
+        try:
+            row, trouble = _row(vehicle, item, index, resolution, earliest, latest)
+        except WireError as exc:
+            rejected.append(reading_rejection(index, item, exc.subject, exc.problem))
+            continue
+        trouble = trouble or _unstorable(row, index)
+        if trouble is None:
+            rows.append(row)
+        else:
+            rejected.append(ReadingRejection(index, trouble, reading_json(item)))
+    return vehicle, rows, rejected
 
 
 def _row(
@@ -170,21 +229,20 @@ _FIX_COLUMNS = tuple(
 )
 
 
-def _unstorable(rows: list[Row]) -> Rejection | None:
+def _unstorable(row: Row, index: int) -> Rejection | None:
     """A fix field the contract accepts but `reading` cannot hold (smallint, real columns).
     Binary COPY would wrap or overflow it silently and text COPY would fail the whole batch
     again at every retry; rejected as `bad_type` once everything else has passed."""
-    for index, row in enumerate(rows):
-        if row[FIX_VALID_AT] is None:
-            continue  # no position
-        for column, key, limit in _FIX_COLUMNS:
-            value = row[column]
-            if value is not None and not -limit - 1 <= value <= limit:  # type: ignore[operator]
-                return Rejection(
-                    "bad_type",
-                    f"readings[{index}].position.{key} = {value} does not fit the store"
-                    f" (at most {limit:g} in magnitude)",
-                )
+    if row[FIX_VALID_AT] is None:
+        return None  # no position
+    for column, key, limit in _FIX_COLUMNS:
+        value = row[column]
+        if value is not None and not -limit - 1 <= value <= limit:  # type: ignore[operator]
+            return Rejection(
+                "bad_type",
+                f"readings[{index}].position.{key} = {value} does not fit the store"
+                f" (at most {limit:g} in magnitude)",
+            )
     return None
 
 
@@ -211,6 +269,18 @@ def _range_problem(
     return None
 
 
+def _number(value: Any) -> float | None:
+    """A value as a finite float (None: it is not a finite number)."""
+    kind = type(value)
+    if kind is float:
+        return None if value - value != 0.0 else value  # inf or nan
+    if kind is int and -_DOUBLE_MAX <= value <= _DOUBLE_MAX:
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, _NUMBER) or not finite(value):
+        return None
+    return float(value)
+
+
 def _values(
     values: Any, units: Any, where: str
 ) -> tuple[list[float | None], list[tuple[str, float]] | None]:
@@ -234,15 +304,9 @@ def _values(
             )
         if value is None:
             continue
-        kind = type(value)
-        if kind is float:
-            if value - value != 0.0:  # inf or nan
-                raise WireError("bad_type", f"{where}.values.{name} must be a number or null")
-        elif kind is not int and (
-            isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value)
-        ):
+        number = _number(value)
+        if number is None:
             raise WireError("bad_type", f"{where}.values.{name} must be a number or null")
-        number = value if kind is float else float(value)
         out[column] = number
         if not low <= number <= high:
             if outside is None:
@@ -271,16 +335,18 @@ _Measure = (
 )
 
 
+# Optional fields default to UNSET, not None: whether a field was there is what the count of
+# keys in `_fast` needs (a duplicate key leaves one field behind it).
 class _Position(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
     lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
     valid: bool
-    quality: _Small | None = None
-    satellites: _Small | None = None
-    hdop: _Measure | None = None
-    speed_mps: _Measure | None = None
-    course_deg: _Measure | None = None
-    age_s: _Measure | None = None
+    quality: _Small | UnsetType | None = UNSET
+    satellites: _Small | UnsetType | None = UNSET
+    hdop: _Measure | UnsetType | None = UNSET
+    speed_mps: _Measure | UnsetType | None = UNSET
+    course_deg: _Measure | UnsetType | None = UNSET
+    age_s: _Measure | UnsetType | None = UNSET
 
 
 class _Reading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -290,9 +356,9 @@ class _Reading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     values: dict[str, float | None]
     units: dict[str, str]
     profile: Annotated[str, msgspec.Meta(max_length=64)]
-    position: _Position | None = None
-    flags: list[str] = []
-    channel_flags: dict[str, list[str]] = {}
+    position: _Position | UnsetType | None = UNSET
+    flags: list[str] | UnsetType = UNSET
+    channel_flags: dict[str, list[str]] | UnsetType = UNSET
 
 
 class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -302,82 +368,124 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _MESSAGE = msgspec.json.Decoder(_Message)
+_READING_FIELDS = len(_Reading.__struct_fields__)
+_POSITION_FIELDS = len(_Position.__struct_fields__)
+_MESSAGE_FIELDS = len(_Message.__struct_fields__)
+# An escaped ':' in a string (\u003a) would upset the count of keys; a message with any escape
+# (never one from the edge, whose strings here are plain ASCII) goes through the checks.
+_ESCAPE = b"\\"
 
 
 def _fast(
     payload: bytes, resolution: int, earliest: datetime, latest: datetime
-) -> tuple[str, list[Row], Rejection | None] | None:
-    """`_decode`'s result for a message msgspec takes whole and every check passes outright;
-    None (the checks above decide) for anything else."""
+) -> tuple[str, list[Row]] | None:
+    """`_decode`'s result for a message msgspec takes whole and every check passes outright
+    for every reading; None (the checks above decide) for anything else.
+
+    No key twice: msgspec, like JSON parsers, keeps the last of two. Every ':' of a JSON text
+    follows a key or is inside a string, so the keys of the decoded structs and dicts plus the
+    ':' in their times add up to the payload's count of ':' when no key was dropped. Any other
+    count (a ':' in a profile, say) goes to the checks, which find the key if there is one."""
+    if _ESCAPE in payload:
+        return None
     try:
         message = _MESSAGE.decode(payload)
     except Exception:  # msgspec's own errors, and UnicodeDecodeError, RecursionError on bad input
         return None  # the checks decide
     vehicle = message.vehicle
-    if message.schema_version != SCHEMA_VERSION or len(message.readings) > MAX_READINGS_PER_MESSAGE:
-        return None
-    try:
-        check_vehicle(vehicle)
-    except TopicError:
+    if (
+        type(message.schema_version) is not int  # a bool, which msgspec refuses anyway
+        or message.schema_version != SCHEMA_VERSION
+        or len(message.readings) > MAX_READINGS_PER_MESSAGE
+        or not _known_vehicle(vehicle)
+    ):
         return None
     rows: list[Row] = []
-    problem: Rejection | None = None
-    for index, item in enumerate(message.readings):
+    keys = _MESSAGE_FIELDS
+    for item in message.readings:
         made = _fast_row(vehicle, item, resolution)
         if made is None:
             return None
-        row, moment, outside = made
+        row, moment, outside, item_keys = made
+        if outside or not earliest <= moment <= latest:
+            return None  # a reading the checks reject, with their reason and detail
         rows.append(row)
-        if problem is None and (outside or not earliest <= moment <= latest):
-            where = f"readings[{index}]"
-            problem = _range_problem(
-                where, item.seq, moment, outside, item.channel_flags, earliest, latest
-            )
-    return vehicle, rows, problem
+        keys += item_keys
+    return (vehicle, rows) if keys == payload.count(b":") else None
+
+
+def _known_vehicle(vehicle: str) -> bool:
+    try:
+        check_vehicle(vehicle)
+    except TopicError:
+        return False
+    return True
 
 
 def _fast_row(
     vehicle: str, item: _Reading, resolution: int
-) -> tuple[Row, datetime, list[tuple[str, float]] | None] | None:
+) -> tuple[Row, datetime, list[tuple[str, float]] | None, int] | None:
+    """The row of one reading, its time, its values outside their range, and its keys and the
+    ':' in its time (see `_fast`); None when the checks must decide."""
     try:
         moment = datetime.fromisoformat(item.time)
     except ValueError:
         return None
-    if moment.tzinfo is None or not item.profile.isascii():
+    profile = item.profile
+    if moment.tzinfo is None or not profile.isascii() or not profile.isprintable():
         return None
-    if (item.flags or item.channel_flags) and not _fast_flags(item):
+    flags = item.flags
+    channel_flags = item.channel_flags
+    keys = _READING_FIELDS + len(item.values) + len(item.units)
+    keys += item.time.count(":")
+    if flags is UNSET:
+        keys -= 1
+        flags = []
+    if channel_flags is UNSET:
+        keys -= 1
+        channel_flags = {}
+    else:
+        keys += len(channel_flags)
+    if (flags or channel_flags) and not _fast_flags(flags, channel_flags):
         return None
     p = item.position
-    if p is None:
+    if p is None or p is UNSET:
         fix: tuple[Any, ...] = _NO_FIX
+        keys -= p is UNSET
     else:  # its ranges were checked as it was decoded (`_Position`)
-        cell = cell_of(p.lat, p.lon, resolution) if p.valid else None
-        fix = (p.lat, p.lon, p.valid, p.quality, p.satellites, p.hdop, p.speed_mps)
-        fix += (p.course_deg, p.age_s, cell)
+        fields = astuple(p)
+        absent = fields.count(UNSET)
+        if absent:
+            fields = tuple(None if f is UNSET else f for f in fields)
+        keys += _POSITION_FIELDS - absent
+        fix = (*fields, cell_of(p.lat, p.lon, resolution) if p.valid else None)
     try:
         out, outside = _values(item.values, item.units, "")
     except WireError:
         return None  # the checks will say where and why
-    if moment.tzinfo is not UTC:  # "Z" gives UTC itself
-        moment = moment.astimezone(UTC)
+    try:
+        if moment.tzinfo is not UTC:  # "Z" gives UTC itself
+            moment = moment.astimezone(UTC)
+    except OverflowError:  # beyond UTC's range: the checks say so
+        return None
     row = (
         vehicle,
         item.seq,
         moment,
         item.time_source,
         *fix,
-        item.profile,
-        flags_field(item.flags) if item.flags else NO_FLAGS,
-        channel_flags_field(item.channel_flags) if item.channel_flags else NO_CHANNEL_FLAGS,
+        profile,
+        flags_field(flags) if flags else NO_FLAGS,
+        channel_flags_field(channel_flags) if channel_flags else NO_CHANNEL_FLAGS,
         *out,
     )
-    return row, moment, outside
+    return row, moment, outside, keys
 
 
-def _fast_flags(item: _Reading) -> bool:
-    if item.flags and not READING_FLAGS.issuperset(item.flags):
+def _fast_flags(flags: list[str], channel_flags: dict[str, list[str]]) -> bool:
+    if flags and not READING_FLAGS.issuperset(flags):
         return False
-    return not item.channel_flags or all(
+    return not channel_flags or all(
         name in CHANNELS and CHANNEL_FLAGS.issuperset(names)
-        for name, names in item.channel_flags.items()
+        for name, names in channel_flags.items()
     )

@@ -97,6 +97,11 @@ class IngestMetrics:
         self.passes = Counter(
             "envpatrol_ingest_passes_written", "Passes (re)computed around new readings", registry=r
         )
+        self.dropped = Counter(
+            "envpatrol_ingest_messages_dropped",
+            "QoS 0 messages dropped unparsed, oldest first, while the inbox was full",
+            registry=r,
+        )
         self.db_errors = Counter(
             "envpatrol_ingest_database_errors", "Failed batch attempts (retried)", registry=r
         )

@@ -21,6 +21,12 @@ paho spent more time on each than the ingest's own decoding:
   already holds is split off in one pass (`split_publishes`) and handed over as one list
   (`on_received`), so a turn takes in hundreds of messages instead of one.
 
+One addition: while `wait_for_room` says there is no room (the ingest's inbox is full), the
+socket is not read at all. What the broker would send then waits in the broker: QoS 1 within the
+Receive Maximum and its queue limits. The loop goes on writing (acknowledgements, PINGREQ), and
+since the PINGRESP waits unread behind the publishes, paho's keep-alive is told the connection is
+alive meanwhile; a connection that died during the hold is found when reading resumes.
+
 The rest (connecting, sessions, keep-alive, reconnecting, TLS, subscriptions) is paho's, unchanged.
 The overrides use paho internals of the 2.x series (pinned in pyproject.toml); the tests decode
 random packets both ways and run the ingest's delivery tests through this client.
@@ -34,9 +40,12 @@ from typing import Any, NamedTuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.client import MQTT_LOG_ERR
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode, _ConnectionState
 
 READ_CHUNK = 256 * 1024
+# While holding, the longest wait for room before the loop's other work (writes, keep-alive):
+# short, since acknowledgements queued meanwhile are written only after it.
+HOLD_WAIT_S = 0.1
 _PUBACK = 0x40
 _RECEIVED_INFO = paho.MQTTMessageInfo(0)  # see IngestClient._handle_publish
 
@@ -79,6 +88,21 @@ class Received(NamedTuple):
     mid: int
     qos: int
     payload: bytes
+
+
+# What a `Received` holds in memory besides its payload and topic: the tuple, the bytes and str
+# headers, the packet id, the inbox's entry (tracemalloc, with 1 KB payloads).
+RECEIVED_OVERHEAD = 300
+
+
+def footprint(received: Received) -> int:
+    """The bytes `received` counts against the ingest's inbox bound."""
+    return len(received.payload) + len(received.topic) + RECEIVED_OVERHEAD
+
+
+def droppable(received: Received) -> bool:
+    """QoS 0: sent at most once, so dropped first when the inbox is full; QoS 1 and 2 never."""
+    return received.qos == 0
 
 
 def split_publishes(data: bytes, pos: int) -> tuple[list[tuple[int, bytes, int, bytes]], int]:
@@ -166,7 +190,10 @@ class IngestClient(paho.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_received: Callable[[list[Received]], None] | None = None
+        # Waits up to the given seconds for room for more messages; False: still none.
+        self.wait_for_room: Callable[[float], bool] | None = None
         self.connection = 0  # counts the sockets opened: which connection messages came on
+        self.holding = False  # not reading the socket: no room for more messages
 
     def _create_socket(self) -> Any:
         # Counted before connecting: a batch committed meanwhile must not acknowledge, on the
@@ -177,10 +204,27 @@ class IngestClient(paho.Client):
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """paho's turn (one packet, which may fill the buffer), then every complete lean
         PUBLISH the buffer already holds."""
+        if self._hold():
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         rc = super().loop_read(max_packets)
         if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._drain()
         return rc
+
+    def _hold(self) -> bool:
+        """Whether to leave the socket unread this turn: connected, and still no room after a
+        short wait. A held connection counts as alive for paho's keep-alive: it goes on sending
+        PINGREQ (the broker's keep-alive is met) and expects no PINGRESP until reading resumes."""
+        wait = self.wait_for_room
+        if wait is None or self._state != _ConnectionState.MQTT_CS_CONNECTED:
+            self.holding = False
+            return False
+        self.holding = not wait(HOLD_WAIT_S)
+        if self.holding:
+            with self._msgtime_mutex:
+                self._last_bytes_received = paho.time_func()
+            self._ping_t = 0
+        return self.holding
 
     def _drain(self) -> None:
         sock = self._sock

@@ -34,13 +34,13 @@ from prometheus_client import start_http_server
 
 from edge.mqtt import connect_properties, make_client
 from edge.topics import TopicError, Topics
-from ingest.decode import Row, decode_rows
+from ingest.decode import Row, decode_rows, reading_dead_letters
 from ingest.inbox import Inbox
 from ingest.metrics import IngestMetrics
-from ingest.mqtt_client import IngestClient, Received, topic_text
+from ingest.mqtt_client import IngestClient, Received, droppable, footprint, topic_text
 from ingest.settings import IngestSettings
-from ingest.validate import Limits, Rejection, check_document
-from ingest.writer import DeadLetter, Rows, StatusUpdate, Writer
+from ingest.validate import Limits, Rejection, check_document, printable
+from ingest.writer import REFUSED, DeadLetter, Rows, StatusUpdate, Writer, refusal, refused
 from store.analysis_meta import read_analysis
 from store.migrate import migrate
 
@@ -77,6 +77,29 @@ class Batch:
     statuses: list[StatusUpdate] = field(default_factory=list)
     resolution: int = 10  # of the rows' cells
     kinds: dict[str, int] = field(default_factory=dict)  # messages by topic kind
+    # Per message, where its rows, dead letters and statuses begin: what a message added is
+    # known after the fact, so a batch the database refuses can be split by message.
+    marks: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def begin(self, received: Received) -> None:
+        """Take `received` in: what is added to the batch until the next `begin` is its own."""
+        self.marks.append((len(self.rows), len(self.dead), len(self.statuses)))
+        self.messages.append(received)
+
+    def part(self, first: int, end: int) -> Batch:
+        """Messages [first, end) with their rows, dead letters and statuses."""
+        if len(self.marks) != len(self.messages):
+            raise ValueError("a batch's messages must be taken in with `begin`")
+        bounds = [*self.marks, (len(self.rows), len(self.dead), len(self.statuses))]
+        (r0, d0, s0), (r1, d1, s1) = bounds[first], bounds[end]
+        return Batch(
+            messages=self.messages[first:end],
+            rows=self.rows[r0:r1],
+            dead=self.dead[d0:d1],
+            statuses=self.statuses[s0:s1],
+            resolution=self.resolution,
+            marks=[(r - r0, d - d0, x - s0) for r, d, x in self.marks[first:end]],
+        )
 
 
 class _Deadline:
@@ -119,12 +142,21 @@ class IngestService:
         self.topics = Topics(settings.mqtt.topic_root)
         self.limits = Limits(
             max_payload_bytes=settings.max_payload_bytes,
+            earliest=settings.min_time,
             max_future=timedelta(seconds=settings.max_future_s),
         )
         self.counters = IngestCounters()
         self.metrics = metrics or IngestMetrics()
         self.dead_by_reason: dict[str, int] = {}
-        self._inbox: Inbox[Received] = Inbox()
+        # Bounded: a database outage must not turn the broker's traffic into the ingest's
+        # memory (docs/storage.md, "Ingest memory").
+        self._inbox: Inbox[Received] = Inbox(
+            settings.inbox_max_bytes,
+            size=footprint,
+            droppable=droppable,
+            on_drop=self.metrics.dropped.inc,
+            until_released=True,  # counted until their batch is committed (`_process`)
+        )
         self._connected = threading.Event()
         client = make_client(
             settings.mqtt, settings.client_id, clean_start=False, factory=IngestClient
@@ -134,6 +166,7 @@ class IngestService:
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
         self.client.on_received = self._inbox.put_many
+        self.client.wait_for_room = self._inbox.wait_for_room
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self._writer: Writer | None = None
@@ -216,7 +249,9 @@ class IngestService:
         )
         try:
             with _Deadline(conn, self.settings.db_timeout_s):
-                backend = migrate(conn, self.settings.h3_resolution)
+                backend = migrate(
+                    conn, self.settings.h3_resolution, backend=self.settings.database_backend
+                )
                 conn.autocommit = False
                 analysis = read_analysis(conn)
                 conn.commit()
@@ -226,7 +261,13 @@ class IngestService:
                         analysis.resolution,
                         self.settings.h3_resolution,
                     )
-                writer = Writer(conn, analysis.resolution, plain=backend == "plain")
+                writer = Writer(
+                    conn,
+                    analysis.resolution,
+                    plain=backend == "plain",
+                    earliest=self.settings.min_time,
+                    max_future=timedelta(seconds=self.settings.max_future_s),
+                )
                 writer.prepare()
                 if backend == "timescale":
                     self._timescale_policies(conn)
@@ -316,7 +357,7 @@ class IngestService:
         return batch
 
     def _take(self, received: Received, batch: Batch, now: datetime) -> None:
-        batch.messages.append(received)
+        batch.begin(received)
         payload = received.payload
         topic = received.topic
         try:
@@ -326,6 +367,18 @@ class IngestService:
             batch.dead.append(DeadLetter(topic, "bad_topic", str(exc), payload, now))
             return
         batch.kinds[kind] = batch.kinds.get(kind, 0) + 1
+        rows, dead, statuses = len(batch.rows), len(batch.dead), len(batch.statuses)
+        try:
+            self._sort_one(topic, payload, vehicle, kind, batch, now)
+        except Exception as exc:  # a defect in decoding: this message waits for a look, not all
+            log.exception("could not decode a message on %s; dead-lettered", topic)
+            del batch.rows[rows:], batch.dead[dead:], batch.statuses[statuses:]  # none of it
+            detail = printable(f"{type(exc).__name__}: {exc}")
+            batch.dead.append(DeadLetter(topic, "undecodable", detail, payload, now))
+
+    def _sort_one(
+        self, topic: str, payload: bytes, vehicle: str, kind: str, batch: Batch, now: datetime
+    ) -> None:
         if kind == "readings":
             # Cells at the resolution of the last batch written; the writer recomputes them in
             # the rare case `envpatrol rebuild` changed it meanwhile.
@@ -334,10 +387,12 @@ class IngestService:
             )
             if isinstance(result, Rejection):
                 batch.dead.append(DeadLetter(topic, result.reason, result.detail, payload, now))
-            else:
-                batch.rows.extend(result)
+                return
+            batch.rows.extend(result.readings)
+            if result.rejected:
+                batch.dead.extend(reading_dead_letters(topic, payload, result, now))
             return
-        doc = check_document(payload, orjson.loads, self.limits)
+        doc = check_document(payload, orjson.loads, vehicle, self.limits)
         if isinstance(doc, Rejection):
             batch.dead.append(DeadLetter(topic, doc.reason, doc.detail, payload, now))
         elif doc is not None:
@@ -438,25 +493,35 @@ class IngestService:
         self._writer = None
 
     def _process(self, parsed: Batch, stop: threading.Event) -> None:
-        batch, rows, dead, statuses = (
-            parsed.messages,
-            Rows(parsed.resolution, parsed.rows),
-            parsed.dead,
-            parsed.statuses,
-        )
+        """Write a batch, then acknowledge its messages. When the database refuses the batch
+        for what it holds (`ingest.writer.refused`), it is split by message until the messages
+        it refuses are found: those become dead letters, the rest is written (`_isolate`). Any
+        other error leaves the batch unacknowledged and is retried with backoff on a new
+        connection; the service keeps running."""
+        pending = [parsed]  # parts not yet committed, in order
+        offered = inserted = passes = 0
+        dead: list[DeadLetter] = []
+        times: list[datetime] = []
         backoff = 0.5
-        while True:
+        started = time.monotonic()
+        while pending:
+            part = pending[0]
+            rows = Rows(part.resolution, part.rows)
             try:
                 if self._writer is None:
                     self._writer = self._open_writer()
-                started = time.monotonic()
                 with _Deadline(self._writer.conn, self.settings.db_timeout_s):
-                    result = self._writer.write(rows, dead, statuses)
+                    result = self._writer.write(rows, part.dead, part.statuses)
                 self._resolution = self._writer.resolution
-                break
-            except psycopg.Error as exc:
-                # Unavailable, cut by the deadline, or refusing the batch: the batch stays
-                # unacknowledged and is retried on a new connection; the service keeps running.
+            except (psycopg.Error, ValueError, OverflowError) as exc:
+                writer = self._writer
+                if writer is not None and not writer.conn.closed and refused(exc):
+                    pending[:1] = self._isolate(part, exc)
+                    continue
+                if not isinstance(exc, psycopg.Error):
+                    raise
+                # Unavailable, cut by the deadline, or failing for a reason of its own: what
+                # is not committed stays unacknowledged and is retried on a new connection.
                 self.counters.db_errors += 1
                 self.metrics.db_errors.inc()
                 log.error(
@@ -466,24 +531,57 @@ class IngestService:
                 if stop.wait(backoff):
                     return  # not acknowledged: the broker delivers these again
                 backoff = min(backoff * 2, 10.0)
+                continue
+            pending.pop(0)
+            offered += result.offered
+            inserted += result.inserted
+            passes += result.passes
+            dead += part.dead
+            times += rows.times()
         committed = time.monotonic()
+        batch = parsed.messages
         current = self.client.connection
         self.client.ack_all([m.mid for m in batch if m.qos == 1 and m.connection == current])
         for m in batch:
             if m.qos == 2 and m.connection == current:
                 self.client.ack(m.mid, m.qos)
-        self._count(batch, result.offered, result.inserted, result.passes, dead, parsed.kinds)
+        self._inbox.release(batch)
+        self._count(batch, offered, inserted, passes, dead, parsed.kinds)
         self.metrics.batch_seconds.observe(committed - started)
         now = time.time()
-        self.metrics.observe_lags([max(0.0, now - moment.timestamp()) for moment in rows.times()])
+        self.metrics.observe_lags([max(0.0, now - moment.timestamp()) for moment in times])
         log.debug(
             "batch: %d messages, %d readings (%d new), %d dead, %.1f ms",
             len(batch),
-            result.offered,
-            result.inserted,
+            offered,
+            inserted,
             len(dead),
             (committed - started) * 1000,
         )
+
+    def _isolate(self, part: Batch, exc: BaseException) -> list[Batch]:
+        """What to write instead of `part`, which the database refused: its two halves, each
+        committed on its own; for a single message, its dead letters plus one for the refusal
+        (`db_refused`, with what the database said). Bisecting finds k refused messages among
+        n in about 2k·log2(n) attempts, each rolled back whole."""
+        if len(part.messages) > 1:
+            middle = len(part.messages) // 2
+            return [part.part(0, middle), part.part(middle, len(part.messages))]
+        if not part.rows and not part.statuses:
+            # Dead letters alone, which escaping makes always storable: dropped rather than
+            # retried forever should the database refuse them all the same.
+            log.error("dead letters refused (%s), dropped: %s", refusal(exc), part.dead[:3])
+            return []
+        message = part.messages[0]
+        letter = DeadLetter(
+            message.topic, REFUSED, refusal(exc), message.payload, datetime.now(UTC)
+        )
+        log.warning("the database refused a message on %s: %s", message.topic, letter.detail)
+        refused_part = Batch(
+            messages=part.messages, dead=[*part.dead, letter], resolution=part.resolution
+        )
+        refused_part.marks.append((0, 0, 0))
+        return [refused_part]
 
     def _count(
         self,

@@ -6,11 +6,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from edge.config import load_toml, mqtt_from
 from edge.errors import SettingsError
 from edge.mqtt import MqttSettings
-from ingest.validate import MAX_PAYLOAD_BYTES
+from ingest.validate import DEFAULT_MAX_FUTURE_S, DEFAULT_MIN_TIME, MAX_PAYLOAD_BYTES
+from store.migrate import BACKEND_CHOICES, BackendChoice
 
 DEFAULT_CLIENT_ID = "envpatrol-ingest-1"
 _GROUP = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -19,12 +21,17 @@ DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
 # well as per reading: draining a fleet's backlog of one-reading messages, large batches store
 # many more readings a second than small ones (docs/performance.md, Ingest). Live traffic closes batches by time long before either bound.
 DEFAULT_BATCH_MESSAGES = 10_000
+# Received messages not yet committed, in bytes (docs/storage.md, "Ingest memory").
+DEFAULT_INBOX_MAX_BYTES = 16 * 1024 * 1024
+MIN_INBOX_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     database_url: str
     mqtt: MqttSettings
+    # `[database] backend`: "auto", "timescale" or "plain" (store.migrate, docs/storage.md).
+    database_backend: BackendChoice = "auto"
     client_id: str = DEFAULT_CLIENT_ID
     # H3 resolution of the cells of a fresh database (docs/hotspots.md, "Default resolution").
     # A migrated database keeps its own (`meta`, store.analysis_meta), which every reader and
@@ -52,7 +59,12 @@ class IngestSettings:
     compress_after_days: int = 7
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     # Readings stamped further ahead of the ingest's clock than this are rejected.
-    max_future_s: float = 600.0
+    max_future_s: float = DEFAULT_MAX_FUTURE_S
+    # Received messages not yet committed may hold this many bytes: beyond it QoS 0 messages
+    # are dropped, oldest first, and once the rest fills it the socket is not read.
+    inbox_max_bytes: int = DEFAULT_INBOX_MAX_BYTES
+    # Readings older than this are rejected; the default lets historical drives be loaded.
+    min_time: datetime = DEFAULT_MIN_TIME
 
 
 def load_ingest_settings(
@@ -66,9 +78,16 @@ def load_ingest_settings(
     client_id = environ.get("ENVPATROL_INGEST_CLIENT_ID") or mqtt_doc.pop("client_id", None)
     mqtt = mqtt_from(mqtt_doc, environ)
     db = doc.get("database", {})
+    if set(db) - {"url", "backend"}:
+        raise SettingsError(
+            f"database.{sorted(set(db) - {'url', 'backend'})[0]}", "unknown setting"
+        )
     url = environ.get("ENVPATROL_DATABASE_URL") or db.get("url")
     if not url:
         raise SettingsError("database.url", "required (or set ENVPATROL_DATABASE_URL)")
+    backend = environ.get("ENVPATROL_DATABASE_BACKEND") or db.get("backend", "auto")
+    if backend not in BACKEND_CHOICES:
+        raise SettingsError("database.backend", 'must be "auto", "timescale" or "plain"')
     ingest = doc.get("ingest", {})
     allowed = {
         "h3_resolution",
@@ -84,6 +103,8 @@ def load_ingest_settings(
         "compress_after_days",
         "max_payload_bytes",
         "max_future_s",
+        "min_time",
+        "inbox_max_bytes",
     }
     if set(ingest) - allowed:
         raise SettingsError(f"ingest.{sorted(set(ingest) - allowed)[0]}", "unknown setting")
@@ -93,6 +114,7 @@ def load_ingest_settings(
     settings = IngestSettings(
         database_url=url,
         mqtt=mqtt,
+        database_backend=backend,
         client_id=client_id or DEFAULT_CLIENT_ID,
         h3_resolution=resolution,
         batch_max_messages=int(ingest.get("batch_max_messages", DEFAULT_BATCH_MESSAGES)),
@@ -110,12 +132,16 @@ def load_ingest_settings(
         retention_days=int(ingest.get("retention_days", 0)),
         compress_after_days=int(ingest.get("compress_after_days", 7)),
         max_payload_bytes=int(ingest.get("max_payload_bytes", MAX_PAYLOAD_BYTES)),
-        max_future_s=float(ingest.get("max_future_s", 600.0)),
+        max_future_s=float(ingest.get("max_future_s", DEFAULT_MAX_FUTURE_S)),
+        inbox_max_bytes=int(ingest.get("inbox_max_bytes", DEFAULT_INBOX_MAX_BYTES)),
+        min_time=_moment("ingest.min_time", ingest.get("min_time", DEFAULT_MIN_TIME)),
     )
     if settings.share_group and not _GROUP.fullmatch(settings.share_group):
         raise SettingsError("ingest.share_group", "letters, digits, - and _ only")
     if not 0 <= settings.metrics_port <= 65535:
         raise SettingsError("ingest.metrics_port", "must be 0..65535")
+    if settings.inbox_max_bytes < MIN_INBOX_MAX_BYTES:
+        raise SettingsError("ingest.inbox_max_bytes", f"must be at least {MIN_INBOX_MAX_BYTES}")
     if settings.compress_after_days < 1:
         raise SettingsError("ingest.compress_after_days", "must be at least 1")
     if settings.db_timeout_s <= 0 or settings.retention_days < 0 or settings.max_future_s < 0:
@@ -130,3 +156,17 @@ def load_ingest_settings(
             "batch_max_messages >= 1, batch_max_readings >= 1 and batch_max_wait_s > 0 required",
         )
     return settings
+
+
+def _moment(key: str, value: object) -> datetime:
+    """A TOML offset date-time, or an ISO 8601 string with an offset."""
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        raise SettingsError(key, "an ISO 8601 date-time with an offset") from None
+    if moment.tzinfo is None:
+        raise SettingsError(key, "needs an offset (e.g. Z)")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise SettingsError(key, "beyond the range of UTC times") from None

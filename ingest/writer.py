@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +22,7 @@ from edge.units import CHANNELS
 from edge.wire import Reading
 from ingest import pass_store
 from ingest.columns import COPY_TYPES, channel_flags_field, flags_field
+from ingest.validate import DEFAULT_MIN_TIME
 from store.analysis_meta import read_analysis
 from store.reading_columns import (
     CELL_AT,
@@ -175,6 +177,51 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM rolled), (SELECT count(
 _INSERT = insert_sql(ignore_stored=True)
 _INSERT_NEW = insert_sql(ignore_stored=False)
 
+# SQLSTATE classes of a batch the database refuses for what it holds (22 data exception, 23
+# integrity constraint violation, 54 program limit exceeded): writing it again fails again.
+# Anything else (08 connection, 40 rollback, 53 resources, 57P operator intervention, or no
+# code at all: a connection lost) says nothing about the data and is worth retrying.
+REFUSING_CLASSES = frozenset({"22", "23", "54"})
+# The dead letter of a message the database refused.
+REFUSED = "db_refused"
+DETAIL_CHARS = 2000
+# Daily partitions a batch may create (plain PostgreSQL): readings of other days wait in the
+# default partition until a later batch or `envpatrol_ensure_partition` makes theirs. The week
+# ahead is made by maintenance, so live traffic never needs one of these.
+NEW_PARTITIONS_PER_BATCH = 4
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether `exc`, raised writing a batch, is the batch's own doing: the database refused a
+    value (`REFUSING_CLASSES`), or one could not even be encoded to send (a value out of its
+    column type's range, a string UTF-8 cannot carry). Then some message of the batch is
+    poison, and retrying it as it is would fail forever."""
+    if isinstance(exc, psycopg.Error):
+        code = exc.sqlstate or exc.diag.sqlstate
+        if code is None:  # raised before sending, e.g. a NUL in a text parameter
+            return isinstance(exc, psycopg.DataError)
+        return code[:2] in REFUSING_CLASSES
+    return isinstance(exc, ValueError | OverflowError)
+
+
+def refusal(exc: BaseException) -> str:
+    """What the database (or the encoder) said, as a dead letter's detail."""
+    code = exc.sqlstate or exc.diag.sqlstate if isinstance(exc, psycopg.Error) else None
+    text = str(exc).strip() or type(exc).__name__
+    return f"{code}: {text}" if code else f"{type(exc).__name__}: {text}"
+
+
+def storable(text: str, limit: int = DETAIL_CHARS) -> str:
+    """`text` as a `text` column stores it: NUL (which PostgreSQL refuses in text and jsonb)
+    written as the visible escape `\\u0000`, and what UTF-8 cannot encode (lone surrogates) as
+    `\\udXXX`; cut to `limit` characters."""
+    text = text[:limit].replace("\x00", "\\u0000")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode(errors="backslashreplace").decode()
+    return text[:limit]
+
 
 def cell_of(lat: float, lon: float, resolution: int) -> int:
     return int(h3_int.latlng_to_cell(lat, lon, resolution))
@@ -266,8 +313,18 @@ class DeadLetter:
     topic: str
     reason: str
     detail: str
-    payload: bytes
+    payload: bytes  # the message as it came: stored as bytea, whatever its bytes
     received_at: datetime
+
+    def row(self) -> tuple[object, ...]:
+        """The `dead_letter` row: every text escaped so PostgreSQL always takes it."""
+        return (
+            self.received_at,
+            storable(self.topic),
+            storable(self.reason),
+            storable(self.detail),
+            self.payload,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,14 +341,37 @@ class WriteResult:
     passes: int = 0  # passes written (recomputed around the new readings)
 
 
+def partition_days(
+    times: Iterable[datetime], made: set[date], earliest: date, latest: date, limit: int
+) -> list[date]:
+    """The days, among those of `times` (UTC) without a partition (`made`) and inside
+    [earliest, latest], to make partitions for: at most `limit`, those holding the most
+    readings first (then the newest)."""
+    counts = Counter(t.astimezone(UTC).date() for t in times)
+    wanted = [d for d in counts if d not in made and earliest <= d <= latest]
+    wanted.sort(key=lambda d: (counts[d], d), reverse=True)
+    return sorted(wanted[:limit])
+
+
+_PARTITION_DAYS = (
+    "SELECT to_date(substr(c.relname, 10), 'YYYYMMDD') FROM pg_inherits i"
+    " JOIN pg_class c ON c.oid = i.inhrelid"
+    " WHERE i.inhparent = 'reading'::regclass AND c.relname ~ '^reading_p[0-9]{8}$'"
+)
+
+
 @dataclass
 class Writer:
-    """Writes batches on one connection; partitions are made ahead on plain PostgreSQL."""
+    """Writes batches on one connection; partitions are made ahead on plain PostgreSQL, and on
+    demand for at most `new_partitions` days per batch, inside [earliest, now + max_future]."""
 
     conn: psycopg.Connection[tuple[object, ...]]
     resolution: int
     plain: bool
-    _days: set[date] = field(default_factory=set)
+    earliest: datetime = DEFAULT_MIN_TIME
+    max_future: timedelta = timedelta(days=1)
+    new_partitions: int = NEW_PARTITIONS_PER_BATCH
+    _days: set[date] = field(default_factory=set)  # days known to have a partition
     # The last batch held readings already stored: skip them without trying to insert all first.
     expect_stored: bool = False
 
@@ -302,8 +382,17 @@ class Writer:
         pass_store.prepare(self.conn)
         self.conn.commit()
         if self.plain:
+            # Partitions made before (by another worker or an earlier run) do not count
+            # against a batch's allowance of new ones.
+            self._days.update(d for (d,) in self.conn.execute(_PARTITION_DAYS))  # type: ignore[misc]
+            self.conn.commit()
             today = datetime.now(UTC).date()
             self.ensure_partitions({today + timedelta(days=d) for d in range(-1, 8)})
+
+    def window(self, now: datetime | None = None) -> tuple[date, date]:
+        """The first and last day a batch may make a partition for."""
+        latest = (now or datetime.now(UTC)) + self.max_future
+        return self.earliest.astimezone(UTC).date(), latest.astimezone(UTC).date()
 
     def ensure_partitions(self, days: set[date]) -> None:
         """Daily partitions for the days a batch touches (envpatrol_ensure_partition, 0004)."""
@@ -325,7 +414,10 @@ class Writer:
         are at another resolution than the one in force."""
         rows = readings if isinstance(readings, Rows) else Rows.of(readings, self.resolution)
         if self.plain and rows.rows:
-            self.ensure_partitions(rows.days())
+            earliest, latest = self.window()
+            self.ensure_partitions(
+                set(partition_days(rows.times(), self._days, earliest, latest, self.new_partitions))
+            )
         inserted = passes = 0
         with self.conn.transaction():
             if rows.rows:
@@ -349,10 +441,7 @@ class Writer:
                     cur.executemany(
                         "INSERT INTO dead_letter (received_at, topic, reason, detail, payload)"
                         " VALUES (%s, %s, %s, %s, %s)",
-                        [
-                            (d.received_at, d.topic, d.reason, d.detail[:2000], d.payload)
-                            for d in dead
-                        ],
+                        [d.row() for d in dead],
                     )
             for status in statuses:
                 self._status(status)

@@ -409,7 +409,10 @@ def wait_until_subscribed(publisher: Publisher, database_url: str, timeout: floa
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        publisher.publish_raw(f"{publisher.root}/v1/probe/status", b'{"state": "online"}')
+        publisher.publish_raw(
+            f"{publisher.root}/v1/probe/status",
+            b'{"schema_version": 1, "vehicle": "probe", "state": "online"}',
+        )
         with psycopg.connect(database_url) as conn:
             if conn.execute("SELECT 1 FROM vehicle WHERE vehicle = 'probe'").fetchone():
                 return

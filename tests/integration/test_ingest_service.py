@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from demo.embedded import free_port
 from edge.mqtt import MqttSettings
 from edge.wire import encode_message
 from ingest.service import IngestService
@@ -22,7 +23,6 @@ from tests.integration.ingest_fixtures import (
     PrivateBroker,
     Publisher,
     fleet_messages,
-    free_port,
     needs_mosquitto,
     private_broker,
     recent_start,
@@ -34,10 +34,13 @@ pytestmark = [pytest.mark.integration, needs_mosquitto]
 __all__ = ["private_broker"]
 
 BURST = 10_000
+PER_READING = frozenset({"bad_type", "bad_time", "bad_unit", "out_of_range", "time_out_of_range"})
 
 
 def malformed(i: int) -> tuple[str, bytes, str]:
-    """The i-th bad message: (topic vehicle, payload, the reason it must be rejected for)."""
+    """The i-th bad message: (topic vehicle, payload, the reason it must be rejected for). A
+    message whose only reading is bad keeps its message: the reading is dead-lettered with its
+    reason (`PER_READING`) and the message once as `rejected_readings`."""
     good = json.loads(encode_message("car-0000", fleet_messages(1, 1, recent_start())[0][1]))
     reading = good["readings"][0]
     kinds: list[tuple[str, object, str]] = [
@@ -91,13 +94,22 @@ def test_a_burst_of_malformed_payloads_among_good_readings(
             vehicle, payload, reason = malformed(i)
             publisher.publish_raw(f"envpatrol/v1/{vehicle}/readings", payload)
             expected[reason] += 1
-            sent.setdefault(reason, payload)
+            if reason in PER_READING:
+                expected["rejected_readings"] += 1
+                sent.setdefault("rejected_readings", payload)
+                reading = json.loads(payload)["readings"][0]
+                sent.setdefault(reason, json.dumps(reading, sort_keys=True).encode())
+            else:
+                sent.setdefault(reason, payload)
             if i % 20 == 0:
                 publisher.publish(*good[i // 20])
         wait_for(lambda: publisher.outstanding() == 0, 60, "every PUBACK")
         with psycopg.connect(database_url, autocommit=True) as conn:
             wait_for(
-                lambda: conn.execute("SELECT count(*) FROM dead_letter").fetchone() == (BURST,),
+                lambda: (
+                    conn.execute("SELECT count(*) FROM dead_letter").fetchone()
+                    == (expected.total(),)
+                ),
                 60,
                 "every dead letter",
             )
@@ -115,7 +127,15 @@ def test_a_burst_of_malformed_payloads_among_good_readings(
         publisher.close()
     assert readings == (len(good),)
     assert by_reason == dict(expected)
-    assert {reason: bytes(payload) for reason, payload in samples.items()} == sent
+    # A rejected reading's payload is that reading's JSON; a message's is its raw bytes.
+    assert {
+        reason: (
+            json.dumps(json.loads(payload), sort_keys=True).encode()
+            if reason in PER_READING
+            else bytes(payload)
+        )
+        for reason, payload in samples.items()
+    } == sent
     assert details == (0,)
     assert service.dead_by_reason == dict(expected)
 

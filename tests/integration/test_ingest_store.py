@@ -17,7 +17,7 @@ from edge.quality import STATS_EXCLUDED_FLAGS, TRACK_EXCLUDED_FLAGS
 from edge.wire import Position, Reading
 from ingest.passes import TrackPoint, passes_of
 from ingest.rebuild import rebuild
-from ingest.writer import Writer, cell_of, insert_sql
+from ingest.writer import NEW_PARTITIONS_PER_BATCH, DeadLetter, Writer, cell_of, insert_sql
 from store.migrate import migrate
 
 pytestmark = pytest.mark.integration
@@ -383,9 +383,6 @@ def test_roles_writer_writes_reader_reads_and_future_partitions_follow(
     }
     if not {"envpatrol_writer", "envpatrol_reader"} <= roles:
         pytest.skip("the migrating user could not create the envpatrol roles (needs CREATEROLE)")
-    # A partition made after the migrations (by the owner-rights function) is covered by the
-    # default privileges, like every table a later migration adds.
-    writer.ensure_partitions({date(2031, 5, 5)})
 
     def can(role: str, table: str, privilege: str) -> bool:
         row = conn.execute(
@@ -393,24 +390,47 @@ def test_roles_writer_writes_reader_reads_and_future_partitions_follow(
         ).fetchone()
         return bool(row and row[0])
 
-    for table in (
-        "reading",
-        "reading_p20310505",
-        "pass",
-        "pass_stat",
-        "cell_rollup",
-        "dead_letter",
-    ):
-        assert can("envpatrol_reader", table, "SELECT"), table
-        assert not can("envpatrol_reader", table, "INSERT"), table
-        assert can("envpatrol_writer", table, "INSERT"), table
+    def check(tables: list[str]) -> None:
+        for table in tables:
+            assert can("envpatrol_reader", table, "SELECT"), table
+            assert not can("envpatrol_reader", table, "INSERT"), table
+            assert can("envpatrol_writer", table, "INSERT"), table
+
+    tables = ["reading", "pass", "pass_stat", "cell_rollup", "dead_letter"]
+    if writer.plain:
+        # A partition made after the migrations (by the owner-rights function) is covered by
+        # the default privileges, like every table a later migration adds.
+        writer.ensure_partitions({date(2031, 5, 5)})
+        check([*tables, "reading_p20310505"])
+        owner_functions = ["envpatrol_ensure_partition(date)", "envpatrol_drop_partitions(date)"]
+    else:
+        # TimescaleDB gives a new chunk the hypertable's privileges; the chunk is made by a
+        # reading of a new day, rolled back afterwards.
+        with conn.transaction(force_rollback=True):
+            conn.execute(
+                "INSERT INTO reading (vehicle, seq, time, time_source, profile)"
+                " VALUES ('car-r', 0, '2031-05-05 12:00+00', 'gnss', 'p')"
+            )
+            chunk = conn.execute(
+                "SELECT format('%I.%I', chunk_schema, chunk_name)"
+                " FROM timescaledb_information.chunks WHERE hypertable_name = 'reading'"
+                " AND range_start <= '2031-05-05 12:00+00' AND range_end > '2031-05-05 12:00+00'"
+            ).fetchone()
+            assert chunk is not None
+            check([*tables, str(chunk[0])])
+        owner_functions = ["envpatrol_set_policies(interval, interval)"]
     schema = conn.execute(
         "SELECT has_schema_privilege('envpatrol_writer', 'public', 'CREATE'),"
-        " has_schema_privilege('envpatrol_reader', 'public', 'CREATE'),"
-        " has_function_privilege('envpatrol_writer', 'envpatrol_ensure_partition(date)', 'EXECUTE'),"
-        " has_function_privilege('envpatrol_reader', 'envpatrol_ensure_partition(date)', 'EXECUTE')"
+        " has_schema_privilege('envpatrol_reader', 'public', 'CREATE')"
     ).fetchone()
-    assert schema == (False, False, True, False)
+    assert schema == (False, False)
+    for function in owner_functions:
+        executes = conn.execute(
+            "SELECT has_function_privilege('envpatrol_writer', %s, 'EXECUTE'),"
+            " has_function_privilege('envpatrol_reader', %s, 'EXECUTE')",
+            (function, function),
+        ).fetchone()
+        assert executes == (True, False), function
 
 
 def test_the_rebuild_command_and_the_passes_query(
@@ -494,3 +514,63 @@ def test_two_workers_writing_the_same_vehicles_give_the_passes_of_the_whole_trac
     expected = expected_passes(readings, 10, GAP)
     assert len(expected) > 100
     assert stored_passes(conn, 10) == expected
+
+
+def test_dead_letters_hold_any_bytes_and_escape_unstorable_text(
+    conn: psycopg.Connection[Any],
+) -> None:
+    writer = writer_for(conn)
+    payload = bytes(range(256)) + b'{"profile": "a\\u0000b"}\x00'
+    letter = DeadLetter(
+        "envpatrol/v1/car-n\x00/readings",
+        "bad\x00reason",
+        "readings[0].values: unknown channel 'pm\x0025' \ud800",
+        payload,
+        datetime.now(UTC),
+    )
+    writer.write([], [letter], [])
+    row = conn.execute("SELECT topic, reason, detail, payload FROM dead_letter").fetchone()
+    assert row == (
+        "envpatrol/v1/car-n\\u0000/readings",
+        "bad\\u0000reason",
+        "readings[0].values: unknown channel 'pm\\u000025' \\ud800",
+        payload,
+    )
+
+
+def test_thousands_of_days_in_a_few_messages_make_a_bounded_number_of_partitions(
+    conn: psycopg.Connection[Any],
+) -> None:
+    writer = writer_for(conn)
+    plain_only(conn)
+    before = set(partitions(conn))
+    position = Position(39.9, 116.4, True)
+    start = datetime(2001, 1, 1, 12, tzinfo=UTC)
+    days = 3_000
+    readings = [
+        Reading("car-h", seq, start + timedelta(days=seq), "gnss", position, {"pm25": 9.0}, "p")
+        for seq in range(days)
+    ]
+    messages = [readings[i : i + 600] for i in range(0, days, 600)]
+    for message in messages:
+        writer.write(message, [], [])
+    conn.commit()
+    made = set(partitions(conn)) - before
+    assert 0 < len(made) <= len(messages) * NEW_PARTITIONS_PER_BATCH
+    assert conn.execute("SELECT count(*) FROM reading").fetchone() == (days,)
+    in_default = conn.execute("SELECT count(*) FROM reading_default").fetchone()
+    assert in_default == (days - len(made),)
+
+    # Days outside [earliest, now + max_future] never get a partition of their own.
+    fenced = Writer(conn, 10, plain=True, earliest=datetime(2000, 1, 1, tzinfo=UTC))
+    fenced.prepare()
+    outside = [
+        Reading("car-o", 0, datetime(1999, 12, 31, 12, tzinfo=UTC), "gnss", position, {}, "p"),
+        Reading("car-o", 1, datetime.now(UTC) + timedelta(days=30), "gnss", position, {}, "p"),
+    ]
+    fenced.write(outside, [], [])
+    conn.commit()
+    assert set(partitions(conn)) - before == made
+    assert conn.execute("SELECT count(*) FROM reading_default").fetchone() == (
+        days - len(made) + 2,
+    )

@@ -97,12 +97,50 @@ def _doc(**changes: Any) -> bytes:
         (_doc(r_channel_flags={"pm25": [{"spike": 1}]}), "unknown_flag"),  # unhashable
         (_doc(r_channel_flags={"pm25": [["spike"]]}), "unknown_flag"),
         (_doc(r_channel_flags={"pm25": "spike"}), "bad_type"),
+        # the ends of the datetime range, with an offset: beyond UTC's range
+        (_doc(r_time="0001-01-01T00:00:00+01:00"), "bad_time"),
+        (_doc(r_time="9999-12-31T23:59:59-01:00"), "bad_time"),
+        # a strict contract
+        (_doc(schema_version=True), "schema_version"),
+        (_doc(schema_version=1.0), "schema_version"),
+        (_doc(schema_version="1"), "schema_version"),
+        (_doc(vehicle="patrol-01\n"), "bad_vehicle"),
+        (_doc(r_profile="default\u0000multi"), "bad_type"),
+        (_doc(r_profile="default\nmulti"), "bad_type"),
+        (_doc().replace(b'"seq": 1', b'"seq": 1, "seq": 2'), "duplicate_key"),
+        (_doc().replace(b'"vehicle"', b'"vehicle": "x", "vehicle"'), "duplicate_key"),
+        (_doc().replace(b'"pm25": 3.0', b'"pm25": 3.0, "pm25": 4.0'), "duplicate_key"),
+        # an escaped ':' in a string, which the quick count of keys cannot tell from a key
+        (_doc(r_profile="a\u003ab").replace(b'"seq": 1', b'"seq": 1, "seq": 2'), "duplicate_key"),
+        # numbers no float holds, from a parser that keeps integers whole
+        (_doc(r_values={"pm25": 10**400}), "bad_type"),
+        (_doc(r_position={"lat": 1, "lon": 2, "valid": True, "hdop": 10**400}), "bad_type"),
+        (_doc(r_values={"pm25": float("nan")}), "bad_type"),
+        # nesting deeper than the standard parser goes
+        (b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "malformed_json"),
     ],
 )
 def test_rejections_carry_a_reason(payload: bytes, reason: str) -> None:
     with pytest.raises(WireError) as info:
         decode_message(payload)
     assert info.value.subject == reason
+
+
+def test_an_escaped_colon_is_not_taken_for_a_duplicate_key() -> None:
+    payload = _doc(r_profile="a:b\u003ac").replace(b"a:b:c", b"a:b\\u003ac")
+    assert b"\\u003a" in payload
+    assert decode_message(payload)[1][0].profile == "a:b:c"
+
+
+@given(st.text(max_size=200))
+def test_any_text_is_decoded_or_refused_with_a_reason(text: str) -> None:
+    try:
+        decode_message(text.encode("utf-8", "surrogatepass"))
+    except WireError as exc:
+        reason = exc.subject
+    else:
+        reason = "accepted"
+    assert reason
 
 
 def test_topics() -> None:
@@ -114,3 +152,10 @@ def test_topics() -> None:
         topics.of("patrol/+", "readings")
     with pytest.raises(TopicError):
         topics.parse("envpatrol/v2/patrol-01/readings")
+    for vehicle in ("patrol-01\n", "patrol-01\r\n", "\npatrol-01"):
+        with pytest.raises(TopicError):
+            topics.of(vehicle, "readings")
+        with pytest.raises(TopicError):
+            topics.parse(f"envpatrol/v1/{vehicle}/readings")
+    with pytest.raises(TopicError):
+        Topics("envpatrol\n")

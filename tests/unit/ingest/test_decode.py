@@ -1,6 +1,8 @@
 """`ingest.decode.decode_rows` against the reference path (`check_readings_message`, i.e.
-`edge.wire.decode_message` plus the ingest's checks, then `ingest.writer.row_of`): the same
-accept/reject decision, reason, detail and row values, on valid, damaged and arbitrary payloads."""
+`edge.wire`'s envelope and reading decoders plus the ingest's checks, then
+`ingest.writer.row_of`): the same decisions for the message and for each of its readings, with
+the same reasons, details and row values, on valid, damaged and arbitrary payloads. Every
+reading of an accepted message is either a row or a rejection of its own."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from edge.topics import Topics
 from edge.units import CHANNELS
 from edge.wire import CHANNEL_FLAGS, READING_FLAGS
 from ingest.decode import decode_rows
-from ingest.validate import Limits, Rejection, check_readings_message
+from ingest.validate import Accepted, Limits, Rejection, check_readings_message
 from ingest.writer import row_of
 
 TOPICS = Topics("envpatrol")
@@ -29,11 +31,11 @@ RESOLUTION = 10
 CHANNEL_NAMES = sorted(CHANNELS)
 
 
-def reference(topic: str, payload: bytes) -> list[tuple[object, ...]] | Rejection:
+def reference(topic: str, payload: bytes) -> Accepted[tuple[object, ...]] | Rejection:
     result = check_readings_message(TOPICS, topic, payload, orjson.loads, NOW, LIMITS)
     if isinstance(result, Rejection):
         return result
-    return [row_of(r, RESOLUTION) for r in result]
+    return Accepted([row_of(r, RESOLUTION) for r in result.readings], result.rejected)
 
 
 def same(a: object, b: object) -> bool:
@@ -60,15 +62,29 @@ def assert_equivalent(topic: str, payload: bytes) -> None:
     if isinstance(expected, Rejection):
         assert got == expected
         return
-    if any(unstorable(row) for row in expected):
-        assert isinstance(got, Rejection), got
-        assert got.reason == "bad_type", got
-        assert "does not fit the store" in got.detail
-        return
-    assert isinstance(got, list), got
-    assert len(got) == len(expected)
-    for row, want in zip(got, expected, strict=True):
+    assert isinstance(got, Accepted), got
+    # The reference knows nothing of the store's column types: a reading it accepts with a
+    # fix `reading` cannot hold is the decoder's to reject, as that reading's `bad_type`.
+    refused = {r.index for r in expected.rejected}
+    accepted_at = [i for i in range(len(expected.readings) + len(refused)) if i not in refused]
+    want_rows, want_rejected = [], list(expected.rejected)
+    for index, row in zip(accepted_at, expected.readings, strict=True):
+        if unstorable(row):
+            want_rejected.append(_unstorable_at(got, index))
+        else:
+            want_rows.append(row)
+    want_rejected.sort(key=lambda r: r.index)
+    assert got.rejected == want_rejected
+    assert len(got.readings) == len(want_rows)
+    for row, want in zip(got.readings, want_rows, strict=True):
         assert same(row, want), (row, want)
+
+
+def _unstorable_at(got: Accepted[tuple[object, ...]], index: int) -> Any:
+    [rejected] = [r for r in got.rejected if r.index == index]
+    assert rejected.rejection.reason == "bad_type", rejected
+    assert "does not fit the store" in rejected.rejection.detail
+    return rejected
 
 
 # --- strategies -----------------------------------------------------------------------------

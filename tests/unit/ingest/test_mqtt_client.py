@@ -10,14 +10,22 @@ import paho.mqtt.client as paho
 from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt import _packet
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import (
+    CallbackAPIVersion,
+    MQTTErrorCode,
+    MQTTProtocolVersion,
+    _ConnectionState,
+)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.mqtt_client import (
+    RECEIVED_OVERHEAD,
     IngestClient,
     Received,
     _ReadBuffer,
+    droppable,
+    footprint,
     lean_publish,
     pubacks,
     split_publishes,
@@ -286,3 +294,79 @@ def test_a_turn_of_the_loop_delivers_every_buffered_publish_in_order() -> None:
     assert received == [Received(3, f"t/{i}", i + 1, 1, b"p%d" % i) for i in range(50)]
     assert len(lists) <= 2  # the first packet through paho's reader, the rest in one list
     assert [(m.topic, m.mid) for m in messages] == [("t/props", 99)]
+
+
+class Broker(ChunkedStream):
+    """The stream as a broker's socket that also takes what the client writes."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data, len(data))
+        self.written = b""
+
+    def send(self, data: bytes) -> int:
+        self.written += bytes(data)
+        return len(data)
+
+
+def connected_client(stream: bytes) -> tuple[IngestClient, Broker, list[Received]]:
+    client = IngestClient(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.manual_ack_set(True)
+    received: list[Received] = []
+    client.on_received = received.extend
+    broker = Broker(stream)
+    client._sock = _ReadBuffer(broker)
+    client._state = _ConnectionState.MQTT_CS_CONNECTED
+    return client, broker, received
+
+
+def qos1_stream(count: int) -> bytes:
+    return b"".join(
+        framed(*publish_packet(b"t", 1, i + 1, b"p", b"\x00", dup=False, retain=False))
+        for i in range(count)
+    )
+
+
+def test_no_room_leaves_the_socket_unread_and_the_connection_alive() -> None:
+    """While the inbox has no room the socket is not read, and paho's keep-alive neither
+    expects the PINGRESP queued behind the unread messages nor closes the connection; it still
+    sends PINGREQ, so the broker's keep-alive is met."""
+    client, broker, received = connected_client(qos1_stream(20))
+    room = [False]
+    client.wait_for_room = lambda _timeout: room[0]
+    client._keepalive = 1
+    long_ago = paho.time_func() - 100
+    client._last_msg_out = client._last_bytes_received = long_ago
+    client._ping_t = long_ago  # a PINGREQ already out and unanswered
+    for _ in range(3):
+        assert client.loop_read() == MQTTErrorCode.MQTT_ERR_SUCCESS
+        assert client.holding
+        assert client.loop_misc() == MQTTErrorCode.MQTT_ERR_SUCCESS
+        assert client._sock is not None  # not closed for a missing PINGRESP
+    assert broker.calls == 0
+    assert received == []
+    assert broker.written.startswith(b"\xc0\x00")  # PINGREQ
+    room[0] = True
+    sock = client._sock
+    assert isinstance(sock, _ReadBuffer)
+    while sock.pending() or len(received) < 20:
+        client.loop_read()
+    assert not client.holding
+    assert [r.mid for r in received] == list(range(1, 21))
+
+
+def test_reads_until_connected_even_without_room() -> None:
+    """The CONNACK is read whatever the inbox holds: holding starts once connected."""
+    client, broker, received = connected_client(qos1_stream(3))
+    client._state = _ConnectionState.MQTT_CS_CONNECT_ASYNC
+    client.wait_for_room = lambda _timeout: False
+    while len(received) < 3:
+        client.loop_read()
+    assert not client.holding
+    assert broker.calls >= 1
+
+
+@given(qos=st.integers(0, 2), topic=st.text(max_size=40), payload=st.binary(max_size=3000))
+def test_footprint_counts_payload_and_topic(qos: int, topic: str, payload: bytes) -> None:
+    received = Received(1, topic, 7, qos, payload)
+    assert footprint(received) == len(payload) + len(topic) + RECEIVED_OVERHEAD
+    assert droppable(received) == (qos == 0)

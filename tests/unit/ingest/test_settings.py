@@ -46,6 +46,13 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert settings.metrics_port == 0
 
 
+def test_the_shipped_bounds_load(tmp_path: Path) -> None:
+    settings = load_ingest_settings(str(shipped_without_secrets(tmp_path)), ENV)
+    assert settings.inbox_max_bytes == 16 * 1024 * 1024
+    assert settings.min_time.isoformat() == "2000-01-01T00:00:00+00:00"
+    assert settings.database_backend == "auto"
+
+
 @pytest.mark.parametrize(
     ("setting", "key"),
     [
@@ -55,6 +62,9 @@ def test_environment_overrides(tmp_path: Path) -> None:
         ("db_timeout_s = 0", "ingest"),
         ("no_such_thing = 1", "ingest.no_such_thing"),
         ("h3_resolution = 16", "ingest.h3_resolution"),
+        ("inbox_max_bytes = 1048575", "ingest.inbox_max_bytes"),
+        ('min_time = "2000-01-01T00:00:00"', "ingest.min_time"),
+        ('min_time = "noon"', "ingest.min_time"),
     ],
 )
 def test_bad_values_are_refused(tmp_path: Path, setting: str, key: str) -> None:
