@@ -10,10 +10,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from edge import __version__
-from edge.box import BoxClient, BoxError, SerialPort, open_serial
+from edge.box import BoxClient, BoxError, Discard, SerialPort, open_serial
 from edge.clock import Clock, SystemClock
 from edge.config import EdgeSettings
 from edge.gps import GpsReceiver, TimedFix
@@ -152,6 +153,7 @@ class Agent:
         *,
         open_port: OpenPort = open_serial,
         on_reading: Callable[[Reading], None] | None = None,
+        on_discard: Callable[[Discard], None] | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.settings = settings
@@ -166,20 +168,27 @@ class Agent:
             self.powered_for = self.clock.boottime() or 0.0
         # Drive recording hook (edge/recording.py): wraps both ports and sees every reading.
         self.recorder = None
+        box_open = open_port
+        record_box: Callable[[SerialPort], SerialPort] | None = None
         if settings.record_path:
-            from edge.recording import DriveRecorder, PortName
+            from edge.recording import DriveRecorder, RecordingPort
 
-            self.recorder = DriveRecorder.for_agent(
+            recorder = DriveRecorder.for_agent(
                 settings.record_path, settings, self.clock, self.started, self.powered_for
             )
-            ports: dict[str, PortName] = {settings.box.port: "box", settings.gps.port: "gps"}
-            open_port = self.recorder.wrap(open_port, ports)
+            self.recorder = recorder
+            open_port = recorder.wrap(open_port, {settings.gps.port: "gps"})
+            # The box client's exchanges only: the answers it reads off the line before a
+            # request were given up already, and a replay must not send them as answers.
+            record_box = partial(RecordingPort, name="box", recorder=recorder)
         self.box = BoxClient(
             self.profile,
             settings.box.port,
             timeout_s=settings.box.timeout_s,
             retries=settings.box.retries,
-            open_port=open_port,
+            open_port=box_open,
+            on_discard=on_discard,
+            wrap_port=record_box,
         )
         self.gps = make_gps(settings, open_port, self.clock)
         self.outbox = Outbox(

@@ -1,8 +1,8 @@
 """The simulated box: answers Modbus RTU read requests on a pseudo-terminal from a profile.
 
 It reuses the edge's codec from the device's side. Every response it sends is reported to
-`on_served` with the values it encodes, which is the ground truth the end-to-end tests compare
-the database against.
+`on_served` with the values it encodes and the bytes it writes, in the order written: the ground
+truth the end-to-end tests compare the database, and the agent's discards, against.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from edge.modbus import (
     encode_read_response,
 )
 from edge.profile import BoxProfile
-from firmware_sim.faults import FaultPlan
+from firmware_sim.faults import Action, FaultPlan
 from firmware_sim.pty import PseudoTerminal
 
 log = logging.getLogger("envpatrol.sim.box")
@@ -30,12 +30,14 @@ ILLEGAL_DATA_ADDRESS = 2
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """One response the box sent: when (simulated), the raw registers, the decoded values."""
+    """One response the box sent: when (simulated), the raw registers, the decoded values, and
+    the bytes written for it (with any fault applied)."""
 
     time: datetime
     registers: tuple[int, ...]
     values: dict[str, float | None]
     fault: str = "ok"  # what the box did to this answer: ok, late, crc, garbage
+    frame: bytes = b""
 
 
 class SimulatedBox:
@@ -71,15 +73,25 @@ class SimulatedBox:
         self._thread.join(timeout=5)
         self.pty.close()
 
-    def respond(self, request_start: int, count: int, function: int, *, fault: str = "ok") -> bytes:
+    def respond(
+        self, request_start: int, count: int, function: int, *, fault: Action = "ok"
+    ) -> bytes:
+        """The bytes for a request that is answered: the register block, or an exception when
+        the request is not the profile's block, shaped by `fault` (corrupted, garbled)."""
         p = self.profile
         if function != p.function or request_start != p.start or count != p.count:
-            return encode_exception_response(p.address, function, ILLEGAL_DATA_ADDRESS)
+            return self._shape(
+                fault, encode_exception_response(p.address, function, ILLEGAL_DATA_ADDRESS)
+            )
         moment, values = self._sample()
         registers = tuple(p.encode(values))
+        frame = self._shape(fault, encode_read_response(p.address, p.function, registers))
         if self._on_served is not None:
-            self._on_served(Served(moment, registers, p.decode(registers).values, fault))
-        return encode_read_response(p.address, p.function, registers)
+            self._on_served(Served(moment, registers, p.decode(registers).values, fault, frame))
+        return frame
+
+    def _shape(self, fault: Action, frame: bytes) -> bytes:
+        return frame if self.faults is None else self.faults.shape(fault, frame)
 
     def answer(self, request: ReadRequest) -> bytes:
         """The bytes the box sends for one request: nothing while powered off or when the
@@ -90,11 +102,9 @@ class SimulatedBox:
         if action == "drop":
             return b""
         frame = self.respond(request.start, request.count, request.function, fault=action)
-        if self.faults is None:
-            return frame
-        if action == "late":
+        if action == "late" and self.faults is not None:
             self._stop.wait(self.faults.spec.late_s)
-        return self.faults.shape(action, frame)
+        return frame
 
     def _run(self) -> None:
         buffer = b""

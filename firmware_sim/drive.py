@@ -58,7 +58,3 @@ class CruiseDrive:
         elapsed = max(0.0, (moment - self.departure).total_seconds())
         point: RoutePoint = self.route.at(self.offset_m + elapsed * self.speed_mps)
         return VehicleState(point.lat, point.lon, self.speed_mps, point.heading_deg)
-
-
-# The former name, for the callers that still import it.
-Drive = CruiseDrive

@@ -10,7 +10,9 @@ Format `envpatrol-truth`, version 1 (documented in docs/scenarios.md). One JSON 
   the values the box served, active sources, faults applied, warm-up.
 
 Matching a stored reading to its truth: same vehicle, and the served values equal the stored
-values (the box's answer is what the agent decodes), nearest in time.
+values (the box's answer is what the agent decodes), nearest in time. Where the agent's box
+client reports its discards (edge.box.Discard), `account` matches exactly instead: which answer
+each reading was made from, which answers the agent read and discarded, which it never read.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.box import Discard
+from edge.errors import EnvpatrolError
+from edge.modbus import crc_ok
 from firmware_sim.field import Source
 
 TRUTH_FORMAT = "envpatrol-truth"
@@ -79,3 +84,80 @@ def read_truth(path: str | Path) -> Iterator[dict[str, Any]]:
         for line in handle:
             if line.strip():
                 yield json.loads(line)
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounting for every answer: which became readings, which the agent discarded
+
+
+class AccountingError(EnvpatrolError, ValueError):
+    """An agent's record that does not fit the bytes its box served: where, and what."""
+
+    def __init__(self, after: int, problem: str) -> None:
+        super().__init__(f"after accepted answer {after}", problem)
+        self.after = after
+
+
+@dataclass(frozen=True, slots=True)
+class Accounting:
+    """Where each answer the box served went, by its index in the order served."""
+
+    taken: tuple[int, ...]  # the answers the agent accepted, in order: readings 1, 2, ...
+    discarded: tuple[int, ...]  # answers whose bytes the agent read and discarded
+    unread: tuple[int, ...]  # answers the agent had not (wholly) read when its record ended
+    partial: int = 0  # bytes of the first unread answer it had read
+
+
+def account(answers: Sequence[bytes], discards: Iterable[Discard], accepted: int) -> Accounting:
+    """Lay an agent's record over the bytes its box served, exactly.
+
+    `answers` are the bytes of each answer in the order the box wrote them (Served.frame),
+    `discards` what the agent's box client reported, `accepted` its successful polls. The client
+    reads the line in order, so the discards with `after` 0, accepted answer 1, the discards
+    with `after` 1, ... must be the served bytes from the start, each accepted answer the whole
+    rest of one served answer; what follows was still on the line. Raises AccountingError at
+    the first byte that does not fit. The line is one port session: bytes lost to a port
+    closing or reopening do not fit.
+    """
+    groups: dict[int, list[bytes]] = {}
+    for discard in discards:
+        if not 0 <= discard.after <= accepted:
+            raise AccountingError(
+                discard.after, f"a discard, but only {accepted} answer(s) accepted"
+            )
+        groups.setdefault(discard.after, []).append(discard.data)
+    taken: list[int] = []
+    discarded: list[int] = []
+    k = offset = 0
+    for after in range(accepted + 1):
+        data = b"".join(groups.get(after, ()))
+        while data:
+            if k == len(answers):
+                raise AccountingError(
+                    after, f"{len(data)} byte(s) discarded beyond the {k} answer(s) served"
+                )
+            rest = answers[k][offset:]
+            if data.startswith(rest):
+                data = data[len(rest) :]
+                discarded.append(k)
+                k, offset = k + 1, 0
+            elif rest.startswith(data):
+                offset += len(data)
+                data = b""
+            else:
+                raise AccountingError(
+                    after,
+                    f"discarded {data.hex()} where answer {k} from byte {offset} is {rest.hex()}",
+                )
+        if after == accepted:
+            break
+        if k == len(answers):
+            raise AccountingError(after, f"an answer accepted beyond the {k} answer(s) served")
+        rest = answers[k][offset:]
+        if not crc_ok(rest):
+            raise AccountingError(
+                after, f"answer {k} from byte {offset} is no whole frame to accept: {rest.hex()}"
+            )
+        taken.append(k)
+        k, offset = k + 1, 0
+    return Accounting(tuple(taken), tuple(discarded), tuple(range(k, len(answers))), offset)

@@ -1,5 +1,6 @@
 """A hostile box and a noisy GPS on pseudo-terminals, then an unplugged and replugged adapter:
-the agent keeps running, keeps counting, and takes readings again once the box answers."""
+the agent keeps running, keeps counting, accounts for every byte the box sent, and takes readings
+again once the box answers."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ import pytest
 
 from demo.embedded import free_port
 from edge.agent import Agent
+from edge.box import Discard
 from edge.config import BoxSettings, EdgeSettings, GpsSettings, PublishSettings
 from edge.modbus import decode_request, encode_exception_response, encode_read_response
 from edge.mqtt import MqttSettings
 from edge.nmea import format_gga, format_rmc
 from edge.profile import load_profile
 from firmware_sim.pty import PseudoTerminal
+from firmware_sim.truth import account
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +46,7 @@ class HostileBox:
         self.pty = pty
         self.rng = random.Random(seed)
         self.requests = 0
+        self.sent: list[bytes] = []  # each answer's bytes, in the order written
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -81,6 +85,8 @@ class HostileBox:
                 continue
             pieces = self.answer()
             self.requests += 1
+            if pieces:
+                self.sent.append(b"".join(pieces))
             for piece in pieces:
                 self.pty.write(piece)
                 time.sleep(0.002)
@@ -140,7 +146,8 @@ def test_the_agent_survives_garbage_and_an_unplugged_port(tmp_path: Path) -> Non
         time_scale=SPEED,
         publish=PublishSettings(reconnect_min_s=0.2, reconnect_max_s=1.0),
     )
-    agent = Agent(settings)
+    discards: list[Discard] = []
+    agent = Agent(settings, on_discard=discards.append)
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,))
     thread.start()
@@ -171,6 +178,10 @@ def test_the_agent_survives_garbage_and_an_unplugged_port(tmp_path: Path) -> Non
         wait_until(lambda: counters.failed >= failed + 3, 10, "polls to fail on the lost port")
         assert thread.is_alive()
         readings = agent.readings
+        # Every byte the box sent until then is an answer taken, a discard, or still unread.
+        accounting = account(box.sent, discards, counters.ok)
+        assert len(accounting.taken) == readings
+        assert {d.reason for d in discards} >= {"short", "crc", "exception"}
 
         # ... and plugged back in (udev recreates the same name for a new device).
         box_pty = PseudoTerminal()

@@ -30,13 +30,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent import Agent
+from edge.box import Discard
 from edge.config import BoxSettings, EdgeSettings, GpsSettings, PublishSettings
 from edge.mqtt import MqttSettings
 from edge.outbox import Outbox
 from edge.profile import load_profile
-from firmware_sim.drive import Drive, SimClock
+from firmware_sim.drive import CruiseDrive, SimClock
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
+from firmware_sim.truth import Accounting, account
 from firmware_sim.vehicle import SimVehicle, TruthRecord
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
@@ -187,6 +189,29 @@ class TimedTruth:
     def add(self, record: TruthRecord) -> None:
         self.records.append((time.monotonic(), record))
 
+    @property
+    def frames(self) -> list[bytes]:
+        return [record.served.frame for _, record in self.records]
+
+
+def box_switched_off(agent: Agent) -> None:
+    """Wait until a poll that began after the box was switched off has failed: then the poll
+    under way when it went off has ended too, and the agent makes no more readings."""
+    failed = agent.box.counters.failed
+    wait_until(lambda: agent.box.counters.failed >= failed + 2, 10, "polls to fail")
+
+
+def account_for_every_answer(
+    agent: Agent, truth: TimedTruth, discards: list[Discard]
+) -> Accounting:
+    """Every answer the box served is a reading of the agent, one of its discards, or was still
+    on the line when the box went off (at most one per request the agent had no answer for)."""
+    accounting = account(truth.frames, discards, agent.box.counters.ok)
+    assert len(accounting.taken) == agent.readings
+    read = len(accounting.taken) + len(accounting.discarded)
+    assert len(accounting.unread) <= agent.box.counters.requests - read, accounting
+    return accounting
+
 
 class OnceStopped(SimVehicle):
     """firmware_sim's PseudoTerminal.close closes its descriptors again on a second call, which
@@ -202,7 +227,7 @@ class OnceStopped(SimVehicle):
 
 def sim_vehicle(name: str, speed: float, truth: TimedTruth, seed: int) -> SimVehicle:
     clock = SimClock(datetime.now(UTC) - timedelta(hours=12), speed=speed)
-    drive = Drive(SHUANGJING_LOOP, clock.start, speed_mps=7.0)
+    drive = CruiseDrive(SHUANGJING_LOOP, clock.start, speed_mps=7.0)
     field_ = PollutionField(SHUANGJING_SOURCES, seed=seed)
     vehicle = OnceStopped(name, PROFILE, drive, clock, field_, seed=seed, on_truth=truth.add)
     vehicle.start()
@@ -248,45 +273,57 @@ KILLS = 24
 KILL_SPEED = 100.0  # a reading every 0.1 s of wall time
 
 
-def answers_cut_by_kills(truth: TimedTruth, kills: list[float]) -> set[int]:
-    """Indexes of box answers that a kill may have cut off before the agent stored them.
+def discarded_bytes(log: Path) -> list[bytes]:
+    """What each agent process discarded from the box, from its debug log (edge.box logs every
+    discard with its bytes): one run of bytes per process, in the order read."""
+    runs: list[bytearray] = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if "envpatrol.edge: vehicle " in line and " polling " in line:
+            runs.append(bytearray())  # a new process has started
+        elif "envpatrol.edge.box: discarded " in line and runs:
+            try:
+                runs[-1] += bytes.fromhex(line.rsplit(": ", 1)[1])
+            except ValueError:  # a line cut short by the kill: its answer counts as cut
+                continue
+    return [bytes(run) for run in runs]
 
-    A reading exists once it is in the outbox. The request for answer i was sent after answer
-    i-1, and answer i+1 can only follow once answer i was stored (or its agent died), so an
-    answer can have been lost to a kill only if a kill fell between answers i-1 and i+1. Such
-    answers are reported apart (at most one per kill); every other answer must be stored. The
-    outbox's sequence numbers make the rest exact: they are assigned in the transaction that
-    makes a reading durable, so a gap among the stored ones would be a reading lost after that.
+
+def answers_cut(truth: TimedTruth, accounted: list[bool], cuts: list[float]) -> list[int]:
+    """The answers neither stored nor discarded that no cut explains.
+
+    A process reads the line in order and reports each answer it read as a reading (once in the
+    outbox) or a discard, so an answer is unaccounted only if it was still unread, or read and
+    not yet stored, when its process died or the box went off (`cuts`). Then the answer before
+    it that is accounted for was served before that cut, and the next one after it (by the next
+    process) after the cut. Returns the unaccounted answers no cut explains.
     """
     times = [t for t, _ in truth.records]
-    cut: set[int] = set()
-    for i in range(len(times)):
-        previous = times[i - 1] if i else float("-inf")
-        following = times[i + 1] if i + 1 < len(times) else float("inf")
-        if any(previous <= kill < following for kill in kills):
-            cut.add(i)
-    return cut
-
-
-def missing_answers(
-    truth: TimedTruth, kills: list[float], cut: set[int], database_url: str, outbox: Path
-) -> str:
-    """Which served answers are not stored, and how near a kill each was: what a failure of the
-    wait above needs to be told apart (a reading lost after the box, or an answer the agent gave
-    up on)."""
-    stored = {key for _, key in stored_rows(database_url, "kill-01")}
-    lines = [
-        f"answers {len(truth.records)}, stored {len(stored)}, cut by kills {len(cut)},"
-        f" outbox last seq {outbox_last_seq(outbox)}, pending {pending(outbox)}"
-    ]
-    for i, (moment, record) in enumerate(truth.records):
-        if i in cut or value_key(record.served.values) in stored:
+    unexplained = []
+    for i, ok in enumerate(accounted):
+        if ok:
             continue
-        nearest = min((moment - k for k in kills), key=abs, default=float("nan"))
+        before = max((j for j in range(i) if accounted[j]), default=None)
+        after = min((j for j in range(i + 1, len(times)) if accounted[j]), default=None)
+        previous = times[before] if before is not None else float("-inf")
+        following = times[after] if after is not None else float("inf")
+        if not any(previous <= cut < following for cut in cuts):
+            unexplained.append(i)
+    return unexplained
+
+
+def describe_answers(
+    truth: TimedTruth, accounted: list[bool], cuts: list[float], unexplained: list[int]
+) -> str:
+    """The unaccounted answers and how near a cut each was: what a failure needs told apart."""
+    lines = [f"answers {len(truth.records)}, accounted {sum(accounted)}, cuts {len(cuts)}"]
+    for i, (moment, _) in enumerate(truth.records):
+        if accounted[i]:
+            continue
+        nearest = min((moment - k for k in cuts), key=abs, default=float("nan"))
         gap = moment - truth.records[i - 1][0] if i else float("nan")
         lines.append(
-            f"  answer {i}: not stored; {gap:.2f} s after the previous answer,"
-            f" nearest kill {nearest:+.2f} s"
+            f"  answer {i}{' (no cut explains it)' if i in unexplained else ''}:"
+            f" {gap:.2f} s after the previous answer, nearest cut {nearest:+.2f} s"
         )
     return "\n".join(lines[:40])
 
@@ -329,10 +366,19 @@ path = "{tmp_path / "outbox.sqlite3"}"
     return path
 
 
-def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_agent(config: Path, log: Path, *, verbose: bool = False) -> subprocess.Popen[bytes]:
+    """The agent as its own process; `verbose` logs what its box client discards."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "edge", "--config", str(config)],
+            [
+                sys.executable,
+                "-m",
+                "edge.cli",
+                "edge",
+                *(["--verbose"] if verbose else []),
+                "--config",
+                str(config),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -348,7 +394,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
     rng = random.Random(20261121)
     kills: list[float] = []
     broker_down = 0
-    agent = start_agent(config, log)
+    agent = start_agent(config, log, verbose=True)
     try:
         for i in range(KILLS):
             time.sleep(rng.uniform(0.4, 1.6))  # random moments of the agent's life
@@ -362,36 +408,24 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
             elif i % 8 == 5:
                 broker.start()
                 ingest.restart()
-            agent = start_agent(config, log)
+            agent = start_agent(config, log, verbose=True)
         if broker.process is None:
             broker.start()
             ingest.restart()
+        switched_off = time.monotonic()
         vehicle.stop()  # the box is switched off: no new readings, the agent keeps running
         outbox = tmp_path / "outbox.sqlite3"
         wait_until(lambda: pending(outbox) == 0, 60, "the outbox to drain")
-        cut_by_kill = answers_cut_by_kills(truth, kills)
-        expected = {
-            value_key(r.served.values)
-            for i, (_, r) in enumerate(truth.records)
-            if i not in cut_by_kill
-        }
-
-        def all_stored() -> bool:
-            return expected <= {key for _, key in stored_rows(database_url, "kill-01")}
-
-        try:
-            wait_until(all_stored, 60, "the ingest to store every reading")
-        except AssertionError as exc:
-            raise AssertionError(
-                f"{exc}\n{missing_answers(truth, kills, cut_by_kill, database_url, outbox)}"
-                f"\nagent log, last warnings:\n{warnings_in(log)}"
-            ) from None
+        # Every durable reading was acknowledged by the broker: the ingest stores them all.
         durable = outbox_last_seq(outbox)
-        wait_until(
-            lambda: len(stored_rows(database_url, "kill-01")) >= durable,
-            30,
-            "every durable reading",
-        )
+        try:
+            wait_until(
+                lambda: len(stored_rows(database_url, "kill-01")) >= durable,
+                60,
+                "every durable reading",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nagent log, last warnings:\n{warnings_in(log)}") from None
         time.sleep(1.0)  # let stragglers and any duplicate arrive before counting
     finally:
         agent.send_signal(signal.SIGTERM)
@@ -402,38 +436,39 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(
     seqs = [seq for seq, _ in rows]
     stored_keys = [key for _, key in rows]
     by_key = set(stored_keys)
-
-    lost = [
-        i
-        for i, (_, record) in enumerate(truth.records)
-        if value_key(record.served.values) not in by_key and i not in cut_by_kill
-    ]
+    # The answers each process read and discarded (late answers, after a kill cut its
+    # exchange short), found byte for byte in what the processes logged.
+    runs = discarded_bytes(log)
+    discarded = [any(frame in run for run in runs) for frame in truth.frames]
+    stored = [value_key(record.served.values) in by_key for _, record in truth.records]
+    accounted = [a or b for a, b in zip(stored, discarded, strict=True)]
+    cuts = [*kills, switched_off]
+    unexplained = answers_cut(truth, accounted, cuts)
     unmatched = [
         key
         for key in stored_keys
         if key not in {value_key(r.served.values) for _, r in truth.records}
     ]
-    cut_missing = sum(
-        1 for i in cut_by_kill if value_key(truth.records[i][1].served.values) not in by_key
-    )
     REPORT.update(
         kills=len(kills),
         broker_outages=broker_down,
         served=len(truth.records),
         stored=len(rows),
-        lost=len(lost),
+        discarded=sum(discarded),
+        lost=len(unexplained),
         duplicated=len(rows) - len(set(stored_keys)),
-        answers_cut_by_kill=cut_missing,
+        answers_cut=len(accounted) - sum(accounted),
         durable=durable,
     )
     print(f"\nSIGKILL: {REPORT}")
     assert len(seqs) == len(set(seqs)), "a sequence number stored twice"
     assert len(stored_keys) == len(by_key), "a reading stored twice"
+    # Sequence numbers are assigned in the transaction that makes a reading durable, so a gap
+    # among the stored ones would be a reading lost after that.
     assert seqs == list(range(1, durable + 1)), "a durable reading is missing"
-    assert cut_missing <= len(kills), "more answers missing than kills could cut"
     assert not unmatched, "stored readings the box never served"
-    assert lost == [], f"lost readings: {lost[:10]}"
-    assert len(rows) + cut_missing == len(truth.records)
+    assert not any(a and b for a, b in zip(stored, discarded, strict=True)), "stored and discarded"
+    assert unexplained == [], describe_answers(truth, accounted, cuts, unexplained)
 
 
 # -- long outage --------------------------------------------------------------------------------
@@ -457,17 +492,20 @@ def test_a_long_outage_drains_completely_after_the_broker_returns(
         time_scale=OUTAGE_SPEED,
         publish=PublishSettings(reconnect_min_s=0.05, reconnect_max_s=0.2),
     )
-    agent = Agent(settings)
+    discards: list[Discard] = []
+    agent = Agent(settings, on_discard=discards.append)
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,))
     thread.start()
     try:
         time.sleep(OUTAGE_SIM_HOURS * 3600 / OUTAGE_SPEED)  # the outage itself, simulated hours
         vehicle.stop()
-        time.sleep(0.3)  # the poll under way when the box went off ends
+        box_switched_off(agent)
         backlog = agent.outbox.depth()
-        # Every answer the box gave is in the outbox (but the one the box sent as it went off).
-        assert len(truth.records) - 1 <= backlog <= len(truth.records)
+        # Every reading is in the outbox, and every answer the box gave is one of them, one the
+        # agent discarded, or one still on the line as the box went off.
+        assert backlog == agent.readings
+        account_for_every_answer(agent, truth, discards)
         restored = time.monotonic()
         broker.start()
         ingest.restart()
@@ -530,7 +568,8 @@ def test_an_oversized_reading_is_set_aside_and_the_rest_fits_the_brokers_limit(
         time_scale=600.0,
         publish=PublishSettings(max_payload_bytes=65536, batch_readings=200),
     )
-    agent = Agent(settings)
+    discards: list[Discard] = []
+    agent = Agent(settings, on_discard=discards.append)
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,))
     try:
@@ -541,12 +580,11 @@ def test_an_oversized_reading_is_set_aside_and_the_rest_fits_the_brokers_limit(
         ingest.restart()
         time.sleep(1.0)
         vehicle.stop()
+        box_switched_off(agent)
+        account_for_every_answer(agent, truth, discards)
         wait_until(lambda: agent.outbox.depth() == 0, 30, "the outbox to drain")
-        served = len(truth.records)
-        # All but possibly the answer the box sent as it was switched off.
-        wait_until(
-            lambda: len(stored_rows(database_url, "size-01")) >= served - 1, 30, "the ingest"
-        )
+        made = agent.readings
+        wait_until(lambda: len(stored_rows(database_url, "size-01")) >= made, 30, "the ingest")
         status = agent.status("online")
     finally:
         stop.set()

@@ -3,7 +3,7 @@ API and database: hotspots on the map and in the table, a detail panel, a case o
 
 The first test's database holds patrol readings written with SQL (the integration tests'
 street with one source); the second's, four days of patrols from the box simulator's pollution
-field and route stored by the ingest's writer (tests/e2e/simulated_patrols.py). Screenshots go
+field and route stored by the ingest's writer (demo/patrol_data.py). Screenshots go
 to var/screenshots/ (not committed).
 """
 
@@ -25,10 +25,10 @@ from api import keys
 from api.routes.dashboard import DEFAULT_VENDOR_DIR
 from api.settings import ApiSettings
 from demo import job as demo_job
+from demo.patrol_data import simulated_readings, store_readings
 from firmware_sim.field import SHUANGJING_SOURCES
 from firmware_sim.geo import haversine_m
 from hotspots.job import JobSettings
-from tests.e2e.simulated_patrols import simulated_readings, store
 from tests.integration.test_api import (
     BASE,
     HOT,
@@ -218,7 +218,7 @@ def test_the_simulated_sources_show_on_the_map_and_in_the_table(
 ) -> None:
     """Four days of two vehicles' patrols from the box simulator's field: each injected source
     is a hotspot of its pollutant within 100 m, in the table and on the map."""
-    store(database_url, simulated_readings(datetime(2026, 5, 4, tzinfo=UTC)))
+    store_readings(database_url, simulated_readings(datetime(2026, 5, 4, tzinfo=UTC)))
     with psycopg.connect(database_url, autocommit=True) as conn:
         assert demo_job.run_to_newest(conn, JobSettings()) is not None
     expected = {"dust": "pm10", "cooking": "cooking_fume", "traffic": "no2"}
