@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import venv
 from pathlib import Path
 
 import pytest
 
+from tests.integration.install_fixtures import install_role, outside_the_checkout
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVER_ONLY = ("fastapi", "psycopg", "numpy", "h3", "uvicorn", "orjson")
 
 PROBE = """
@@ -21,13 +20,13 @@ from edge.agent import Agent
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
 from edge.mqtt import MqttSettings
 from edge.profile import load_profile
-from firmware_sim.drive import Drive, SimClock
+from firmware_sim.drive import CruiseDrive, SimClock
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
 from firmware_sim.vehicle import SimVehicle
 
 clock = SimClock(datetime.now(timezone.utc), speed=100)
-vehicle = SimVehicle("lean-01", load_profile("default-multi"), Drive(SHUANGJING_LOOP, clock.start),
+vehicle = SimVehicle("lean-01", load_profile("default-multi"), CruiseDrive(SHUANGJING_LOOP, clock.start),
                      clock, PollutionField(SHUANGJING_SOURCES))
 vehicle.start()
 settings = EdgeSettings(vehicle="lean-01", mqtt=MqttSettings.from_url(sys.argv[1], topic_root=sys.argv[2]),
@@ -49,38 +48,19 @@ print(json.dumps({"acked": agent.publisher.counters.acked_readings, "server_modu
 def test_edge_agent_runs_with_only_the_edge_extra(
     tmp_path: Path, broker_url: str, topic_root: str
 ) -> None:
-    env_dir = tmp_path / "vehicle"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", f"{ROOT}[edge]"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
+    vehicle = install_role(tmp_path, "edge")
     for module in SERVER_ONLY:
-        check = subprocess.run(
-            [str(python), "-c", f"import {module}"], capture_output=True, check=False
-        )
-        assert check.returncode != 0, f"{module} is installed on the vehicle"
-    help_run = subprocess.run(
-        [str(env_dir / "bin" / "envpatrol"), "ingest"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+        assert not vehicle.can_import(module), f"{module} is installed on the vehicle"
+    help_run = vehicle.run("ingest", cwd=tmp_path)
     assert help_run.returncode == 3
-    assert "envpatrol[server]" in help_run.stderr
+    assert "envpatrol[ingest]" in help_run.stderr
     run = subprocess.run(
-        [str(python), "-c", PROBE, broker_url, topic_root],
+        [str(vehicle.python), "-c", PROBE, broker_url, topic_root],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        env=outside_the_checkout(),
         check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
