@@ -115,7 +115,8 @@ def load_ingest_settings(
         database_url=url,
         mqtt=mqtt,
         database_backend=backend,
-        client_id=client_id or DEFAULT_CLIENT_ID,
+        # A broker that binds client ids to accounts uses the username: the same session here.
+        client_id=client_id or mqtt.username or DEFAULT_CLIENT_ID,
         h3_resolution=resolution,
         batch_max_messages=int(ingest.get("batch_max_messages", DEFAULT_BATCH_MESSAGES)),
         batch_max_wait_s=float(ingest.get("batch_max_wait_s", 0.5)),

@@ -76,3 +76,11 @@ def test_bad_values_are_refused(tmp_path: Path, setting: str, key: str) -> None:
     with pytest.raises(SettingsError) as info:
         load_ingest_settings(str(path), ENV)
     assert info.value.subject == key
+
+
+def test_the_client_id_follows_the_broker_account_unless_fixed() -> None:
+    # The shipped broker binds client ids to usernames: a worker's session is its account's.
+    env = {**ENV, "ENVPATROL_MQTT_USERNAME": "envpatrol-ingest-2"}
+    assert load_ingest_settings(None, env).client_id == "envpatrol-ingest-2"
+    fixed = {**env, "ENVPATROL_INGEST_CLIENT_ID": "worker-a"}
+    assert load_ingest_settings(None, fixed).client_id == "worker-a"
