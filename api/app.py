@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api.auth import KeyCache
 from api.database import Database
 from api.errors import install_error_handlers
-from api.live import LiveStats
+from api.live import LiveHub, LiveStats
 from api.ratelimit import FixedWindowLimiter, RateLimitMiddleware, RateLimits
 from api.routes import (
     cases,
@@ -57,11 +57,24 @@ def create_app(
     (one with its own clock in tests)."""
     database = Database(settings)
 
+    live_stats = LiveStats()
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(served: FastAPI) -> AsyncIterator[None]:
+        # One broker connection per process for every live viewer (made on the first), on the
+        # event loop that serves them.
+        live_hub = (
+            None
+            if settings.mqtt is None
+            else LiveHub.for_broker(settings.mqtt, database.connect, live_stats)
+        )
+        served.state.live_hub = live_hub
         try:
             yield
         finally:
+            served.state.live_hub = None
+            if live_hub is not None:
+                await live_hub.close()
             database.close_idle()
 
     app = FastAPI(
@@ -86,7 +99,8 @@ def create_app(
     app.state.rate_limits = rate_limits
     app.state.before_after = before_after
     install_error_handlers(app)
-    app.state.live_stats = LiveStats()
+    app.state.live_stats = live_stats
+    app.state.live_hub = None  # while the app runs: its LiveHub
     routers = (
         readings,
         cells,

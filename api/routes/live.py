@@ -9,7 +9,6 @@ from fastapi.responses import StreamingResponse
 
 from api import live
 from api.auth import reader
-from api.database import Database
 from api.errors import PROBLEM_RESPONSES, ApiError
 from api.settings import ApiSettings
 
@@ -40,19 +39,18 @@ router = APIRouter(
 )
 def live_feed(request: Request) -> StreamingResponse:
     """Needs `[mqtt]` in the API's settings (or ENVPATROL_MQTT_URL); without, a 503. Updates
-    may be lost (QoS 0): the stored readings are the record, this is the live view. New
-    hotspots are found by polling the analysis runs every few seconds."""
+    may be lost (QoS 0), and a client that reads too slowly loses its oldest positions: the
+    stored readings are the record, this is the live view. Every client of a server process
+    shares its one broker connection. New hotspots are found by polling the analysis runs every
+    few seconds."""
     settings = cast(ApiSettings, request.app.state.settings)
     if settings.mqtt is None:
         raise ApiError(503, "live-feed-off", "this server has no broker configured ([mqtt])")
-    database = cast(Database, request.app.state.database)
+    hub = cast(live.LiveHub | None, request.app.state.live_hub)
+    if hub is None:  # the app was not started through its lifespan
+        raise ApiError(503, "live-feed-off", "the live feed is not running")
     return StreamingResponse(
-        live.feed(
-            settings.mqtt,
-            request.app.state.live_stats,
-            watch=live.HotspotWatch(database.connect),
-            poll_s=live.HOTSPOT_POLL_S,
-        ),
+        live.feed(hub),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -1,4 +1,5 @@
-"""The live feed end to end: a real uvicorn server, the machine's Mosquitto, a paho publisher."""
+"""The live feed end to end: a real uvicorn server, a paho publisher, and the machine's Mosquitto
+or a private one run from the shipped configuration (client id bound to the login)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import paho.mqtt.client as paho
@@ -33,7 +36,8 @@ from hotspots.analysis.synthetic import (
 from hotspots.job import JobSettings, run_once
 from ingest import pass_store
 from store.analysis_meta import read_analysis
-from tests.unit.api.test_live import reading
+from tests.integration.shipped_broker import Probe, ShippedBroker, needs_broker_tools
+from tests.unit.api.test_live import position, reading
 
 pytestmark = pytest.mark.integration
 
@@ -114,9 +118,15 @@ def test_positions_and_states_arrive_as_server_sent_events(live_server: Server) 
 
 
 def test_a_new_hotspot_in_a_new_run_is_an_event(
-    live_server: Server, database_url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, broker_url: str, topic_root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(live, "HOTSPOT_POLL_S", 0.2)
+    monkeypatch.setattr(live, "HOTSPOT_POLL_S", 0.2)  # read when the app is made
+    mqtt = MqttSettings.from_url(broker_url, topic_root=topic_root)
+    for base in serve(ApiSettings(database_url=database_url, mqtt=mqtt)):
+        a_new_hotspot_in_a_new_run_is_an_event(base, database_url)
+
+
+def a_new_hotspot_in_a_new_run_is_an_event(base: str, database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         resolution = read_analysis(conn).resolution
         world = SyntheticWorld(
@@ -136,7 +146,7 @@ def test_a_new_hotspot_in_a_new_run_is_an_event(
         before = run_once(conn, job, now=end - timedelta(days=20))  # no passes yet: no hotspot
         assert before.hotspots == 0
         timeout = httpx.Timeout(10.0, read=20.0)
-        with httpx.stream("GET", f"{live_server.base}/v1/live", timeout=timeout) as response:
+        with httpx.stream("GET", f"{base}/v1/live", timeout=timeout) as response:
             stream = events(response.iter_lines())
             assert next(stream)[0] == "ready"
             after = run_once(conn, job, now=end)
@@ -162,3 +172,60 @@ def test_an_unreachable_broker_is_an_error_event(database_url: str, topic_root: 
             kind, data = next(events(response.iter_lines()))
     assert kind == "error"
     assert "cannot be reached" in str(data["detail"])
+
+
+@pytest.fixture
+def shipped_broker(tmp_path: Path) -> Iterator[ShippedBroker]:
+    running = ShippedBroker(tmp_path, ["api", "patrol-01"])
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@needs_broker_tools
+def test_one_broker_connection_serves_every_viewer_on_the_shipped_broker(
+    shipped_broker: ShippedBroker, database_url: str
+) -> None:
+    """The shipped broker replaces every client id by the username: connections per viewer
+    under the one `api` account would replace each other."""
+    mqtt = MqttSettings.from_url(shipped_broker.url("api"), topic_root="envpatrol")
+    vehicle = Probe(
+        shipped_broker.local_port,
+        "patrol-01",
+        "patrol-01",
+        shipped_broker.passwords["patrol-01"],
+    )
+    timeout = httpx.Timeout(10.0, read=20.0)
+    for base in serve(ApiSettings(database_url=database_url, mqtt=mqtt)):
+        with ExitStack() as stack:
+            responses = [
+                stack.enter_context(httpx.stream("GET", f"{base}/v1/live", timeout=timeout))
+                for _ in range(3)
+            ]
+            streams = [events(r.iter_lines()) for r in responses]
+            assert [next(stream)[0] for stream in streams] == ["ready"] * 3
+            assert vehicle.connect().is_failure is False
+            topic = Topics("envpatrol").of("patrol-01", "readings")
+            for seq in (1, 2, 3):
+                assert vehicle.publish(topic, position(seq)).is_failure is False
+            seen = [[next(stream) for _ in range(3)] for stream in streams]
+            assert seen[0] == seen[1] == seen[2]
+            assert [(kind, data["seq"]) for kind, data in seen[0]] == [
+                ("position", 1),
+                ("position", 2),
+                ("position", 3),
+            ]
+            logins = [line for line in shipped_broker.log().splitlines() if "u'api'" in line]
+            assert len(logins) == 1, logins
+            assert "already connected" not in shipped_broker.log()
+
+            # The broker goes away: every viewer gets `error`, and its stream ends.
+            vehicle.close()
+            shipped_broker.stop()
+            for stream in streams:
+                kind, data = next(stream)
+                assert kind == "error"
+                assert "cannot be reached" in str(data["detail"])
+                assert next(stream, None) is None
