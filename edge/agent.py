@@ -15,8 +15,9 @@ from typing import Any
 
 from edge import __version__
 from edge.box import BoxClient, BoxError, Discard, SerialPort, open_serial
-from edge.clock import Clock, SystemClock
+from edge.clock import Clock, ClockDiscipline, SystemClock
 from edge.config import EdgeSettings
+from edge.epoch import EpochSettings
 from edge.gps import GpsReceiver, TimedFix
 from edge.gpsd import GpsdClient
 from edge.outbox import Outbox
@@ -40,7 +41,12 @@ def effective_profile(settings: EdgeSettings) -> BoxProfile:
         parity=box.parity or profile.line.parity,  # type: ignore[arg-type]
         stopbits=box.stopbits or profile.line.stopbits,
     )
-    return replace(profile, line=line, address=box.address or profile.address)
+    return replace(
+        profile,
+        line=line,
+        address=box.address or profile.address,
+        identity=profile.identity if box.identity else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +72,15 @@ def tag_reading(
     tagging: Tagging,
     tracker: QualityTracker | None = None,
     uptime_s: float = float("inf"),
+    discipline: ClockDiscipline | None = None,
 ) -> Reading:
     """Build a reading from a register block and the newest fix (no clocks read here).
 
     `tracker` carries the history the quality rules need (edge.quality); without one, only the
     rules that need no history apply. `uptime_s` is the time since the agent started, in the
-    same (possibly simulated) seconds as the fix ages.
+    same (possibly simulated) seconds as the fix ages. `discipline` holds the agent's clock to
+    GNSS time (edge.clock): it learns from the fix and dates the reading; without one, a reading
+    without a GNSS time carries the host's time, unverified.
     """
     block = profile.decode(registers)
     flags: list[str] = []
@@ -85,8 +94,8 @@ def tag_reading(
     flags.extend(stationary)
 
     position: Position | None = None
-    moment = now_wall
-    source: str = "host"
+    gnss_time: datetime | None = None
+    dating = discipline or ClockDiscipline()
     if timed_fix is None:
         flags.append("no_fix")
     else:
@@ -110,15 +119,17 @@ def tag_reading(
         elif age > tagging.max_fix_age_s:
             flags.append("stale_fix")
         if fix.valid and fix.time is not None:
-            moment = fix.time + timedelta(seconds=age)
-            source = "gnss"
-    if source == "host":
+            dating.observe(fix.time, timed_fix.received * tagging.time_scale)
+            gnss_time = fix.time + timedelta(seconds=age)
+    dated = dating.date(gnss_time, now_mono * tagging.time_scale, now_wall)
+    if dated.source == "host":
         flags.append("host_time")
+    flags.extend(dated.flags)
     return Reading(
         vehicle=vehicle,
         seq=seq,
-        time=moment,
-        time_source="gnss" if source == "gnss" else "host",
+        time=dated.time,
+        time_source=dated.source,
         position=position,
         values=block.values,
         profile=profile.name,
@@ -135,7 +146,7 @@ def make_gps(
     clock = clock or SystemClock(settings.time_scale)
     limits = FixFilter(gps.max_hdop, gps.min_satellites, gps.max_speed_mps)
     if gps.source == "gpsd":
-        return GpsdClient(gps.gpsd, limits, clock=clock.monotonic)
+        return GpsdClient(gps.gpsd, limits, clock=clock.monotonic, incomplete=gps.incomplete_fix)
     return GpsReceiver(
         gps.port,
         gps.baudrate,
@@ -143,6 +154,9 @@ def make_gps(
         clock=clock.monotonic,
         wall=clock.wall,
         limits=limits,
+        epoch=EpochSettings(gps.epoch_timeout_s),
+        require_checksum=gps.require_checksum,
+        incomplete=gps.incomplete_fix,
     )
 
 
@@ -189,6 +203,7 @@ class Agent:
             open_port=box_open,
             on_discard=on_discard,
             wrap_port=record_box,
+            expected_serial=settings.box.serial,
         )
         self.gps = make_gps(settings, open_port, self.clock)
         self.outbox = Outbox(
@@ -210,6 +225,7 @@ class Agent:
         )
         self.tagging = Tagging(settings.gps.max_fix_age_s, 1.0)
         self.tracker = QualityTracker(settings.quality)
+        self.discipline = ClockDiscipline()
         self.on_reading = on_reading
         self.readings = 0
         self.flagged: Counter[str] = Counter()
@@ -222,6 +238,7 @@ class Agent:
     def status(self, state: str) -> dict[str, Any]:
         """The retained status (and, with state "offline", the last will)."""
         stats = self.outbox.stats()
+        refused = self.box.seen if self.box.seen != self.box.identity else None
         return {
             "schema_version": 1,
             "vehicle": self.settings.vehicle,
@@ -229,6 +246,9 @@ class Agent:
             "time": format_time(datetime.now(UTC)),
             "software": f"envpatrol-edge {__version__}",
             "profile": self.profile.name,
+            # The box readings are taken from; `box_refused` another box now on the port.
+            "box": None if self.box.identity is None else self.box.identity.as_dict(),
+            "box_refused": None if refused is None else refused.as_dict(),
             "outbox_depth": stats.depth,
             "outbox_evicted": stats.evicted,
             "outbox_rejected": stats.rejected,
@@ -263,6 +283,7 @@ class Agent:
             "clock_skew_s": None
             if timed is None or timed.skew_s is None
             else round(timed.skew_s, 3),
+            "clock": self._clock_health(),
             "outbox": {
                 "depth": stats.depth,
                 "bytes": stats.bytes,
@@ -276,6 +297,18 @@ class Agent:
             "published_readings": self.publisher.counters.acked_readings,
             "rejected_messages": self.publisher.counters.rejected,
             "last_error": self._error(),
+        }
+
+    def _clock_health(self) -> dict[str, Any]:
+        """The disciplined clock: how far it is from the host's calendar clock, from how many
+        fixes it learned, and how many reading times it had to bound."""
+        estimate = self.discipline.now(self.clock.monotonic())
+        ahead = None if estimate is None else (estimate - self.clock.wall()).total_seconds()
+        return {
+            "disciplined": estimate is not None,
+            "gnss_minus_host_s": None if ahead is None else round(ahead, 3),
+            "samples": self.discipline.samples,
+            "clamped": self.discipline.clamped,
         }
 
     def poll_once(self) -> Reading | None:
@@ -304,6 +337,7 @@ class Agent:
                 self.tagging,
                 self.tracker,
                 uptime_s,
+                self.discipline,
             )
             holder.append(reading)
             return json.dumps(reading_to_dict(reading), separators=(",", ":")).encode()

@@ -7,6 +7,12 @@ Modbus RTU answers carry no request number, so the client accounts for every byt
 each byte either belongs to an answer it accepted or is reported as a `Discard`, in the order it
 arrived (an answer that came after its request was given up, garbage, a frame with a bad CRC or
 cut short, an exception response).
+
+When the profile names identity registers, the client asks the box who it is on every (re)open
+of the port and after every poll that got no answer, before it takes readings again: a port path
+can lead to another box than before (USB adapters re-enumerate, a box is swapped on its cable).
+Readings are taken only from the box with the configured serial, else from the first box seen;
+another box is refused, counted and logged, and asked again at the next poll.
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from typing import Literal, Protocol
 import serial
 
 from edge.errors import EnvpatrolError
-from edge.modbus import ExceptionResponse, ReadResponse, decode_response
-from edge.profile import BoxProfile
+from edge.modbus import ExceptionResponse, ReadRequest, ReadResponse, decode_response
+from edge.profile import BoxIdentity, BoxProfile
 
 log = logging.getLogger("envpatrol.edge.box")
 
@@ -57,7 +63,7 @@ class BoxError(EnvpatrolError):
 
     def __init__(self, kind: str, detail: str, attempts: int) -> None:
         super().__init__("box", f"poll failed after {attempts} attempt(s): {kind}: {detail}")
-        self.kind = kind  # "timeout", "short", "crc", "exception", "port"
+        self.kind = kind  # "timeout", "short", "crc", "exception", "port", "identity"
         self.detail = detail
         self.attempts = attempts
 
@@ -71,7 +77,8 @@ class Discard:
 
     `after` is the number of answers the client had accepted when it read these bytes, so the
     line as read is: the discards with `after` 0, accepted answer 1, the discards with `after` 1,
-    accepted answer 2, and so on. `reason` says where the bytes were met:
+    accepted answer 2, and so on. Answers are the readings' blocks: an identity answer the client
+    took is neither counted there nor discarded. `reason` says where the bytes were met:
 
     - `stale`: waiting before a request: an answer, or its rest, to a request already given up;
     - `skipped`: read while waiting for an answer, before the frame that was taken;
@@ -100,6 +107,8 @@ class BoxCounters:
     reopens: int = 0
     requests: int = 0  # requests written to the line
     discarded_bytes: int = 0  # bytes read that made no reading (see Discard)
+    identity_reads: int = 0  # identity answers received
+    identity_mismatches: int = 0  # of them, from a box readings are not taken from
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
@@ -123,12 +132,21 @@ class BoxClient:
     # What the exchanges go through (the drive recorder). The bytes waiting before a request
     # belong to no exchange: they are read from the port as opened, around it.
     wrap_port: Callable[[SerialPort], SerialPort] | None = None
+    # The serial number the box must have (configured); None takes the first box seen.
+    expected_serial: str | None = None
+    # The box readings are taken from, once it has answered; and the last box asked, which
+    # may be another one that was refused.
+    identity: BoxIdentity | None = None
+    seen: BoxIdentity | None = None
+    _identified: bool = False  # the box on the port as opened now is `identity`
+    _refused: BoxIdentity | None = None  # the box refused last, logged once per streak
     _port: SerialPort | None = None
     _line: SerialPort | None = None  # the port as opened
     _reopen_at: float = 0.0
     _backoff: float = 0.5
 
     def close(self) -> None:
+        self._identified = False
         if self._port is not None:
             try:
                 self._port.close()
@@ -136,25 +154,77 @@ class BoxClient:
                 self._port = self._line = None
 
     def poll(self) -> tuple[int, ...]:
-        """Read the profile's register block; raise BoxError when every attempt failed."""
+        """Read the profile's register block; raise BoxError when every attempt failed or the
+        box on the port is not the one readings are taken from."""
         self.counters.polls += 1
+        try:
+            if self.profile.identity is not None and not self._identified:
+                self._identify()
+            registers, surplus = self._read(self.profile.request)
+        except BoxError:
+            self.counters.failed += 1
+            # A box that stopped answering may be swapped before it answers again.
+            self._identified = False
+            raise
+        self.counters.ok += 1
+        self._discard("surplus", surplus)
+        return registers
+
+    def _read(self, request: ReadRequest) -> tuple[tuple[int, ...], bytes]:
+        """One request, retried: the registers of the answer taken, and what was read after
+        it."""
         last: BoxError | None = None
         for attempt in range(1, self.retries + 2):
             if attempt > 1:
                 self.counters.retries += 1
             try:
-                registers, surplus = self._attempt()
+                registers, surplus = self._attempt(request)
             except BoxError as exc:
                 last = BoxError(exc.kind, exc.detail, attempt)
                 if exc.kind == "port":
                     break
                 continue
-            self.counters.ok += 1
-            self._discard("surplus", surplus)
-            return registers
-        self.counters.failed += 1
+            return registers, surplus
         assert last is not None
         raise last
+
+    def _identify(self) -> None:
+        """Ask the box who it is; raise BoxError unless readings may be taken from it."""
+        identity_map = self.profile.identity
+        assert identity_map is not None
+        registers, surplus = self._read(identity_map.request(self.profile.address))
+        self._discard("surplus", surplus)
+        found = identity_map.decode(registers)
+        self.counters.identity_reads += 1
+        self.seen = found
+        problem = self._refusal(found)
+        if problem is not None:
+            self.counters.identity_mismatches += 1
+            if found != self._refused:
+                log.warning("box port %s: %s; readings refused", self.url, problem)
+                self._refused = found
+            # Open the path again at the next poll: the right box may be back on it by then.
+            self.close()
+            raise BoxError("identity", problem, 1)
+        if self.identity is None:
+            log.info("box on %s: %s", self.url, found)
+        elif self._refused is not None:
+            log.warning("box port %s: %s is back; readings resume", self.url, found)
+        elif found.firmware != self.identity.firmware:
+            log.info(
+                "box on %s: firmware %r is now %r", self.url, self.identity.firmware, found.firmware
+            )
+        self._refused = None
+        self.identity = found
+        self._identified = True
+
+    def _refusal(self, found: BoxIdentity) -> str | None:
+        """Why readings must not be taken from `found`; None when they may."""
+        if self.expected_serial is not None and found.serial != self.expected_serial:
+            return f"box is {found}, not the configured serial {self.expected_serial!r}"
+        if self.identity is not None and not self.identity.same_box(found):
+            return f"box is {found}, not {self.identity} that readings were taken from"
+        return None
 
     def _ensure_port(self) -> tuple[SerialPort, SerialPort]:
         """The port for exchanges, and the port as opened."""
@@ -196,10 +266,9 @@ class BoxClient:
         if self.on_discard is not None:
             self.on_discard(discard)
 
-    def _attempt(self) -> tuple[tuple[int, ...], bytes]:
+    def _attempt(self, request: ReadRequest) -> tuple[tuple[int, ...], bytes]:
         """One request: the registers of the frame taken, and what was read after it."""
         port, line = self._ensure_port()
-        request = self.profile.request
         received = bytearray()
         try:
             # Read what waits instead of flushing it, so that it is accounted for: an answer
@@ -209,17 +278,18 @@ class BoxClient:
                 self._discard("stale", line.read(waiting))
             port.write(request.encode())
             self.counters.requests += 1
-            return self._read_response(port, received)
+            return self._read_response(port, request, received)
         except _PORT_ERRORS as exc:
             self._discard("port", bytes(received))
             log.warning("box port %s failed: %s; reopening", self.url, exc)
             self.close()
             raise BoxError("port", str(exc), 0) from exc
 
-    def _read_response(self, port: SerialPort, buffer: bytearray) -> tuple[tuple[int, ...], bytes]:
-        """Read into `buffer` until it holds an answer to the request; `buffer` keeps what was
+    def _read_response(
+        self, port: SerialPort, request: ReadRequest, buffer: bytearray
+    ) -> tuple[tuple[int, ...], bytes]:
+        """Read into `buffer` until it holds an answer to `request`; `buffer` keeps what was
         read, for the caller to account for when the port fails midway."""
-        request = self.profile.request
         deadline = self.clock() + self.timeout_s
         crc_seen = 0
         last_byte = self.clock()

@@ -39,6 +39,10 @@ class BoxSettings:
     stopbits: int | None = None
     timeout_s: float = 0.5
     retries: int = 2
+    serial: str | None = None  # the box's serial number; None takes the first box seen
+    # Ask the box who it is, where its profile names identity registers. Off for a box whose
+    # firmware lacks them, and for replaying drives recorded before boxes were asked.
+    identity: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,12 @@ class GpsSettings:
     max_hdop: float = 10.0  # fixes with a worse HDOP are not used
     min_satellites: int = 4  # fixes from fewer satellites are not used
     max_speed_mps: float = 70.0  # a fix implying a faster move than this is a jump, not used
+    # An epoch the receiver left incomplete is judged after this long without a sentence.
+    epoch_timeout_s: float = 0.3
+    # Sentences without a checksum (a few old receivers send none) are dropped unless false.
+    require_checksum: bool = True
+    # A fix without satellites, HDOP or speed: "reject" (kept invalid) or "accept" (used).
+    incomplete_fix: str = "reject"
 
 
 DEFAULT_OUTBOX_MB = 256
@@ -186,6 +196,8 @@ _BOX = {
     "stopbits": int,
     "timeout_s": float,
     "retries": int,
+    "serial": str,
+    "identity": bool,
 }
 _OUTBOX = {"path": str, "max_mb": float, "max_age_days": float}
 
@@ -264,6 +276,8 @@ def _box_settings(box: dict[str, Any]) -> BoxSettings:
     _positive("box.timeout_s", settings.timeout_s)
     if settings.address is not None and not 1 <= settings.address <= 247:
         raise SettingsError("box.address", "must be 1..247")
+    if settings.serial is not None and not (settings.serial.isprintable() and settings.serial):
+        raise SettingsError("box.serial", "must be non-empty printable text")
     return settings
 
 
@@ -291,6 +305,10 @@ def _gps_settings(gps: dict[str, Any]) -> GpsSettings:
     _positive("gps.max_speed_mps", settings.max_speed_mps)
     if settings.min_satellites < 0:
         raise SettingsError("gps.min_satellites", "must be >= 0")
+    if not 0 < settings.epoch_timeout_s <= 5:
+        raise SettingsError("gps.epoch_timeout_s", "must be in (0, 5]")
+    if settings.incomplete_fix not in ("reject", "accept"):
+        raise SettingsError("gps.incomplete_fix", "must be 'reject' or 'accept'")
     return settings
 
 

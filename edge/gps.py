@@ -2,7 +2,10 @@
 
 Every fix goes through the fix filter (edge.quality.fix_problem) before it may place a reading:
 a fix that fails it is kept as *invalid* (its coordinates stay visible, its time is not used),
-and the reason is counted. The host clock's skew against GNSS time is measured on each fix.
+and the reason is counted. A fix missing what the filter needs to judge it (satellites, HDOP,
+speed: an RMC-only or GGA-only receiver) is judged by the `incomplete` policy: "reject" (the
+default) keeps it invalid as `incomplete`, "accept" lets the checks it cannot take be skipped.
+The host clock's skew against GNSS time is measured on each fix.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import Any
 import serial
 
 from edge.box import SerialPort, open_serial
-from edge.nmea import Fix, FixAssembler, NmeaFramer
+from edge.epoch import EpochAssembler, EpochSettings, Fix
+from edge.errors import SettingsError
+from edge.nmea import NmeaFramer
 from edge.quality import FixFilter, fix_problem
 
 log = logging.getLogger("envpatrol.edge.gps")
@@ -28,6 +33,8 @@ log = logging.getLogger("envpatrol.edge.gps")
 # After this many fixes in a row rejected as jumps, the new place is believed (the previous
 # accepted fix was the wrong one, or the vehicle was carried, e.g. on a ferry).
 JUMPS_BEFORE_RESET = 3
+INCOMPLETE_POLICIES = ("reject", "accept")
+LEAP_SQUEEZE_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +55,18 @@ class FixKeeper:
         limits: FixFilter | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        incomplete: str = "reject",
     ) -> None:
+        if incomplete not in INCOMPLETE_POLICIES:
+            raise SettingsError("gps.incomplete_fix", f"must be one of {INCOMPLETE_POLICIES}")
         self.limits = limits or FixFilter()
+        self.incomplete = incomplete
         self._clock = clock
         self._wall = wall
         self._latest: TimedFix | None = None
+        # When the fix being offered arrived, if before now (an epoch judged only when the next
+        # one began): its age counts from its own sentences.
+        self._arrived: float | None = None
         self._accepted: Fix | None = None
         self._jumps = 0
         self._lock = threading.Lock()
@@ -67,8 +81,20 @@ class FixKeeper:
     def offer(self, fix: Fix, publish: bool = True) -> TimedFix:
         """Filter a new fix and, when `publish`, make it the latest. `fixes` counts it once
         that is done (a replay waits on it before it lets the clock move on)."""
-        now = self._clock()
-        problem = fix_problem(fix, self._accepted, self.limits)
+        now = self._clock() if self._arrived is None else self._arrived
+        previous = self._accepted
+        if (
+            previous is not None
+            and previous.time is not None
+            and fix.time is not None
+            and abs((fix.time - previous.time).total_seconds()) < LEAP_SQUEEZE_S
+        ):
+            # A leap second's epochs are dated the last microsecond of their day (edge.epoch):
+            # two epochs a second apart in truth, too close in time to be compared as a move.
+            previous = None
+        problem = fix_problem(fix, previous, self.limits)
+        if problem is None and self.incomplete == "reject" and _incomplete(fix):
+            problem = "incomplete"
         if problem == "jump":
             self._jumps += 1
             if self._jumps >= JUMPS_BEFORE_RESET:
@@ -90,8 +116,17 @@ class FixKeeper:
         return timed
 
 
+def _incomplete(fix: Fix) -> bool:
+    return fix.satellites is None or fix.hdop is None or fix.speed_mps is None
+
+
 class GpsReceiver(FixKeeper):
-    """Reads a receiver's serial port in a background thread; `latest()` is the newest fix."""
+    """Reads a receiver's serial port in a background thread; `latest()` is the newest fix.
+
+    Sentences are assembled one fix per epoch (edge.epoch). An epoch times out on `timer`, the
+    host's real monotonic clock: the serial line's pauses are real time even in a simulated
+    drive, whose `clock` runs faster.
+    """
 
     def __init__(
         self,
@@ -101,13 +136,19 @@ class GpsReceiver(FixKeeper):
         clock: Callable[[], float] = time.monotonic,
         limits: FixFilter | None = None,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        epoch: EpochSettings | None = None,
+        require_checksum: bool = True,
+        incomplete: str = "reject",
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(limits, clock, wall)
+        super().__init__(limits, clock, wall, incomplete)
         self.url = url
         self.baudrate = baudrate
         self._open_port = open_port
-        self._framer = NmeaFramer()
-        self._assembler = FixAssembler()
+        self._timer = timer
+        self._framer = NmeaFramer(require_checksum)
+        self._assembler = EpochAssembler(epoch, wall=wall)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gps-reader", daemon=True)
         self.sentences = 0
@@ -135,14 +176,28 @@ class GpsReceiver(FixKeeper):
         becomes the latest: when the reader has fallen behind, the chunk holds seconds of older
         epochs, and a reading tagged meanwhile must not take one of those as just received.
         """
-        fixes: list[Fix] = []
+        now, arrived = self._timer(), self._clock()
+        settled = []
+        # The chunk's sentences first: they were waiting in the buffer, so however late they
+        # are read, no quiet time passed between them. Quiet time is judged on idle reads
+        # (`expire`).
         for sentence in self._framer.feed(data):
             self.sentences += 1
-            fix = self._assembler.update(sentence)
-            if fix is not None:
-                fixes.append(fix)
-        for i, fix in enumerate(fixes):
-            self.offer(fix, publish=i == len(fixes) - 1)
+            settled.extend(self._assembler.settle(sentence, now, arrived, lapse=False))
+        for i, (fix, received) in enumerate(settled):
+            self._offer_arrived(fix, received, publish=i == len(settled) - 1)
+
+    def expire(self) -> None:
+        """Judge an epoch the receiver left incomplete for longer than its timeout."""
+        for fix, received in self._assembler.lapse(self._timer()):
+            self._offer_arrived(fix, received, publish=True)
+
+    def _offer_arrived(self, fix: Fix, received: float | None, *, publish: bool) -> None:
+        self._arrived = received
+        try:
+            self.offer(fix, publish)
+        finally:
+            self._arrived = None
 
     def _run(self) -> None:
         backoff = 0.5
@@ -158,13 +213,16 @@ class GpsReceiver(FixKeeper):
             self.reopens += 1
             backoff = 0.5
             try:
-                # A read returns as soon as a byte arrives; the timeout only bounds how often an
-                # idle loop wakes up (CPU on a small gateway) and how long stop() waits.
-                port.timeout = 0.5
+                # A read returns as soon as a byte arrives; the timeout bounds how long an epoch
+                # the receiver left incomplete waits past its own timeout, and how long stop()
+                # waits.
+                port.timeout = min(0.5, self._assembler.settings.timeout_s / 2)
                 while not self._stop.is_set():
                     data = port.read(max(1, port.in_waiting))
                     if data:
                         self.feed(data)
+                    else:
+                        self.expire()
             except (serial.SerialException, OSError, termios.error) as exc:
                 self.last_error = f"{self.url}: {exc}"
                 log.warning("GPS port failed: %s; reopening", exc)
@@ -181,4 +239,8 @@ class GpsReceiver(FixKeeper):
             "reopens": self.reopens,
             "fixes": self.fixes,
             "filtered": dict(self.filtered),
+            "late_sentences": self._assembler.late,
+            "no_fix_sentences": self._assembler.no_fix,
+            "untrusted_times": self._assembler.untrusted_times,
+            "rollovers": self._assembler.rollovers,
         }

@@ -118,8 +118,9 @@ class GpsdClient(FixKeeper):
         address: str,
         limits: FixFilter | None = None,
         clock: Callable[[], float] = time.monotonic,
+        incomplete: str = "reject",
     ) -> None:
-        super().__init__(limits, clock)
+        super().__init__(limits, clock, incomplete=incomplete)
         host, _, port = address.rpartition(":")
         self.host = host.strip("[]") or "127.0.0.1"
         self.port = int(port)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +22,11 @@ from edge.units import CHANNELS, UnitError, converter, inverse_converter
 RegisterType = Literal["u16", "s16", "u32", "s32", "f32"]
 WordOrder = Literal["big", "little"]
 _WIDTH: dict[str, int] = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "f32": 2}
+
+# How an identity register field reads as text: "ascii" two characters per register (high byte
+# first), "u16"/"u32" a decimal number, "version" one register as major.minor (high, low byte).
+IdentityType = Literal["ascii", "u16", "u32", "version"]
+IDENTITY_FIELDS = ("model", "serial", "firmware")
 
 
 class ProfileError(EnvpatrolError, ValueError):
@@ -58,6 +63,109 @@ class ChannelMap:
 
 
 @dataclass(frozen=True, slots=True)
+class BoxIdentity:
+    """Who a box says it is. Two boxes are the same box when model and serial agree; the
+    firmware may change under an update and is only reported."""
+
+    model: str
+    serial: str
+    firmware: str = ""
+
+    def same_box(self, other: BoxIdentity) -> bool:
+        return (self.model, self.serial) == (other.model, other.serial)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"model": self.model, "serial": self.serial, "firmware": self.firmware}
+
+    def __str__(self) -> str:
+        text = f"model {self.model!r} serial {self.serial!r}"
+        return f"{text} firmware {self.firmware!r}" if self.firmware else text
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityField:
+    """Where one identity field sits and how it reads as text."""
+
+    name: str  # model, serial or firmware
+    register: int
+    type: IdentityType = "ascii"
+    length: int = 1  # registers (ascii only; the other types have a fixed width)
+    word_order: WordOrder = "big"
+
+    @property
+    def width(self) -> int:
+        if self.type == "ascii":
+            return self.length
+        return 2 if self.type == "u32" else 1
+
+    def decode(self, words: tuple[int, ...]) -> str:
+        if self.type == "ascii":
+            raw = b"".join(w.to_bytes(2, "big") for w in words).rstrip(b"\0 ")
+            # Printable text passes; any other byte (and the backslash) is shown as an escape,
+            # never dropped, so unreadable registers still tell two boxes apart.
+            return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in raw)
+        if self.type == "version":
+            return f"{words[0] >> 8}.{words[0] & 0xFF}"
+        return str(_raw_int(words, self.word_order))
+
+    def encode(self, text: str) -> list[int]:
+        """The registers a box holds for `text` (for the simulator); ValueError if it does not
+        fit."""
+        if self.type == "ascii":
+            data = text.encode("ascii")
+            if len(data) > 2 * self.length:
+                raise ValueError(f"{self.name} {text!r} is longer than {2 * self.length} chars")
+            data = data.ljust(2 * self.length, b"\0")
+            return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+        if self.type == "version":
+            major, _, minor = text.partition(".")
+            number = (int(major) << 8) | int(minor or 0)
+            if not 0 <= int(major) <= 0xFF or not 0 <= int(minor or 0) <= 0xFF:
+                raise ValueError(f"{self.name} {text!r} is not major.minor within 0..255")
+            return [number]
+        number = int(text)
+        if not 0 <= number < 1 << (16 * self.width):
+            raise ValueError(f"{self.name} {text!r} does not fit a {self.type}")
+        return _words(number, self.width, self.word_order)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMap:
+    """The block of registers that says which box answers: model, serial number, firmware.
+
+    Read once on every (re)open of the port, with its own request; a box answers it from the
+    same device address as the readings."""
+
+    function: int
+    start: int
+    count: int
+    fields: tuple[IdentityField, ...]
+
+    def request(self, address: int) -> ReadRequest:
+        return ReadRequest(address, self.function, self.start, self.count)
+
+    def decode(self, registers: tuple[int, ...] | list[int]) -> BoxIdentity:
+        if len(registers) != self.count:
+            raise ValueError(f"identity block of {self.count} registers, got {len(registers)}")
+        text = dict.fromkeys(IDENTITY_FIELDS, "")
+        for f in self.fields:
+            i = f.register - self.start
+            text[f.name] = f.decode(tuple(registers[i : i + f.width]))
+        return BoxIdentity(text["model"], text["serial"], text["firmware"])
+
+    def encode(self, identity: BoxIdentity) -> list[int]:
+        block = [0] * self.count
+        text = identity.as_dict()
+        for f in self.fields:
+            i = f.register - self.start
+            block[i : i + f.width] = f.encode(text[f.name])
+        return block
+
+    def field(self, name: str) -> IdentityField | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
 class BoxProfile:
     name: str
     vendor: str
@@ -68,10 +176,15 @@ class BoxProfile:
     channels: tuple[ChannelMap, ...]
     line: LineSettings = field(default_factory=LineSettings)
     description: str = ""
+    identity: IdentityMap | None = None  # None: the box cannot say who it is
 
     @property
     def request(self) -> ReadRequest:
         return ReadRequest(self.address, self.function, self.start, self.count)
+
+    @property
+    def identity_request(self) -> ReadRequest | None:
+        return None if self.identity is None else self.identity.request(self.address)
 
     def decode(self, registers: tuple[int, ...] | list[int]) -> DecodedBlock:
         """Turn a register block into canonical values; sentinels become None and are named."""
@@ -249,7 +362,72 @@ def _build(doc: dict[str, Any], source: str) -> BoxProfile:
         line=line,
     )
     _check_profile(profile, source)
+    if "identity" in doc:
+        profile = replace(profile, identity=_identity(doc["identity"], profile, source))
     return profile
+
+
+def _identity(doc: Any, profile: BoxProfile, source: str) -> IdentityMap:
+    if not isinstance(doc, dict):
+        raise ProfileError(source, "identity must be a table")
+    unknown = sorted(set(doc) - {"function", "start", "count", *IDENTITY_FIELDS})
+    if unknown:
+        raise ProfileError(source, f"identity: unknown key {unknown[0]!r}")
+    fields = tuple(
+        _identity_field(name, doc[name], source) for name in IDENTITY_FIELDS if name in doc
+    )
+    if not any(f.name == "serial" for f in fields):
+        raise ProfileError(source, "identity needs at least the serial register")
+    identity = IdentityMap(
+        function=int(doc.get("function", profile.function)),
+        start=int(doc["start"]),
+        count=int(doc["count"]),
+        fields=fields,
+    )
+    _check_identity(identity, profile, source)
+    return identity
+
+
+def _identity_field(name: str, entry: Any, source: str) -> IdentityField:
+    if not isinstance(entry, dict):
+        raise ProfileError(source, f"identity.{name} must be a table {{register = ...}}")
+    kind = entry.get("type", "ascii")
+    if kind not in ("ascii", "u16", "u32", "version"):
+        raise ProfileError(source, f"identity.{name}: unknown type {kind!r}")
+    order = entry.get("word_order", "big")
+    if order not in ("big", "little"):
+        raise ProfileError(source, f"identity.{name}: word_order must be big or little")
+    length = int(entry.get("length", 1))
+    if length < 1:
+        raise ProfileError(source, f"identity.{name}: length must be at least 1")
+    return IdentityField(name, int(entry["register"]), kind, length, order)
+
+
+def _check_identity(identity: IdentityMap, profile: BoxProfile, source: str) -> None:
+    if identity.function not in READ_FUNCTIONS:
+        raise ProfileError(source, f"identity: function {identity.function} is not 3 or 4")
+    try:
+        request = identity.request(profile.address)
+    except ValueError as exc:
+        raise ProfileError(source, f"identity: {exc}") from exc
+    # Modbus RTU answers do not say which request they answer: an identity answer of the
+    # readings' shape could be taken for readings when it comes late, and the other way round.
+    if (request.function, request.count) == (profile.function, profile.count):
+        raise ProfileError(
+            source, "identity block must differ from the readings' block in function or count"
+        )
+    seen: dict[int, str] = {}
+    for f in identity.fields:
+        for reg in range(f.register, f.register + f.width):
+            if not identity.start <= reg < identity.start + identity.count:
+                raise ProfileError(
+                    source,
+                    f"identity.{f.name} at register {reg} lies outside the identity block "
+                    f"{identity.start}..{identity.start + identity.count - 1}",
+                )
+            if reg in seen:
+                raise ProfileError(source, f"identity.{seen[reg]} and {f.name} overlap at {reg}")
+            seen[reg] = f.name
 
 
 def _canonical_unit(channel: str, source: str) -> str:

@@ -19,11 +19,19 @@ from edge.units import CHANNELS, ChannelSpec
 EARTH_RADIUS_M = 6371008.8
 
 # Readings with these flags are not where the statistics come from (passes, rollups, hotspots):
-# no usable position (no_fix, stale_fix), standing still (stationary: a parked vehicle's exhaust
-# is not the street's), or sensors still warming up. They stay stored and readable.
-STATS_EXCLUDED_FLAGS: tuple[str, ...] = ("no_fix", "stale_fix", "stationary", "warmup")
-# Readings with these flags are not even on a vehicle's track: their position cannot be trusted.
-TRACK_EXCLUDED_FLAGS: tuple[str, ...] = ("no_fix", "stale_fix")
+# no usable position (no_fix, stale_fix), a time known to be wrong (clock_clamped), standing
+# still (stationary: a parked vehicle's exhaust is not the street's), or sensors still warming
+# up. They stay stored and readable.
+STATS_EXCLUDED_FLAGS: tuple[str, ...] = (
+    "no_fix",
+    "stale_fix",
+    "clock_clamped",
+    "stationary",
+    "warmup",
+)
+# Readings with these flags are not even on a vehicle's track: their position cannot be trusted,
+# or their time cannot, which would put the position at the wrong place in the track.
+TRACK_EXCLUDED_FLAGS: tuple[str, ...] = ("no_fix", "stale_fix", "clock_clamped")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,11 @@
 """Recording a drive: the raw serial exchanges with timestamps, plus decoded readings and fixes.
 
-A recording is a gzip-compressed file of JSON lines (format `envpatrol-drive`, version 2,
-documented in docs/recording.md; version 1 files still load). `t` is drive time: seconds since
+A recording is a gzip-compressed file of JSON lines (format `envpatrol-drive`, version 3,
+documented in docs/recording.md; versions 1 and 2 still load). `t` is drive time: seconds since
 the recording began, on the agent's clock (edge.clock: real seconds times its time_scale, so a
 simulated drive at 400x records the simulated seconds, and a real vehicle records wall seconds).
 
-    {"type":"header","format":"envpatrol-drive","version":2,"vehicle":...,"box":{...},
+    {"type":"header","format":"envpatrol-drive","version":3,"vehicle":...,"box":{...},
      "clock":{"origin":...,"started":...,"powered_for":...},...}
     {"type":"serial","t":12.5,"port":"box","dir":"tx","hex":"010300000010440b"}
     {"type":"serial","t":12.6,"port":"box","dir":"rx","hex":"010320..."}
@@ -14,7 +14,9 @@ simulated drive at 400x records the simulated seconds, and a real vehicle record
     {"type":"end","t":28800.0,"lines":...}
 
 Version 2 adds the agent's own clock readings (header `clock`, reading `clock`), exact, so a
-replay can hand the agent the same instants and get the same reading times.
+replay can hand the agent the same instants and get the same reading times. Version 3 records
+the agent asking the box who it is (identity registers) among the box exchanges; a replay of an
+older recording turns those requests off, since its box exchanges hold none.
 
 The recorder wraps the serial ports the agent opens (box and GPS) and sees every reading the
 agent makes; it needs nothing beyond the standard library and the edge's own codecs.
@@ -39,8 +41,8 @@ from edge.nmea import Fix, FixAssembler, NmeaFramer
 from edge.wire import Reading, format_time, reading_to_dict
 
 RECORDING_FORMAT = "envpatrol-drive"
-RECORDING_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+RECORDING_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 PortName = Literal["box", "gps"]
 OpenPort = Callable[[str, int, int, str, int], SerialPort]

@@ -26,7 +26,18 @@ MAX_READINGS_PER_MESSAGE = 500
 TimeSource = Literal["gnss", "host"]
 
 # Reading-level quality flags. A flagged reading is stored like any other; analysis decides.
-READING_FLAGS = frozenset({"no_fix", "stale_fix", "host_time", "stationary", "warmup"})
+READING_FLAGS = frozenset(
+    {
+        "no_fix",
+        "stale_fix",
+        "host_time",
+        "clock_corrected",
+        "clock_unverified",
+        "clock_clamped",
+        "stationary",
+        "warmup",
+    }
+)
 # Channel-level flags, per value.
 CHANNEL_FLAGS = frozenset({"sentinel", "out_of_range", "stuck", "spike", "warmup"})
 

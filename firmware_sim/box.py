@@ -3,10 +3,16 @@
 It reuses the edge's codec from the device's side. Every response it sends is reported to
 `on_served` with the values it encodes and the bytes it writes, in the order written: the ground
 truth the end-to-end tests compare the database, and the agent's discards, against.
+
+A box whose profile names identity registers also answers them, with its own model, serial
+number and firmware (`box_identity`: the serial derived from the vehicle's name unless given).
+Identity answers carry no readings: they are not reported to `on_served`, and the fault plan
+neither shapes them nor counts them, so a vehicle's faults fall on the same polls as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -19,13 +25,38 @@ from edge.modbus import (
     encode_exception_response,
     encode_read_response,
 )
-from edge.profile import BoxProfile
+from edge.profile import BoxIdentity, BoxProfile
 from firmware_sim.faults import Action, FaultPlan
 from firmware_sim.pty import PseudoTerminal
 
 log = logging.getLogger("envpatrol.sim.box")
 
 ILLEGAL_DATA_ADDRESS = 2
+
+SIM_MODEL = "EP-SIM"
+SIM_FIRMWARE = "2.1"
+
+
+def box_identity(profile: BoxProfile, vehicle: str, serial: str | None = None) -> BoxIdentity:
+    """The identity a vehicle's simulated box serves: `serial`, else one derived from the
+    vehicle's name (the same name, the same box). ValueError when `serial` does not fit the
+    profile's serial register."""
+    identity_map = profile.identity
+    serial_field = None if identity_map is None else identity_map.field("serial")
+    model_field = None if identity_map is None else identity_map.field("model")
+    digest = hashlib.sha256(vehicle.encode()).hexdigest()
+    numeric = serial_field is not None and serial_field.type != "ascii"
+    if serial is None:
+        if numeric:
+            assert serial_field is not None
+            serial = str(int(digest, 16) % (10**9 if serial_field.type == "u32" else 60000))
+        else:
+            serial = f"EP{digest[:10].upper()}"
+    model = "1" if model_field is not None and model_field.type != "ascii" else SIM_MODEL
+    identity = BoxIdentity(model, serial, SIM_FIRMWARE)
+    if identity_map is not None:
+        identity_map.encode(identity)  # raises when a field does not fit
+    return identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +80,10 @@ class SimulatedBox:
         *,
         faults: FaultPlan | None = None,
         powered: Callable[[], bool] | None = None,
+        identity: BoxIdentity | None = None,
     ) -> None:
         self.profile = profile
+        self.identity = identity or box_identity(profile, "")
         self.faults = faults
         self._powered = powered
         self.pty = PseudoTerminal()
@@ -98,6 +131,10 @@ class SimulatedBox:
         fault plan drops it; otherwise the response, possibly late, corrupted or garbled."""
         if self._powered is not None and not self._powered():
             return b""
+        if request == self.profile.identity_request:
+            assert self.profile.identity is not None
+            registers = self.profile.identity.encode(self.identity)
+            return encode_read_response(request.address, request.function, registers)
         action = self.faults.next_action() if self.faults is not None else "ok"
         if action == "drop":
             return b""

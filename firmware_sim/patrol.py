@@ -14,7 +14,7 @@ from typing import Any
 
 from edge.profile import load_profile
 from edge.wire import format_time
-from firmware_sim.box import Served, SimulatedBox
+from firmware_sim.box import Served, SimulatedBox, box_identity
 from firmware_sim.drive import SimClock, VehicleState
 from firmware_sim.faults import FaultPlan
 from firmware_sim.field import PollutionField
@@ -90,12 +90,14 @@ class PatrolVehicle(SerialDevices):
         self._lock = threading.Lock()
         self._requests = 0
         self._pending: dict[str, Any] | None = None
+        profile = load_profile(spec.profile)
         self.box = SimulatedBox(
-            load_profile(spec.profile),
+            profile,
             self._sample,
             self._served,
             faults=self.faults,
             powered=self.powered,
+            identity=box_identity(profile, spec.name, spec.box_serial),
         )
         self.gps = SimulatedGps(self.drive, clock, observe=self._observe)
 

@@ -99,7 +99,7 @@ def _fixes_per_burst(bursts: list[GpsBurst]) -> list[GpsBurst]:
     framer, assembler = NmeaFramer(), FixAssembler()
     counted = []
     for burst in bursts:
-        fixes = sum(assembler.update(s) is not None for s in framer.feed(burst.data))
+        fixes = sum(len(assembler.feed(s)) for s in framer.feed(burst.data))
         counted.append(replace(burst, fixes=fixes))
     return counted
 
@@ -487,6 +487,8 @@ def replay_settings(
             address=box.get("address"),
             timeout_s=float(box.get("timeout_s", 0.5)),
             retries=int(box.get("retries", 2)),
+            # Drives recorded before version 3 never asked the box who it is.
+            identity=recording.version >= 3,
         ),
         gps=GpsSettings(port=player.gps_path, max_fix_age_s=float(gps.get("max_fix_age_s", 5.0))),
         outbox_path=str(work / "replay-outbox.sqlite3"),

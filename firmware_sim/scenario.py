@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.errors import EnvpatrolError
+from edge.profile import ProfileError, load_profile
 from edge.units import CHANNELS
 from firmware_sim.faults import ChannelWindow, FaultSpec
 from firmware_sim.field import BACKGROUND, MEAL_TIMES, Schedule, Source
@@ -55,6 +56,7 @@ class VehicleSpec:
     shift: tuple[time, time] | None = None  # local times; None: the whole scenario
     offset_m: float = 0.0
     speed: SpeedProfile = field(default_factory=SpeedProfile)
+    box_serial: str | None = None  # the serial its box reports; None: derived from the name
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +396,27 @@ def _routes(top: _Table, base: Path) -> dict[str, RouteSpec]:
     return routes
 
 
+def _box_serial(v: _Table) -> str | None:
+    """A vehicle's `box_serial`, checked against its profile's serial register."""
+    serial = v.text("box_serial")
+    if serial is None:
+        return None
+    try:
+        profile = load_profile(v.text("profile", "default-multi") or "default-multi")
+    except ProfileError:
+        return serial  # the unknown profile is reported where the vehicle's box is built
+    field_ = None if profile.identity is None else profile.identity.field("serial")
+    if field_ is None:
+        raise v.error("box_serial", f"profile {profile.name} has no serial register")
+    if not serial:
+        raise v.error("box_serial", "must not be empty")
+    try:
+        field_.encode(serial)
+    except ValueError as exc:
+        raise v.error("box_serial", str(exc)) from exc
+    return serial
+
+
 def _vehicles(top: _Table, routes: dict[str, RouteSpec]) -> tuple[VehicleSpec, ...]:
     out: list[VehicleSpec] = []
     for v in top.tables("vehicles"):
@@ -415,6 +438,7 @@ def _vehicles(top: _Table, routes: dict[str, RouteSpec]) -> tuple[VehicleSpec, .
                 shift=shift,
                 offset_m=v.number("offset_m", 0.0, minimum=0),
                 speed=_speed(v.table("speed")),
+                box_serial=_box_serial(v),
             )
         )
         v.done()

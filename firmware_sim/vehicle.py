@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from edge.profile import BoxProfile
-from firmware_sim.box import Served, SimulatedBox
+from firmware_sim.box import Served, SimulatedBox, box_identity
 from firmware_sim.drive import Motion, SimClock, VehicleState
 from firmware_sim.field import NOISE_SIGMA, PollutionField
 from firmware_sim.gps import SimulatedGps
@@ -65,6 +65,7 @@ class SimVehicle(SerialDevices):
         seed: int = 0,
         noise: bool = True,
         on_truth: Callable[[TruthRecord], None] | None = None,
+        box_serial: str | None = None,
     ) -> None:
         self.name = name
         self.drive = drive
@@ -79,7 +80,14 @@ class SimVehicle(SerialDevices):
         self._sensors = SensorArray(
             DEFAULT_SENSORS, random.Random(f"sensors:{seed}"), clock.now().timestamp() - SETTLED_S
         )
-        self.box = SimulatedBox(profile, self._sample, self._served)
+        # The box's serial follows the vehicle's name unless given: the same vehicle started
+        # again is the same box, another vehicle's box is another.
+        self.box = SimulatedBox(
+            profile,
+            self._sample,
+            self._served,
+            identity=box_identity(profile, name, box_serial),
+        )
         self.gps = SimulatedGps(drive, clock)
 
     def _sample(self) -> tuple[datetime, dict[str, float | None]]:

@@ -99,6 +99,7 @@ _RETURNED = ", ".join(
         "vehicle",
         "seq",
         "time",
+        "time_source",
         "lat",
         "lon",
         "fix_valid",
@@ -139,28 +140,53 @@ WITH ins AS (
         energy_sum = r.energy_sum + EXCLUDED.energy_sum
     RETURNING 1
 ), newest AS (
-    SELECT vehicle, max(time) AS time FROM ins GROUP BY vehicle
+    SELECT vehicle, max(time) AS time,
+           max(time) FILTER (WHERE time_source = 'gnss') AS gnss_time,
+           max(time) FILTER (WHERE time_source = 'gnss' AND fix_valid) AS fix_time
+    FROM ins GROUP BY vehicle
+), fixed AS (
+    -- Each vehicle's newest position: a valid fix by GNSS time, never a host clock's guess.
+    SELECT DISTINCT ON (i.vehicle) i.vehicle, i.time, i.lat, i.lon
+    FROM ins i JOIN newest n ON n.vehicle = i.vehicle AND i.time = n.fix_time
+    WHERE i.fix_valid AND i.time_source = 'gnss'
+    ORDER BY i.vehicle, i.seq DESC
 ), latest AS (
-    -- Each vehicle's newest reading: its newest time found by hashing, then only the readings
-    -- at that time sorted, cheaper than sorting the whole batch (docs/performance.md).
-    SELECT DISTINCT ON (i.vehicle) i.vehicle, i.seq, i.time, i.lat, i.lon, i.fix_valid
-    FROM ins i JOIN newest n ON n.vehicle = i.vehicle AND n.time = i.time
+    -- Each vehicle's newest reading, one dated by GNSS time before any dated by the host, and
+    -- its newest position: the newest times found by hashing, then only the readings at them
+    -- sorted, cheaper than sorting the whole batch (docs/performance.md).
+    SELECT DISTINCT ON (i.vehicle) i.vehicle, i.seq, i.time, i.time_source,
+           f.time AS fix_time, f.lat, f.lon
+    FROM ins i JOIN newest n ON n.vehicle = i.vehicle AND i.time = coalesce(n.gnss_time, n.time)
+         AND (n.gnss_time IS NULL OR i.time_source = 'gnss')
+         LEFT JOIN fixed f ON f.vehicle = i.vehicle
     ORDER BY i.vehicle, i.seq DESC
 ), located AS (
-    INSERT INTO vehicle AS v (vehicle, last_seq, last_time, last_lat, last_lon)
-    SELECT vehicle, seq, time, CASE WHEN fix_valid THEN lat END, CASE WHEN fix_valid THEN lon END
+    INSERT INTO vehicle AS v
+        (vehicle, last_seq, last_time, last_time_source, last_fix_time, last_lat, last_lon)
+    SELECT vehicle, seq, time, time_source, fix_time, lat, lon
     FROM latest
     ON CONFLICT (vehicle) DO UPDATE SET
         last_seen = now(),
-        last_seq = CASE WHEN v.last_time IS NULL OR EXCLUDED.last_time >= v.last_time
+        last_seq = CASE WHEN v.last_time IS NULL
+                             OR (EXCLUDED.last_time_source = 'gnss', EXCLUDED.last_time)
+                                >= (coalesce(v.last_time_source = 'gnss', false), v.last_time)
                         THEN EXCLUDED.last_seq ELSE v.last_seq END,
-        last_lat = CASE WHEN (v.last_time IS NULL OR EXCLUDED.last_time >= v.last_time)
-                             AND EXCLUDED.last_lat IS NOT NULL
+        last_time = CASE WHEN v.last_time IS NULL
+                              OR (EXCLUDED.last_time_source = 'gnss', EXCLUDED.last_time)
+                                 >= (coalesce(v.last_time_source = 'gnss', false), v.last_time)
+                         THEN EXCLUDED.last_time ELSE v.last_time END,
+        last_time_source = CASE WHEN v.last_time IS NULL
+                                     OR (EXCLUDED.last_time_source = 'gnss', EXCLUDED.last_time)
+                                        >= (coalesce(v.last_time_source = 'gnss', false),
+                                            v.last_time)
+                                THEN EXCLUDED.last_time_source ELSE v.last_time_source END,
+        last_lat = CASE WHEN EXCLUDED.last_fix_time >= v.last_fix_time
+                             OR (v.last_fix_time IS NULL AND EXCLUDED.last_fix_time IS NOT NULL)
                         THEN EXCLUDED.last_lat ELSE v.last_lat END,
-        last_lon = CASE WHEN (v.last_time IS NULL OR EXCLUDED.last_time >= v.last_time)
-                             AND EXCLUDED.last_lon IS NOT NULL
+        last_lon = CASE WHEN EXCLUDED.last_fix_time >= v.last_fix_time
+                             OR (v.last_fix_time IS NULL AND EXCLUDED.last_fix_time IS NOT NULL)
                         THEN EXCLUDED.last_lon ELSE v.last_lon END,
-        last_time = greatest(v.last_time, EXCLUDED.last_time)
+        last_fix_time = greatest(v.last_fix_time, EXCLUDED.last_fix_time)
     RETURNING 1
 ), touched AS (
     INSERT INTO touched_stage (vehicle, tmin, tmax)

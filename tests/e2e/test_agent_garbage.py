@@ -22,6 +22,7 @@ from edge.modbus import decode_request, encode_exception_response, encode_read_r
 from edge.mqtt import MqttSettings
 from edge.nmea import format_gga, format_rmc
 from edge.profile import load_profile
+from firmware_sim.box import box_identity
 from firmware_sim.pty import PseudoTerminal
 from firmware_sim.truth import account
 
@@ -82,6 +83,12 @@ class HostileBox:
             decoded = decode_request(buffer, PROFILE.address)
             buffer = buffer[decoded.consumed :]
             if decoded.frame is None:
+                continue
+            if decoded.frame == PROFILE.identity_request and PROFILE.identity is not None:
+                # Who it is, plainly: the hostility is in the readings' answers.
+                registers = PROFILE.identity.encode(box_identity(PROFILE, "hostile"))
+                request = PROFILE.identity_request
+                self.pty.write(encode_read_response(request.address, request.function, registers))
                 continue
             pieces = self.answer()
             self.requests += 1

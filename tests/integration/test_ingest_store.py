@@ -574,3 +574,63 @@ def test_thousands_of_days_in_a_few_messages_make_a_bounded_number_of_partitions
     assert conn.execute("SELECT count(*) FROM reading_default").fetchone() == (
         days - len(made) + 2,
     )
+
+
+def test_a_host_clock_reading_dated_ahead_pins_neither_the_position_nor_the_newest_reading(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """A gateway whose calendar clock is a day ahead sends its first reading before the receiver
+    has a fix; the GNSS-dated readings after it still give the vehicle its position and newest
+    reading, and a late backlog of older ones moves neither back."""
+    from store.vehicles import vehicle_states
+
+    writer = writer_for(conn)
+    values: dict[str, float | None] = {"pm25": 12.0}
+    ahead = Reading("car-p", 1, T0 + timedelta(days=1), "host", None, values, "p",
+                    flags=("no_fix", "host_time", "clock_unverified"))  # fmt: skip
+
+    def gnss(seq: int, lon: float) -> Reading:
+        position = Position(39.9, lon, True, 1, 9, 0.9, 5.0, 90.0, 0.2)
+        return Reading(
+            "car-p", seq, T0 + timedelta(seconds=10 * seq), "gnss", position, values, "p"
+        )
+
+    writer.write([ahead], [], [])
+    writer.write([gnss(2, 116.402), gnss(3, 116.403)], [], [])
+    writer.write([gnss(4, 116.404)], [], [])
+    # An older reading that arrives late (the outbox's backlog) and one of the host again.
+    lost = Reading("car-p", 6, T0 + timedelta(days=1, seconds=60), "host", None, values, "p",
+                   flags=("no_fix", "host_time", "clock_corrected"))  # fmt: skip
+    writer.write([gnss(5, 116.405), lost], [], [])
+    writer.write([gnss(0, 116.400)], [], [])
+    conn.commit()
+    (state,) = vehicle_states(conn)
+    assert (state.vehicle, state.last_seq, state.last_time) == (
+        "car-p",
+        5,
+        T0 + timedelta(seconds=50),
+    )
+    assert (state.lat, state.lon) == (39.9, 116.405)
+    assert state.heard_recently
+    row = conn.execute(
+        "SELECT last_seen > now() - interval '1 minute', last_time_source, last_fix_time"
+        " FROM vehicle WHERE vehicle = 'car-p'"
+    ).fetchone()
+    assert row == (True, "gnss", T0 + timedelta(seconds=50))
+
+
+def test_a_vehicle_without_any_gnss_time_still_shows_its_newest_reading(
+    conn: psycopg.Connection[Any],
+) -> None:
+    writer = writer_for(conn)
+    for seq in range(3):
+        writer.write(
+            [Reading("car-q", seq, T0 + timedelta(seconds=seq), "host", None, {"pm25": 1.0}, "p")],
+            [],
+            [],
+        )
+    conn.commit()
+    row = conn.execute(
+        "SELECT last_seq, last_time_source, last_lat, last_fix_time FROM vehicle"
+    ).fetchone()
+    assert row == (2, "host", None, None)

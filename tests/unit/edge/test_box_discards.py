@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import random
+from dataclasses import replace
 from itertools import count, pairwise
 from pathlib import Path
 
@@ -20,12 +21,14 @@ from edge.box import BoxClient, BoxError, Discard
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
 from edge.modbus import encode_exception_response, encode_read_response
 from edge.mqtt import MqttSettings
-from edge.profile import load_profile
+from edge.profile import BoxIdentity, load_profile
 from edge.recording import SerialChunk, load_recording
 from firmware_sim.faults import corrupt_crc
 from firmware_sim.truth import account
 
-PROFILE = load_profile("default-multi")
+# Readings only: the identity exchange is tested in test_box_identity.py.
+BOXED = load_profile("default-multi")
+PROFILE = replace(BOXED, identity=None)
 
 # What the device does with one request: (delay after the request, bytes) pieces, in order.
 Plan = list[tuple[float, bytes]]
@@ -175,7 +178,13 @@ def test_a_drive_recording_holds_the_exchanges_not_the_stale_answers_read_before
     tmp_path: Path,
 ) -> None:
     first, second, third = block(1), block(2), block(3)
-    line = Line([[(0.6, frame(first))], [(0.2, frame(second))], [(0.01, frame(third))]])
+    assert BOXED.identity is not None
+    who = encode_read_response(
+        BOXED.address, 3, BOXED.identity.encode(BoxIdentity("EP-SIM", "EP0001", "1.0"))
+    )
+    line = Line(
+        [[(0.01, who)], [(0.6, frame(first))], [(0.2, frame(second))], [(0.01, frame(third))]]
+    )
     settings = EdgeSettings(
         vehicle="v",
         mqtt=MqttSettings.from_url("mqtt://127.0.0.1:1883"),
@@ -199,8 +208,10 @@ def test_a_drive_recording_holds_the_exchanges_not_the_stale_answers_read_before
     # was never an answer to a request, as when it was flushed unread.
     events = load_recording(tmp_path / "drive.jsonl.gz").events
     box = [e for e in events if isinstance(e, SerialChunk) and e.port == "box"]
-    assert sum(e.direction == "tx" for e in box) == 3
-    assert b"".join(e.data for e in box if e.direction == "rx") == frame(first) + frame(third)
+    # The identity exchange is recorded like the others, so a replay answers it too.
+    assert sum(e.direction == "tx" for e in box) == 4
+    assert box[0].data == BOXED.identity_request.encode()  # type: ignore[union-attr]
+    assert b"".join(e.data for e in box if e.direction == "rx") == who + frame(first) + frame(third)
 
 
 def answer_plans() -> st.SearchStrategy[list[tuple[str, Plan]]]:

@@ -37,7 +37,7 @@ def test_a_backlog_chunk_publishes_only_its_newest_fix() -> None:
     assert latest is not None
     assert latest.fix.time == START + timedelta(seconds=5)
     assert latest.fix.valid
-    assert receiver.fixes == 12  # every sentence (GGA and RMC of 6 epochs) went through the filter
+    assert receiver.fixes == 6  # one fix per epoch, each through the filter
     # While the chunk was processed the latest stayed the previous chunk's fix until the end.
     assert published[1:-1] == [39.8900] * (len(published) - 2)
     assert published[-1] == latest.fix.lat
@@ -62,6 +62,52 @@ def test_fixes_are_stamped_on_the_given_clock_and_counted_once_published() -> No
     latest = receiver.latest()
     assert latest is not None
     assert latest.received == 250.0
+    assert receiver.fixes == 1
+    # The epoch's one fix becomes the latest, and is counted after that.
+    assert seen == [(1, 250.0)]
+
+
+def test_an_epoch_left_incomplete_is_judged_on_the_real_timer() -> None:
+    real = [10.0]
+    receiver = GpsReceiver("unused", timer=lambda: real[0], clock=lambda: 5000.0)
+    receiver.feed(epoch(0, 39.89) + epoch(1, 39.8901))
+    moment = START + timedelta(seconds=2)
+    receiver.feed(format_gga(moment, 39.8902, 116.46).encode())  # its RMC never comes
     assert receiver.fixes == 2
-    # GGA, then RMC: only the chunk's last fix becomes the latest, and is counted after that.
-    assert seen == [(1, None), (1, 250.0)]
+    real[0] = 10.2
+    receiver.expire()
+    assert receiver.fixes == 2
+    real[0] = 10.4
+    receiver.expire()
+    latest = receiver.latest()
+    assert latest is not None
+    assert receiver.fixes == 3
+    # A GGA alone has no speed: kept, but not valid unless the policy accepts it.
+    assert not latest.fix.valid
+    assert receiver.filtered["incomplete"] == 1
+    assert receiver.counters()["late_sentences"] == 0
+
+
+def test_no_fix_sentences_clear_the_latest_and_are_not_bad() -> None:
+    receiver = GpsReceiver("unused")
+    receiver.feed(epoch(0, 39.89) + epoch(1, 39.8901))
+    latest = receiver.latest()
+    assert latest is not None
+    assert latest.fix.valid
+    receiver.feed(b"$GPRMC,,V,,,,,,,,,,N*53\r\n")
+    latest = receiver.latest()
+    assert latest is not None
+    assert not latest.fix.valid
+    assert receiver.bad_sentences == 0
+    assert receiver.counters()["no_fix_sentences"] == 1
+
+
+def test_sentences_without_checksum_need_the_setting() -> None:
+    text = epoch(0, 39.89).decode()
+    bare = "".join(line[: line.rindex("*")] + "\r\n" for line in text.splitlines())
+    strict = GpsReceiver("unused")
+    strict.feed(bare.encode())
+    assert (strict.fixes, strict.bad_sentences) == (0, 2)
+    lenient = GpsReceiver("unused", require_checksum=False)
+    lenient.feed(bare.encode())
+    assert lenient.fixes == 1

@@ -1,5 +1,5 @@
-"""GGA's numeric fields are bounded where the sentence is read: a damaged or hostile sentence
-with a checksum that fits is counted and skipped, never carried into a reading."""
+"""Numeric fields are bounded where the sentence is read: a damaged or hostile sentence with a
+checksum that fits is counted and skipped, never carried into a reading."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from edge.nmea import (
     _sentence,
     format_gga,
 )
+from edge.sentences import FixError, Record, parse_sentence
 
 MOMENT = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
@@ -40,11 +41,10 @@ def read(sentence: str) -> FixAssembler:
 
 
 def test_a_plausible_gga_is_read() -> None:
-    assembler = FixAssembler()
-    fix = assembler.update(format_gga(MOMENT, 39.89, 116.46, satellites=12, hdop=1.2).strip())
-    assert fix is not None
-    assert (fix.satellites, fix.hdop, assembler.unparsed) == (12, 1.2, 0)
-    assert read(gga(satellites="99", hdop="99.9", altitude="-400.0")).unparsed == 0
+    record = parse_sentence(format_gga(MOMENT, 39.89, 116.46, satellites=12, hdop=1.2).strip())
+    assert (record.satellites, record.hdop, record.quality) == (12, 1.2, 1)
+    # A receiver without a fix reports HDOP 99.99: a no-fix sentence, not a damaged one.
+    assert read(gga(satellites="99", hdop="99.99", altitude="-400.0")).unparsed == 0
 
 
 @pytest.mark.parametrize(
@@ -77,14 +77,52 @@ def test_an_implausible_gga_is_counted_and_skipped(fields: dict[str, str]) -> No
 def test_whatever_the_numbers_a_fix_holds_only_bounded_ones(
     satellites: int, hdop: float, altitude: float
 ) -> None:
-    assembler = FixAssembler()
-    fix = assembler.update(
-        gga(satellites=str(satellites), hdop=repr(hdop), altitude=repr(altitude))
-    )
-    if fix is None:
+    try:
+        fix: Record = parse_sentence(
+            gga(satellites=str(satellites), hdop=repr(hdop), altitude=repr(altitude))
+        )
+    except FixError:
         return
     assert fix.quality is not None
     assert 0 <= fix.quality <= GGA_MAX_QUALITY
     assert fix.satellites is None or 0 <= fix.satellites <= GGA_MAX_SATELLITES
     assert fix.hdop is None or 0.0 <= fix.hdop <= GGA_MAX_HDOP
     assert fix.altitude_m is None or GGA_ALTITUDE_M[0] <= fix.altitude_m <= GGA_ALTITUDE_M[1]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "GNRMC,080000.00,A,9100.00000,N,11627.60000,E,0.0,0.0,211126,,,A",  # latitude > 90
+        "GNRMC,080000.00,A,3960.00000,N,11627.60000,E,0.0,0.0,211126,,,A",  # 60 minutes
+        "GNRMC,080000.00,A,3953.40000,N,18100.00000,E,0.0,0.0,211126,,,A",  # longitude > 180
+        "GNRMC,080000.00,A,3953.40000,X,11627.60000,E,0.0,0.0,211126,,,A",  # hemisphere
+        "GNRMC,080000.00,A,3953.40000,N,11627.60000,E,1000.1,0.0,211126,,,A",  # speed
+        "GNRMC,080000.00,A,3953.40000,N,11627.60000,E,-1.0,0.0,211126,,,A",
+        "GNRMC,080000.00,A,3953.40000,N,11627.60000,E,0.0,360.5,211126,,,A",  # course
+        "GNRMC,080000.00,A,3953.40000,N,11627.60000,E,nan,0.0,211126,,,A",
+        "GNRMC,080000.00,A,3953.40000,N,11627.60000,E,0.0,0.0,321126,,,A",  # day 32
+        "GNRMC,080000.00,A,3953.40000,N,11627.60000,E,0.0,0.0,211326,,,A",  # month 13
+        "GNRMC,246000.00,A,3953.40000,N,11627.60000,E,0.0,0.0,211126,,,A",  # hour 24
+        "GNRMC,125960.00,A,3953.40000,N,11627.60000,E,0.0,0.0,211126,,,A",  # 60 s, not 23:59
+        "GNRMC,080000.00,X,3953.40000,N,11627.60000,E,0.0,0.0,211126,,,A",  # status
+        "GNGNS,080000.00,3953.40000,N,11627.60000,E,AA,100,0.9,45.0,-8.0,,,V",  # satellites
+        "GNGSA,A,4,01,02,03,,,,,,,,,,1.3,0.9,1.5",  # fix type
+        "GNVTG,400.0,T,,M,1.0,N,1.9,K,A",  # course
+        "GNZDA,080000.00,21,13,2026,00,00",  # month
+        "GNGLL,3953.40000,N,11627.60000,E,080000.00,B,A",  # status
+    ],
+)
+def test_every_numeric_field_is_range_checked(body: str) -> None:
+    with pytest.raises(FixError):
+        parse_sentence(_sentence(body).strip())
+    assembler = FixAssembler()
+    assert assembler.feed(_sentence(body).strip()) == []
+    assert assembler.unparsed == 1
+
+
+def test_the_leap_second_is_a_time() -> None:
+    record = parse_sentence(
+        _sentence("GNRMC,235960.00,A,3953.40000,N,11627.60000,E,0.0,0.0,311216,,,A").strip()
+    )
+    assert record.time_us == 86_400_000_000

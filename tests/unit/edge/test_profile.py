@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.profile import BoxProfile, ProfileError, builtin_profiles, load_profile, parse_profile
+from edge.profile import (
+    BoxIdentity,
+    BoxProfile,
+    ProfileError,
+    builtin_profiles,
+    load_profile,
+    parse_profile,
+)
 from edge.units import CHANNELS, converter, inverse_converter
 
 PROFILES = [load_profile(name) for name in builtin_profiles()]
@@ -109,3 +116,96 @@ def test_bad_profiles_are_refused(extra: str, problem: str) -> None:
 def test_unknown_builtin_names_the_known_ones() -> None:
     with pytest.raises(ProfileError, match="default-multi"):
         load_profile("no-such-box")
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity registers
+
+IDENTIFIED = [p for p in PROFILES if p.identity is not None]
+
+
+def _field_text(kind: str, length: int) -> st.SearchStrategy[str]:
+    if kind == "ascii":
+        # Trailing spaces are padding to a box, as are NULs.
+        alphabet = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="\\")
+        return st.text(alphabet, min_size=1, max_size=2 * length)
+    if kind == "version":
+        return st.tuples(st.integers(0, 255), st.integers(0, 255)).map(lambda v: f"{v[0]}.{v[1]}")
+    return st.integers(0, 0xFFFF if kind == "u16" else 0xFFFF_FFFF).map(str)
+
+
+def test_every_builtin_profile_names_its_identity_registers() -> None:
+    assert [p.name for p in IDENTIFIED] == [p.name for p in PROFILES]
+
+
+@pytest.mark.parametrize("profile", IDENTIFIED, ids=lambda p: p.name)
+@given(data=st.data())
+def test_identity_round_trip(profile: BoxProfile, data: st.DataObject) -> None:
+    identity_map = profile.identity
+    assert identity_map is not None
+    text = {f.name: data.draw(_field_text(f.type, f.length)) for f in identity_map.fields}
+    identity = BoxIdentity(text.get("model", ""), text["serial"], text.get("firmware", ""))
+    registers = identity_map.encode(identity)
+    assert len(registers) == identity_map.count
+    assert all(0 <= r <= 0xFFFF for r in registers)
+    assert identity_map.decode(registers) == identity
+
+
+@pytest.mark.parametrize("profile", IDENTIFIED, ids=lambda p: p.name)
+@given(data=st.data())
+def test_any_identity_block_reads_as_printable_text(
+    profile: BoxProfile, data: st.DataObject
+) -> None:
+    identity_map = profile.identity
+    assert identity_map is not None
+    count = identity_map.count
+    block = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=count, max_size=count))
+    identity = identity_map.decode(block)
+    assert all(v.isprintable() for v in identity.as_dict().values())
+    # registers that differ in the serial read as different serials
+    serial = identity_map.field("serial")
+    assert serial is not None
+    other = list(block)
+    i = serial.register - identity_map.start
+    other[i] = block[i] ^ 0x0101
+    assert identity_map.decode(other).serial != identity.serial
+
+
+def test_the_same_box_is_model_and_serial_whatever_its_firmware() -> None:
+    box = BoxIdentity("EP-SIM", "EP01", "1.0")
+    assert box.same_box(BoxIdentity("EP-SIM", "EP01", "1.1"))
+    assert not box.same_box(BoxIdentity("EP-SIM", "EP02", "1.0"))
+    assert not box.same_box(BoxIdentity("EP-OTHER", "EP01", "1.0"))
+
+
+IDENTITY_BASE = BASE + '[[channels]]\nchannel = "pm25"\nregister = 0\n[identity]\n'
+
+
+@pytest.mark.parametrize(
+    ("identity", "problem"),
+    [
+        ("start = 10\ncount = 3\nmodel = { register = 10 }\n", "at least the serial"),
+        ("start = 10\ncount = 2\nserial = { register = 11, type = 'u32' }\n", "outside"),
+        (
+            "start = 10\ncount = 3\nserial = { register = 10, length = 2 }\n"
+            "firmware = { register = 11, type = 'version' }\n",
+            "overlap",
+        ),
+        ("start = 0\ncount = 4\nserial = { register = 0 }\n", "differ from the readings"),
+        ("start = 0\ncount = 4\nfunction = 6\nserial = { register = 0 }\n", "not 3 or 4"),
+        ("start = 10\ncount = 3\nserial = { register = 10, type = 'bcd' }\n", "unknown type"),
+        ("start = 10\ncount = 3\nserial = { register = 10 }\nvendor = 1\n", "unknown key"),
+        ("start = 10\ncount = 200\nserial = { register = 10 }\n", "not readable"),
+    ],
+)
+def test_bad_identity_maps_are_refused(identity: str, problem: str) -> None:
+    with pytest.raises(ProfileError, match=problem):
+        parse_profile(IDENTITY_BASE + identity, "test.toml")
+
+
+def test_an_identity_block_of_another_function_may_share_the_readings_count() -> None:
+    profile = parse_profile(
+        IDENTITY_BASE + "function = 4\nstart = 0\ncount = 4\nserial = { register = 0 }\n"
+    )
+    assert profile.identity_request is not None
+    assert profile.identity_request.function == 4

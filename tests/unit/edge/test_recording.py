@@ -7,6 +7,8 @@ import gzip
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +28,7 @@ from edge.recording import (
     SerialChunk,
     load_recording,
 )
-from firmware_sim.replay import Exchange, GpsBurst, replay_plan
+from firmware_sim.replay import Exchange, GpsBurst, replay_plan, replay_settings
 
 T0 = datetime(2026, 3, 2, 1, 0, 0, tzinfo=UTC)
 
@@ -112,7 +114,7 @@ def test_a_recorded_drive_reads_back_with_drive_time_fixes_and_readings(tmp_path
     assert recording.vehicle == "rec-1"
     assert recording.header["box"]["profile"] == "default-multi"
     assert recording.header["time_scale"] == 10.0
-    assert recording.version == 2
+    assert recording.version == 3
     assert recording.header["clock"] == {"origin": 1000.0, "started": 999.5, "powered_for": 5000.0}
     assert recording.clock_reading("started") == 999.5
     serial = [e for e in recording.events if isinstance(e, SerialChunk)]
@@ -124,8 +126,8 @@ def test_a_recorded_drive_reads_back_with_drive_time_fixes_and_readings(tmp_path
     ]
     assert b"".join(e.data for e in serial if e.port == "box" and e.direction == "rx") == answer
     fixes = [e for e in recording.events if isinstance(e, RecordedFix)]
-    # The same fixes the agent's receiver assembles: GGA alone (no date yet), then with RMC.
-    assert [f.fix["time"] for f in fixes] == [None, "2026-03-02T01:00:00.000Z"]
+    # The same fixes the agent's receiver assembles: one per epoch, GGA and RMC merged.
+    assert [f.fix["time"] for f in fixes] == ["2026-03-02T01:00:00.000Z"]
     assert fixes[-1].fix["lat"] == pytest.approx(39.89)
     assert recording.readings[0].reading["values"]["temperature"] == pytest.approx(0.0)
     assert isinstance(recording.readings[0], RecordedReading)
@@ -318,7 +320,7 @@ def _drive(path: Path, version: int, lines: list[dict[str, object]]) -> None:
         "vehicle": "v",
         "started": "2026-03-02T01:00:00.000Z",
     }
-    if version == 2:
+    if version >= 2:
         header["clock"] = {"origin": 100.0, "started": 99.0, "powered_for": 5000.0}
     with gzip.open(path, "wt") as handle:
         for line in [header, *lines]:
@@ -358,10 +360,10 @@ def test_the_replay_plan_holds_the_clock_where_the_agent_read_it(tmp_path: Path)
     )
     plan = replay_plan(load_recording(path))
     assert plan == [
-        GpsBurst(0.5, e1, 2, hold=100.5000017),
+        GpsBurst(0.5, e1, 1, hold=100.5000017),
         Exchange(1.3, b"req1", b"answer1", 1.0, True, 101.3000042),
-        GpsBurst(1.2, e2, 2),
-        GpsBurst(2.0, e3, 2),
+        GpsBurst(1.2, e2, 1),
+        GpsBurst(2.0, e3, 1),
         Exchange(
             2.6,
             b"req2",
@@ -389,6 +391,19 @@ def test_a_version_1_plan_ages_the_fix_by_the_recorded_age(tmp_path: Path) -> No
     )
     plan = replay_plan(load_recording(path))
     assert plan == [
-        GpsBurst(0.5, e1, 2, hold=0.5),
+        GpsBurst(0.5, e1, 1, hold=0.5),
         Exchange(1.3, b"req1", b"answer1", 1.0, True, 0.5 + 0.85),
     ]
+
+
+@pytest.mark.parametrize(("version", "asks"), [(1, False), (2, False), (3, True)])
+def test_a_replay_asks_the_box_who_it_is_only_where_the_drive_recorded_it(
+    tmp_path: Path, version: int, asks: bool
+) -> None:
+    path = tmp_path / f"v{version}.jsonl.gz"
+    _drive(path, version, [{"type": "end", "t": 1.0, "lines": 1}])
+    recording = load_recording(path)
+    player: Any = SimpleNamespace(box_path="/dev/null", gps_path="/dev/null")
+    mqtt = MqttSettings.from_url("mqtt://127.0.0.1:1")
+    settings = replay_settings(recording, mqtt, player, 1.0, tmp_path)
+    assert settings.box.identity is asks

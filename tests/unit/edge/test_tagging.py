@@ -44,7 +44,7 @@ def test_no_fix_uses_host_time_and_flags_it() -> None:
     reading = tag_reading("v", 1, PROFILE, BLOCK, None, 0.0, WALL, Tagging())
     assert reading.time == WALL
     assert reading.position is None
-    assert set(reading.flags) == {"no_fix", "host_time"}
+    assert set(reading.flags) == {"no_fix", "host_time", "clock_unverified"}
 
 
 def test_invalid_fix_keeps_position_but_not_time() -> None:
@@ -70,3 +70,18 @@ def test_quality_history_and_warmup_come_from_the_tracker() -> None:
     )
     assert second.channel_flags["pm25"] == ("spike",)
     assert second.channel_flags["humidity"] == ("sentinel",)
+
+
+def test_a_valid_fix_without_a_trusted_time_places_but_does_not_date() -> None:
+    """A fix whose date the agent refused (edge.gnss_time) keeps its position; the reading is
+    dated by the host and says so."""
+    from dataclasses import replace
+
+    fix = replace(_fix(), time=None)
+    reading = tag_reading("v", 1, PROFILE, BLOCK, TimedFix(fix, 100.0), 100.5, WALL, Tagging())
+    assert reading.time == WALL
+    assert reading.time_source == "host"
+    assert reading.position is not None
+    assert reading.position.valid
+    assert "host_time" in reading.flags
+    assert "no_fix" not in reading.flags

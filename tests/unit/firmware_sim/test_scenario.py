@@ -138,3 +138,22 @@ def test_a_night_shift_crosses_midnight() -> None:
 
 def test_the_example_file_is_shipped_beside_the_code() -> None:
     assert EXAMPLE.is_file()
+
+
+def test_a_vehicle_s_box_serial_is_set_or_derived_and_must_fit_its_profile() -> None:
+    scenario = parse_scenario(
+        MINIMAL + "box_serial = 'EP-BOX-7'\n[[vehicles]]\nname = 'p2'\nprofile = 'gasboard-f32'\n"
+        "box_serial = '4000000000'\n[[vehicles]]\nname = 'p3'\n"
+    )
+    assert [v.box_serial for v in scenario.vehicles] == ["EP-BOX-7", "4000000000", None]
+    for serial, profile, problem in [
+        ("EP-SERIAL-LONGER-THAN-16", "default-multi", "longer than 16"),
+        ("4294967296", "gasboard-f32", "does not fit"),
+        ("EP7", "gasboard-f32", "invalid literal"),
+        ("", "default-multi", "must not be empty"),
+    ]:
+        text = MINIMAL + f"profile = '{profile}'\nbox_serial = '{serial}'\n"
+        with pytest.raises(ScenarioError) as info:
+            parse_scenario(text, "x.toml")
+        assert info.value.subject == "vehicles[0].box_serial", str(info.value)
+        assert problem in info.value.problem
