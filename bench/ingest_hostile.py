@@ -41,6 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.ingest import REPO, broker, database, machine, wait_for_consumer
 from bench.ingest_memory import Sampler, peak_mb
+from bench.publishing import publish_windowed
 from demo.embedded import free_port
 from edge.topics import TopicError, Topics
 from edge.wire import Position, Reading, encode_message
@@ -61,33 +62,7 @@ def flood(port: int, seed: int, count: int, now: datetime) -> None:
     """The publisher process: makes the corpus itself (the same from the same seed and clock)
     and publishes it at QoS 1 as fast as the broker acknowledges."""
     payloads = [(m.topic, m.payload) for m in corpus(seed, count, now)]
-    # paho's packet ids wrap at 65,535: more outstanding would overwrite each other
-    window = threading.BoundedSemaphore(10_000)
-    finished = threading.Event()
-    acked = [0]
-    client = paho.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id="bench-hostile",
-        protocol=paho.MQTTv5,
-    )
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-
-    def on_publish(*_args: object) -> None:
-        window.release()
-        acked[0] += 1
-        if acked[0] == len(payloads):
-            finished.set()
-
-    client.on_publish = on_publish
-    client.connect("127.0.0.1", port, 60)
-    client.loop_start()
-    for topic, payload in payloads:
-        window.acquire()
-        client.publish(topic, payload, qos=1)
-    finished.wait(timeout=1200)
-    client.disconnect()
-    client.loop_stop()
+    publish_windowed(port, "bench-hostile", payloads, 1, inflight=1000, timeout_s=1200)
 
 
 def start_ingest(port: int, url: str, directory: Path) -> subprocess.Popen[bytes]:

@@ -36,11 +36,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
-import paho.mqtt.client as paho
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.ingest import REPO, database, fleet, machine, messages, wait_for_consumer
+from bench.publishing import publish_windowed
 from demo.embedded import free_port
 
 VEHICLES = 1_000
@@ -192,36 +191,8 @@ def publish_all(port: int, qos: int, count: int, done: Any) -> None:
         per_vehicle = max(1, count // VEHICLES)
         start = datetime.now(UTC) - timedelta(seconds=10 * per_vehicle + 60)
         payloads = messages(fleet(VEHICLES, per_vehicle, start), 1)
-    sent = [0]
-    finished = threading.Event()
-    # paho's packet ids wrap at 65,535: more outstanding would overwrite each other; this also
-    # keeps paho's queue of unsent QoS 0 messages (unbounded) small
-    window = threading.BoundedSemaphore(10_000)
-    client = paho.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"bench-publisher-{qos}",
-        protocol=paho.MQTTv5,
-    )
-    # within the broker's Receive Maximum (its max_inflight_messages): a publisher beyond it
-    # is disconnected and resends
-    client.max_inflight_messages_set(100)
-    client.max_queued_messages_set(0)
-
-    def on_publish(*_args: object) -> None:
-        window.release()
-        sent[0] += 1
-        if sent[0] == len(payloads):
-            finished.set()
-
-    client.on_publish = on_publish
-    client.connect("127.0.0.1", port, 60)
-    client.loop_start()
-    for topic, payload in payloads:
-        window.acquire()
-        client.publish(topic, payload, qos=qos)
-    finished.wait(timeout=900)
-    client.disconnect()
-    client.loop_stop()
+    # within the broker's Receive Maximum (its max_inflight_messages)
+    publish_windowed(port, f"bench-publisher-{qos}", payloads, qos, inflight=100, timeout_s=900)
     done.set()
 
 

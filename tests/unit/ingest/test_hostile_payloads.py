@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,39 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.units import CHANNELS
+from firmware_sim.hostile import Pairs, Raw, dump
 from ingest.decode import decode_rows, reading_dead_letters
 from ingest.validate import REASONS, Accepted, Rejection, check_document
 from tests.unit.ingest.test_decode import LIMITS, NOW, RESOLUTION, TOPICS, assert_equivalent
 
 TOPIC = "envpatrol/v1/car-1/readings"
 CHANNEL_NAMES = sorted(CHANNELS)
-
-
-@dataclass(frozen=True)
-class Raw:
-    """JSON text written as it is: tokens no encoder writes (NaN, 1e999, deep nesting)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Pairs:
-    """An object written with its pairs as given, a key twice if so."""
-
-    pairs: tuple[tuple[str, Any], ...]
-
-
-def dump(value: Any, ascii_only: bool) -> str:
-    if isinstance(value, Raw):
-        return value.text
-    if isinstance(value, Pairs):
-        inner = ",".join(f"{dump(k, ascii_only)}:{dump(v, ascii_only)}" for k, v in value.pairs)
-        return "{" + inner + "}"
-    if isinstance(value, dict):
-        return dump(Pairs(tuple(value.items())), ascii_only)
-    if isinstance(value, list):
-        return "[" + ",".join(dump(v, ascii_only) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=ascii_only)
 
 
 # --- strategies -----------------------------------------------------------------------------
