@@ -17,7 +17,8 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,24 @@ class Probe:
 def wait_event(event: threading.Event, what: str) -> None:
     if not event.wait(TIMEOUT_S):
         pytest.fail(f"timed out after {TIMEOUT_S}s waiting for {what}")
+
+
+@contextmanager
+def running(tmp_path: Path, users: Iterable[str]) -> Iterator[ShippedBroker]:
+    """A broker from the shipped configuration with these accounts, stopped afterwards."""
+    broker = ShippedBroker(tmp_path, tuple(users))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def probes() -> Iterator[list[Probe]]:
+    """Every client a test makes, closed after it. Tests request it after their broker, so the
+    clients are closed before the broker stops."""
+    created: list[Probe] = []
+    yield created
+    for probe in created:
+        probe.close()

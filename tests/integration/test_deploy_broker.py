@@ -22,7 +22,11 @@ from tests.integration.shipped_broker import (
     Probe,
     ShippedBroker,
     needs_broker_tools,
+    probes,
+    running,
 )
+
+__all__ = ["probes"]  # a fixture the tests request by name
 
 pytestmark = [pytest.mark.integration, needs_broker_tools]
 
@@ -31,25 +35,8 @@ USERS = ("patrol-01", "patrol-02", "envpatrol-ingest-1", "envpatrol-ingest-2", "
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[ShippedBroker]:
-    running = ShippedBroker(tmp_path, USERS)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def probes() -> Iterator[list[Probe]]:
-    """Keeps track of created clients so every one is closed after the test.
-
-    Tests request it after ``broker``, so the clients are closed before the
-    broker is stopped.
-    """
-    created: list[Probe] = []
-    yield created
-    for probe in created:
-        probe.close()
+    with running(tmp_path, USERS) as shipped:
+        yield shipped
 
 
 def _probe(

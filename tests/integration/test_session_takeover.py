@@ -26,7 +26,15 @@ from tests.integration.ingest_fixtures import (
     recent_start,
     wait_for,
 )
-from tests.integration.shipped_broker import Probe, ShippedBroker, needs_broker_tools
+from tests.integration.shipped_broker import (
+    Probe,
+    ShippedBroker,
+    needs_broker_tools,
+    probes,
+    running,
+)
+
+__all__ = ["probes"]  # a fixture the tests request by name
 
 pytestmark = [pytest.mark.integration, needs_broker_tools]
 
@@ -44,21 +52,8 @@ TAKEOVER_LOG = "already connected, closing old connection"
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[ShippedBroker]:
-    running = ShippedBroker(tmp_path, USERS)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def probes() -> Iterator[list[Probe]]:
-    """Every client a test makes, closed after it (before the broker stops)."""
-    created: list[Probe] = []
-    yield created
-    for probe in created:
-        probe.close()
+    with running(tmp_path, USERS) as shipped:
+        yield shipped
 
 
 def _login(
