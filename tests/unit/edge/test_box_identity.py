@@ -13,9 +13,10 @@ import serial
 from edge.agent import Agent
 from edge.box import BoxClient, BoxError
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
-from edge.modbus import decode_request, encode_read_response
+from edge.modbus import ReadRequest
 from edge.mqtt import MqttSettings
 from edge.profile import BoxIdentity, load_profile
+from tests.unit.edge.ports import AnsweringPort
 
 PROFILE = load_profile("default-multi")
 ONE = BoxIdentity("EP-SIM", "EP0000000001", "2.1")
@@ -48,51 +49,40 @@ class PortPath:
         return Port(self, self.box)
 
 
-class Port:
+class Port(AnsweringPort):
+    """A port opened on a path: it fails once the path reaches another box."""
+
     def __init__(self, path: PortPath, box: Box) -> None:
-        self.timeout: float | None = 0.05
+        super().__init__(self._reply, timeout=0.05)
         self._path = path
         self._box = box
-        self._pending = b""
 
     def _gone(self) -> bool:
         return self._path.box is not self._box
 
-    def write(self, data: bytes, /) -> int | None:
-        if self._gone():
-            raise serial.SerialException("write failed: device disconnected")
-        request = decode_request(bytes(data)).frame
-        assert request is not None
+    def _reply(self, request: ReadRequest) -> list[int] | None:
         box = self._box
         if request == PROFILE.identity_request:
-            self._path.requests.append("identity")
-            box.asked.append("identity")
+            kind = "identity"
             assert PROFILE.identity is not None
             registers = PROFILE.identity.encode(box.identity)
         else:
             assert request == PROFILE.request
-            self._path.requests.append("block")
-            box.asked.append("block")
+            kind = "block"
             registers = [box.level] * PROFILE.count
-        if not box.silent:
-            self._pending = encode_read_response(request.address, request.function, registers)
-        return len(data)
+        self._path.requests.append(kind)
+        box.asked.append(kind)
+        return None if box.silent else registers
+
+    def write(self, data: bytes, /) -> int | None:
+        if self._gone():
+            raise serial.SerialException("write failed: device disconnected")
+        return super().write(data)
 
     def read(self, size: int = 1, /) -> bytes:
         if self._gone():
             raise serial.SerialException("read failed: device disconnected")
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out
-
-    def reset_input_buffer(self) -> None:
-        self._pending = b""
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def in_waiting(self) -> int:
-        return len(self._pending)
+        return super().read(size)
 
 
 class TickClock:

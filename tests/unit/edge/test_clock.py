@@ -16,10 +16,11 @@ from edge.agent import Agent
 from edge.clock import EARLIEST_READING, ClockDiscipline, Dated, DatingSettings, SystemClock
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
 from edge.gps import GpsReceiver
-from edge.modbus import decode_request, encode_read_response
+from edge.modbus import ReadRequest
 from edge.mqtt import MqttSettings
 from edge.nmea import format_gga, format_rmc
 from edge.recording import load_recording
+from tests.unit.edge.ports import AnsweringPort
 
 GNSS = datetime(2026, 3, 2, 1, 0, 0, tzinfo=UTC)
 HOST = datetime(2026, 3, 2, 1, 0, 7, 123456, tzinfo=UTC)
@@ -41,32 +42,9 @@ class StillClock:
         return 50.0
 
 
-class AnsweringPort:
+def same_block(request: ReadRequest) -> list[int]:
     """A box that answers every request with the same register block."""
-
-    def __init__(self) -> None:
-        self.timeout: float | None = 0.5
-        self._pending = b""
-
-    def write(self, data: bytes, /) -> int | None:
-        request = decode_request(data).frame
-        count = 16 if request is None else request.count
-        self._pending = encode_read_response(1, 3, list(range(count)))
-        return len(data)
-
-    def read(self, size: int = 1, /) -> bytes:
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out
-
-    def reset_input_buffer(self) -> None:
-        self._pending = b""
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def in_waiting(self) -> int:
-        return len(self._pending)
+    return list(range(request.count))
 
 
 def make_agent(tmp_path: Path, clock: StillClock, record: bool = False) -> Agent:
@@ -79,7 +57,7 @@ def make_agent(tmp_path: Path, clock: StillClock, record: bool = False) -> Agent
         time_scale=200.0,  # the clock already reads drive seconds: the scale is not applied again
         record_path=str(tmp_path / "drive.jsonl.gz") if record else None,
     )
-    return Agent(settings, open_port=lambda *_: AnsweringPort(), clock=clock)
+    return Agent(settings, open_port=lambda *_: AnsweringPort(same_block), clock=clock)
 
 
 def test_the_agent_dates_and_ages_on_its_clock(tmp_path: Path) -> None:
