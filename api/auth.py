@@ -25,7 +25,7 @@ from fastapi.security import APIKeyHeader
 from api import keys
 from api.database import DbSession
 from api.errors import ApiError
-from api.ratelimit import STATE_KEY, RateLimitedError, RateLimits
+from api.ratelimit import STATE_KEY, RateLimitedError, RateLimits, client_address
 from api.settings import ApiSettings
 
 HEADER = "X-API-Key"
@@ -77,9 +77,8 @@ class KeyCache:
         self, key_id: str, load: Callable[[str], keys.StoredKey | None]
     ) -> keys.StoredKey | None:
         now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key_id)
-        if entry is not None and now - entry[0] < self.ttl_s:
+        entry = self._fresh(key_id, now)
+        if entry is not None:
             return entry[1]
         stored = load(key_id)
         with self._lock:
@@ -93,12 +92,17 @@ class KeyCache:
         key_id = keys.key_id_of(key)
         if key_id is None:
             return False
-        with self._lock:
-            entry = self._entries.get(key_id)
-        if entry is None or self._clock() - entry[0] >= self.ttl_s:
+        entry = self._fresh(key_id, self._clock())
+        if entry is None:
             return False
         stored = entry[1]
         return stored is not None and stored.revoked_at is None and keys.matches(key, stored)
+
+    def _fresh(self, key_id: str, now: float) -> tuple[float, keys.StoredKey | None] | None:
+        """The cached entry of `key_id` if it is younger than `ttl_s`."""
+        with self._lock:
+            entry = self._entries.get(key_id)
+        return entry if entry is not None and now - entry[0] < self.ttl_s else None
 
     def forget(self, key_id: str) -> None:
         with self._lock:
@@ -118,7 +122,7 @@ def caller(
     if key is None or key == "":
         return ANONYMOUS
     limits = cast(RateLimits, request.app.state.rate_limits)
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request.scope)
     key_id = keys.key_id_of(key)
     if key_id is None:
         limits.failed_auth(address)

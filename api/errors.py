@@ -175,8 +175,9 @@ async def _data_refused(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _refuses_input(exc: psycopg.Error) -> bool:
-    """Whether PostgreSQL refused the request's data rather than failing itself."""
-    return isinstance(exc, psycopg.DataError) or (exc.sqlstate or "").startswith("54")
+    """Whether PostgreSQL refused the request's data rather than failing itself: a program
+    limit (class 54: nesting too deep, too many columns); data errors have their own handler."""
+    return (exc.sqlstate or "").startswith("54")
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -99,13 +99,12 @@ class LiveEvent:
 @dataclass
 class LiveStats:
     """The feed's counters since the process started: events written to viewers, messages
-    skipped, events dropped for slow viewers, broker connections made, viewers now."""
+    skipped, events dropped for slow viewers, broker connections made."""
 
     delivered: int = 0
     skipped: int = 0
     dropped: int = 0
     connections: int = 0
-    viewers: int = 0
 
 
 class BrokerLostError(EnvpatrolError):
@@ -433,7 +432,6 @@ class LiveHub:
             queue.close(_error_event(self._last_problem))
         else:
             self._viewers.add(queue)
-            self.stats.viewers = len(self._viewers)
             if self.connected:
                 queue.put(LiveEvent("ready", {"topics": self.filters}))
             else:
@@ -445,7 +443,6 @@ class LiveHub:
     def leave(self, queue: ViewerQueue) -> None:
         queue.close()
         self._viewers.discard(queue)
-        self.stats.viewers = len(self._viewers)
         if not self._viewers:
             self._last_left = self.clock()
             self._emptied.set()

@@ -178,7 +178,9 @@ class RateLimitMiddleware:
         address = client_address(scope)
         key = _api_key(scope)
         if key:
-            refused = None if self.known_key(key) else self.limits.auth_blocked(address)
+            refused = self.limits.auth_blocked(address)
+            if refused is not None and self.known_key(key):
+                refused = None  # a key this address used successfully a moment ago
             if refused is not None:
                 error = RateLimitedError(refused, "this address", "failed authentications")
                 await _refuse(error, send)

@@ -24,7 +24,6 @@ module: the matching and the counts need neither.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 import h3
 import numpy as np
 
+from edge.quality import distance_m
 from hotspots.analysis.clusters import components
 from hotspots.analysis.grouping import FloatArray, IntArray, dense_labels, group_count, group_sum
 from hotspots.analysis.passes import PassTable
@@ -56,7 +56,6 @@ __all__ = [
     "threshold_baseline",
 ]
 
-EARTH_RADIUS_M = 6_371_008.8
 MATCH_RADIUS_M = 75.0
 SLOW_MATCH_RADIUS_M = 100.0
 # Electrochemical gas cells and NDIR CO2 respond over 30-120 s (hotspots.md, "Sensor lag").
@@ -65,14 +64,6 @@ SLOW_CHANNELS = frozenset({"no2", "o3", "co", "so2", "hcho", "co2"})
 
 def match_radius(pollutant: str) -> float:
     return SLOW_MATCH_RADIUS_M if pollutant in SLOW_CHANNELS else MATCH_RADIUS_M
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance (haversine) in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, a)))
 
 
 @dataclass(frozen=True, slots=True)
