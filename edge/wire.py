@@ -20,7 +20,7 @@ from edge.topics import TopicError, check_vehicle
 from edge.units import CHANNELS
 
 SCHEMA_VERSION = 1
-_DOUBLE_MAX = sys.float_info.max  # an integer beyond it is no finite number
+DOUBLE_MAX = sys.float_info.max  # an integer beyond it is no finite number
 MAX_READINGS_PER_MESSAGE = 500
 
 TimeSource = Literal["gnss", "host"]
@@ -326,7 +326,7 @@ def _number(doc: dict[str, Any], key: str, where: str, *, integer: bool = False)
     if value is None:
         return None
     kind = type(value)
-    if (kind is int and -_DOUBLE_MAX <= value <= _DOUBLE_MAX) or (
+    if (kind is int and -DOUBLE_MAX <= value <= DOUBLE_MAX) or (
         kind is float and not integer and value - value == 0.0
     ):
         return value  # the usual case (a finite float is its own difference's zero)

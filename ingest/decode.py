@@ -22,7 +22,6 @@ raises, whatever the bytes (an unexpected failure is an `undecodable` rejection)
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -36,6 +35,7 @@ from edge.topics import TopicError, Topics, check_vehicle
 from edge.units import CHANNELS
 from edge.wire import (
     CHANNEL_FLAGS,
+    DOUBLE_MAX,
     MAX_READINGS_PER_MESSAGE,
     READING_FLAGS,
     SCHEMA_VERSION,
@@ -72,7 +72,6 @@ _SPECS = {
 }
 _NO_VALUES = (None,) * len(CHANNEL_COLUMNS)
 _NUMBER = (int, float)
-_DOUBLE_MAX = sys.float_info.max  # an integer beyond it has no float
 _NO_POSITION = (None,) * 9  # lat .. fix_age_s
 _NO_FIX = (*_NO_POSITION, None)  # and no cell
 DEFAULT_LIMITS = Limits()
@@ -274,7 +273,7 @@ def _number(value: Any) -> float | None:
     kind = type(value)
     if kind is float:
         return None if value - value != 0.0 else value  # inf or nan
-    if kind is int and -_DOUBLE_MAX <= value <= _DOUBLE_MAX:
+    if kind is int and -DOUBLE_MAX <= value <= DOUBLE_MAX:
         return float(value)
     if isinstance(value, bool) or not isinstance(value, _NUMBER) or not finite(value):
         return None

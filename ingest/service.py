@@ -39,7 +39,7 @@ from ingest.inbox import Inbox
 from ingest.metrics import IngestMetrics
 from ingest.mqtt_client import IngestClient, Received, droppable, footprint, topic_text
 from ingest.settings import IngestSettings
-from ingest.validate import Limits, Rejection, check_document, printable
+from ingest.validate import Limits, Rejection, check_document, undecodable
 from ingest.writer import REFUSED, DeadLetter, Rows, StatusUpdate, Writer, refusal, refused
 from store.analysis_meta import read_analysis
 from store.migrate import migrate
@@ -265,8 +265,8 @@ class IngestService:
                     conn,
                     analysis.resolution,
                     plain=backend == "plain",
-                    earliest=self.settings.min_time,
-                    max_future=timedelta(seconds=self.settings.max_future_s),
+                    earliest=self.limits.earliest,
+                    max_future=self.limits.max_future,
                 )
                 writer.prepare()
                 if backend == "timescale":
@@ -367,14 +367,14 @@ class IngestService:
             batch.dead.append(DeadLetter(topic, "bad_topic", str(exc), payload, now))
             return
         batch.kinds[kind] = batch.kinds.get(kind, 0) + 1
-        rows, dead, statuses = len(batch.rows), len(batch.dead), len(batch.statuses)
         try:
             self._sort_one(topic, payload, vehicle, kind, batch, now)
         except Exception as exc:  # a defect in decoding: this message waits for a look, not all
             log.exception("could not decode a message on %s; dead-lettered", topic)
+            rows, dead, statuses = batch.marks[-1]  # where this message began
             del batch.rows[rows:], batch.dead[dead:], batch.statuses[statuses:]  # none of it
-            detail = printable(f"{type(exc).__name__}: {exc}")
-            batch.dead.append(DeadLetter(topic, "undecodable", detail, payload, now))
+            rejection = undecodable(exc)
+            batch.dead.append(DeadLetter(topic, rejection.reason, rejection.detail, payload, now))
 
     def _sort_one(
         self, topic: str, payload: bytes, vehicle: str, kind: str, batch: Batch, now: datetime

@@ -115,6 +115,16 @@ _RETURNED = ", ".join(
 _SESSION = ("SET temp_buffers = '64MB'", "SET work_mem = '64MB'")
 
 
+# Whether the incoming reading is the vehicle's newest: a GNSS-dated one always ranks above a
+# host-dated one, then by time; and whether it carries a newer fix. One rule for every column
+# of the vehicle row, so its fields never come from different readings.
+_NEWER_READING = """(v.last_time IS NULL
+        OR (EXCLUDED.last_time_source = 'gnss', EXCLUDED.last_time)
+           >= (coalesce(v.last_time_source = 'gnss', false), v.last_time))"""
+_NEWER_FIX = """(EXCLUDED.last_fix_time >= v.last_fix_time
+        OR (v.last_fix_time IS NULL AND EXCLUDED.last_fix_time IS NOT NULL))"""
+
+
 def insert_sql(*, ignore_stored: bool) -> str:
     """One statement: insert the staged readings, then roll up, locate vehicles and note the
     touched stretches of track from the inserted rows only. With `ignore_stored`, readings
@@ -167,25 +177,12 @@ WITH ins AS (
     FROM latest
     ON CONFLICT (vehicle) DO UPDATE SET
         last_seen = now(),
-        last_seq = CASE WHEN v.last_time IS NULL
-                             OR (EXCLUDED.last_time_source = 'gnss', EXCLUDED.last_time)
-                                >= (coalesce(v.last_time_source = 'gnss', false), v.last_time)
-                        THEN EXCLUDED.last_seq ELSE v.last_seq END,
-        last_time = CASE WHEN v.last_time IS NULL
-                              OR (EXCLUDED.last_time_source = 'gnss', EXCLUDED.last_time)
-                                 >= (coalesce(v.last_time_source = 'gnss', false), v.last_time)
-                         THEN EXCLUDED.last_time ELSE v.last_time END,
-        last_time_source = CASE WHEN v.last_time IS NULL
-                                     OR (EXCLUDED.last_time_source = 'gnss', EXCLUDED.last_time)
-                                        >= (coalesce(v.last_time_source = 'gnss', false),
-                                            v.last_time)
+        last_seq = CASE WHEN {_NEWER_READING} THEN EXCLUDED.last_seq ELSE v.last_seq END,
+        last_time = CASE WHEN {_NEWER_READING} THEN EXCLUDED.last_time ELSE v.last_time END,
+        last_time_source = CASE WHEN {_NEWER_READING}
                                 THEN EXCLUDED.last_time_source ELSE v.last_time_source END,
-        last_lat = CASE WHEN EXCLUDED.last_fix_time >= v.last_fix_time
-                             OR (v.last_fix_time IS NULL AND EXCLUDED.last_fix_time IS NOT NULL)
-                        THEN EXCLUDED.last_lat ELSE v.last_lat END,
-        last_lon = CASE WHEN EXCLUDED.last_fix_time >= v.last_fix_time
-                             OR (v.last_fix_time IS NULL AND EXCLUDED.last_fix_time IS NOT NULL)
-                        THEN EXCLUDED.last_lon ELSE v.last_lon END,
+        last_lat = CASE WHEN {_NEWER_FIX} THEN EXCLUDED.last_lat ELSE v.last_lat END,
+        last_lon = CASE WHEN {_NEWER_FIX} THEN EXCLUDED.last_lon ELSE v.last_lon END,
         last_fix_time = greatest(v.last_fix_time, EXCLUDED.last_fix_time)
     RETURNING 1
 ), touched AS (
