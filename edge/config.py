@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edge.epoch import DEFAULT_EPOCH_TIMEOUT_S
 from edge.errors import SettingsError
 from edge.mqtt import MqttSettings, read_secret
 from edge.quality import QualitySettings
@@ -56,7 +57,7 @@ class GpsSettings:
     min_satellites: int = 4  # fixes from fewer satellites are not used
     max_speed_mps: float = 70.0  # a fix implying a faster move than this is a jump, not used
     # An epoch the receiver left incomplete is judged after this long without a sentence.
-    epoch_timeout_s: float = 0.3
+    epoch_timeout_s: float = DEFAULT_EPOCH_TIMEOUT_S
     # Sentences without a checksum (a few old receivers send none) are dropped unless false.
     require_checksum: bool = True
     # A fix without satellites, HDOP or speed: "reject" (kept invalid) or "accept" (used).

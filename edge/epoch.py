@@ -48,7 +48,7 @@ from edge.sentences import (
     parse_sentence,
 )
 
-__all__ = ["EpochAssembler", "EpochSettings", "Fix", "Settled", "merge"]
+__all__ = ["DEFAULT_EPOCH_TIMEOUT_S", "EpochAssembler", "EpochSettings", "Fix", "Settled", "merge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +68,13 @@ class Fix:
     talker: str
 
 
+# Quiet time (host seconds) after an epoch's last sentence before it is judged incomplete.
+DEFAULT_EPOCH_TIMEOUT_S = 0.3
+
+
 @dataclass(frozen=True, slots=True)
 class EpochSettings:
-    timeout_s: float = 0.3  # quiet time after an epoch's last sentence before it is judged
+    timeout_s: float = DEFAULT_EPOCH_TIMEOUT_S  # quiet time before an open epoch is judged
 
 
 class Settled(NamedTuple):

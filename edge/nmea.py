@@ -2,8 +2,7 @@
 
 The line framer is pure (bytes in, sentences out) and skips whatever is not NMEA: receivers
 interleave binary protocols such as u-blox UBX on the same port. What the sentences say is read by
-edge.sentences and assembled, one fix per epoch, by edge.epoch (`FixAssembler` here is that
-assembler, under the name the rest of the agent has always used). The formatters are the
+edge.sentences and assembled, one fix per epoch, by edge.epoch. The formatters are the
 simulator's half of the same contract.
 """
 
@@ -11,30 +10,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from edge.epoch import EpochAssembler, EpochSettings, Fix
+from edge.epoch import EpochSettings, Fix
 from edge.sentences import (
-    ALTITUDE_M,
     KNOT_MPS,
-    MAX_HDOP,
-    MAX_QUALITY,
-    MAX_SATELLITES,
     TALKERS,
     FixError,
     checksum,
 )
 
 __all__ = [
-    "GGA_ALTITUDE_M",
-    "GGA_MAX_HDOP",
-    "GGA_MAX_QUALITY",
-    "GGA_MAX_SATELLITES",
     "KNOT_MPS",
     "MAX_SENTENCE",
-    "NMEA_MAX_SENTENCE",
     "TALKERS",
     "EpochSettings",
     "Fix",
-    "FixAssembler",
     "FixError",
     "NmeaFramer",
     "checksum",
@@ -51,14 +40,7 @@ __all__ = [
 # Trimble BX-960 sends a 91-character GGA, SkyTraq a 100-character PSTI, high-precision
 # receivers GGA and RMC with extra decimals. Lines are accepted up to 102 characters with the line end (100
 # without it); longer ones are two sentences merged by a glitch (seen on Garmin units) or noise.
-NMEA_MAX_SENTENCE = 82
 MAX_SENTENCE = 100  # characters from '$' to the checksum, without the line end
-GGA_MAX_QUALITY = MAX_QUALITY
-GGA_MAX_SATELLITES = MAX_SATELLITES
-GGA_MAX_HDOP = MAX_HDOP
-GGA_ALTITUDE_M = ALTITUDE_M
-
-FixAssembler = EpochAssembler
 
 
 class NmeaFramer:
@@ -122,7 +104,7 @@ def _checked(raw: bytes, require_checksum: bool) -> str | None:
         return None
     star = text.rfind("*")
     if star < 0:
-        return None if require_checksum or len(text) < 7 else text
+        return None if require_checksum else text
     digits = text[star + 1 :]
     if len(digits) != 2 or not set(digits) <= _HEX or star < 6:
         return None

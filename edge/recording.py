@@ -36,8 +36,9 @@ from typing import Any, Literal
 from edge import __version__
 from edge.box import SerialPort
 from edge.clock import Clock, SystemClock
+from edge.epoch import EpochAssembler, Fix
 from edge.errors import EnvpatrolError
-from edge.nmea import Fix, FixAssembler, NmeaFramer
+from edge.nmea import NmeaFramer
 from edge.wire import Reading, format_time, reading_to_dict
 
 RECORDING_FORMAT = "envpatrol-drive"
@@ -94,7 +95,7 @@ class DriveRecorder:
         self._clock = clock
         self._origin = clock()
         self._framer = NmeaFramer()
-        self._assembler = FixAssembler()
+        self._assembler = EpochAssembler()
         self._closed = False
         self.lines = 0
         self._write(

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from edge.gnss_time import ERA
 from edge.nmea import checksum
+from edge.sentences import KNOT_MPS
 
 __all__ = [
     "RECEIVERS",
@@ -44,8 +46,6 @@ __all__ = [
 UNITS_PER_MINUTE = 10_000  # position grid: 1e-4 arc-minute
 UNITS_PER_DEGREE = 60 * UNITS_PER_MINUTE
 METRES_PER_MINUTE = 1852.0  # one arc-minute of latitude, by the nautical mile's definition
-KNOT_MPS = 1852.0 / 3600.0
-GPS_ERA = timedelta(weeks=1024)
 DAY_S = 86_400
 
 # What the receiver knows at an epoch:
@@ -390,8 +390,8 @@ def reported_date(model: ReceiverModel, day: date) -> date:
     weeks from its pivot, so it reports a date whole 1024-week eras early."""
     if model.era_start is None:
         return day
-    while day >= model.era_start + GPS_ERA:
-        day -= GPS_ERA
+    while day >= model.era_start + ERA:
+        day -= ERA
     return day
 
 

@@ -36,11 +36,12 @@ from typing import Any
 from edge.agent import Agent
 from edge.clock import SystemClock
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
+from edge.epoch import EpochAssembler
 from edge.errors import EnvpatrolError
 from edge.gps import GpsReceiver
 from edge.modbus import decode_request
 from edge.mqtt import MqttSettings
-from edge.nmea import FixAssembler, NmeaFramer
+from edge.nmea import NmeaFramer
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from edge.recording import RecordedReading, Recording, SerialChunk
@@ -96,7 +97,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 def _fixes_per_burst(bursts: list[GpsBurst]) -> list[GpsBurst]:
     """Count the fixes each burst completes, with the agent's own framer and assembler."""
-    framer, assembler = NmeaFramer(), FixAssembler()
+    framer, assembler = NmeaFramer(), EpochAssembler()
     counted = []
     for burst in bursts:
         fixes = sum(len(assembler.feed(s)) for s in framer.feed(burst.data))

@@ -12,8 +12,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from edge.epoch import EpochAssembler
 from edge.errors import EnvpatrolError
-from edge.nmea import FixAssembler, NmeaFramer
+from edge.nmea import NmeaFramer
 from firmware_sim.geo import haversine_m
 from firmware_sim.route import Route
 
@@ -103,7 +104,7 @@ def parse_geojson(text: str, source: str = "<geojson>") -> list[tuple[float, flo
 
 def parse_nmea(data: bytes, source: str = "<nmea>") -> list[tuple[float, float]]:
     """The valid fixes of an NMEA log (RMC/GGA from any talker); bad sentences are skipped."""
-    framer, assembler = NmeaFramer(), FixAssembler()
+    framer, assembler = NmeaFramer(), EpochAssembler()
     points: list[tuple[float, float]] = []
     for sentence in framer.feed(data + b"\n"):
         fix = assembler.update(sentence)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge.epoch import EpochAssembler
 from edge.nmea import (
     MAX_SENTENCE,
-    FixAssembler,
     NmeaFramer,
     _sentence,
     format_gga,
@@ -47,7 +47,7 @@ def test_rmc_and_gga_round_trip(
     gga = format_gga(moment, lat, lon, quality=2, satellites=9, hdop=1.3, talker=talker)
     stream = (gga + rmc) if gga_first else (rmc + gga)
     framer = NmeaFramer()
-    assembler = FixAssembler()
+    assembler = EpochAssembler()
     fixes = [f for s in framer.feed(stream.encode()) for f in assembler.feed(s)]
     # Before the receiver's habits are learned, an epoch is judged once it holds all a fix needs.
     assert len(fixes) == 1
@@ -113,7 +113,7 @@ def test_sentences_without_a_checksum_only_when_configured() -> None:
     lenient = NmeaFramer(require_checksum=False)
     assert lenient.feed((no_sum + "\r\n" + bad_sum).encode()) == [no_sum]
     assert lenient.bad_sentences == 1  # a checksum that is there must still match
-    assembler = FixAssembler()
+    assembler = EpochAssembler()
     fixes = assembler.feed(no_sum) + assembler.feed(format_gga(moment, 39.89, 116.46).strip())
     assert [f.valid for f in fixes] == [True]
     assert assembler.unparsed == 0

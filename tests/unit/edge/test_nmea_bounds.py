@@ -9,16 +9,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge.epoch import EpochAssembler
 from edge.nmea import (
-    GGA_ALTITUDE_M,
-    GGA_MAX_HDOP,
-    GGA_MAX_QUALITY,
-    GGA_MAX_SATELLITES,
-    FixAssembler,
     _sentence,
     format_gga,
 )
-from edge.sentences import FixError, Record, parse_sentence
+from edge.sentences import (
+    ALTITUDE_M,
+    MAX_HDOP,
+    MAX_QUALITY,
+    MAX_SATELLITES,
+    FixError,
+    Record,
+    parse_sentence,
+)
 
 MOMENT = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
@@ -34,8 +38,8 @@ def gga(
     return _sentence(body).strip()
 
 
-def read(sentence: str) -> FixAssembler:
-    assembler = FixAssembler()
+def read(sentence: str) -> EpochAssembler:
+    assembler = EpochAssembler()
     assembler.update(sentence)
     return assembler
 
@@ -64,7 +68,7 @@ def test_a_plausible_gga_is_read() -> None:
     ],
 )
 def test_an_implausible_gga_is_counted_and_skipped(fields: dict[str, str]) -> None:
-    assembler = FixAssembler()
+    assembler = EpochAssembler()
     assert assembler.update(gga(**fields)) is None
     assert assembler.unparsed == 1
 
@@ -84,10 +88,10 @@ def test_whatever_the_numbers_a_fix_holds_only_bounded_ones(
     except FixError:
         return
     assert fix.quality is not None
-    assert 0 <= fix.quality <= GGA_MAX_QUALITY
-    assert fix.satellites is None or 0 <= fix.satellites <= GGA_MAX_SATELLITES
-    assert fix.hdop is None or 0.0 <= fix.hdop <= GGA_MAX_HDOP
-    assert fix.altitude_m is None or GGA_ALTITUDE_M[0] <= fix.altitude_m <= GGA_ALTITUDE_M[1]
+    assert 0 <= fix.quality <= MAX_QUALITY
+    assert fix.satellites is None or 0 <= fix.satellites <= MAX_SATELLITES
+    assert fix.hdop is None or 0.0 <= fix.hdop <= MAX_HDOP
+    assert fix.altitude_m is None or ALTITUDE_M[0] <= fix.altitude_m <= ALTITUDE_M[1]
 
 
 @pytest.mark.parametrize(
@@ -116,7 +120,7 @@ def test_whatever_the_numbers_a_fix_holds_only_bounded_ones(
 def test_every_numeric_field_is_range_checked(body: str) -> None:
     with pytest.raises(FixError):
         parse_sentence(_sentence(body).strip())
-    assembler = FixAssembler()
+    assembler = EpochAssembler()
     assert assembler.feed(_sentence(body).strip()) == []
     assert assembler.unparsed == 1
 
