@@ -66,17 +66,33 @@ ScheduleKind = Literal["always", "meals", "share"]
 class Schedule:
     """When a source emits.
 
-    `always`; `meals`: inside the local-time `windows` (default lunch and dinner); `share`: on in
-    a seeded share of consecutive windows of `window_min` minutes. A pass of a patrol vehicle
-    through a source takes well under a window, so each pass meets the source on or off.
+    `always`; `meals`: inside the local-time `windows` (default lunch and dinner, or any
+    schedule of daily windows); `share`: on in a seeded share of consecutive windows of
+    `window_min` minutes. A pass of a patrol vehicle through a source takes well under a window,
+    so each pass meets the source on or off. `days` < 1 adds a day pattern on top of any kind: the
+    source works only on a seeded share of local days (a site that is busy on some days).
     """
 
     kind: ScheduleKind = "always"
     windows: tuple[tuple[float, float], ...] = MEAL_TIMES
     share: float = 1.0
     window_min: float = 15.0
+    days: float = 1.0  # share of local days on which the source works at all
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.days <= 1.0:
+            raise ValueError(f"days must be a share in [0, 1], got {self.days}")
+
+    def on_day(self, moment: datetime, key: str, timezone_h: float = 8.0) -> bool:
+        """Whether the source works on the local day of `moment` at all."""
+        if self.days >= 1.0:
+            return True
+        day = (moment + timedelta(hours=timezone_h)).date().isoformat()
+        return random.Random(f"{key}:day:{day}").random() < self.days
 
     def active(self, moment: datetime, key: str, timezone_h: float = 8.0) -> bool:
+        if not self.on_day(moment, key, timezone_h):
+            return False
         if self.kind == "always":
             return True
         if self.kind == "meals":
@@ -89,7 +105,9 @@ class Schedule:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A point source at (lat, lon), or a line source from there to `end` (lat, lon)."""
+    """A point source at (lat, lon), or a line source from there to `end` (lat, lon); with
+    `radius_m` > 0 an area source: the full amplitude within radius_m of the point or line, decaying
+    beyond it (a yard, a market)."""
 
     name: str
     kind: str  # "dust", "cooking", "traffic", "odor", ...
@@ -99,11 +117,14 @@ class Source:
     decay_m: float = 40.0
     end: tuple[float, float] | None = None
     schedule: Schedule = field(default_factory=Schedule)
+    radius_m: float = 0.0
 
     def distance_m(self, lat: float, lon: float) -> float:
         if self.end is None:
-            return haversine_m(self.lat, self.lon, lat, lon)
-        return segment_distance_m((self.lat, self.lon), self.end, (lat, lon))
+            d = haversine_m(self.lat, self.lon, lat, lon)
+        else:
+            d = segment_distance_m((self.lat, self.lon), self.end, (lat, lon))
+        return max(0.0, d - self.radius_m)
 
     def contribution(self, lat: float, lon: float) -> dict[str, float]:
         weight = math.exp(-self.distance_m(lat, lon) / self.decay_m)

@@ -32,6 +32,8 @@ from firmware_sim.vehicle import SerialDevices
 def build_route(spec: RouteSpec) -> Route:
     if spec.builtin is not None:
         return BUILTIN_ROUTES[spec.builtin]
+    if spec.points is not None:
+        return Route(spec.name, list(spec.points), closed=spec.closed)
     assert spec.file is not None
     return load_route(spec.file, spec.format, name=spec.name, closed=spec.closed)
 

@@ -7,6 +7,7 @@ and firmware_sim/scenarios/shuangjing.toml is a worked example.
 
 from __future__ import annotations
 
+import random
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,45 @@ class RouteSpec:
     file: Path | None = None
     format: str | None = None  # gpx, geojson, nmea; from the file suffix when omitted
     closed: bool = False  # imported tracks: loop back to the start instead of out-and-back
+    points: tuple[tuple[float, float], ...] | None = None  # waypoints (lat, lon) given inline
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftSpec:
+    """A shift pattern: from `start` to `end` local time on the days it selects.
+
+    `weekdays` (0 = Monday) picks days of the week (None: every day); of those, a seeded share
+    `share` is worked. `jitter_min` moves each day's start and end by up to that many minutes
+    either way (a crew does not leave at the same minute every day). `routes` are the routes the
+    shift drives, one picked per day (seeded); empty: the vehicle's own route.
+    """
+
+    start: time
+    end: time
+    weekdays: tuple[int, ...] | None = None
+    share: float = 1.0
+    jitter_min: float = 0.0
+    routes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.weekdays is not None and not all(0 <= d <= 6 for d in self.weekdays):
+            raise ValueError("weekdays must be 0 (Monday) .. 6 (Sunday)")
+        if not 0.0 < self.share <= 1.0:
+            raise ValueError(f"share must be in (0, 1], got {self.share}")
+        if self.jitter_min < 0:
+            raise ValueError("jitter_min must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftWindow:
+    """One concrete powered period of one vehicle: switched on at `on`, off at `off` (UTC),
+    driving `route`. `index` counts the vehicle's windows from 0 in time order."""
+
+    vehicle: str
+    index: int
+    on: datetime
+    off: datetime
+    route: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +93,8 @@ class VehicleSpec:
     name: str
     route: str
     profile: str = "default-multi"
-    shift: tuple[time, time] | None = None  # local times; None: the whole scenario
+    # Shift patterns; empty: powered for the whole scenario.
+    shifts: tuple[ShiftSpec, ...] = ()
     offset_m: float = 0.0
     speed: SpeedProfile = field(default_factory=SpeedProfile)
     box_serial: str | None = None  # the serial its box reports; None: derived from the name
@@ -88,18 +129,53 @@ class Scenario:
         return self.start + timedelta(hours=self.duration_h)
 
     def shift_window(self, vehicle: VehicleSpec) -> tuple[datetime, datetime]:
-        """The vehicle's powered-on period in UTC, clipped to the scenario."""
-        if vehicle.shift is None:
-            return self.start, self.end
+        """The vehicle's first powered period (UTC)."""
+        first = self.windows(vehicle)
+        return (first[0].on, first[0].off) if first else (self.start, self.start)
+
+    def windows(self, vehicle: VehicleSpec) -> tuple[ShiftWindow, ...]:
+        """Every powered period of the vehicle in UTC, in time order, clipped to the scenario.
+
+        Deterministic for the scenario seed: which days a shift with share < 1 works, each day's
+        jitter and each day's route are drawn from the seed, the vehicle and the local day.
+        Overlapping periods of one vehicle are joined into one.
+        """
+        if not vehicle.shifts:
+            return (ShiftWindow(vehicle.name, 0, self.start, self.end, vehicle.route),)
         tz = timedelta(hours=self.timezone_h)
-        local_day = (self.start + tz).date()
-        on = datetime.combine(local_day, vehicle.shift[0], UTC) - tz
-        off = datetime.combine(local_day, vehicle.shift[1], UTC) - tz
-        if off <= on:
-            off += timedelta(days=1)
-        if off <= self.start:
-            on, off = on + timedelta(days=1), off + timedelta(days=1)
-        return max(on, self.start), min(off, self.end)
+        first = (self.start + tz).date() - timedelta(days=1)
+        last = (self.end + tz).date()
+        found: list[tuple[datetime, datetime, str]] = []
+        day = first
+        while day <= last:
+            for k, shift in enumerate(vehicle.shifts):
+                if shift.weekdays is not None and day.weekday() not in shift.weekdays:
+                    continue
+                rng = random.Random(f"shift:{self.seed}:{vehicle.name}:{k}:{day.isoformat()}")
+                if rng.random() >= shift.share:
+                    continue
+                jitter = timedelta(minutes=rng.uniform(-shift.jitter_min, shift.jitter_min))
+                on = datetime.combine(day, shift.start, UTC) - tz + jitter
+                off = datetime.combine(day, shift.end, UTC) - tz + jitter
+                if off <= on:
+                    off += timedelta(days=1)
+                route = rng.choice(shift.routes) if shift.routes else vehicle.route
+                on, off = max(on, self.start), min(off, self.end)
+                if on < off:
+                    found.append((on, off, route))
+            day += timedelta(days=1)
+        found.sort()
+        joined: list[tuple[datetime, datetime, str]] = []
+        for on, off, route in found:
+            if joined and on <= joined[-1][1]:
+                prev = joined[-1]
+                joined[-1] = (prev[0], max(prev[1], off), prev[2])
+            else:
+                joined.append((on, off, route))
+        return tuple(
+            ShiftWindow(vehicle.name, i, on, off, route)
+            for i, (on, off, route) in enumerate(joined)
+        )
 
 
 class _Table:
@@ -425,17 +501,21 @@ def _vehicles(top: _Table, routes: dict[str, RouteSpec]) -> tuple[VehicleSpec, .
         if route not in routes:
             raise v.error("route", f"no route named {route!r} (defined: {', '.join(routes)})")
         shift_raw = v.raw("shift")
-        shift = None
+        shift: tuple[ShiftSpec, ...] = ()
         if shift_raw is not None:
             if not isinstance(shift_raw, list) or len(shift_raw) != 2:
                 raise v.error("shift", "must be ['HH:MM', 'HH:MM'] in local time")
-            shift = (_local_time(v, shift_raw[0], "shift"), _local_time(v, shift_raw[1], "shift"))
+            shift = (
+                ShiftSpec(
+                    _local_time(v, shift_raw[0], "shift"), _local_time(v, shift_raw[1], "shift")
+                ),
+            )
         out.append(
             VehicleSpec(
                 name=name,
                 route=route,
                 profile=v.text("profile", "default-multi") or "default-multi",
-                shift=shift,
+                shifts=shift,
                 offset_m=v.number("offset_m", 0.0, minimum=0),
                 speed=_speed(v.table("speed")),
                 box_serial=_box_serial(v),
