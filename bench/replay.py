@@ -39,7 +39,7 @@ from firmware_sim.replay import replay_direct, replay_serial
 
 def record_drive(path: Path, mqtt: MqttSettings, hours: float, speed: float) -> None:
     base = find_scenario("shuangjing")
-    vehicle = dataclasses.replace(base.vehicles[0], shift=None)
+    vehicle = dataclasses.replace(base.vehicles[0], shifts=())
     scenario = dataclasses.replace(
         base,
         vehicles=(vehicle,),
