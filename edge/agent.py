@@ -23,7 +23,7 @@ from edge.gpsd import GpsdClient
 from edge.outbox import Outbox
 from edge.profile import BoxProfile, LineSettings, load_profile
 from edge.publisher import Publisher
-from edge.quality import FixFilter, QualityTracker
+from edge.quality import BoxPower, FixFilter, QualityTracker
 from edge.wire import Position, Reading, format_time, reading_to_dict
 
 log = logging.getLogger("envpatrol.edge")
@@ -225,6 +225,9 @@ class Agent:
         )
         self.tagging = Tagging(settings.gps.max_fix_age_s, 1.0)
         self.tracker = QualityTracker(settings.quality)
+        # When the box was switched on: at first as the start-up says, then restarted by every
+        # answer after a silence (a box switched off and on while the agent kept running).
+        self.power = BoxPower.at_start(settings.quality, self.started, self.powered_for)
         self.discipline = ClockDiscipline()
         self.on_reading = on_reading
         self.readings = 0
@@ -269,7 +272,7 @@ class Agent:
             "readings": self.readings,
             "poll_success_rate": round(box.ok / box.polls, 4) if box.polls else None,
             "crc_errors": box.crc_errors,
-            "box": box.as_dict(),
+            "box": {**box.as_dict(), "power_ons": self.power.power_ons},
             "gps": {
                 **self.gps.counters(),
                 "fix_valid": bool(timed and timed.fix.valid),
@@ -316,13 +319,17 @@ class Agent:
             registers = self.box.poll()
         except BoxError as exc:
             self.last_error = str(exc)
+            self.power.no_answer()
             log.warning("%s", exc)
             return None
         self.last_error = ""
         now_mono = self.clock.monotonic()
         now_wall = self.clock.wall()
         timed_fix = self.gps.latest()
-        uptime_s = self.powered_for + now_mono - self.started
+        power_ons = self.power.power_ons
+        uptime_s = self.power.answered(now_mono)
+        if self.power.power_ons != power_ons:
+            log.info("box answers again after a silence: switched on, warming up again")
         holder: list[Reading] = []
 
         def build(seq: int) -> bytes:

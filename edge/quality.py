@@ -45,6 +45,10 @@ class QualitySettings:
     # switched power, so an agent restart does not restart the warm-up), or "start", the
     # agent's start (for a box powered together with the agent's own start-up).
     warmup_from: str = "boot"
+    # A box that answers again after whole polls failed and it was silent for longer than this
+    # was switched off meanwhile (a box on its own switch, the gateway on constant power): its
+    # first answer is a power-on and the warm-up starts again. 0 disables the rule.
+    box_off_s: float = 60.0
     # A channel whose value has not changed at all for this long is flagged `stuck`.
     stuck_s: float = 900.0
     # A change between two consecutive values larger than this fraction of the channel's
@@ -83,6 +87,13 @@ def out_of_range(spec: ChannelSpec, value: float) -> bool:
 
 def in_warmup(uptime_s: float, settings: QualitySettings) -> bool:
     return uptime_s < settings.warmup_s
+
+
+def box_was_off(silent_for_s: float, failed_polls: int, settings: QualitySettings) -> bool:
+    """An answer after `silent_for_s` without one, `failed_polls` of them asked in vain: the box
+    was switched off meanwhile. Failed polls are needed: a gap in the polling alone (the agent
+    itself stalled) says nothing about the box."""
+    return settings.box_off_s > 0 and failed_polls > 0 and silent_for_s > settings.box_off_s
 
 
 def is_spike(spec: ChannelSpec, value: float, reference: float, settings: QualitySettings) -> bool:
@@ -143,6 +154,40 @@ def fix_problem(fix: Fix, previous: Fix | None, limits: FixFilter) -> str | None
 
 
 # -- history --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BoxPower:
+    """When the box was last switched on, as its answers tell, on the agent's clock (seconds).
+
+    It starts as the agent's start-up says (`warmup_from`: the gateway's boot or the agent's
+    start); a box answering after a silence (`box_was_off`) was switched on at that answer.
+    """
+
+    settings: QualitySettings
+    switched_on_s: float  # when the box was (taken as) switched on
+    heard_s: float  # its last answer; the agent's start before the first
+    failed_polls: int = 0  # polls that got no answer since then
+    power_ons: int = 0  # switch-ons seen by a silence
+
+    @classmethod
+    def at_start(
+        cls, settings: QualitySettings, started_s: float, powered_for_s: float
+    ) -> BoxPower:
+        """At the agent's start, the box powered for `powered_for_s` already."""
+        return cls(settings, started_s - powered_for_s, started_s)
+
+    def no_answer(self) -> None:
+        self.failed_polls += 1
+
+    def answered(self, now_s: float) -> float:
+        """The box answered at `now_s`: its uptime then."""
+        if box_was_off(now_s - self.heard_s, self.failed_polls, self.settings):
+            self.switched_on_s = now_s
+            self.power_ons += 1
+        self.heard_s = now_s
+        self.failed_polls = 0
+        return now_s - self.switched_on_s
 
 
 @dataclass(slots=True)

@@ -4,22 +4,35 @@ drives back through the pipeline)."""
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
 import sys
 import textwrap
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edge.cli import stop_on_signals
-from edge.profile import ProfileError, builtin_profiles, load_profile
+from edge.profile import BoxProfile, ProfileError, builtin_profiles, load_profile
+from edge.quality import QualitySettings
 from firmware_sim.drive import CruiseDrive, SimClock
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
 from firmware_sim.route_import import RouteError
-from firmware_sim.scenario import Scenario, ScenarioError, load_scenario
+from firmware_sim.scenario import (
+    Scenario,
+    ScenarioError,
+    ShiftWindow,
+    VehicleSpec,
+    load_scenario,
+)
 from firmware_sim.vehicle import SimVehicle
+
+if TYPE_CHECKING:
+    from firmware_sim.patrol import PatrolVehicle
 
 SIM_EPILOG = """\
 examples:
@@ -71,21 +84,52 @@ def find_scenario(name_or_path: str) -> Scenario:
     return load_scenario(path)
 
 
+def _local(moment: datetime, scenario: Scenario) -> datetime:
+    return moment + timedelta(hours=scenario.timezone_h)
+
+
+def describe_windows(scenario: Scenario, windows: Sequence[ShiftWindow], shown: int = 3) -> str:
+    """A vehicle's shift windows in brief: how many, how long in all, and the first `shown`
+    in local time."""
+    powered_h = sum((w.off - w.on).total_seconds() for w in windows) / 3600.0
+    lines = [
+        f"    {len(windows)} shift{'' if len(windows) == 1 else 's'}, {powered_h:.1f} h powered "
+        f"(local time, UTC{scenario.timezone_h:+g}):"
+    ]
+    for w in windows[:shown]:
+        on, off = _local(w.on, scenario), _local(w.off, scenario)
+        later = (off.date() - on.date()).days
+        lines.append(
+            f"      {on:%a %Y-%m-%d %H:%M}-{off:%H:%M}{f' (+{later} d)' if later else ''} "
+            f"on {w.route}"
+        )
+    if len(windows) > shown:
+        lines.append(f"      ... and {len(windows) - shown} more")
+    return "\n".join(lines)
+
+
 def describe(scenario: Scenario) -> str:
+    days = f" ({scenario.duration_h / 24:g} days)" if scenario.duration_h >= 48 else ""
     lines = [
         f"scenario {scenario.name}: {scenario.description}".rstrip(": "),
-        f"  {scenario.start:%Y-%m-%d %H:%M} UTC for {scenario.duration_h:g} h, seed {scenario.seed}",
+        f"  {scenario.start:%Y-%m-%d %H:%M} UTC for {scenario.duration_h:g} h{days}, "
+        f"seed {scenario.seed}",
     ]
     for v in scenario.vehicles:
-        on, off = scenario.shift_window(v)
         lines.append(
             f"  vehicle {v.name}: route {v.route}, box {v.profile}, "
-            f"on {on:%H:%M}-{off:%H:%M} UTC, cruise {v.speed.cruise_mps:g} m/s"
+            f"cruise {v.speed.cruise_mps:g} m/s"
         )
+        lines.append(describe_windows(scenario, scenario.windows(v)))
     for s in scenario.sources:
         where = "line" if s.end else "point"
+        if s.radius_m > 0:
+            where = f"area {s.radius_m:g} m around a {where}"
+        when: str = s.schedule.kind
+        if s.schedule.days < 1:
+            when += f", on {s.schedule.days:.0%} of days"
         lines.append(
-            f"  source {s.name} ({s.kind}, {where}, {s.schedule.kind}): "
+            f"  source {s.name} ({s.kind}, {where}, {when}): "
             + ", ".join(f"{ch} +{a:g}" for ch, a in s.amplitude.items())
         )
     f = scenario.faults
@@ -142,19 +186,113 @@ def sim_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace
     return run
 
 
+# How long (wall seconds) a simulated box must stay silent before the agent takes it as switched
+# off: well above what timed-out polls cost (each attempt waits its timeout in wall seconds, which
+# a speed-up turns into many drive seconds), well below a break between shifts at usual speeds.
+SIM_SILENCE_WALL_S = 5.0
+
+
+def sim_box_off_s(speed: float) -> float:
+    """The agent's `[quality] box_off_s` for a simulation at `speed` (drive seconds)."""
+    return max(QualitySettings().box_off_s, SIM_SILENCE_WALL_S * speed)
+
+
+def module_warmup_s(scenario: Scenario, profile: BoxProfile) -> float:
+    """The longest warm-up of the simulated modules behind the profile's channels."""
+    return max(
+        (
+            scenario.sensors[ch.channel].warmup_s
+            for ch in profile.channels
+            if ch.channel in scenario.sensors
+        ),
+        default=0.0,
+    )
+
+
+def sim_quality(scenario: Scenario, profile: BoxProfile, speed: float) -> dict[str, Any]:
+    """The `[quality]` settings that make an agent right about a simulated box: power-on is the
+    agent's start (the host's boot is no simulated event) and every power-on the box shows by
+    answering after a silence; warm-up lasts as long as the slowest simulated module's."""
+    return {
+        "warmup_from": "start",
+        "warmup_s": module_warmup_s(scenario, profile),
+        "box_off_s": sim_box_off_s(speed),
+    }
+
+
+def _toml(value: str | float) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    return repr(float(value))
+
+
+def edge_config_text(
+    vehicle: str,
+    profile: str,
+    box: str,
+    gps: str,
+    speed: float,
+    mqtt: str,
+    outbox: str,
+    quality: dict[str, Any],
+) -> str:
+    """An edge configuration (edge/config.py keys) for one simulated vehicle."""
+    lines = [
+        f"vehicle = {_toml(vehicle)}",
+        "poll_interval_s = 10.0",
+        f"time_scale = {_toml(speed)}",
+        "[box]",
+        f"port = {_toml(box)}",
+        f"profile = {_toml(profile)}",
+        "[gps]",
+        f"port = {_toml(gps)}",
+        "[outbox]",
+        f"path = {_toml(outbox)}",
+        "[mqtt]",
+        f"url = {_toml(mqtt)}",
+        "[quality]",
+        *(f"{key} = {_toml(value)}" for key, value in quality.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _write_edge_config(
-    folder: Path, name: str, box: str, gps: str, speed: float, mqtt: str
+    folder: Path, vehicle: PatrolVehicle, spec: VehicleSpec, speed: float, mqtt: str
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.toml"
+    path = folder / f"{vehicle.name}.toml"
+    profile = load_profile(spec.profile)
     path.write_text(
-        f'vehicle = "{name}"\npoll_interval_s = 10.0\ntime_scale = {speed}\n'
-        f'[box]\nport = "{box}"\n[gps]\nport = "{gps}"\n'
-        f'[outbox]\npath = "{(folder / name).resolve()}-outbox.sqlite3"\n'
-        f'[mqtt]\nurl = "{mqtt}"\n',
+        edge_config_text(
+            vehicle.name,
+            spec.profile,
+            vehicle.box_path,
+            vehicle.gps_path,
+            speed,
+            mqtt,
+            f"{(folder / vehicle.name).resolve()}-outbox.sqlite3",
+            sim_quality(vehicle.scenario, profile, speed),
+        ),
         encoding="utf-8",
     )
     return path
+
+
+def short_breaks(scenario: Scenario, speed: float) -> list[str]:
+    """Vehicles whose shortest break between shifts an agent cannot tell from timed-out polls
+    at this speed: their box's power-on after such a break does not restart the warm-up."""
+    silence = sim_box_off_s(speed)
+    out = []
+    for v in scenario.vehicles:
+        windows = scenario.windows(v)
+        gaps = [(b.on - a.off).total_seconds() for a, b in itertools.pairwise(windows)]
+        if gaps and min(gaps) <= silence:
+            out.append(
+                f"{v.name}: a break between shifts of {min(gaps) / 60:.0f} min is within the "
+                f"{silence / 60:.0f} min of silence the agent needs at {speed:g}x to see the box "
+                "switched off; run slower for a new warm-up after every break"
+            )
+    return out
 
 
 def _run_scenario(args: argparse.Namespace) -> int:
@@ -170,8 +308,6 @@ def _run_scenario(args: argparse.Namespace) -> int:
                 print(
                     f"route {spec.name}: {len(route.waypoints)} waypoints, {route.length_m:.0f} m"
                 )
-            for vehicle_spec in scenario.vehicles:
-                load_profile(vehicle_spec.profile)
             print(describe(scenario))
             return 0
         run = ScenarioRun(scenario, speed=args.speed, truth_path=args.truth)
@@ -182,18 +318,16 @@ def _run_scenario(args: argparse.Namespace) -> int:
     print(describe(scenario), flush=True)
     run.start()
     mqtt = args.mqtt_url or os.environ.get("ENVPATROL_MQTT_URL") or "mqtt://127.0.0.1:1883"
-    for vehicle in run.vehicles:
+    for vehicle, vehicle_spec in zip(run.vehicles, scenario.vehicles, strict=True):
         print(f"{vehicle.name}: box {vehicle.box_path}  gps {vehicle.gps_path}", flush=True)
         if args.edge_configs:
             path = _write_edge_config(
-                Path(args.edge_configs),
-                vehicle.name,
-                vehicle.box_path,
-                vehicle.gps_path,
-                args.speed,
-                mqtt,
+                Path(args.edge_configs), vehicle, vehicle_spec, args.speed, mqtt
             )
             print(f"  envpatrol edge --config {path}", flush=True)
+    if args.edge_configs:
+        for warning in short_breaks(scenario, args.speed):
+            print(f"note: {warning}", flush=True)
     print(
         f"running until {scenario.end:%Y-%m-%d %H:%M} UTC simulated "
         f"({run.remaining_wall_s():.0f} s wall); Ctrl-C stops earlier.",

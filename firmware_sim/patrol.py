@@ -1,14 +1,17 @@
 """A scenario's vehicles on pseudo-terminals: route, speed profile, field, sensors, GPS, faults.
 
-Each vehicle is powered only during its shift: outside it the box does not answer and the GPS
-is silent. Everything random is drawn from the scenario seed and the vehicle's index.
+Each vehicle is powered only inside its shift windows (Scenario.windows): outside them the box
+does not answer and the GPS is silent; each window is a new power-on, with a new drive and the
+modules warming up again. Everything random is drawn from the scenario seed, the vehicle's
+index and the window's index.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +26,7 @@ from firmware_sim.gps_model import GpsErrorModel, GpsObservation
 from firmware_sim.motion import PatrolDrive
 from firmware_sim.route import BUILTIN_ROUTES, Route
 from firmware_sim.route_import import load_route
-from firmware_sim.scenario import RouteSpec, Scenario, VehicleSpec
+from firmware_sim.scenario import RouteSpec, Scenario, ShiftWindow, VehicleSpec
 from firmware_sim.sensor import SensorArray
 from firmware_sim.truth import TruthWriter
 from firmware_sim.vehicle import SerialDevices
@@ -51,12 +54,86 @@ def build_field(scenario: Scenario) -> PollutionField:
     )
 
 
+def shift_records(scenario: Scenario) -> dict[str, list[dict[str, str]]]:
+    """Every vehicle's powered periods, for the truth header: `on`, `off` (ISO, UTC), `route`."""
+    return {
+        v.name: [
+            {"on": format_time(w.on), "off": format_time(w.off), "route": w.route}
+            for w in scenario.windows(v)
+        ]
+        for v in scenario.vehicles
+    }
+
+
 def _r(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _window_seed(seed: int, index: int) -> int:
+    """The seed of a vehicle's drive in its `index`-th window: its own seed for the first, so a
+    one-shift scenario drives as it always did."""
+    if index == 0:
+        return seed
+    return random.Random(f"drive:{seed}:{index}").getrandbits(63)
+
+
+class ShiftDrives:
+    """Where a vehicle is over all its shift windows: each window starts a new drive
+    (PatrolDrive) on the window's route from the vehicle's starting point; between windows it
+    stands where the last one ended, and before the first where the first will start."""
+
+    def __init__(
+        self,
+        windows: Sequence[ShiftWindow],
+        routes: Mapping[str, Route],
+        spec: VehicleSpec,
+        seed: int,
+    ) -> None:
+        self.windows = tuple(windows)
+        self._ons = [w.on for w in self.windows]
+        self._parked = routes[spec.route].at(spec.offset_m)
+        self.drives = [
+            PatrolDrive(
+                routes[w.route],
+                w.on,
+                spec.speed,
+                offset_m=spec.offset_m,
+                seed=_window_seed(seed, w.index),
+                horizon_s=(w.off - w.on).total_seconds() + 3600,
+            )
+            for w in self.windows
+        ]
+
+    def last_index(self, moment: datetime) -> int | None:
+        """The window that began last at or before `moment`, None before the first."""
+        i = bisect.bisect_right(self._ons, moment) - 1
+        return None if i < 0 else i
+
+    def window_at(self, moment: datetime) -> ShiftWindow | None:
+        """The window `moment` falls in (from `on` inclusive to `off` exclusive), if any."""
+        i = self.last_index(moment)
+        if i is None or moment >= self.windows[i].off:
+            return None
+        return self.windows[i]
+
+    def state(self, moment: datetime) -> VehicleState:
+        i = self.last_index(moment)
+        if i is None:
+            if not self.drives:
+                p = self._parked
+                return VehicleState(p.lat, p.lon, 0.0, p.heading_deg)
+            i, moment = 0, self.windows[0].on
+        window, drive = self.windows[i], self.drives[i]
+        if moment < window.off:
+            return drive.state(moment)
+        end = drive.state(window.off)
+        return VehicleState(end.lat, end.lon, 0.0, end.heading_deg)
+
+
 class PatrolVehicle(SerialDevices):
-    """One scenario vehicle: a box and a GPS receiver on their own pseudo-terminals."""
+    """One scenario vehicle: a box and a GPS receiver on their own pseudo-terminals, powered
+    only inside the vehicle's shift windows. Each window is a new power-on: a new drive on the
+    window's route, and the box's modules warming up again from the window's `on`."""
 
     def __init__(
         self,
@@ -65,7 +142,7 @@ class PatrolVehicle(SerialDevices):
         index: int,
         clock: SimClock,
         field: PollutionField,
-        route: Route,
+        routes: Mapping[str, Route],
         truth: TruthWriter | None = None,
         on_truth: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
@@ -73,20 +150,13 @@ class PatrolVehicle(SerialDevices):
         self.scenario = scenario
         self.clock = clock
         self.field = field
-        self.on, self.off = scenario.shift_window(spec)
-        seed = scenario.seed * 1000 + index
-        self.drive = PatrolDrive(
-            route,
-            self.on,
-            spec.speed,
-            offset_m=spec.offset_m,
-            seed=seed,
-            horizon_s=(self.off - self.on).total_seconds() + 3600,
-        )
-        specs = {ch: s for ch, s in scenario.sensors.items() if ch in field.background}
-        self.sensors = SensorArray(specs, random.Random(f"sensors:{seed}"), self.on.timestamp())
-        self.gps_model = GpsErrorModel(scenario.gps, seed)
-        self.faults = FaultPlan(scenario.faults, seed)
+        self.windows = scenario.windows(spec)
+        self.seed = scenario.seed * 1000 + index
+        self.drive = ShiftDrives(self.windows, routes, spec, self.seed)
+        self._specs = {ch: s for ch, s in scenario.sensors.items() if ch in field.background}
+        self._sensors: tuple[int, SensorArray] | None = None
+        self.gps_model = GpsErrorModel(scenario.gps, self.seed)
+        self.faults = FaultPlan(scenario.faults, self.seed)
         self._truth = truth
         self._on_truth = on_truth
         self._lock = threading.Lock()
@@ -104,8 +174,17 @@ class PatrolVehicle(SerialDevices):
         self.gps = SimulatedGps(self.drive, clock, observe=self._observe)
 
     def powered(self, moment: datetime | None = None) -> bool:
-        moment = moment or self.clock.now()
-        return self.on <= moment < self.off
+        return self.drive.window_at(moment or self.clock.now()) is not None
+
+    def sensors_at(self, moment: datetime) -> SensorArray:
+        """The box's modules as powered on at the start of the window of `moment` (the window
+        that ended last when the box answers just after its end)."""
+        i = self.drive.last_index(moment) or 0
+        if self._sensors is None or self._sensors[0] != i:
+            on = self.windows[i].on if self.windows else self.scenario.start
+            key = f"sensors:{self.seed}" if i == 0 else f"sensors:{self.seed}:{i}"
+            self._sensors = (i, SensorArray(self._specs, random.Random(key), on.timestamp()))
+        return self._sensors[1]
 
     def _observe(self, moment: datetime, state: VehicleState) -> GpsObservation | None:
         if not self.powered(moment):
@@ -121,7 +200,8 @@ class PatrolVehicle(SerialDevices):
         moment = self.clock.now()
         with self._lock:
             self._requests += 1
-            measured = self.sensors.read(moment.timestamp(), self._truth_at)
+            sensors = self.sensors_at(moment)
+            measured = sensors.read(moment.timestamp(), self._truth_at)
             hours = (moment - self.scenario.start).total_seconds() / 3600.0
             values, applied = self.faults.channels(hours, dict(measured))
             state = self.drive.state(moment)
@@ -153,7 +233,7 @@ class PatrolVehicle(SerialDevices):
                 },
                 "active_sources": [s.name for s in self.field.active_sources(moment)],
                 "faults": applied,
-                "warmup": self.sensors.warming_up(moment.timestamp()),
+                "warmup": sensors.warming_up(moment.timestamp()),
             }
         return moment, values
 
@@ -183,9 +263,10 @@ class ScenarioRun:
         truth_path: str | None = None,
         on_truth: Callable[[dict[str, Any]], None] | None = None,
         start: datetime | None = None,
+        clock: SimClock | None = None,
     ) -> None:
         self.scenario = scenario
-        self.clock = SimClock(start or scenario.start, speed=speed)
+        self.clock = clock or SimClock(start or scenario.start, speed=speed)
         self.field = build_field(scenario)
         routes = {name: build_route(spec) for name, spec in scenario.routes.items()}
         self.truth = (
@@ -200,14 +281,13 @@ class ScenarioRun:
                     "end": format_time(scenario.end),
                     "timezone_h": scenario.timezone_h,
                     "vehicles": [v.name for v in scenario.vehicles],
+                    "shifts": shift_records(scenario),
                 },
                 list(scenario.sources),
             )
         )
         self.vehicles = [
-            PatrolVehicle(
-                scenario, spec, i, self.clock, self.field, routes[spec.route], self.truth, on_truth
-            )
+            PatrolVehicle(scenario, spec, i, self.clock, self.field, routes, self.truth, on_truth)
             for i, spec in enumerate(scenario.vehicles)
         ]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.errors import EnvpatrolError
-from edge.profile import ProfileError, load_profile
+from edge.profile import BoxProfile, ProfileError, load_profile
 from edge.units import CHANNELS
 from firmware_sim.faults import ChannelWindow, FaultSpec
 from firmware_sim.field import BACKGROUND, MEAL_TIMES, Schedule, Source
@@ -26,6 +26,11 @@ from firmware_sim.route import BUILTIN_ROUTES
 from firmware_sim.sensor import DEFAULT_SENSORS, SensorSpec
 
 _T = TypeVar("_T")
+
+# A shift's start and end move by at most half a day: a day's shift stays that day's.
+MAX_JITTER_MIN = 720.0
+# The longest run a scenario may describe.
+MAX_DURATION_DAYS = 366.0
 
 
 class ScenarioError(EnvpatrolError, ValueError):
@@ -68,12 +73,23 @@ class ShiftSpec:
     routes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.weekdays is not None and not all(0 <= d <= 6 for d in self.weekdays):
-            raise ValueError("weekdays must be 0 (Monday) .. 6 (Sunday)")
+        if self.weekdays is not None and (
+            not self.weekdays or not all(0 <= d <= 6 for d in self.weekdays)
+        ):
+            raise ValueError("weekdays must be days 0 (Monday) .. 6 (Sunday), at least one")
         if not 0.0 < self.share <= 1.0:
             raise ValueError(f"share must be in (0, 1], got {self.share}")
-        if self.jitter_min < 0:
-            raise ValueError("jitter_min must not be negative")
+        if not 0 <= self.jitter_min <= MAX_JITTER_MIN:
+            raise ValueError(f"jitter_min must be 0 .. {MAX_JITTER_MIN:g}")
+        if self.start == self.end:
+            raise ValueError("a shift must end at another time than it starts")
+
+    @property
+    def length(self) -> timedelta:
+        """How long the shift lasts (it may cross midnight)."""
+        day = datetime(2000, 1, 1, tzinfo=UTC)
+        on, off = datetime.combine(day, self.start, UTC), datetime.combine(day, self.end, UTC)
+        return off - on if off > on else off + timedelta(days=1) - on
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,25 +144,23 @@ class Scenario:
     def end(self) -> datetime:
         return self.start + timedelta(hours=self.duration_h)
 
-    def shift_window(self, vehicle: VehicleSpec) -> tuple[datetime, datetime]:
-        """The vehicle's first powered period (UTC)."""
-        first = self.windows(vehicle)
-        return (first[0].on, first[0].off) if first else (self.start, self.start)
-
     def windows(self, vehicle: VehicleSpec) -> tuple[ShiftWindow, ...]:
         """Every powered period of the vehicle in UTC, in time order, clipped to the scenario.
 
         Deterministic for the scenario seed: which days a shift with share < 1 works, each day's
-        jitter and each day's route are drawn from the seed, the vehicle and the local day.
-        Overlapping periods of one vehicle are joined into one.
+        jitter and each day's route are drawn from the seed, the vehicle, the shift and the local
+        day, so adding a day to a scenario changes none of the others. A shift belongs to the
+        local day it starts on (`weekdays` select by that day). Overlapping or touching periods
+        of one vehicle are joined into one: the box stays on.
         """
         if not vehicle.shifts:
             return (ShiftWindow(vehicle.name, 0, self.start, self.end, vehicle.route),)
         tz = timedelta(hours=self.timezone_h)
-        first = (self.start + tz).date() - timedelta(days=1)
-        last = (self.end + tz).date()
+        # A shift lasts at most a day and moves by at most half a day either way: one that
+        # starts two days before the first local day can still reach into it.
+        day = (self.start + tz).date() - timedelta(days=2)
+        last = (self.end + tz).date() + timedelta(days=1)
         found: list[tuple[datetime, datetime, str]] = []
-        day = first
         while day <= last:
             for k, shift in enumerate(vehicle.shifts):
                 if shift.weekdays is not None and day.weekday() not in shift.weekdays:
@@ -156,9 +170,7 @@ class Scenario:
                     continue
                 jitter = timedelta(minutes=rng.uniform(-shift.jitter_min, shift.jitter_min))
                 on = datetime.combine(day, shift.start, UTC) - tz + jitter
-                off = datetime.combine(day, shift.end, UTC) - tz + jitter
-                if off <= on:
-                    off += timedelta(days=1)
+                off = on + shift.length
                 route = rng.choice(shift.routes) if shift.routes else vehicle.route
                 on, off = max(on, self.start), min(off, self.end)
                 if on < off:
@@ -294,9 +306,12 @@ def _local_time(t: _Table, value: Any, name: str) -> time:
     if not isinstance(value, str):
         raise t.error(name, f"must be 'HH:MM', got {value!r}")
     try:
-        return time.fromisoformat(value)
+        parsed = time.fromisoformat(value)
     except ValueError as exc:
         raise t.error(name, f"must be 'HH:MM', got {value!r}") from exc
+    if parsed.tzinfo is not None:
+        raise t.error(name, f"must be 'HH:MM' local time, without an offset, got {value!r}")
+    return parsed
 
 
 def _speed(t: _Table) -> SpeedProfile:
@@ -321,6 +336,9 @@ def _schedule(t: _Table, name: str) -> Schedule:
     if isinstance(value, dict):
         s = _Table(value, t.path(name), t.source)
         kind = s.required_text("kind")
+        days = s.number("days", 1.0, minimum=0)
+        if days > 1:
+            raise s.error("days", f"must be a share between 0 and 1, got {days:g}")
         if kind == "meals":
             windows = s.raw("windows")
             parsed = MEAL_TIMES
@@ -335,17 +353,17 @@ def _schedule(t: _Table, name: str) -> Schedule:
                     pairs.append((a.hour + a.minute / 60, b.hour + b.minute / 60))
                 parsed = tuple(pairs)
             s.done()
-            return Schedule("meals", parsed)
+            return Schedule("meals", parsed, days=days)
         if kind == "share":
             share = s.number("share", 0.5, minimum=0)
             if share > 1:
                 raise s.error("share", "must be between 0 and 1")
             window = s.number("window_min", 15.0, minimum=1)
             s.done()
-            return Schedule("share", share=share, window_min=window)
+            return Schedule("share", share=share, window_min=window, days=days)
         if kind == "always":
             s.done()
-            return Schedule()
+            return Schedule(days=days)
         raise s.error("kind", f"must be always, meals or share, got {kind!r}")
     raise t.error(name, f"must be 'always', 'meals' or a table {{kind = ...}}, got {value!r}")
 
@@ -368,16 +386,17 @@ def _source(t: _Table) -> Source:
             raise t.error("line", "must be two [lat, lon] points")
         points = []
         for i, p in enumerate(line):
-            inner = _Table({"p": p}, t.path(f"line[{i}]"), t.source)
-            points.append(inner.pair("p", (0.0, 0.0)))
+            key = f"line[{i}]"
+            points.append(_Table({key: p}, t.key, t.source).pair(key, (0.0, 0.0)))
         (lat, lon), end = points
     amplitude = t.channels("amplitude")
     if not amplitude:
         raise t.error("amplitude", "needs at least one channel")
     decay = t.number("decay_m", 40.0, minimum=1.0)
     schedule = _schedule(t, "schedule")
+    radius = t.number("radius_m", 0.0, minimum=0)
     t.done()
-    return Source(name, kind, lat, lon, amplitude, decay, end, schedule)
+    return Source(name, kind, lat, lon, amplitude, decay, end, schedule, radius)
 
 
 def _sensors(t: _Table) -> dict[str, SensorSpec]:
@@ -449,38 +468,77 @@ def _faults(t: _Table) -> FaultSpec:
     )
 
 
+def _points(r: _Table) -> tuple[tuple[float, float], ...]:
+    """A route's inline waypoints: `points = [[lat, lon], ...]`, at least two distinct."""
+    value = r.raw("points")
+    if not isinstance(value, list) or len(value) < 2:
+        raise r.error("points", f"must be a list of at least two [lat, lon] pairs, got {value!r}")
+    points = []
+    for i, p in enumerate(value):
+        key = f"points[{i}]"
+        lat, lon = _Table({key: p}, r.key, r.source).pair(key, (0.0, 0.0))
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise r.error(f"points[{i}]", f"[{lat:g}, {lon:g}] is not a [lat, lon] on Earth")
+        points.append((lat, lon))
+    if len(set(points)) < 2:
+        raise r.error("points", "needs at least two distinct points")
+    return tuple(points)
+
+
 def _routes(top: _Table, base: Path) -> dict[str, RouteSpec]:
     routes: dict[str, RouteSpec] = {}
     for r in top.tables("routes"):
         name = r.required_text("name")
+        if name in routes:
+            raise r.error("name", f"route {name!r} is defined twice")
         builtin = r.text("builtin")
         file = r.text("file")
-        if (builtin is None) == (file is None):
-            raise r.error("builtin", "give exactly one of builtin = ... or file = ...")
+        given = [k for k in ("builtin", "file", "points") if k in r.data]
+        if len(given) != 1:
+            raise r.error(
+                given[1] if len(given) > 1 else "builtin",
+                "give exactly one of builtin = ..., file = ... or points = [[lat, lon], ...]",
+            )
         if builtin is not None and builtin not in BUILTIN_ROUTES:
             raise r.error(
                 "builtin", f"unknown route {builtin!r} (known: {', '.join(BUILTIN_ROUTES)})"
             )
+        points = _points(r) if "points" in r.data else None
         fmt = r.text("format")
         if fmt is not None and fmt not in ("gpx", "geojson", "nmea"):
             raise r.error("format", "must be gpx, geojson or nmea")
+        if fmt is not None and file is None:
+            raise r.error("format", "only for a route from a file")
         path = None if file is None else (base / file)
-        routes[name] = RouteSpec(name, builtin, path, fmt, r.flag("closed", False))
+        routes[name] = RouteSpec(name, builtin, path, fmt, r.flag("closed", False), points)
         r.done()
     if not routes:
         routes["shuangjing-loop"] = RouteSpec("shuangjing-loop", builtin="shuangjing-loop")
     return routes
 
 
-def _box_serial(v: _Table) -> str | None:
+def _is_profile_path(value: str) -> bool:
+    """A vehicle's `profile` names a file when it looks like one; otherwise a built-in."""
+    return value.endswith(".toml") or "/" in value or "\\" in value
+
+
+def _profile(v: _Table, base: Path) -> tuple[str, BoxProfile]:
+    """A vehicle's box profile: a built-in name as it is, a file resolved against the scenario
+    file's folder (as route files are) and kept as an absolute path."""
+    value = v.text("profile", "default-multi") or "default-multi"
+    if _is_profile_path(value):
+        value = str((base / value).resolve())
+    try:
+        return value, load_profile(value)
+    except ProfileError as exc:
+        raise v.error("profile", str(exc)) from exc
+
+
+def _box_serial(v: _Table, profile: BoxProfile) -> str | None:
     """A vehicle's `box_serial`, checked against its profile's serial register."""
     serial = v.text("box_serial")
     if serial is None:
         return None
-    try:
-        profile = load_profile(v.text("profile", "default-multi") or "default-multi")
-    except ProfileError:
-        return serial  # the unknown profile is reported where the vehicle's box is built
     field_ = None if profile.identity is None else profile.identity.field("serial")
     if field_ is None:
         raise v.error("box_serial", f"profile {profile.name} has no serial register")
@@ -493,32 +551,93 @@ def _box_serial(v: _Table) -> str | None:
     return serial
 
 
-def _vehicles(top: _Table, routes: dict[str, RouteSpec]) -> tuple[VehicleSpec, ...]:
+def _route_names(t: _Table, name: str, routes: dict[str, RouteSpec]) -> tuple[str, ...]:
+    value = t.raw(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(r, str) for r in value):
+        raise t.error(name, f"must be a non-empty list of route names, got {value!r}")
+    for route in value:
+        if route not in routes:
+            raise t.error(name, f"no route named {route!r} (defined: {', '.join(routes)})")
+    return tuple(value)
+
+
+def _weekdays(t: _Table) -> tuple[int, ...] | None:
+    value = t.raw("weekdays")
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in value)
+    ):
+        raise t.error(
+            "weekdays", f"must be a non-empty list of days 0 (Monday) .. 6 (Sunday), got {value!r}"
+        )
+    return tuple(sorted(set(value)))
+
+
+def _shift(s: _Table, routes: dict[str, RouteSpec]) -> ShiftSpec:
+    for key in ("start", "end"):
+        if key not in s.data:
+            raise s.error(key, "required: 'HH:MM' local time")
+    start = _local_time(s, s.raw("start"), "start")
+    end = _local_time(s, s.raw("end"), "end")
+    if start == end:
+        raise s.error("end", "must differ from start (a shift lasts less than a day)")
+    share = s.number("share", 1.0, minimum=0)
+    if not 0 < share <= 1:
+        raise s.error("share", f"must be a share of days in (0, 1], got {share:g}")
+    jitter = s.number("jitter_min", 0.0, minimum=0)
+    if jitter > MAX_JITTER_MIN:
+        raise s.error("jitter_min", f"must be at most {MAX_JITTER_MIN:g} (12 h), got {jitter:g}")
+    return s.build(
+        ShiftSpec,
+        start,
+        end,
+        weekdays=_weekdays(s),
+        share=share,
+        jitter_min=jitter,
+        routes=_route_names(s, "routes", routes),
+    )
+
+
+def _shifts(v: _Table, routes: dict[str, RouteSpec]) -> tuple[ShiftSpec, ...]:
+    """`shift = ["HH:MM", "HH:MM"]` (one daily shift) or `[[vehicles.shifts]]` tables."""
+    shift_raw = v.raw("shift")
+    tables = v.tables("shifts")
+    if shift_raw is not None and tables:
+        raise v.error("shift", "give either shift = [...] or [[vehicles.shifts]] tables, not both")
+    if shift_raw is not None:
+        if not isinstance(shift_raw, list) or len(shift_raw) != 2:
+            raise v.error("shift", "must be ['HH:MM', 'HH:MM'] in local time")
+        start, end = (_local_time(v, x, "shift") for x in shift_raw)
+        if start == end:
+            raise v.error("shift", "must end at another time than it starts")
+        return (ShiftSpec(start, end),)
+    if v.raw("shifts") is not None and not tables:
+        raise v.error("shifts", "needs at least one [[vehicles.shifts]] table")
+    return tuple(_shift(s, routes) for s in tables)
+
+
+def _vehicles(top: _Table, routes: dict[str, RouteSpec], base: Path) -> tuple[VehicleSpec, ...]:
     out: list[VehicleSpec] = []
     for v in top.tables("vehicles"):
         name = v.required_text("name")
         route = v.text("route", next(iter(routes))) or ""
         if route not in routes:
             raise v.error("route", f"no route named {route!r} (defined: {', '.join(routes)})")
-        shift_raw = v.raw("shift")
-        shift: tuple[ShiftSpec, ...] = ()
-        if shift_raw is not None:
-            if not isinstance(shift_raw, list) or len(shift_raw) != 2:
-                raise v.error("shift", "must be ['HH:MM', 'HH:MM'] in local time")
-            shift = (
-                ShiftSpec(
-                    _local_time(v, shift_raw[0], "shift"), _local_time(v, shift_raw[1], "shift")
-                ),
-            )
+        profile_name, profile = _profile(v, base)
         out.append(
             VehicleSpec(
                 name=name,
                 route=route,
-                profile=v.text("profile", "default-multi") or "default-multi",
-                shifts=shift,
+                profile=profile_name,
+                shifts=_shifts(v, routes),
                 offset_m=v.number("offset_m", 0.0, minimum=0),
                 speed=_speed(v.table("speed")),
-                box_serial=_box_serial(v),
+                box_serial=_box_serial(v, profile),
             )
         )
         v.done()
@@ -527,6 +646,20 @@ def _vehicles(top: _Table, routes: dict[str, RouteSpec]) -> tuple[VehicleSpec, .
     if len({v.name for v in out}) != len(out):
         raise top.error("vehicles", "vehicle names must be unique")
     return tuple(out)
+
+
+def _duration_h(top: _Table) -> float:
+    """`duration_h` or `duration_days`, at most one of them (8 hours without either)."""
+    key = "duration_days" if "duration_days" in top.data else "duration_h"
+    if key == "duration_days":
+        if "duration_h" in top.data:
+            raise top.error(key, "give exactly one of duration_h and duration_days")
+        hours = top.number(key, 1.0, minimum=0.001) * 24.0
+    else:
+        hours = top.number(key, 8.0, minimum=0.01)
+    if hours > MAX_DURATION_DAYS * 24.0:
+        raise top.error(key, f"at most {MAX_DURATION_DAYS:g} days")
+    return hours
 
 
 def parse_scenario(text: str, source: str = "<scenario>", base: Path | None = None) -> Scenario:
@@ -544,7 +677,8 @@ def parse_scenario(text: str, source: str = "<scenario>", base: Path | None = No
         raise top.error("start", "required (an offset date-time)")
     else:
         raise top.error("start", f"must be a TOML date-time with offset, got {start_raw!r}")
-    routes = _routes(top, base or Path.cwd())
+    folder = base or Path.cwd()
+    routes = _routes(top, folder)
     bg = top.table("background")
     levels = dict(BACKGROUND)
     levels.update(bg.channels("levels"))
@@ -560,10 +694,10 @@ def parse_scenario(text: str, source: str = "<scenario>", base: Path | None = No
         description=top.text("description", "") or "",
         seed=top.integer("seed", 1),
         start=start,
-        duration_h=top.number("duration_h", 8.0, minimum=0.01),
+        duration_h=_duration_h(top),
         timezone_h=top.number("timezone_h", 8.0),
         routes=routes,
-        vehicles=_vehicles(top, routes),
+        vehicles=_vehicles(top, routes, folder),
         background=background,
         sources=tuple(_source(s) for s in top.tables("sources")),
         sensors=_sensors(top.table("sensors")),

@@ -2,9 +2,10 @@
 
 Format `envpatrol-truth`, version 1 (documented in docs/scenarios.md). One JSON object per line:
 - `{"type": "header", "format": "envpatrol-truth", "version": 1, "scenario": ..., "seed": ...,
-  "start": ISO, "end": ISO, "timezone_h": 8}` first;
-- one `{"type": "source", ...}` per source: name, kind, GeoJSON geometry, amplitude, decay_m,
-  schedule;
+  "start": ISO, "end": ISO, "timezone_h": 8, "vehicles": [...], "shifts": {vehicle: [{"on",
+  "off", "route"}, ...]}}` first;
+- one `{"type": "source", ...}` per source: name, kind, GeoJSON geometry, radius_m (an area
+  source's radius, 0 for a point or line), amplitude, decay_m, schedule;
 - one `{"type": "reading", ...}` per box answer: vehicle, request number, sim time, true
   position and speed, the GPS report at that second, the true field before the sensor model,
   the values the box served, active sources, faults applied, warm-up.
@@ -47,6 +48,7 @@ def source_record(source: Source) -> dict[str, Any]:
         "name": source.name,
         "kind": source.kind,
         "geometry": geometry,
+        "radius_m": source.radius_m,
         "amplitude": source.amplitude,
         "decay_m": source.decay_m,
         "schedule": asdict(source.schedule),
