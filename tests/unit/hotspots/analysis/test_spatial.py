@@ -1,11 +1,24 @@
 from __future__ import annotations
 
+import warnings
+
 import h3
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from hotspots.analysis.settings import AnalysisSettings
-from hotspots.analysis.spatial import HIGH_LOW, neighbours, ring_count, spatial_tests
+from hotspots.analysis.spatial import (
+    HIGH_LOW,
+    Neighbourhood,
+    gi_star_z,
+    local_moran,
+    neighbours,
+    ring_count,
+    spatial_tests,
+)
 
 CENTRE = h3.latlng_to_cell(39.893, 116.462, 11)
 
@@ -101,3 +114,65 @@ def test_two_separate_stretches_give_no_warning() -> None:
     y = np.random.default_rng(1).normal(10.0, 1.0, len(cells))
     result = spatial_tests(cells, y, AnalysisSettings(spatial_permutations=99))
     assert np.isfinite(result.gi_z).all()
+
+
+def _esda_reference(
+    sub: list[list[int]], y: np.ndarray, permutations: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gi* z, local Moran's I, its quadrant and permutation z as PySAL's esda computes them."""
+    import esda
+    from libpysal.weights import W
+
+    weights = W(dict(enumerate(sub)), silence_warnings=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gi = esda.G_Local(
+            y - y.min() + 1.0, weights, transform="B", star=True, permutations=0, seed=seed
+        )
+        weights.transform = "r"
+        moran = esda.Moran_Local(
+            y, weights, transformation="r", permutations=permutations, n_jobs=1, seed=seed
+        )
+    return (
+        np.asarray(gi.Zs, dtype=float),
+        np.asarray(moran.Is, dtype=float),
+        np.asarray(moran.q, dtype=int),
+        np.asarray(moran.z_sim, dtype=float),
+    )
+
+
+@hypothesis_settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2**31 - 1),
+    st.integers(1, 3),
+    st.sampled_from(["normal", "skewed", "ties"]),
+)
+def test_gi_star_and_local_moran_agree_with_esda_on_random_fields(
+    seed: int, rings: int, kind: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    disk = sorted(h3.str_to_int(c) for c in h3.grid_disk(CENTRE, 6))
+    # a street-like subset: the cells a patrol passes are a sparse part of the disk
+    cells = np.array([c for c in disk if rng.random() < 0.6], dtype=np.int64)
+    if kind == "normal":
+        y = rng.normal(0.0, 1.0, len(cells))
+    elif kind == "skewed":
+        y = rng.lognormal(0.0, 1.0, len(cells))
+    else:
+        y = rng.integers(0, 4, len(cells)).astype(float)
+    near = neighbours(cells, rings)
+    members = [i for i in range(len(cells)) if near[i]]
+    assume(len(members) >= 5 and float(np.ptp(y[members])) > 0)
+    position = {m: j for j, m in enumerate(members)}
+    sub = [[position[k] for k in near[m] if k in position] for m in members]
+    assume(all(sub))
+    graph = Neighbourhood.of(sub)
+    ours_gi = gi_star_z(graph, y[members])
+    ours = local_moran(graph, y[members], 199, seed % 10_000)
+    gi_z, moran_i, quadrant, moran_z = _esda_reference(sub, y[members], 199, seed % 10_000)
+    finite = np.isfinite(gi_z)
+    assert np.allclose(ours_gi[finite], gi_z[finite], rtol=1e-6, atol=1e-9)
+    assert np.allclose(ours.i, moran_i, rtol=1e-9, atol=1e-12)
+    assert (ours.quadrant == quadrant).all()
+    spread = np.isfinite(moran_z)
+    assert np.allclose(ours.z[spread], moran_z[spread], rtol=1e-6, atol=1e-6)
