@@ -17,16 +17,33 @@ For each cell with passes (hotspots.md, "Default method" step 5):
 - the share test: the one-sided binomial p-value that more of the cell's passes have an excess
   above the area's `share_quantile` (0.75) plus the margin than the 1 - share_quantile a cell of
   an ordinary street has. A source that runs on part of the passes (a restaurant at meal times)
-  leaves the cell's median near the area's but puts its on-passes in the area's top quarter.
+  leaves the cell's median near the area's but puts its on-passes in the area's top quarter;
+- days on and off: a day is on when the median excess of the cell's passes that day is above
+  delta, off when it is below episode_off_factor x delta; the binomial p-value that the cell
+  has more on days than the area's rate of on (cell, day) groups explains, and the median
+  excess of the passes of its on days and of its off days (a source that runs on some days).
+
+The tests count passes at their effective number: passes of one cell on one day share the
+background error of their trips, so n passes on few days carry less evidence than n passes on
+n days (hotspots.analysis.significance.design_effect, with the correlation estimated from the
+stratum's own passes). A cell seen on fewer than `few_days` days must also pass the magnitude
+and share tests without its strongest day: one unusual day does not make a place.
+
+On a register grid (settings.quantum) the spread of pass excesses is never taken below what the
+sensor noise and the rounding give a pass of the usual number of readings, and a median within
+`lattice_steps` steps of the area's is also tested against the area's own distribution.
 """
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
+from scipy.special import ndtr
 
 from hotspots.analysis.grouping import (
     BoolArray,
@@ -41,10 +58,15 @@ from hotspots.analysis.grouping import (
 )
 from hotspots.analysis.settings import AnalysisSettings, Stratum
 from hotspots.analysis.significance import (
+    MEDIAN_SE_FACTOR,
+    benjamini_hochberg,
     binomial_greater,
+    design_effect,
+    median_lattice_greater,
     median_z_greater,
     robust_sigma,
     signed_rank_greater,
+    within_day_correlation,
 )
 from hotspots.analysis.standards import energy_to_level_array, to_energy_array
 
@@ -77,6 +99,17 @@ class CellTable:
     # the share test: more passes above the area's upper quantile (+ margin) than its share
     p_share: FloatArray | None = None
     share_threshold: float = float("nan")  # excess above which a pass counts, that quantile
+    # days on (median excess of the day's passes > delta) and off (< off factor x delta), the
+    # binomial p-value of the on days against the area's rate, the off days' median excess
+    days_on: IntArray | None = None
+    days_off: IntArray | None = None
+    p_days: FloatArray | None = None
+    off_excess: FloatArray | None = None
+    on_excess: FloatArray | None = None
+    q_off: FloatArray | None = None  # off days below on days beyond noise (see _Days.q_off)
+    day_rate: float = float("nan")  # share of the stratum's (cell, day) groups that are on
+    deff: FloatArray | None = None  # design effect of each cell's passes
+    rho: float = 0.0  # estimated correlation of excesses within (cell, day)
 
     def __len__(self) -> int:
         return len(self.cell)
@@ -131,6 +164,7 @@ def cell_table(
     index: tuple[IntArray, IntArray] | None = None,
     levels: bool = True,
     order: IntArray | None = None,
+    readings: IntArray | None = None,
 ) -> CellTable:
     """Statistics per cell over the given passes (all with a finite enhancement).
 
@@ -138,7 +172,8 @@ def cell_table(
     has it already (detect computes it once for all pollutants and strata); cells without a
     pass among the given ones are left out of the table. `order`, when given, is the order
     that sorts the given passes by cell, then by enhancement (`group_sort`): detect sorts each
-    pollutant's passes once and hands every stratum its share in that order.
+    pollutant's passes once and hands every stratum its share in that order. `readings`, when
+    given, is the number of readings behind each pass (the floor of the spread).
     """
     cells, label = dense_labels(cell) if index is None else index
     k = len(cells)
@@ -167,22 +202,44 @@ def cell_table(
         else sorted_group_quantile(enhancement[order], passes, 0.5)
     )
     median_excess = median_enhancement - reference  # a median moves with a shift
-    sigma = robust_sigma(excess)
+    sigma = max(robust_sigma(excess), _spread_floor(pollutant, readings, settings))
+    days = _Days.of(label, day, excess, k, delta, settings)
+    n_eff = passes / days.deff
+    area = np.sort(excess)
+    step = settings.quantum.get(pollutant, 0.0)
     if settings.magnitude_test == "signed_rank":
         _, p, _ = signed_rank_greater(label, excess - margin, k, settings.exact_wilcoxon_max_n)
     else:
-        _, p = median_z_greater(median_excess - margin, passes, sigma)
+        p = _median_p(median_excess, n_eff, sigma, margin, area, step, settings)
     share_threshold = (
         float(np.quantile(excess, settings.share_quantile)) + margin if len(excess) else np.nan
     )
-    over = group_sum(label, (excess > share_threshold).astype(np.float64), k).astype(np.int64)
-    p_share = binomial_greater(over, passes, 1.0 - settings.share_quantile)
+    is_over = excess > share_threshold
+    over = group_sum(label, is_over.astype(np.float64), k).astype(np.int64)
+    share_rate = 1.0 - settings.share_quantile
+    p_share = binomial_greater(over / days.deff, n_eff, share_rate)
+    few = days.count < settings.few_days
+    if few.any():
+        # Without the strongest day: the day with the highest median (magnitude), the day with
+        # the most passes in the area's top share (share test).
+        rest = days.without_strongest(label, k)
+        rest_median = group_median(label[rest], excess[rest], k)
+        rest_n = group_count(label[rest], k) / days.deff
+        p_rest = np.where(
+            rest_n > 0,
+            _median_p(rest_median, rest_n, sigma, margin, area, step, settings),
+            1.0,
+        )
+        p = np.where(few, np.fmax(p, p_rest), p)
+        over_rest, n_rest = days.share_without_strongest(label, is_over, k)
+        p_share_rest = binomial_greater(over_rest / days.deff, n_rest / days.deff, share_rate)
+        p_share = np.where(few, np.fmax(p_share, p_share_rest), p_share)
     table = CellTable(
         pollutant=pollutant,
         stratum=stratum,
         cell=cells.astype(np.int64),
         passes=passes,
-        days=group_nunique(label, day, k),
+        days=days.count,
         vehicles=group_nunique(label, vehicle, k),
         median_enhancement=median_enhancement,
         median_excess=median_excess,
@@ -197,10 +254,19 @@ def cell_table(
         reference=reference,
         margin=margin,
         sigma=sigma,
-        p_episodic=binomial_greater(spikes.astype(np.int64), passes, spike_rate),
+        p_episodic=binomial_greater(spikes / days.deff, n_eff, spike_rate),
         spike_rate=spike_rate,
         p_share=p_share,
         share_threshold=share_threshold,
+        days_on=days.on,
+        days_off=days.off,
+        p_days=binomial_greater(days.on, days.count, days.rate),
+        off_excess=days.off_excess,
+        on_excess=days.on_excess,
+        q_off=days.q_off(sigma, settings),
+        day_rate=days.rate,
+        deff=days.deff,
+        rho=days.rho,
     )
     if index is not None and bool((passes == 0).any()):
         return _rows(table, passes > 0)
@@ -216,9 +282,157 @@ def _rows(table: CellTable, keep: BoolArray) -> CellTable:
             "level", "persistence", "spikes", "first", "last", "p_magnitude", "p_episodic",
         )
     }  # fmt: skip
-    energy = table.level_energy[keep] if table.level_energy is not None else None
-    share = table.p_share[keep] if table.p_share is not None else None
-    return replace(table, level_energy=energy, p_share=share, **columns)
+    optional: dict[str, Any] = {
+        name: None if getattr(table, name) is None else getattr(table, name)[keep]
+        for name in (
+            "level_energy", "p_share", "days_on", "days_off", "p_days", "off_excess",
+            "on_excess", "q_off", "deff",
+        )
+    }  # fmt: skip
+    return replace(table, **optional, **columns)
+
+
+def _spread_floor(pollutant: str, readings: IntArray | None, settings: AnalysisSettings) -> float:
+    """The spread of pass excesses that sensor noise and rounding alone give a pass of the
+    usual number of readings: the pooled sigma is never taken below it (on a register grid the
+    MAD of many tied values can be 0)."""
+    typical = float(np.median(readings)) if readings is not None and len(readings) else 1.0
+    return settings.noise_for(pollutant) / math.sqrt(max(typical, 1.0))
+
+
+def _median_p(
+    median_excess: FloatArray,
+    n_eff: FloatArray,
+    sigma: float,
+    margin: float,
+    area: FloatArray,
+    step: float,
+    settings: AnalysisSettings,
+) -> FloatArray:
+    """The magnitude test's p-value: the median's z against the margin and, within
+    `lattice_steps` register steps of the area's median, the exact test against the area's own
+    distribution of excesses, whichever is larger."""
+    _, p = median_z_greater(median_excess - margin, n_eff, sigma)
+    if step > 0 and len(area):
+        near = median_excess <= settings.lattice_steps * step
+        if near.any():
+            exact = median_lattice_greater(median_excess[near], n_eff[near], area)
+            p[near] = np.fmax(p[near], exact)
+    return p
+
+
+@dataclass(frozen=True, slots=True)
+class _Days:
+    """The cell's passes grouped by local day: counts, design effect and on/off days."""
+
+    group: IntArray  # (cell, day) group of each pass
+    cell_of_group: IntArray
+    day_median: FloatArray  # median excess of each group
+    count: IntArray  # distinct days per cell
+    deff: FloatArray  # per cell
+    rho: float
+    on: IntArray
+    off: IntArray
+    off_excess: FloatArray  # median excess of the passes of each cell's off days
+    on_excess: FloatArray  # ... and of its on days
+    passes_on: IntArray  # passes on each cell's on days
+    passes_off: IntArray  # ... and on its off days
+    rate: float  # share of groups that are on
+
+    @classmethod
+    def of(
+        cls,
+        label: IntArray,
+        day: IntArray,
+        excess: FloatArray,
+        k: int,
+        delta: float,
+        settings: AnalysisSettings,
+    ) -> _Days:
+        low = int(day.min()) if len(day) else 0
+        span = int(day.max()) - low + 1 if len(day) else 1
+        keys, group = dense_labels(label * span + (day - low))
+        g = len(keys)
+        cell_of_group = (np.asarray(keys, dtype=np.int64) // span).astype(np.int64)
+        day_median = group_median(group, excess, g)
+        rho = within_day_correlation(label, group, excess, k, g) if settings.design_effect else 0.0
+        deff = design_effect(label, group, rho, k, g)
+        is_on = day_median > delta
+        is_off = day_median < settings.episode_off_factor * delta
+        off_pass = is_off[group]
+        on_pass = is_on[group]
+        off_excess = group_median(label[off_pass], excess[off_pass], k)
+        on_excess = group_median(label[on_pass], excess[on_pass], k)
+        return cls(
+            group=group,
+            cell_of_group=cell_of_group,
+            day_median=day_median,
+            count=group_count(cell_of_group, k),
+            deff=deff,
+            rho=rho,
+            on=group_count(cell_of_group[is_on], k),
+            off=group_count(cell_of_group[is_off], k),
+            off_excess=off_excess,
+            on_excess=on_excess,
+            passes_on=group_count(label[on_pass], k),
+            passes_off=group_count(label[off_pass], k),
+            rate=float(is_on.mean()) if g else 0.0,
+        )
+
+    def q_off(self, sigma: float, settings: AnalysisSettings) -> FloatArray:
+        """Per cell with on and off days: the one-sided p-value that its off days' passes lie
+        below its on days' by more than the noise of their medians explains, Bonferroni over
+        its days (the off days were picked as its lowest), BH-adjusted over the cells with on
+        and off days (a steady source has many cells that might show a chance lull). NaN for
+        the other cells."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se = (
+                MEDIAN_SE_FACTOR
+                * sigma
+                * np.sqrt(self.deff / self.passes_on + self.deff / self.passes_off)
+            )
+            z = (self.on_excess - self.off_excess) / se
+        p = np.minimum(1.0, self.count * (1.0 - ndtr(z)))
+        # 'Off' rests on enough passes: as many as a time stratum's finding needs.
+        pattern = (
+            (self.on >= settings.episodic_min_days)
+            & (self.off >= 1)
+            & (self.passes_off >= settings.stratum_min_passes)
+            & np.isfinite(z)
+        )
+        return benjamini_hochberg(np.where(pattern, p, np.nan))
+
+    def without_strongest(self, label: IntArray, k: int) -> BoolArray:
+        """Which passes remain when each cell's day of highest median excess is left out."""
+        strongest = _argmax_per_cell(self.cell_of_group, self.day_median, k)
+        return np.asarray(self.group != strongest[label], dtype=bool)
+
+    def share_without_strongest(
+        self, label: IntArray, is_over: BoolArray, k: int
+    ) -> tuple[FloatArray, FloatArray]:
+        """Passes above the share threshold, and passes, without each cell's day of most such
+        passes."""
+        g = len(self.cell_of_group)
+        over_g = group_sum(self.group, is_over.astype(np.float64), g)
+        n_g = group_count(self.group, g).astype(np.float64)
+        strongest = _argmax_per_cell(self.cell_of_group, over_g, k)
+        over = group_sum(label, is_over.astype(np.float64), k)
+        n = group_count(label, k).astype(np.float64)
+        has = strongest >= 0
+        over[has] -= over_g[strongest[has]]
+        n[has] -= n_g[strongest[has]]
+        return over, n
+
+
+def _argmax_per_cell(cell_of_group: IntArray, score: FloatArray, k: int) -> IntArray:
+    """Per cell, the group with the highest score (-1 for a cell without groups)."""
+    order = np.lexsort((score, cell_of_group))
+    cells = cell_of_group[order]
+    last = np.ones(len(order), dtype=bool)  # the last group of each cell's run: its highest
+    last[:-1] = cells[1:] != cells[:-1]
+    out = np.full(k, -1, dtype=np.int64)
+    out[cells[last]] = order[last]
+    return out
 
 
 def bootstrap_median_ci(

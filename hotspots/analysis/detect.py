@@ -6,7 +6,8 @@ For each pollutant with a floor in the settings and values in the passes:
 3. for each time-of-day stratum: cell statistics (hotspots.analysis.cellstats), the magnitude test
    with Benjamini-Hochberg across eligible cells (hotspots.analysis.significance), Gi* and local
    Moran's I with BH across confirmed cells (hotspots.analysis.spatial), labels with reasons
-   (hotspots.analysis.labels);
+   (hotspots.analysis.labels), with the time-of-day evidence of episodic cells (a cell on in one
+   time stratum and ordinary outside it) drawn from all strata together;
 4. adjacent labelled cells merged into hotspots (hotspots.analysis.clusters), each with its peak
    cell's level, bootstrap interval, time-of-day profile, an indicative standard band and the
    drives (vehicle and local day) that passed through it.
@@ -21,6 +22,7 @@ from typing import Any
 
 import h3
 import numpy as np
+from scipy.special import ndtr
 
 from edge.units import CHANNELS
 from hotspots.analysis.background import background, trips
@@ -33,14 +35,32 @@ from hotspots.analysis.cellstats import (
 )
 from hotspots.analysis.clusters import cluster, components
 from hotspots.analysis.enhancement import enhancement, reference_level
-from hotspots.analysis.grouping import BoolArray, FloatArray, IntArray, dense_labels, group_sort
-from hotspots.analysis.labels import RANK, Evidence, Label, Reason, label_masks, reasons
+from hotspots.analysis.grouping import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    dense_labels,
+    group_median,
+    group_sort,
+)
+from hotspots.analysis.labels import (
+    RANK,
+    Evidence,
+    Label,
+    LabelMasks,
+    Reason,
+    Window,
+    label_masks,
+    on_days,
+    reasons,
+)
 from hotspots.analysis.labels import confirmed as confirmed_cells
 from hotspots.analysis.labels import eligible as eligible_cells
 from hotspots.analysis.lag import shift_channels
 from hotspots.analysis.passes import AnalysisPass, PassTable
+from hotspots.analysis.peaks import split
 from hotspots.analysis.settings import AnalysisSettings
-from hotspots.analysis.significance import benjamini_hochberg
+from hotspots.analysis.significance import MEDIAN_SE_FACTOR, benjamini_hochberg
 from hotspots.analysis.spatial import spatial_tests
 from hotspots.analysis.standards import IaqiBand, NoiseBand, iaqi_band, noise_band
 
@@ -90,6 +110,10 @@ class Hotspot:
     profile: Mapping[str, float | None]  # M of the peak cell per stratum
     indicative: IaqiBand | NoiseBand | None
     drives: tuple[HotspotDrive, ...] = ()  # vehicle-days with a pass through the hotspot's cells
+    # episodic hotspots: the time stratum it is on in (None: any time of day) and, for one on
+    # some days only, (days on, days seen) of its peak cell
+    episode_stratum: str | None = None
+    episode_days: tuple[int, int] | None = None
 
 
 def _finite(value: float) -> float | None:
@@ -203,6 +227,7 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
             index=(prep.cells, prep.cell_label[rows]),
             levels=False,
             order=order,
+            readings=table.counts[pollutant][rows] if pollutant in table.counts else None,
         )
         tables[stratum.name] = cells
         stratum_passes = _StratumPasses(
@@ -215,8 +240,15 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
         )
         built.append((cells, stratum_passes))
     pooled = _pooled_q(built, settings) if settings.fdr_across_strata else None
-    for i, (cells, stratum_passes) in enumerate(built):
-        tests = _tests(cells, settings, None if pooled is None else pooled[i])
+    evidence = [
+        _tests(cells, settings, None if pooled is None else pooled[i])
+        for i, (cells, _) in enumerate(built)
+    ]
+    windows = _windows(
+        prep, e - (built[0][0].reference if built else 0.0), built, evidence, settings
+    )
+    for (cells, stratum_passes), found, window in zip(built, evidence, windows, strict=True):
+        tests = replace(found, window=window)
         masks = label_masks(cells, tests, settings)
         labelled = masks.any()
         if not labelled.any():
@@ -225,20 +257,23 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
         for row in np.flatnonzero(labelled):
             label = masks.label(int(row))
             strength[row] = RANK[label] if label is not None else 0
-        results.extend(_hotspots(cells, tests, strength, stratum_passes, settings, energy))
+        _follow_intermittent_peaks(cells, masks, strength, settings)
+        spots = _hotspots(cells, tests, strength, stratum_passes, settings, energy)
+        results.extend(_with_episode(spot, cells, tests, settings) for spot in spots)
     names = [stratum.name for stratum in settings.strata]
     return [_with_profile(h, tables, names) for h in _first_per_place(results)]
 
 
 def _first_per_place(spots: Sequence[Hotspot]) -> list[Hotspot]:
-    """Each place once: a hotspot of a later stratum (settings order: all day first) that has a
-    cell within one ring of an earlier stratum's hotspot is the same place, already listed; its
-    stratum shows in that hotspot's time-of-day profile."""
+    """Each place once: a hotspot of a later stratum (settings order: all day first) whose peak
+    cell is within one ring of an earlier stratum's hotspot is the same place, already listed;
+    its stratum shows in that hotspot's time-of-day profile. Only the peak counts: a second
+    source's flank may reach towards the first, its peak does not."""
     kept: list[Hotspot] = []
     covered: set[str] = set()
     for stratum in dict.fromkeys(s.stratum for s in spots):
         mine = [s for s in spots if s.stratum == stratum]
-        fresh = [s for s in mine if covered.isdisjoint(s.cells)]
+        fresh = [s for s in mine if s.peak_cell not in covered]
         for spot in fresh:
             for c in spot.cells:
                 covered.update(h3.grid_disk(c, 1))
@@ -246,13 +281,14 @@ def _first_per_place(spots: Sequence[Hotspot]) -> list[Hotspot]:
     return kept
 
 
-_Q = tuple[FloatArray, FloatArray, FloatArray]  # magnitude, episodic, share q per cell
+_Q = tuple[FloatArray, FloatArray, FloatArray, FloatArray]  # magnitude, spikes, share, days q
 
 
 def _pooled_q(built: Sequence[tuple[CellTable, Any]], settings: AnalysisSettings) -> list[_Q]:
     """Benjamini-Hochberg over families of cells: the all-day stratum is one family, the time
     strata (meals, lunch, dinner, night) together another; within each, the magnitude and share
-    tests form one family (either makes a candidate) and the episode tests another.
+    tests form one family (either makes a candidate) and the episode tests (spikes and days on)
+    another.
 
     A place is reported when any time stratum finds it, and a cell is a candidate when either
     test rejects: corrected one stratum and one test at a time, the chance findings of four time
@@ -297,9 +333,16 @@ def _family_q(tables: Sequence[CellTable], settings: AnalysisSettings) -> list[_
     share = column("p_share")
     m = sum(len(p) for p in magnitude)
     candidate_q = benjamini_hochberg(np.concatenate(magnitude + share))
-    episodic_q = benjamini_hochberg(np.concatenate(column("p_episodic")))
+    spikes = column("p_episodic")
+    episode_q = benjamini_hochberg(np.concatenate(spikes + column("p_days")))
     return list(
-        zip(spread(candidate_q[:m]), spread(episodic_q), spread(candidate_q[m:]), strict=True)
+        zip(
+            spread(candidate_q[:m]),
+            spread(episode_q[:m]),
+            spread(candidate_q[m:]),
+            spread(episode_q[m:]),
+            strict=True,
+        )
     )
 
 
@@ -307,7 +350,7 @@ def _tests(cells: CellTable, settings: AnalysisSettings, pooled: _Q | None = Non
     n = len(cells)
     eligible = eligible_cells(cells, settings)
     if pooled is not None:
-        magnitude_q, episodic_q, share_q = pooled
+        magnitude_q, episodic_q, share_q, days_q = pooled
     else:
         magnitude_q = np.full(n, np.nan)
         magnitude_q[eligible] = benjamini_hochberg(cells.p_magnitude[eligible])
@@ -316,6 +359,9 @@ def _tests(cells: CellTable, settings: AnalysisSettings, pooled: _Q | None = Non
         share_q = np.full(n, np.nan)
         if cells.p_share is not None:
             share_q[eligible] = benjamini_hochberg(cells.p_share[eligible])
+        days_q = np.full(n, np.nan)
+        if cells.p_days is not None:
+            days_q[eligible] = benjamini_hochberg(cells.p_days[eligible])
     gi_z = np.full(n, np.nan)
     gi_q = np.full(n, np.nan)
     moran_i = np.full(n, np.nan)
@@ -346,7 +392,168 @@ def _tests(cells: CellTable, settings: AnalysisSettings, pooled: _Q | None = Non
         high_low_q=high_low_q,
         episodic_q=episodic_q,
         share_q=share_q,
+        days_q=days_q,
     )
+
+
+def _follow_intermittent_peaks(
+    cells: CellTable, masks: LabelMasks, strength: IntArray, settings: AnalysisSettings
+) -> None:
+    """Labelled cells around an intermittent peak are that source's flanks: episodic too.
+
+    A flank sees a fraction of the source, too little for an 'on' day or a window of its own,
+    but enough for the magnitude test over many passes; as a candidate it would outrank the
+    source's own episodic cell in the hotspot they make together.
+    """
+    if masks.intermittent is None or not masks.intermittent.any():
+        return
+    labelled = np.flatnonzero(strength > 0)
+    for group in components(cells.cell[labelled], settings.cluster_rings):
+        rows = labelled[np.asarray(group, dtype=np.int64)]
+        peak = rows[int(np.argmax(cells.median_excess[rows]))]
+        if masks.intermittent[peak]:
+            strength[rows] = RANK[Label.EPISODIC]
+
+
+def _windows(
+    prep: _Prepared,
+    excess: FloatArray,
+    built: Sequence[tuple[CellTable, Any]],
+    evidence: Sequence[Evidence],
+    settings: AnalysisSettings,
+) -> list[Window | None]:
+    """Time-of-day evidence per table: the cells significant (magnitude or share test) in a
+    time stratum whose passes outside it are ordinary (median excess below episode_off_factor x
+    delta, and significantly below the window's). Per cell, the window with the strongest
+    contrast holds for every table.
+
+    `excess` is each pass's enhancement less the all-day reference, so inside and outside are
+    measured from the same level.
+    """
+    names = [stratum.name for stratum in settings.strata]
+    if not built or built[0][0].stratum != names[0]:
+        return [None] * len(built)
+    all_day = built[0][0]
+    k = len(prep.cells)
+    valid = ~np.isnan(excess)
+    deff = np.ones(k)
+    if all_day.deff is not None:
+        deff[np.searchsorted(prep.cells, all_day.cell)] = all_day.deff
+    best = _Contrast.empty(k)
+    for i, ((cells, _), tests) in enumerate(zip(built, evidence, strict=True)):
+        if i == 0:
+            continue
+        significant = eligible_cells(cells, settings) & (
+            (np.nan_to_num(tests.magnitude_q, nan=np.inf) <= settings.fdr_q)
+            | (np.nan_to_num(_or_nan(tests.share_q, len(cells)), nan=np.inf) <= settings.fdr_q)
+        )
+        if not significant.any():
+            continue
+        index = names.index(cells.stratum)
+        at = valid & np.isin(prep.cell_label, np.searchsorted(prep.cells, cells.cell[significant]))
+        contrast = _Contrast.of(
+            prep.cell_label, excess, at & prep.strata[index], at & ~prep.strata[index], k
+        )
+        se = (
+            MEDIAN_SE_FACTOR
+            * all_day.sigma
+            * np.sqrt(
+                deff / np.maximum(contrast.passes_inside, 1)
+                + deff / np.maximum(contrast.passes_outside, 1)
+            )
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.asarray(1.0 - ndtr((contrast.inside - contrast.outside) / se), dtype=np.float64)
+        ok = (
+            (contrast.passes_inside > 0)
+            & (contrast.passes_outside >= settings.stratum_min_passes)
+            & (contrast.outside < settings.episode_off_factor * all_day.delta)
+            & (np.nan_to_num(p, nan=1.0) <= settings.fdr_q)
+        )
+        best = best.better(contrast.window(index, ok, p))
+    # A cell's window is the one with the strongest contrast, whichever table lists it.
+    return [best.rows(np.searchsorted(prep.cells, cells.cell)) for cells, _ in built]
+
+
+def _or_nan(values: FloatArray | None, n: int) -> FloatArray:
+    return values if values is not None else np.full(n, np.nan)
+
+
+@dataclass(frozen=True, slots=True)
+class _Contrast:
+    """Per cell (positions in _Prepared.cells): median excess inside and outside a window."""
+
+    inside: FloatArray
+    outside: FloatArray
+    passes_inside: IntArray
+    passes_outside: IntArray
+    stratum: IntArray
+    p: FloatArray
+
+    @classmethod
+    def empty(cls, k: int) -> _Contrast:
+        zeros = np.zeros(k, dtype=np.int64)
+        nan = np.full(k, np.nan)
+        return cls(nan, nan, zeros, zeros, np.full(k, -1, dtype=np.int64), np.full(k, np.inf))
+
+    @classmethod
+    def of(
+        cls, cell: IntArray, excess: FloatArray, inside: BoolArray, outside: BoolArray, k: int
+    ) -> _Contrast:
+        return cls(
+            inside=group_median(cell[inside], excess[inside], k),
+            outside=group_median(cell[outside], excess[outside], k),
+            passes_inside=np.bincount(cell[inside], minlength=k).astype(np.int64),
+            passes_outside=np.bincount(cell[outside], minlength=k).astype(np.int64),
+            stratum=np.full(k, -1, dtype=np.int64),
+            p=np.full(k, np.inf),
+        )
+
+    def window(self, index: int, ok: BoolArray, p: FloatArray) -> _Contrast:
+        return replace(self, stratum=np.where(ok, index, -1), p=np.where(ok, p, np.inf))
+
+    def better(self, other: _Contrast) -> _Contrast:
+        """Per cell, whichever window has the smaller p-value."""
+        take = other.p < self.p
+
+        def pick(a: Any, b: Any) -> Any:
+            return np.where(take, b, a)
+
+        return _Contrast(
+            inside=pick(self.inside, other.inside),
+            outside=pick(self.outside, other.outside),
+            passes_inside=pick(self.passes_inside, other.passes_inside),
+            passes_outside=pick(self.passes_outside, other.passes_outside),
+            stratum=pick(self.stratum, other.stratum),
+            p=pick(self.p, other.p),
+        )
+
+    def rows(self, at: IntArray) -> Window:
+        return Window(
+            stratum=self.stratum[at],
+            inside=self.inside[at],
+            outside=self.outside[at],
+            passes_inside=self.passes_inside[at],
+            passes_outside=self.passes_outside[at],
+            p=self.p[at],
+        )
+
+
+def _with_episode(
+    spot: Hotspot, cells: CellTable, tests: Evidence, settings: AnalysisSettings
+) -> Hotspot:
+    """An episodic hotspot with the window it applies to: the time stratum it is on in, and
+    the days it was on of the days it was seen, from its peak cell."""
+    if spot.label is not Label.EPISODIC:
+        return spot
+    row = int(np.searchsorted(cells.cell, h3.str_to_int(spot.peak_cell)))
+    stratum = None if cells.stratum == settings.strata[0].name else cells.stratum
+    days = None
+    if cells.days_on is not None and on_days(cells, tests, settings)[row]:
+        days = (int(cells.days_on[row]), int(cells.days[row]))
+    if tests.window is not None and tests.window.stratum[row] >= 0:
+        stratum = settings.strata[int(tests.window.stratum[row])].name
+    return replace(spot, episode_stratum=stratum, episode_days=days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,8 +588,12 @@ def _hotspots(
     names = {v: k for k, v in RANK.items()}
     rng = np.random.default_rng(settings.seed)
     out: list[Hotspot] = []
-    for group in components(cells.cell[labelled], settings.cluster_rings):
-        rows = [int(labelled[i]) for i in group]
+    groups = [
+        [int(labelled[i]) for i in group]
+        for group in components(cells.cell[labelled], settings.cluster_rings)
+    ]
+    # One hotspot per source: a cluster holding two peaks with a deep dip between is split.
+    for rows in split(cells, groups, passes.cell, passes.enhancement, settings.cluster_rings):
         shape = cluster(cells.cell, rows, strength, cells.median_excess)
         peak = shape.peak_row
         at_peak = passes.cell == cells.cell[peak]

@@ -1,15 +1,28 @@
 """Labels of a cell: persistent, candidate or episodic, each with the reasons that made it.
 
 hotspots.md, "Default method" step 7, with delta = max(2 x sensor noise, floor):
-- persistent: confirmed (>= confirmed_min_passes passes on >= candidate_min_days days), the
+- persistent: confirmed (>= confirmed_min_passes passes on >= few_days days), the
   magnitude test significant after FDR, persistence f >= persistent_min_share, and a spatial
   signal: a significant Gi* hot cluster or a significant high-low outlier (local Moran's I);
 - candidate: candidate eligibility (>= candidate_min_passes passes, or stratum_min_passes in a
   time stratum, on >= candidate_min_days days) and the magnitude test or the share test significant after FDR, but not (yet)
   persistent;
-- episodic: eligible, f < episodic_max_share, but at least episodic_min_spikes passes with an
-  excess above episodic_factor x delta, significantly more (binomial test, FDR) than the area's
-  own rate of such passes: a source that is on now and then (fumes, odor).
+- episodic: a source that is on now and then (fumes, odor, a site that works some days), by any
+  of three kinds of evidence, each on an eligible cell:
+  - days: on (median excess of the day's passes above delta) on at least episodic_min_days days,
+    significantly more (binomial test, FDR) than the area's rate of such days, and off (below
+    episode_off_factor x delta) on at least one other; its off days hold at least
+    stratum_min_passes passes, at least delta below its on days' and significantly so
+    (Bonferroni over its days, BH over the cells with on and off days: a steady source near
+    delta is above and below it by chance);
+  - a time window: significant (magnitude or share test) within a time stratum (meals, lunch,
+    dinner, night) while its passes outside that window are ordinary: their median excess is
+    below episode_off_factor x delta and significantly below the window's (`Window`);
+  - spikes: f < episodic_max_share, but at least episodic_min_spikes passes with an excess above
+    episodic_factor x delta, significantly more (binomial test, FDR) than the area's own rate of
+    such passes (only where the cell is not a candidate).
+  Day and window evidence take precedence over persistent and candidate: such a place is there
+  only at times, and an officer needs to know when.
 A cell that is none of these has no label and is not reported.
 """
 
@@ -21,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hotspots.analysis.grouping import BoolArray, FloatArray
+from hotspots.analysis.grouping import BoolArray, FloatArray, IntArray
 from hotspots.analysis.settings import AnalysisSettings
 
 if TYPE_CHECKING:
@@ -59,6 +72,25 @@ class Evidence:
     high_low_q: FloatArray
     episodic_q: FloatArray
     share_q: FloatArray | None = None  # the share test (cellstats), where it ran
+    days_q: FloatArray | None = None  # the days-on test (cellstats), BH-adjusted
+    window: Window | None = None  # time-of-day evidence, where it was looked for
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Per row of a CellTable: the time stratum a cell is on in and ordinary outside of.
+
+    stratum[row] is an index into settings.strata (-1: none); inside / outside are the median
+    excesses (over the all-day reference) of the cell's passes in and out of that window, with
+    their numbers of passes, and p the one-sided p-value that inside exceeds outside.
+    """
+
+    stratum: IntArray
+    inside: FloatArray
+    outside: FloatArray
+    passes_inside: IntArray
+    passes_outside: IntArray
+    p: FloatArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +98,7 @@ class LabelMasks:
     persistent: BoolArray
     candidate: BoolArray
     episodic: BoolArray
+    intermittent: BoolArray | None = None  # episodic by day or time-window evidence
 
     def label(self, row: int) -> Label | None:
         if self.persistent[row]:
@@ -94,7 +127,13 @@ def eligible(table: CellTable, settings: AnalysisSettings) -> BoolArray:
 
 
 def confirmed(table: CellTable, settings: AnalysisSettings) -> BoolArray:
-    return eligible(table, settings) & (table.passes >= settings.confirmed_min_passes)
+    """Eligible, with confirmed_min_passes passes on at least few_days days: a place seen on
+    fewer days can be a candidate, not persistent."""
+    return (
+        eligible(table, settings)
+        & (table.passes >= settings.confirmed_min_passes)
+        & (table.days >= settings.few_days)
+    )
 
 
 def _significant(q: FloatArray, level: float) -> BoolArray:
@@ -110,22 +149,61 @@ def label_masks(table: CellTable, tests: Evidence, settings: AnalysisSettings) -
         else np.zeros(len(table), dtype=bool)
     )
     spatial = _significant(tests.gi_q, q) | _significant(tests.high_low_q, q)
+    ok = eligible(table, settings)
+    # A place that is there only on some days or at some hours is episodic, however strong.
+    intermittent = ok & (on_days(table, tests, settings) | ((magnitude | share) & in_window(tests)))
     persistent = (
         confirmed(table, settings)
         & magnitude
         & (table.persistence >= settings.persistent_min_share)
         & spatial
+        & ~intermittent
     )
-    candidate = eligible(table, settings) & (magnitude | share) & ~persistent
-    episodic = (
-        eligible(table, settings)
+    candidate = ok & (magnitude | share) & ~persistent & ~intermittent
+    by_spikes = (
+        ok
         & ~persistent
         & ~candidate
+        & ~intermittent
         & (table.persistence < settings.episodic_max_share)
         & (table.spikes >= settings.episodic_min_spikes)
         & _significant(tests.episodic_q, q)
     )
-    return LabelMasks(persistent=persistent, candidate=candidate, episodic=episodic)
+    episodic = intermittent | by_spikes
+    return LabelMasks(
+        persistent=persistent, candidate=candidate, episodic=episodic, intermittent=intermittent
+    )
+
+
+def on_days(table: CellTable, tests: Evidence, settings: AnalysisSettings) -> BoolArray:
+    """Cells on some days and off on others, with more on days than the area's rate explains."""
+    n = len(table)
+    if tests.days_q is None or table.days_on is None or table.days_off is None:
+        return np.zeros(n, dtype=bool)
+    off = table.off_excess if table.off_excess is not None else np.full(n, np.nan)
+    on = table.on_excess if table.on_excess is not None else np.full(n, np.nan)
+    off = np.nan_to_num(off, nan=np.inf)
+    return (
+        _significant(tests.days_q, settings.fdr_q)
+        & (table.days_on >= settings.episodic_min_days)
+        & (table.days_off >= 1)
+        & (off < settings.episode_off_factor * table.delta)
+        # A steady source near delta has days either side of it by chance; a source that
+        # stops drops by more than delta from its on days, and by more than noise explains.
+        & (np.nan_to_num(on, nan=-np.inf) - off >= table.delta)
+        & _significant(_or_nan(table.q_off, n), settings.fdr_q)
+    )
+
+
+def _or_nan(values: FloatArray | None, n: int) -> FloatArray:
+    return values if values is not None else np.full(n, np.nan)
+
+
+def in_window(tests: Evidence) -> BoolArray:
+    """Cells with time-of-day evidence: on in a time stratum, ordinary outside it."""
+    if tests.window is None:
+        return np.zeros(len(tests.magnitude_q), dtype=bool)
+    return np.asarray(tests.window.stratum >= 0, dtype=bool)
 
 
 def reasons(
@@ -189,6 +267,56 @@ def reasons(
                 )
             )
     if label is Label.EPISODIC:
+        out.extend(_episode_reasons(table, tests, row, settings))
+    return tuple(out)
+
+
+def _episode_reasons(
+    table: CellTable, tests: Evidence, row: int, settings: AnalysisSettings
+) -> list[Reason]:
+    out: list[Reason] = []
+    one = slice(row, row + 1)
+    off = settings.episode_off_factor
+    days_on, days_off, p_days = table.days_on, table.days_off, table.p_days
+    off_excess, days_q = table.off_excess, tests.days_q
+    if (
+        days_on is not None
+        and days_off is not None
+        and p_days is not None
+        and off_excess is not None
+        and days_q is not None
+        and on_days(table, tests, settings)[row]
+    ):
+        out.append(
+            Reason(
+                "episode_days",
+                f"on {days_on[row]} of {table.days[row]} days (median excess of the day's "
+                f"passes above delta = {table.delta:.3g}), off on {days_off[row]} (below "
+                f"{off:g} x delta; their passes' median excess {off_excess[row]:.3g}); the "
+                f"area's rate of on days is {table.day_rate:.1%}: binomial p = "
+                f"{p_days[row]:.2g}, BH-adjusted {days_q[row]:.2g} <= q = {settings.fdr_q}",
+            )
+        )
+    window = tests.window
+    if window is not None and window.stratum[row] >= 0:
+        stratum = settings.strata[int(window.stratum[row])]
+        hours = ", ".join(f"{_clock(a)}-{_clock(b)}" for a, b in stratum.windows())
+        out.append(
+            Reason(
+                "episode_window",
+                f"on in the {stratum.name} window ({hours} local): median excess "
+                f"{window.inside[row]:.3g} over {window.passes_inside[row]} passes in it, "
+                f"{window.outside[row]:.3g} over {window.passes_outside[row]} passes outside "
+                f"(below {off:g} x delta = {off * table.delta:.3g}); one-sided p = "
+                f"{window.p[row]:.2g} <= {settings.fdr_q} that it is higher in the window",
+            )
+        )
+    spikes = (
+        _significant(tests.episodic_q[one], settings.fdr_q)[0]
+        and table.spikes[row] >= settings.episodic_min_spikes
+        and table.persistence[row] < settings.episodic_max_share
+    )
+    if spikes or not out:
         out.append(
             Reason(
                 "episodes",
@@ -197,7 +325,11 @@ def reasons(
                 f"{table.persistence[row]:.0%} of passes exceed delta "
                 f"(< {settings.episodic_max_share:.0%}); the area's rate of such passes is "
                 f"{table.spike_rate:.1%}: binomial p = {table.p_episodic[row]:.2g}, "
-                f"BH-adjusted {tests.episodic_q[row]:.2g} <= q = {settings.fdr_q}; {excess}",
+                f"BH-adjusted {tests.episodic_q[row]:.2g} <= q = {settings.fdr_q}",
             )
         )
-    return tuple(out)
+    return out
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"

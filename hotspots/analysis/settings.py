@@ -15,6 +15,8 @@ from types import MappingProxyType
 
 from edge.errors import SettingsError
 from edge.quality import STATS_EXCLUDED_FLAGS
+from edge.units import converter
+from hotspots.analysis.quantisation import effective_noise
 from hotspots.floors import HOTSPOT_FLOORS
 
 # Absolute floors of delta (the enhancement that counts as "above"). The store's table
@@ -43,6 +45,31 @@ DEFAULT_SENSOR_NOISE: Mapping[str, float] = MappingProxyType(
         "tvoc": 10.0,
         "co2": 5.0,
         "pollen": 2.0,
+    }
+)
+
+# Register step of each channel in canonical units (hotspots.analysis.quantisation): the coarsest
+# over the shipped box profiles (edge/profiles), so a default run is safe on any shipped box.
+# default-multi reports gases in whole ppb (SO2: 2.62 ug/m3 a step), PM in whole ug/m3, CO in
+# 0.01 ppm; gasboard-f32 sends floats. `quanta_of_profiles` gives the figures for a fleet's own
+# profiles (a unit test keeps this table equal to it over the shipped ones).
+DEFAULT_QUANTUM: Mapping[str, float] = MappingProxyType(
+    {
+        "pm25": 1.0,
+        "pm10": 1.0,
+        "no2": converter("no2", "ppb")(1.0),
+        "o3": converter("o3", "ppb")(1.0),
+        "so2": converter("so2", "ppb")(1.0),
+        "co": converter("co", "ppm")(0.01),
+        "hcho": converter("hcho", "ppb")(1.0),
+        "tvoc": 1.0,
+        "co2": 1.0,
+        "noise": 0.1,
+        "odor": 0.1,
+        "cooking_fume": 0.01,
+        "pollen": 1.0,
+        "temperature": 0.1,
+        "humidity": 0.1,
     }
 )
 
@@ -152,7 +179,9 @@ class AnalysisSettings:
     # --- cell statistics
     floors: Mapping[str, float] = field(default_factory=lambda: DEFAULT_FLOORS)
     sensor_noise: Mapping[str, float] = field(default_factory=lambda: DEFAULT_SENSOR_NOISE)
-    delta_noise_factor: float = 2.0  # delta = max(2 x sensor noise, floor)
+    # register step per channel (canonical units), the coarsest over the fleet's box profiles
+    quantum: Mapping[str, float] = field(default_factory=lambda: DEFAULT_QUANTUM)
+    delta_noise_factor: float = 2.0  # delta = max(2 x noise with rounding, one step, floor)
     reference: str = "area_median"  # what E is compared with: "area_median" or "zero"
     bootstrap_resamples: int = 1000
     confidence: float = 0.95
@@ -162,7 +191,15 @@ class AnalysisSettings:
     # --- eligibility and tests
     candidate_min_passes: int = 8
     stratum_min_passes: int = 6  # ... in a time stratum (meals, lunch, dinner, night)
-    candidate_min_days: int = 4
+    candidate_min_days: int = 2
+    # a cell seen on fewer days than this must show its effect without its strongest day
+    few_days: int = 4
+    # passes of one cell on one day share a background error: the tests count a cell's passes
+    # at their effective number, inflated by the design effect of the estimated correlation
+    design_effect: bool = True
+    # a cell's median within this many register steps of the area's is also tested against the
+    # area's own distribution of excesses, which ties on the register grid
+    lattice_steps: float = 2.0
     confirmed_min_passes: int = 20
     fdr_q: float = 0.05  # Benjamini-Hochberg false discovery rate, each test across cells
     fdr_across_strata: bool = True  # ... of all strata of a pollutant at once (False: per stratum)
@@ -183,6 +220,10 @@ class AnalysisSettings:
     episodic_max_share: float = 0.25  # f below this ...
     episodic_factor: float = 3.0  # ... but passes with E above 3 x delta ...
     episodic_min_spikes: int = 3  # ... at least this many of them: episodic
+    # day-level episodes: days whose passes' median excess is above delta are 'on', below
+    # episode_off_factor x delta 'off'; episodic needs this many on days and one off day
+    episodic_min_days: int = 2
+    episode_off_factor: float = 0.5
 
     # --- before/after
     before_after_min_passes: int = 5  # on each side of a treatment date
@@ -200,6 +241,7 @@ class AnalysisSettings:
             "delta_noise_factor",
             "spatial_band_m",
             "episodic_factor",
+            "lattice_steps",
         ):
             _positive(name, getattr(self, name))
         if not (math.isfinite(self.stationary_speed_mps) and self.stationary_speed_mps >= 0):
@@ -210,6 +252,7 @@ class AnalysisSettings:
         _fraction("persistent_min_share", self.persistent_min_share)
         _fraction("share_quantile", self.share_quantile)
         _fraction("episodic_max_share", self.episodic_max_share)
+        _fraction("episode_off_factor", self.episode_off_factor)
         if not (math.isfinite(self.margin_factor) and self.margin_factor >= 0):
             raise SettingsError("margin_factor", f"must be a number >= 0, got {self.margin_factor}")
         if self.magnitude_test not in ("median_z", "signed_rank"):
@@ -226,6 +269,8 @@ class AnalysisSettings:
             "confirmed_min_passes",
             "spatial_min_passes",
             "episodic_min_spikes",
+            "episodic_min_days",
+            "few_days",
             "cluster_rings",
             "before_after_min_passes",
         ):
@@ -238,7 +283,7 @@ class AnalysisSettings:
         self._check_tables()
 
     def _check_tables(self) -> None:
-        for mapping_name in ("floors", "sensor_noise", "lags_s"):
+        for mapping_name in ("floors", "sensor_noise", "quantum", "lags_s"):
             for channel, value in getattr(self, mapping_name).items():
                 if not (math.isfinite(value) and value >= 0):
                     raise SettingsError(f"{mapping_name}.{channel}", f"must be >= 0, got {value}")
@@ -249,11 +294,18 @@ class AnalysisSettings:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise SettingsError("timezone", f"unknown time zone {self.timezone!r}") from exc
 
+    def noise_for(self, pollutant: str) -> float:
+        """Noise of one reading with the register's rounding: sqrt(noise^2 + q^2 / 12)."""
+        return effective_noise(
+            self.sensor_noise.get(pollutant, 0.0), self.quantum.get(pollutant, 0.0)
+        )
+
     def delta_for(self, pollutant: str) -> float:
-        """The enhancement that counts as 'above': max(2 x sensor noise, floor)."""
-        noise = self.sensor_noise.get(pollutant, 0.0)
+        """The enhancement that counts as 'above': 2 x the noise with rounding, at least one
+        register step and at least the floor."""
         floor = self.floors.get(pollutant, 0.0)
-        delta = max(self.delta_noise_factor * noise, floor)
+        step = self.quantum.get(pollutant, 0.0)
+        delta = max(self.delta_noise_factor * self.noise_for(pollutant), step, floor)
         if delta <= 0:
             raise SettingsError("floors", f"no floor or sensor noise for {pollutant!r}")
         return delta

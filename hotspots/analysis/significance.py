@@ -19,6 +19,18 @@ Episodes: a one-sided binomial test that a cell has more passes far above the re
 area's own rate of such passes (random plumes happen everywhere; a source that runs now and then
 makes them happen more often in one place).
 
+Dependence within a day: passes of one cell on one day share the background error of the trips
+that made them. `within_day_correlation` estimates the intraclass correlation rho of pass
+excesses within (cell, day) groups from the data (one-way nested ANOVA, after each cell's own
+median is removed, with plumes winsorised), and `design_effect` turns it into a cell's design
+effect 1 + (m - 1) rho, m the mean size of its day groups weighted by passes (Kish). The tests
+count a cell's n passes as n / deff independent ones; `binomial_greater` takes such
+non-integer counts through the regularised incomplete beta function.
+
+Register grids: a cell's median near the area's is also judged against the area's own
+distribution of excesses (`median_lattice_greater`), exact for values that tie on a grid, where
+the normal approximation of the median is not.
+
 Thousands of cells are tested at once, so each test's p-values are corrected with the
 Benjamini-Hochberg step-up procedure at false discovery rate q (`fdr_q`).
 """
@@ -29,10 +41,9 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import ndtr
-from scipy.stats import binom
+from scipy.special import betainc, ndtr
 
-from hotspots.analysis.grouping import BoolArray, FloatArray, IntArray, run_starts
+from hotspots.analysis.grouping import BoolArray, FloatArray, IntArray, group_median, run_starts
 
 
 @lru_cache(maxsize=8)
@@ -114,7 +125,7 @@ def robust_sigma(values: FloatArray) -> float:
 
 
 def median_z_greater(
-    medians: FloatArray, counts: IntArray, sigma: float
+    medians: FloatArray, counts: IntArray | FloatArray, sigma: float
 ) -> tuple[FloatArray, FloatArray]:
     """z-score and one-sided p-value that each group's median is above 0.
 
@@ -133,18 +144,111 @@ def median_z_greater(
     return z, p
 
 
-def binomial_greater(successes: IntArray, trials: IntArray, rate: float) -> FloatArray:
+def binomial_greater(
+    successes: IntArray | FloatArray, trials: IntArray | FloatArray, rate: float | FloatArray
+) -> FloatArray:
     """One-sided p-value that each group has more successes than `rate` explains.
 
-    P(Binomial(trials, rate) >= successes). Used for episodes: does a cell have more passes far
-    above the reference than the area's own rate of such passes? With rate 0 any success is
-    certain evidence (p = 0).
+    P(Binomial(trials, rate) >= successes) = I_rate(k, n - k + 1), the regularised incomplete
+    beta function, which also takes non-integer counts (passes counted at their effective
+    number, see `design_effect`). Used for episodes: does a cell have more passes far above the
+    reference than the area's own rate of such passes? With rate 0 any success is certain
+    evidence (p = 0).
     """
-    k = successes.astype(np.float64)
-    n = trials.astype(np.float64)
-    if rate <= 0:
-        return np.where(k > 0, 0.0, 1.0)
-    return np.asarray(binom.sf(k - 1, n, min(rate, 1.0)), dtype=np.float64)
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    r = np.broadcast_to(np.clip(np.asarray(rate, dtype=np.float64), 0.0, 1.0), k.shape)
+    k = np.minimum(k, n)
+    out = np.ones(k.shape)
+    some = k > 0
+    with np.errstate(invalid="ignore"):
+        out[some] = betainc(k[some], n[some] - k[some] + 1.0, r[some])
+    out[some & (r <= 0)] = 0.0
+    return out
+
+
+def median_lattice_greater(medians: FloatArray, counts: FloatArray, area: FloatArray) -> FloatArray:
+    """One-sided p-value that a median of `counts` values drawn from the area's own values
+    `area` (sorted ascending) is as high as each observed median.
+
+    The sample median of n values is >= t only when at least ceil(n / 2) of them are >= t, so
+    p = P(Binomial(n, S(t)) >= ceil(n / 2)) with S(t) the area's share of values >= t: exact for
+    values on a grid, where many tie at t (the normal approximation of `median_z_greater` takes
+    a one-step median on a collapsed spread for a certainty). Non-integer counts (effective
+    numbers of passes) need n / 2 of them.
+    """
+    if len(area) == 0:
+        return np.full(len(medians), np.nan)
+    share = 1.0 - np.searchsorted(area, medians, side="left") / len(area)
+    n = np.asarray(counts, dtype=np.float64)
+    half = np.where(n == np.floor(n), np.ceil(n / 2.0), n / 2.0)
+    p = binomial_greater(half, n, share)
+    return np.where(n > 0, p, np.nan)
+
+
+# Excesses beyond this many robust sigma are winsorised before the within-day correlation is
+# estimated: a plume in one pass is not a shared day effect.
+_WINSOR_SIGMA = 3.0
+
+
+def within_day_correlation(
+    cell: IntArray, group: IntArray, values: FloatArray, n_cells: int, n_groups: int
+) -> float:
+    """Intraclass correlation of values within (cell, day) groups, beyond each cell's level.
+
+    `cell` and `group` label each value (a group lies in one cell). One-way nested ANOVA on the
+    values less their cell's median, winsorised at 3 robust sigma: rho = s2_b / (s2_b + s2_w)
+    with s2_w the mean square within groups and s2_b = (MSB - MSW) / n0 the variance of group
+    means within cells. 0 when it cannot be estimated or comes out negative.
+    """
+    if len(values) < 3:
+        return 0.0
+    level = group_median(cell, values, n_cells)
+    resid = values - level[cell]
+    sigma = robust_sigma(resid)
+    if sigma > 0:
+        resid = np.clip(resid, -_WINSOR_SIGMA * sigma, _WINSOR_SIGMA * sigma)
+    n_g = np.bincount(group, minlength=n_groups).astype(np.float64)
+    n_c = np.bincount(cell, minlength=n_cells).astype(np.float64)
+    mean_g = np.bincount(group, weights=resid, minlength=n_groups) / np.maximum(n_g, 1.0)
+    mean_c = np.bincount(cell, weights=resid, minlength=n_cells) / np.maximum(n_c, 1.0)
+    cell_of_group = np.zeros(n_groups, dtype=np.int64)
+    cell_of_group[group] = cell
+    present_g = n_g > 0
+    groups = int(present_g.sum())
+    cells = int((n_c > 0).sum())
+    df_w = len(values) - groups
+    df_b = groups - cells
+    if df_w <= 0 or df_b <= 0:
+        return 0.0
+    ss_w = float(np.sum((resid - mean_g[group]) ** 2))
+    ss_b = float(np.sum(n_g[present_g] * (mean_g - mean_c[cell_of_group])[present_g] ** 2))
+    ms_w = ss_w / df_w
+    ms_b = ss_b / df_b
+    sq_per_cell = np.bincount(
+        cell_of_group[present_g], weights=n_g[present_g] ** 2, minlength=n_cells
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n0 = (len(values) - float(np.sum(np.where(n_c > 0, sq_per_cell / n_c, 0.0)))) / df_b
+    if not (n0 > 0 and ms_w + ms_b > 0):
+        return 0.0
+    s2_b = max(0.0, (ms_b - ms_w) / n0)
+    total = s2_b + ms_w
+    return float(s2_b / total) if total > 0 else 0.0
+
+
+def design_effect(
+    cell: IntArray, group: IntArray, rho: float, n_cells: int, n_groups: int
+) -> FloatArray:
+    """Per cell: 1 + (m - 1) rho, m = sum of squared day-group sizes / passes (Kish)."""
+    n_g = np.bincount(group, minlength=n_groups).astype(np.float64)
+    n_c = np.bincount(cell, minlength=n_cells).astype(np.float64)
+    cell_of_group = np.zeros(n_groups, dtype=np.int64)
+    cell_of_group[group] = cell
+    squares = np.bincount(cell_of_group, weights=n_g**2, minlength=n_cells)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.where(n_c > 0, squares / n_c, 1.0)
+    return np.asarray(1.0 + (m - 1.0) * max(rho, 0.0), dtype=np.float64)
 
 
 def benjamini_hochberg(p_values: FloatArray) -> FloatArray:

@@ -10,7 +10,11 @@ evaluation harness's business, which runs the simulator's readings through the r
 - background: a diurnal cycle plus a slowly varying random process per day (a random walk
   smoothed over ~1 h), the same everywhere;
 - sources: points with an amplitude at the source, decay exp(-d / decay_m), and a schedule:
-  always on, at meal times, or on during a given share of trips.
+  always on, at meal times (or lunch only), on during a given share of trips, or on during whole days, a given
+  share of them (`OnDays`);
+- optionally a shared error per cell and day (`cell_day_noise`: what passes of one place on one
+  day have in common beyond the background), and values rounded to a register step per channel
+  (`quantum`, as a box with integer registers reports them).
 """
 
 from __future__ import annotations
@@ -35,13 +39,21 @@ MEALS_MIN = ((10 * 60 + 30, 13 * 60 + 30), (16 * 60 + 30, 20 * 60))  # local min
 
 
 @dataclass(frozen=True, slots=True)
+class OnDays:
+    """A schedule: on for whole days, a seeded `share` of the world's days."""
+
+    share: float
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
     lat: float
     lon: float
     pollutant: str
     amplitude: float  # added at the source, in the pollutant's unit
     decay_m: float = 30.0
-    schedule: str | float = "always"  # "always", "meals", or the share of trips it is on
+    # "always", "meals", "lunch" (the first meal window), a share of trips, or OnDays
+    schedule: str | float | OnDays = "always"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +84,10 @@ class SyntheticWorld:
     )
     sources: tuple[Source, ...] = ()
     timezone_offset_h: float = 8.0  # local time for meal schedules (Beijing)
+    # per pollutant: sigma of an error shared by the passes of one cell on one day
+    cell_day_noise: Mapping[str, float] = field(default_factory=dict)
+    # per pollutant: register step the values are rounded to (none: not rounded)
+    quantum: Mapping[str, float] = field(default_factory=dict)
     seed: int = 1
 
 
@@ -120,12 +136,16 @@ def _path(world: SyntheticWorld, east: FloatArray, north: FloatArray) -> IntArra
     return np.array(out, dtype=np.int64)
 
 
-def _source_on(source: Source, local_minute: IntArray, trip_draw: FloatArray) -> FloatArray:
+def _source_on(
+    source: Source, local_minute: IntArray, trip_draw: FloatArray, day_draw: FloatArray
+) -> FloatArray:
+    if isinstance(source.schedule, OnDays):
+        return (day_draw < source.schedule.share).astype(np.float64)
     if source.schedule == "always":
         return np.ones(len(local_minute))
-    if source.schedule == "meals":
+    if source.schedule in ("meals", "lunch"):
         on = np.zeros(len(local_minute), dtype=bool)
-        for start, end in MEALS_MIN:
+        for start, end in MEALS_MIN[:1] if source.schedule == "lunch" else MEALS_MIN:
             on |= (local_minute >= start) & (local_minute < end)
         return on.astype(np.float64)
     if isinstance(source.schedule, float):
@@ -161,17 +181,28 @@ def generate(world: SyntheticWorld) -> PassTable:
     local_seconds = (start + world.timezone_offset_h * 3600.0) % 86400.0
     local_minute = np.floor(local_seconds / 60.0).astype(np.int64)
     trip_draw = rng.uniform(size=n_trips)[trip_of_pass]
+    day_of_pass = np.repeat(day, per_trip)
+    cell_index = inverse.reshape(-1)
     values: dict[str, FloatArray] = {}
     for pollutant in world.pollutants:
         level = np.full(len(cell), world.base_level.get(pollutant, 10.0))
         level += _drift(rng, start, base, world.drift.get(pollutant, 0.0))
-        for source in world.sources:
+        for k, source in enumerate(world.sources):
             if source.pollutant != pollutant:
                 continue
             d = distance_m(centres[:, 0], centres[:, 1], source.lat, source.lon)
             shape = source.amplitude * np.exp(-d / source.decay_m)
-            level += shape[inverse.reshape(-1)] * _source_on(source, local_minute, trip_draw)
+            day_draw = np.random.default_rng((world.seed, k)).uniform(size=world.days)
+            on = _source_on(source, local_minute, trip_draw, day_draw[day_of_pass])
+            level += shape[cell_index] * on
         level += rng.normal(0.0, world.pass_noise.get(pollutant, 1.0), len(cell))
+        shared = world.cell_day_noise.get(pollutant, 0.0)
+        if shared > 0:
+            effect = rng.normal(0.0, shared, (len(unique_cells), world.days))
+            level += effect[cell_index, day_of_pass]
+        step = world.quantum.get(pollutant, 0.0)
+        if step > 0:
+            level = np.round(level / step) * step
         values[pollutant] = level
     return PassTable(
         vehicles=tuple(f"car-{i:02d}" for i in range(world.vehicles)),

@@ -1,13 +1,24 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from hotspots.analysis.cellstats import bootstrap_median_ci, cell_table, in_stratum, local_clock
+from hotspots.analysis.cellstats import (
+    CellTable,
+    bootstrap_median_ci,
+    cell_table,
+    in_stratum,
+    local_clock,
+)
 from hotspots.analysis.settings import AnalysisSettings, Stratum
+
+# The by-hand figures of the plain method: no register grid, passes counted one for one, no
+# cell left without its strongest day.
+PLAIN = AnalysisSettings(quantum={}, design_effect=False, few_days=1)
 
 
 def test_local_clock_in_beijing() -> None:
@@ -48,7 +59,7 @@ def test_cell_statistics_by_hand() -> None:
     value = enhancement + 30
     table = cell_table(
         "pm25", "all_day", cell, vehicle, day, start, end, value, enhancement,
-        reference=1.0, energy=False, settings=AnalysisSettings(floors={"pm25": 10.0}, margin_factor=0.25),
+        reference=1.0, energy=False, settings=replace(PLAIN, floors={"pm25": 10.0}, margin_factor=0.25),
     )  # fmt: skip
     assert list(table.cell) == [7, 9]
     assert list(table.passes) == [5, 1]
@@ -72,7 +83,7 @@ def test_cell_statistics_by_hand() -> None:
     ranked = cell_table(
         "pm25", "all_day", cell, vehicle, day, start, end, value, enhancement,
         reference=1.0, energy=False,
-        settings=AnalysisSettings(floors={"pm25": 10.0}, margin_factor=0.25, magnitude_test="signed_rank"),
+        settings=replace(PLAIN, floors={"pm25": 10.0}, margin_factor=0.25, magnitude_test="signed_rank"),
     )  # fmt: skip
     # Against the margin: 1 - 2.5 is the only negative, with the smallest |.|: p = 2 / 32.
     assert ranked.p_magnitude[0] == pytest.approx(2 / 32)
@@ -121,9 +132,7 @@ def test_share_test_by_hand() -> None:
     cell = np.array([1, 1, 1, 1, 1, 2, 2, 2], dtype=np.int64)
     enhancement = np.arange(8, dtype=np.float64)
     zeros = np.zeros(8, dtype=np.int64)
-    settings = AnalysisSettings(
-        floors={"pm25": 0.0}, sensor_noise={"pm25": 2.0}, margin_factor=0.25
-    )
+    settings = replace(PLAIN, floors={"pm25": 0.0}, sensor_noise={"pm25": 2.0}, margin_factor=0.25)
     table = cell_table(
         "pm25", "all_day", cell, zeros, zeros, enhancement, enhancement, enhancement + 30,
         enhancement, reference=0.0, energy=False, settings=settings,
@@ -132,3 +141,94 @@ def test_share_test_by_hand() -> None:
     assert table.p_share is not None
     # Cell 1: none of 5 above: p = 1; cell 2: 1 of 3, P(Binomial(3, 0.25) >= 1) = 1 - 0.75^3.
     assert table.p_share.tolist() == pytest.approx([1.0, 1 - 0.75**3])
+
+
+def _one_cell(days: list[int], enhancement: list[float], settings: AnalysisSettings) -> CellTable:
+    """Cell 1 with the given passes, beside 60 ordinary passes in cell 2 on ten days."""
+    ordinary = np.tile([-1.0, 0.0, 1.0], 20)
+    e = np.concatenate((np.array(enhancement), ordinary))
+    cell = np.concatenate((np.ones(len(enhancement)), np.full(60, 2))).astype(np.int64)
+    day = np.concatenate((np.array(days), np.arange(60) % 10)).astype(np.int64)
+    zeros = np.zeros(len(e), dtype=np.int64)
+    return cell_table(
+        "pm25", "all_day", cell, zeros, day, np.zeros(len(e)), np.zeros(len(e)), e + 30, e,
+        reference=0.0, energy=False, settings=settings,
+    )  # fmt: skip
+
+
+def test_days_on_and_off_by_hand() -> None:
+    settings = replace(PLAIN, sensor_noise={"pm25": 2.0}, floors={"pm25": 0.0})  # delta 4
+    # Day 0: median 10 (on); day 1: median 0 (off, below 2); day 2: median 3 (neither).
+    table = _one_cell([0, 0, 0, 1, 1, 1, 2, 2], [9, 10, 11, -1, 0, 1, 3, 3], settings)
+    assert table.days_on is not None
+    assert table.days_off is not None
+    assert table.off_excess is not None
+    assert table.p_days is not None
+    assert (table.days_on[0], table.days_off[0], int(table.days[0])) == (1, 1, 3)
+    assert table.off_excess[0] == 0.0
+    # The ordinary cell's ten days are all off: one on group of 13 in the stratum.
+    assert table.day_rate == pytest.approx(1 / 13)
+    assert table.p_days[0] == pytest.approx(1 - (12 / 13) ** 3)
+
+
+def test_passes_of_one_day_count_less_when_days_are_alike() -> None:
+    rng = np.random.default_rng(4)
+    n_cells, per_day, days = 80, 6, 3
+    cell = np.repeat(np.arange(n_cells), per_day * days).astype(np.int64)
+    day = np.tile(np.repeat(np.arange(days), per_day), n_cells).astype(np.int64)
+    shared = rng.normal(0.0, 2.0, n_cells * days)[cell * days + day]
+    e = rng.normal(0.0, 2.0, len(cell)) + shared
+    zeros = np.zeros(len(e), dtype=np.int64)
+
+    def table(settings: AnalysisSettings) -> CellTable:
+        return cell_table(
+            "pm25", "all_day", cell, zeros, day, np.zeros(len(e)), np.zeros(len(e)), e + 30,
+            e, reference=0.0, energy=False, settings=settings,
+        )  # fmt: skip
+
+    counted = table(replace(PLAIN, design_effect=True))
+    plain = table(PLAIN)
+    assert counted.rho == pytest.approx(0.5, abs=0.15)
+    assert counted.deff is not None
+    assert counted.deff == pytest.approx(1 + 5 * counted.rho)  # six passes a day, same days
+    # Fewer effective passes: weaker evidence wherever the median is above the margin.
+    above = plain.median_excess > plain.margin
+    assert np.all(counted.p_magnitude[above] >= plain.p_magnitude[above])
+    assert float(np.mean(counted.p_magnitude <= 0.01)) < float(np.mean(plain.p_magnitude <= 0.01))
+
+
+def test_one_strong_day_does_not_make_a_place_seen_on_few_days() -> None:
+    settings = replace(PLAIN, sensor_noise={"pm25": 2.0}, floors={"pm25": 0.0})
+    # Six passes far above on day 0, two ordinary ones on day 1.
+    passes = ([0] * 6 + [1] * 2, [20.0] * 6 + [0.0, 0.5])
+    guarded = _one_cell(*passes, replace(settings, few_days=4))
+    unguarded = _one_cell(*passes, settings)
+    assert unguarded.p_magnitude[0] < 1e-6
+    assert guarded.p_magnitude[0] > 0.1  # day 1 alone is ordinary
+    assert guarded.p_share is not None
+    assert guarded.p_share[0] > 0.1
+    # Seen high on both days, the place stands without either.
+    steady = _one_cell([0] * 4 + [1] * 4, [20.0] * 8, replace(settings, few_days=4))
+    assert steady.p_magnitude[0] < 1e-3
+
+
+def test_a_median_one_register_step_up_is_no_finding() -> None:
+    # SO2 on whole ppb (2.62 ug/m3): the area ties at 0 and one step; the MAD is 0.
+    step = 64.07 / 24.465
+    settings = replace(PLAIN, quantum={"so2": step})
+    rng = np.random.default_rng(2)
+    n_cells = 300
+    cell = np.repeat(np.arange(n_cells), 9).astype(np.int64)
+    e = np.round(rng.normal(0.0, 1.6, len(cell)) / step) * step
+    zeros = np.zeros(len(e), dtype=np.int64)
+    day = np.tile(np.arange(9), n_cells).astype(np.int64)
+    args = (cell, zeros, day, np.zeros(len(e)), np.zeros(len(e)), e + 10, e)
+    on_grid = cell_table("so2", "all_day", *args, reference=0.0, energy=False, settings=settings)
+    blind = cell_table(
+        "so2", "all_day", *args, reference=0.0, energy=False, settings=replace(PLAIN, quantum={})
+    )
+    one_step = np.isclose(on_grid.median_excess, step)
+    assert one_step.any()
+    assert on_grid.delta == pytest.approx(step)
+    assert np.all(on_grid.p_magnitude[one_step] > 0.001)
+    assert np.all(blind.p_magnitude[one_step] < 1e-4)

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 
 from hotspots.analysis.cellstats import CellTable
-from hotspots.analysis.labels import Evidence, Label, eligible, label_masks, reasons
+from hotspots.analysis.labels import Evidence, Label, Window, eligible, label_masks, reasons
 from hotspots.analysis.settings import AnalysisSettings
 
 
@@ -111,3 +111,79 @@ def test_the_share_test_alone_makes_a_candidate() -> None:
     assert masks.candidate.tolist() == [True, False]
     codes = [r.code for r in reasons(table, tests, 0, Label.CANDIDATE, AnalysisSettings())]
     assert codes == ["passes", "share"]
+
+
+def _days(table: CellTable, on: list[int], off: list[int], off_excess: list[float]) -> CellTable:
+    return replace(
+        table,
+        days_on=np.array(on, dtype=np.int64),
+        days_off=np.array(off, dtype=np.int64),
+        off_excess=np.array(off_excess),
+        on_excess=np.full(len(on), 20.0),
+        q_off=np.full(len(on), 0.001),
+        p_days=np.full(len(on), 0.001),
+        day_rate=0.05,
+    )
+
+
+def test_a_place_on_some_days_is_episodic_however_strong() -> None:
+    # Confirmed, significant, f 0.6, Gi* cluster: persistent, were it not off on some days.
+    table = _days(
+        _table(passes=[25, 25, 25, 25], persistence=[0.6, 0.6, 0.6, 0.6]),
+        on=[6, 6, 1, 6],
+        off=[4, 0, 9, 4],
+        off_excess=[0.5, float("nan"), 0.5, 12.0],
+    )
+    tests = replace(
+        _tests(4, magnitude=[0.01] * 4, gi=[0.01] * 4, hl=[0.5] * 4),
+        days_q=np.array([0.01, 0.01, 0.01, 0.01]),
+    )
+    masks = label_masks(table, tests, AnalysisSettings())
+    assert [masks.label(i) for i in range(4)] == [
+        Label.EPISODIC,  # on 6 days, off 4 with their passes ordinary
+        Label.PERSISTENT,  # never off
+        Label.PERSISTENT,  # on only one day
+        Label.PERSISTENT,  # its 'off' days are only 8 below its on days: a steady source
+    ]
+    assert masks.intermittent is not None
+    assert masks.intermittent.tolist() == [True, False, False, False]
+    detail = {
+        r.code: r.detail for r in reasons(table, tests, 0, Label.EPISODIC, AnalysisSettings())
+    }
+    assert "episode_days" in detail
+    assert detail["episode_days"].startswith("on 6 of 10 days")
+    assert "episodes" not in detail  # no spikes behind this one
+
+
+def _window(stratum: list[int]) -> Window:
+    n = len(stratum)
+    return Window(
+        stratum=np.array(stratum, dtype=np.int64),
+        inside=np.full(n, 12.0),
+        outside=np.full(n, 0.3),
+        passes_inside=np.full(n, 9, dtype=np.int64),
+        passes_outside=np.full(n, 30, dtype=np.int64),
+        p=np.full(n, 1e-5),
+    )
+
+
+def test_a_place_on_at_lunch_only_is_episodic_with_its_window() -> None:
+    table = _table(passes=[25, 25, 25], persistence=[0.3, 0.3, 0.3])
+    tests = replace(
+        _tests(3, magnitude=[0.01, 0.01, 0.5], gi=[0.5] * 3, hl=[0.5] * 3),
+        window=_window([2, -1, 2]),  # settings.strata[2] is lunch
+    )
+    masks = label_masks(table, tests, AnalysisSettings())
+    # Row 2 has the window but nothing significant in this stratum: no label from it here.
+    assert [masks.label(i) for i in range(3)] == [Label.EPISODIC, Label.CANDIDATE, None]
+    codes = [r.code for r in reasons(table, tests, 0, Label.EPISODIC, AnalysisSettings())]
+    assert codes == ["passes", "episode_window"]
+    text = reasons(table, tests, 0, Label.EPISODIC, AnalysisSettings())[-1].detail
+    assert "lunch window (10:30-13:30 local)" in text
+
+
+def test_persistent_needs_passes_on_several_days() -> None:
+    table = _table(passes=[25, 25], days=[3, 4], persistence=[0.8, 0.8])
+    tests = _tests(2, magnitude=[0.01, 0.01], gi=[0.01, 0.01], hl=[0.5, 0.5])
+    masks = label_masks(table, tests, AnalysisSettings())
+    assert [masks.label(i) for i in range(2)] == [Label.CANDIDATE, Label.PERSISTENT]
