@@ -1,14 +1,16 @@
 """Scoring hotspot detection against known sources: matching, metrics and the naive baselines.
 
 Pure functions of detections, true sources and passes (no simulator, no database): the one
-definition of every figure the evaluation harness (bench/hotspot_eval.py) reports. The rules follow docs/hotspots.md, "Scoring detection against known truth":
+definition of every figure the evaluation harnesses (bench/hotspot_eval.py, bench/hotspot_worlds.py) report. The rules follow docs/hotspots.md, "Scoring detection against known truth":
 
 - objects, not cells: the detector's hotspots (all strata) and each baseline's clusters of
   adjacent flagged cells are first merged per pollutant, so one place found in the all-day and
   the lunch stratum counts once (`merge`);
 - a detection matches a true source of its pollutant within 75 m (100 m for the slow
-  electrochemical and NDIR channels, whose lag smears a source further); matching is greedy
-  one-to-one by distance (`match`);
+  electrochemical and NDIR channels, whose lag smears a source further) of the source's shape (a
+  point, a line, or the area within a radius of either); matching is greedy one-to-one by
+  distance (`match`); `match_places` also tells apart the further detections of a matched source
+  (a long restaurant street found at two places) from false ones;
 - precision, recall and F1 are computed from the summed counts of a group of runs
   (`Counts.add`), not averaged per run, so runs with few objects do not dominate;
 - localisation error is the distance from a matched detection's centre to its source.
@@ -18,12 +20,18 @@ The two naive baselines run on the very same passes as the detector:
 (b) `gi_baseline`: Getis-Ord Gi* on the raw cell means, one-sided p < alpha, no FDR, no
     eligibility rule.
 
+Sources are described by class for the report (`strength_band`, `days_band`, `offstreet_band`,
+`pair_band`, with `gap_m` and `nearest_same_pollutant`); a source on only at some times is also
+scored by whether it was found as such (`schedule_strata`, `found_in_time`); and evaluation at N
+passes cuts the data at the first day the sources' median cell has N passes (`first_day_reaching`).
+
 The spatial statistics (scipy, esda) are imported by `gi_baseline` when it runs, not with this
 module: the matching and the counts need neither.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,11 +39,12 @@ from dataclasses import dataclass, field
 import h3
 import numpy as np
 
-from edge.quality import distance_m
+from edge.quality import EARTH_RADIUS_M, distance_m
 from hotspots.analysis.clusters import components
 from hotspots.analysis.grouping import FloatArray, IntArray, dense_labels, group_count, group_sum
 from hotspots.analysis.passes import PassTable
-from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.settings import AnalysisSettings, Stratum
+from hotspots.floors import HOTSPOT_FLOORS
 
 __all__ = [
     "MATCH_RADIUS_M",
@@ -47,13 +56,25 @@ __all__ = [
     "Match",
     "TrueSource",
     "cell_means",
+    "days_band",
     "distance_m",
+    "first_day_reaching",
     "first_detection",
+    "found_in_time",
+    "gap_m",
     "gi_baseline",
     "match",
+    "match_places",
     "match_radius",
     "merge",
+    "nearest_same_pollutant",
+    "offstreet_band",
+    "pair_band",
+    "schedule_strata",
+    "segment_distance_m",
+    "strength_band",
     "threshold_baseline",
+    "threshold_level",
 ]
 
 MATCH_RADIUS_M = 75.0
@@ -66,9 +87,26 @@ def match_radius(pollutant: str) -> float:
     return SLOW_MATCH_RADIUS_M if pollutant in SLOW_CHANNELS else MATCH_RADIUS_M
 
 
+def segment_distance_m(
+    a: tuple[float, float], b: tuple[float, float], p: tuple[float, float]
+) -> float:
+    """Distance from p to the segment a-b (each (lat, lon)), on the plane tangent at a: exact
+    enough over the few hundred metres of a street."""
+    k = math.radians(1.0) * EARTH_RADIUS_M
+    c = math.cos(math.radians(a[0]))
+    bx, by = (b[1] - a[1]) * k * c, (b[0] - a[0]) * k
+    px, py = (p[1] - a[1]) * k * c, (p[0] - a[0]) * k
+    length2 = bx * bx + by * by
+    f = 0.0 if length2 == 0 else min(1.0, max(0.0, (px * bx + py * by) / length2))
+    return math.hypot(px - f * bx, py - f * by)
+
+
 @dataclass(frozen=True, slots=True)
 class TrueSource:
-    """One pollutant of one simulated source: the object a detector should find."""
+    """One pollutant of one simulated source: the object a detector should find.
+
+    Its shape: the point (lat, lon), or the line from there to `end`; with `radius_m` > 0 the
+    area within that radius of the point or line."""
 
     name: str
     kind: str  # dust, traffic, cooking ...
@@ -76,6 +114,30 @@ class TrueSource:
     lat: float
     lon: float
     sigma: float  # amplitude at the source in units of the channel's sensor noise
+    end: tuple[float, float] | None = None
+    radius_m: float = 0.0
+
+    def distance_m(self, lat: float, lon: float) -> float:
+        """From (lat, lon) to the nearest point of the source's shape (0 inside an area)."""
+        if self.end is None:
+            d = distance_m(self.lat, self.lon, lat, lon)
+        else:
+            d = segment_distance_m((self.lat, self.lon), self.end, (lat, lon))
+        return max(0.0, d - self.radius_m)
+
+    def outline(self, step_m: float = 5.0) -> list[tuple[float, float]]:
+        """Points along the source's point or line, at most step_m apart."""
+        if self.end is None:
+            return [(self.lat, self.lon)]
+        length = distance_m(self.lat, self.lon, *self.end)
+        n = max(1, math.ceil(length / step_m))
+        return [
+            (
+                self.lat + (self.end[0] - self.lat) * i / n,
+                self.lon + (self.end[1] - self.lon) * i / n,
+            )
+            for i in range(n + 1)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +148,8 @@ class Detection:
     lat: float
     lon: float
     strength: float = 0.0  # what ranks detections when merging (excess, cell mean ...)
+    label: str = ""  # the detector's label (persistent, candidate, episodic)
+    stratum: str = ""  # the detector's time-of-day stratum
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +157,8 @@ class Match:
     matched: tuple[tuple[int, int, float], ...]  # (detection, source, distance m)
     false_positives: int
     false_negatives: int
+    # Detections within reach of a source another detection matched (match_places only).
+    duplicates: int = 0
 
     @property
     def true_positives(self) -> int:
@@ -114,12 +180,14 @@ def merge(detections: Sequence[Detection], radius_m: float) -> list[Detection]:
 
 
 def match(detections: Sequence[Detection], sources: Sequence[TrueSource]) -> Match:
-    """Greedy one-to-one matching by distance, same pollutant, within the pollutant's radius."""
+    """Greedy one-to-one matching by distance to the source's shape, same pollutant, within the
+    pollutant's radius."""
     pairs = sorted(
-        (distance_m(d.lat, d.lon, s.lat, s.lon), i, j)
+        (dist, i, j)
         for i, d in enumerate(detections)
         for j, s in enumerate(sources)
         if d.pollutant == s.pollutant
+        for dist in (s.distance_m(d.lat, d.lon),)
     )
     used_d: set[int] = set()
     used_s: set[int] = set()
@@ -137,6 +205,25 @@ def match(detections: Sequence[Detection], sources: Sequence[TrueSource]) -> Mat
     )
 
 
+def match_places(detections: Sequence[Detection], sources: Sequence[TrueSource]) -> Match:
+    """`match`, and of the detections it leaves over, those within the match radius of a
+    matched source's shape counted as duplicates, not as false positives: the same source
+    found at a second place (a long line or a large area reaches beyond one detection)."""
+    m = match(detections, sources)
+    used = {i for i, _, _ in m.matched}
+    found = [sources[j] for _, j, _ in m.matched]
+    duplicates = sum(
+        1
+        for i, d in enumerate(detections)
+        if i not in used
+        and any(
+            s.pollutant == d.pollutant and s.distance_m(d.lat, d.lon) <= match_radius(s.pollutant)
+            for s in found
+        )
+    )
+    return Match(m.matched, m.false_positives - duplicates, m.false_negatives, duplicates)
+
+
 @dataclass
 class Counts:
     """Summed object counts of a group of runs, with the localisation errors of the matches."""
@@ -145,11 +232,13 @@ class Counts:
     fp: int = 0
     fn: int = 0
     errors_m: list[float] = field(default_factory=list)
+    duplicates: int = 0  # neither true nor false positives (match_places)
 
     def add(self, m: Match) -> None:
         self.tp += m.true_positives
         self.fp += m.false_positives
         self.fn += m.false_negatives
+        self.duplicates += m.duplicates
         self.errors_m.extend(d for _, _, d in m.matched)
 
     @property
@@ -178,6 +267,114 @@ def first_detection(found_at: Iterable[tuple[int, bool]]) -> int | None:
     """The smallest pass count at which a source was matched, from (passes, matched) pairs."""
     hits = [n for n, ok in found_at if ok]
     return min(hits) if hits else None
+
+
+def first_day_reaching(daily_passes: Sequence[Sequence[int]], n: int) -> int | None:
+    """The first day (0-based) by whose end the median over sources of their cumulative passes
+    reaches n; `daily_passes[s][d]` is source s's passes on day d (one row per source, all of
+    one length). None when it never does (or there is no source)."""
+    if not daily_passes:
+        return None
+    days = len(daily_passes[0])
+    totals = [0] * len(daily_passes)
+    for day in range(days):
+        for s, row in enumerate(daily_passes):
+            totals[s] += row[day]
+        if statistics.median(totals) >= n:
+            return day
+    return None
+
+
+def _band(value: float, edges: Sequence[float], labels: Sequence[str]) -> str:
+    """labels[k] for edges[k-1] <= value < edges[k] (len(labels) = len(edges) + 1)."""
+    for edge, label in zip(edges, labels, strict=False):
+        if value < edge:
+            return label
+    return labels[-1]
+
+
+def strength_band(sigma: float) -> str:
+    """A source's amplitude at the source in sensor sigmas, as bands of the report."""
+    return _band(sigma, (3.0, 5.0, 10.0, 30.0), ("<3", "3-5", "5-10", "10-30", ">=30"))
+
+
+def days_band(days: float) -> str:
+    """The share of days a source works at all."""
+    return _band(days, (0.5, 1.0), ("<50 %", "50-99 %", "100 %"))
+
+
+def offstreet_band(metres: float) -> str:
+    """How far a source's shape lies from the nearest driven street."""
+    return _band(metres, (10.0, 40.0), ("<10 m", "10-40 m", ">=40 m"))
+
+
+def pair_band(metres: float | None) -> str:
+    """How far the nearest other source of the same pollutant is (None: there is none)."""
+    if metres is None:
+        return "none"
+    return _band(metres, (250.0, 400.0), ("<250 m", "250-400 m", "none"))
+
+
+def gap_m(a: TrueSource, b: TrueSource, step_m: float = 5.0) -> float:
+    """The distance between two sources' shapes (0 when they touch), to within step_m."""
+    return max(0.0, min(b.distance_m(lat, lon) for lat, lon in a.outline(step_m)) - a.radius_m)
+
+
+def nearest_same_pollutant(sources: Sequence[TrueSource]) -> list[float | None]:
+    """For each source, the gap to the nearest other source of its pollutant (None if none)."""
+    out: list[float | None] = []
+    for i, a in enumerate(sources):
+        gaps = [
+            gap_m(a, b)
+            for j, b in enumerate(sources)
+            if j != i and b.pollutant == a.pollutant and b.name != a.name
+        ]
+        out.append(min(gaps) if gaps else None)
+    return out
+
+
+def _minutes(windows: Iterable[tuple[int, int]]) -> set[int]:
+    """The minutes of the day inside [start, end) windows (a window may wrap midnight)."""
+    inside: set[int] = set()
+    for start, end in windows:
+        if start <= end:
+            inside.update(range(start, end))
+        else:
+            inside.update(range(start, 1440))
+            inside.update(range(end))
+    return inside
+
+
+def schedule_strata(
+    windows_h: Sequence[tuple[float, float]], strata: Sequence[Stratum]
+) -> frozenset[str]:
+    """The time strata (those not covering the whole day) that overlap a schedule's daily
+    windows in local hours: where a source with that schedule can be found in its time."""
+    on = _minutes((round(a * 60), round(b * 60)) for a, b in windows_h)
+    return frozenset(
+        s.name for s in strata if len(span := _minutes(s.windows())) < 1440 and span & on
+    )
+
+
+def found_in_time(
+    detections: Sequence[Detection], source: TrueSource, strata: frozenset[str]
+) -> bool:
+    """Whether a detection of the source's pollutant within the match radius of its shape was
+    labelled episodic or came from one of `strata` (its time of day)."""
+    reach = match_radius(source.pollutant)
+    return any(
+        d.pollutant == source.pollutant
+        and (d.label == "episodic" or d.stratum in strata)
+        and source.distance_m(d.lat, d.lon) <= reach
+        for d in detections
+    )
+
+
+def threshold_level(pollutant: str, background: float, settings: AnalysisSettings) -> float:
+    """Baseline (a)'s fixed threshold: the nominal background level plus the delta of the
+    store's floors, max(delta_noise_factor x sensor noise, HOTSPOT_FLOORS)."""
+    noise = settings.delta_noise_factor * settings.sensor_noise.get(pollutant, 0.0)
+    return background + max(noise, HOTSPOT_FLOORS.get(pollutant, 0.0))
 
 
 @dataclass(frozen=True, slots=True)

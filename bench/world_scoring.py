@@ -1,0 +1,379 @@
+"""One world scored: its readings, passes at each resolution, and detection at N passes.
+
+A world is a Scenario with sources (the truth) or without (a null world). For each resolution
+the world's passes come from `bench.world_readings` (the product's pass builder and table
+conversion); for each pass count N the table is cut at the end of the first local day at which
+the median, over the world's sources, of passes through the source's cell (the driven cell
+nearest the source) reaches N (`hotspots.scoring.first_day_reaching`). A null world is cut where
+its twin with sources (the same world with its sources) would be cut. Then `detect` with the
+default settings, and the two naive baselines of `hotspots.scoring`, on the same table; every
+detector label counts, hotspots of all strata merged per pollutant (`merge`), matched to the
+sources' shapes (`match_places`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import h3
+import numpy as np
+
+from bench.world_readings import (
+    FloatArray,
+    RoutePath,
+    pass_table,
+    source_distance,
+    vehicle_passes,
+    world_readings,
+)
+from firmware_sim.field import BACKGROUND, NOISE_SIGMA, Source
+from firmware_sim.patrol import build_route
+from firmware_sim.scenario import Scenario, load_scenario
+from hotspots.analysis.detect import Hotspot, detect
+from hotspots.analysis.labels import RANK
+from hotspots.analysis.passes import PassTable
+from hotspots.analysis.settings import AnalysisSettings
+from hotspots.scoring import (
+    Detection,
+    TrueSource,
+    first_day_reaching,
+    found_in_time,
+    gap_m,
+    gi_baseline,
+    match_places,
+    match_radius,
+    merge,
+    nearest_same_pollutant,
+    schedule_strata,
+    threshold_baseline,
+    threshold_level,
+)
+
+METHODS = ("detector", "threshold", "gi_raw")
+
+
+@dataclass(frozen=True, slots=True)
+class WorldSpec:
+    """Which world to build: a generated family's world (`family`, `seed`) or a scenario file
+    (`path`, its seed replaced by `seed` for a null twin); `null`: without its sources."""
+
+    index: int
+    family: str | None
+    seed: int
+    null: bool
+    days: int
+    path: str | None = None
+    file_days: int | None = None  # scenario files: run this many days instead of the file's
+
+    @property
+    def key(self) -> str:
+        where = self.family if self.path is None else self.path
+        return f"{where}#{self.seed}{'-null' if self.null else ''}"
+
+
+def build_world(spec: WorldSpec) -> tuple[Scenario, tuple[Source, ...]]:
+    """The world to simulate and the sources that place its cut (its own, or for a null world
+    those of its twin)."""
+    if spec.path is not None:
+        base = load_scenario(spec.path)
+        if spec.file_days is not None:
+            base = replace(base, duration_h=24.0 * spec.file_days)
+        if not spec.null:
+            return base, base.sources
+        return replace(base, seed=spec.seed, sources=()), base.sources
+    from firmware_sim import worlds  # being written alongside; the harness runs without it
+
+    assert spec.family is not None
+    world = worlds.generate_world(spec.family, spec.seed, null=spec.null, days=spec.days)
+    if not spec.null:
+        return world, world.sources
+    twin = worlds.generate_world(spec.family, spec.seed, null=False, days=spec.days)
+    return world, twin.sources
+
+
+# ---------------------------------------------------------------------------- the truth
+
+
+def true_sources(
+    scenario: Scenario, sources: Sequence[Source], measured: frozenset[str]
+) -> list[TrueSource]:
+    """One object per source and pollutant that some vehicle's box measures and the analysis
+    analyses: in the sensor's sigmas, with the source's shape."""
+    out = []
+    for s in sources:
+        for ch, amplitude in sorted(s.amplitude.items()):
+            if ch not in measured:
+                continue
+            spec = scenario.sensors.get(ch)
+            noise = spec.noise if spec is not None and spec.noise > 0 else NOISE_SIGMA[ch]
+            # amplitudes are written to 4 significant figures: 3 sigma may read 2.9999...
+            sigma = round(amplitude / noise, 3)
+            out.append(TrueSource(s.name, s.kind, ch, s.lat, s.lon, sigma, s.end, s.radius_m))
+    return out
+
+
+def source_classes(
+    scenario: Scenario,
+    sources: Sequence[Source],
+    truth: Sequence[TrueSource],
+    settings: AnalysisSettings,
+) -> list[dict[str, Any]]:
+    """What the report groups sources by, per object of `truth`."""
+    by_name = {s.name: s for s in sources}
+    offstreet = {s.name: street_distance(scenario, s) for s in sources}
+    pairs = nearest_same_pollutant(truth)
+    out = []
+    for t, pair in zip(truth, pairs, strict=True):
+        s = by_name[t.name]
+        schedule = s.schedule
+        geometry = "area" if s.radius_m > 0 else ("line" if s.end is not None else "point")
+        strata = (
+            sorted(schedule_strata(schedule.windows, settings.strata))
+            if schedule.kind == "meals"
+            else []
+        )
+        out.append(
+            {
+                "name": t.name,
+                "kind": t.kind,
+                "pollutant": t.pollutant,
+                "lat": t.lat,
+                "lon": t.lon,
+                "end": list(t.end) if t.end is not None else None,
+                "radius_m": t.radius_m,
+                "sigma": t.sigma,
+                "geometry": geometry,
+                "schedule": schedule.kind,
+                "days": schedule.days,
+                "offstreet_m": offstreet[t.name],
+                "pair_m": pair,
+                "strata": strata,
+            }
+        )
+    return out
+
+
+def street_distance(scenario: Scenario, source: Source) -> float:
+    """How far the source's shape is from the nearest street any route drives (metres)."""
+    best = math.inf
+    for spec in scenario.routes.values():
+        path = RoutePath(build_route(spec))
+        lat, lon = path.at(np.arange(0.0, path.length_m, 2.0))
+        best = min(best, float(source_distance(source, lat, lon).min()))
+    return best
+
+
+# ---------------------------------------------------------------------------- cells and cuts
+
+
+def nearest_cells(table: PassTable, sources: Sequence[Source]) -> list[int]:
+    """For each source, the driven cell (one with passes) whose centre is nearest its shape."""
+    cells = np.unique(table.cell)
+    if not len(cells):
+        return [0 for _ in sources]
+    centres = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in cells])
+    out = []
+    for s in sources:
+        d = source_distance(s, centres[:, 0], centres[:, 1])
+        out.append(int(cells[int(np.argmin(d))]))
+    return out
+
+
+def local_day(epoch_s: FloatArray, timezone_h: float) -> np.ndarray[Any, np.dtype[np.int64]]:
+    day: np.ndarray[Any, np.dtype[np.int64]] = np.floor(
+        (epoch_s + timezone_h * 3600.0) / 86400.0
+    ).astype(np.int64)
+    return day
+
+
+def daily_passes(
+    table: PassTable, cells: Sequence[int], first_day: int, days: int, timezone_h: float
+) -> list[list[int]]:
+    """Passes through each cell per local day, from `first_day` for `days` days."""
+    day = local_day(table.start, timezone_h) - first_day
+    out = []
+    for cell in cells:
+        mine = day[(table.cell == cell) & (day >= 0) & (day < days)]
+        out.append(np.bincount(mine, minlength=days).tolist())
+    return out
+
+
+# ---------------------------------------------------------------------------- one world
+
+
+def hotspot_detection(h: Hotspot) -> Detection:
+    return Detection(
+        h.pollutant, h.lat, h.lon, RANK[h.label] * 1e6 + h.excess / h.delta, h.label, h.stratum
+    )
+
+
+def merged(raw: Sequence[Detection]) -> list[Detection]:
+    """One detection per place and pollutant (hotspots of several strata, adjacent clusters)."""
+    out: list[Detection] = []
+    for pollutant in sorted({d.pollutant for d in raw}):
+        out.extend(merge([d for d in raw if d.pollutant == pollutant], match_radius(pollutant)))
+    return out
+
+
+def method_detections(
+    table: PassTable, settings: AnalysisSettings, background: Mapping[str, float]
+) -> tuple[dict[str, list[Detection]], list[Detection]]:
+    """Each method's merged detections on the table, and the detector's hotspots unmerged."""
+    pollutants = [p for p in settings.pollutants() if p in table.values]
+    raw = [hotspot_detection(h) for h in detect(table, settings, pollutants)]
+    threshold = [
+        d
+        for p in pollutants
+        for d in threshold_baseline(
+            table, p, threshold_level(p, background.get(p, BACKGROUND.get(p, 0.0)), settings)
+        )
+    ]
+    gi = [d for p in pollutants for d in gi_baseline(table, p, settings)]
+    return {"detector": merged(raw), "threshold": merged(threshold), "gi_raw": merged(gi)}, raw
+
+
+def score(
+    found: Sequence[Detection], truth: Sequence[TrueSource]
+) -> tuple[dict[str, Any], list[bool], list[float | None]]:
+    """One method's counts on one world, which objects it found and how far off it was."""
+    m = match_places(found, truth)
+    hit: dict[int, float] = {j: d for _, j, d in m.matched}
+    used = {i for i, _, _ in m.matched}
+    matched = [truth[j] for j in hit]
+    false_by_pollutant: dict[str, int] = {}
+    for i, d in enumerate(found):
+        duplicate = any(
+            t.pollutant == d.pollutant and t.distance_m(d.lat, d.lon) <= match_radius(t.pollutant)
+            for t in matched
+        )
+        if i not in used and not duplicate:
+            false_by_pollutant[d.pollutant] = false_by_pollutant.get(d.pollutant, 0) + 1
+    counts = {
+        "tp": m.true_positives,
+        "fp": m.false_positives,
+        "fn": m.false_negatives,
+        "dup": m.duplicates,
+        "errors_m": [round(d, 1) for _, _, d in m.matched],
+        "fp_by_pollutant": false_by_pollutant,
+    }
+    return (
+        counts,
+        [j in hit for j in range(len(truth))],
+        [round(hit[j], 1) if j in hit else None for j in range(len(truth))],
+    )
+
+
+def close_pairs(truth: Sequence[TrueSource], within_m: float = 400.0) -> list[list[float]]:
+    """Pairs of objects of one pollutant closer than within_m: [j, k, gap m]."""
+    return [
+        [j, k, round(g, 1)]
+        for j, a in enumerate(truth)
+        for k in range(j + 1, len(truth))
+        if truth[k].pollutant == a.pollutant
+        and truth[k].name != a.name
+        and (g := gap_m(a, truth[k])) < within_m
+    ]
+
+
+def evaluate_world(
+    spec: WorldSpec, resolutions: Sequence[int], pass_counts: Sequence[int]
+) -> dict[str, Any]:
+    """Simulate one world and score every method at every resolution and pass count."""
+    settings = AnalysisSettings()
+    clock = time.perf_counter()
+    scenario, places = build_world(spec)
+    readings = world_readings(scenario, settings.pollutants())
+    timing = {"simulate_s": time.perf_counter() - clock, "passes_s": 0.0, "detect_s": 0.0}
+    measured = frozenset(ch for r in readings for ch in r.values)
+    truth = true_sources(scenario, scenario.sources, measured)
+    classes = source_classes(scenario, scenario.sources, truth, settings)
+    profiles = {v.name: v.profile for v in scenario.vehicles}
+    tz = scenario.timezone_h
+    first_day = int(local_day(np.array([scenario.start.timestamp()]), tz)[0])
+    days = int(local_day(np.array([scenario.end.timestamp() - 1.0]), tz)[0]) - first_day + 1
+    background = dict(scenario.background.levels)
+    records: list[dict[str, Any]] = []
+    for resolution in resolutions:
+        clock = time.perf_counter()
+        table = pass_table(vehicle_passes(readings, resolution))
+        timing["passes_s"] += time.perf_counter() - clock
+        cells = nearest_cells(table, places)
+        daily = daily_passes(table, cells, first_day, days, tz)
+        cell_of = dict(zip([s.name for s in places], cells, strict=True))
+        seen_by = _profiles_at(table, truth, cell_of, profiles)
+        for n in pass_counts:
+            day = first_day_reaching(daily, n)
+            record: dict[str, Any] = {
+                "world": spec.key,
+                "null": spec.null,
+                "resolution": resolution,
+                "passes": n,
+                "day": day,
+                "profiles": seen_by,
+            }
+            records.append(record)
+            if day is None:
+                continue
+            cut = (first_day + day + 1) * 86400.0 - tz * 3600.0
+            part = table.subset(table.start < cut)
+            clock = time.perf_counter()
+            found, raw = method_detections(part, settings, background)
+            timing["detect_s"] += time.perf_counter() - clock
+            record["methods"] = {}
+            for method in METHODS:
+                counts, hits, errors = score(found[method], truth)
+                record["methods"][method] = counts
+                record.setdefault("found", {})[method] = hits
+                if method == "detector":
+                    record["errors_m"] = errors
+            record["in_time"] = [
+                found_in_time(raw, t, frozenset(c["strata"]))
+                for t, c in zip(truth, classes, strict=True)
+            ]
+            record["cell_passes"] = [
+                int(np.count_nonzero(part.cell == cell_of[t.name])) for t in truth
+            ]
+    return {
+        "world": spec.key,
+        "family": spec.family,
+        "file": spec.path,
+        "seed": spec.seed,
+        "null": spec.null,
+        "vehicles": len(scenario.vehicles),
+        "profiles": sorted(set(profiles.values())),
+        "days": days,
+        "readings": int(sum(len(r.times) for r in readings)),
+        "sources": classes,
+        "pairs": close_pairs(truth),
+        "unmeasured": sorted(
+            f"{s.name}/{ch}"
+            for s in scenario.sources
+            for ch in s.amplitude
+            if ch in settings.pollutants() and ch not in measured
+        ),
+        "records": records,
+        "timing": {k: round(v, 2) for k, v in timing.items()},
+    }
+
+
+def _profiles_at(
+    table: PassTable,
+    truth: Sequence[TrueSource],
+    cell_of: Mapping[str, int],
+    profiles: Mapping[str, str],
+) -> list[str]:
+    """For each object, the profiles of the boxes that measured its pollutant in its cell."""
+    out = []
+    for t in truth:
+        values = table.values.get(t.pollutant)
+        if values is None:
+            out.append("none")
+            continue
+        mine = (table.cell == cell_of[t.name]) & ~np.isnan(values)
+        seen = sorted({profiles[table.vehicles[v]] for v in np.unique(table.vehicle[mine])})
+        out.append("+".join(seen) if seen else "none")
+    return out
