@@ -30,6 +30,8 @@ SHORT_PATROL = dataclasses.replace(
     AnalysisSettings(),
     candidate_min_passes=4,
     candidate_min_days=1,
+    # one afternoon of driving: no day to leave out, no second day to confirm on
+    few_days=1,
     confirmed_min_passes=8,
 )
 SHORT_JOB = JobSettings(window=timedelta(days=2), keep_runs=50, analysis=SHORT_PATROL)
