@@ -8,6 +8,7 @@ and firmware_sim/scenarios/shuangjing.toml is a worked example.
 from __future__ import annotations
 
 import random
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -302,16 +303,18 @@ class _Table:
             raise self.error(unknown[0], "unknown key")
 
 
+_LOCAL_TIME = re.compile(r"[0-9]{2}:[0-9]{2}(:[0-9]{2})?")
+
+
 def _local_time(t: _Table, value: Any, name: str) -> time:
-    if not isinstance(value, str):
-        raise t.error(name, f"must be 'HH:MM', got {value!r}")
+    # Only the two forms the docs name: fromisoformat alone also takes "07", "0700", "T07:00"
+    # and offsets, which a reader of the file would not take for a time of day.
+    if not isinstance(value, str) or not _LOCAL_TIME.fullmatch(value):
+        raise t.error(name, f"must be 'HH:MM' or 'HH:MM:SS' local time, got {value!r}")
     try:
-        parsed = time.fromisoformat(value)
+        return time.fromisoformat(value)
     except ValueError as exc:
-        raise t.error(name, f"must be 'HH:MM', got {value!r}") from exc
-    if parsed.tzinfo is not None:
-        raise t.error(name, f"must be 'HH:MM' local time, without an offset, got {value!r}")
-    return parsed
+        raise t.error(name, f"must be 'HH:MM' or 'HH:MM:SS' local time, got {value!r}") from exc
 
 
 def _speed(t: _Table) -> SpeedProfile:

@@ -309,7 +309,15 @@ SHIFT = "[[vehicles.shifts]]\nstart = '08:00'\nend = '12:00'\n"
         (
             "[[vehicles.shifts]]\nstart = '08:00+08:00'\nend = '12:00'",
             "vehicles[0].shifts[0].start",
-            "without an offset",
+            "local time",
+        ),
+        *(
+            (
+                f"[[vehicles.shifts]]\nstart = '{odd}'\nend = '12:00'",
+                "vehicles[0].shifts[0].start",
+                "HH:MM",
+            )
+            for odd in ("07", "0700", "T07:00", "07:00:00.5", "7:00", "24:00", "07:60")
         ),
         (SHIFT + "weekdays = [7]", "vehicles[0].shifts[0].weekdays", "0 (Monday) .. 6"),
         (SHIFT + "weekdays = []", "vehicles[0].shifts[0].weekdays", "non-empty"),
