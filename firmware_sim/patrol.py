@@ -163,6 +163,9 @@ class PatrolVehicle(SerialDevices):
         self._requests = 0
         self._pending: dict[str, Any] | None = None
         profile = load_profile(spec.profile)
+        # The truth's warm-up is that of the modules behind the box's channels, as the agent's
+        # configured warm-up (firmware_sim.cli.module_warmup_s) is.
+        self._served_channels = frozenset(ch.channel for ch in profile.channels)
         self.box = SimulatedBox(
             profile,
             self._sample,
@@ -233,7 +236,7 @@ class PatrolVehicle(SerialDevices):
                 },
                 "active_sources": [s.name for s in self.field.active_sources(moment)],
                 "faults": applied,
-                "warmup": sensors.warming_up(moment.timestamp()),
+                "warmup": sensors.warming_up(moment.timestamp(), self._served_channels),
             }
         return moment, values
 

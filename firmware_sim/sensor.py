@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from firmware_sim.field import NOISE_SIGMA
@@ -100,8 +100,13 @@ class SensorArray:
     def __post_init__(self) -> None:
         self._drift_sign = {ch: self.rng.choice((-1.0, 1.0)) for ch in sorted(self.specs)}
 
-    def warming_up(self, t: float) -> bool:
-        return any(t - self.power_on_s < s.warmup_s for s in self.specs.values())
+    def warming_up(self, t: float, channels: Collection[str] | None = None) -> bool:
+        """Any module (of `channels`, if given: those the box serves) still warming up."""
+        return any(
+            t - self.power_on_s < s.warmup_s
+            for ch, s in self.specs.items()
+            if channels is None or ch in channels
+        )
 
     def read(self, t: float, truth: Callable[[float], Mapping[str, float]]) -> dict[str, float]:
         delays = sorted({s.delay_s for s in self.specs.values()})

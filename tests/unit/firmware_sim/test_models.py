@@ -126,6 +126,15 @@ def test_warm_up_starts_low_and_settles() -> None:
     assert warmup_factor(600, 600) == 1.0
 
 
+def test_warming_up_counts_only_the_modules_a_box_serves() -> None:
+    specs = {"pm25": SensorSpec(warmup_s=30), "no2": SensorSpec(warmup_s=600)}
+    sensors = SensorArray(specs, random.Random(1), power_on_s=0.0)
+    assert sensors.warming_up(100.0)
+    assert not sensors.warming_up(100.0, {"pm25"})
+    assert sensors.warming_up(10.0, {"pm25"})
+    assert not sensors.warming_up(700.0)
+
+
 def test_the_sensor_array_lags_a_step_and_shows_the_transport_delay() -> None:
     specs = {"no2": SensorSpec(t90_s=30, delay_s=5)}
     sensors = SensorArray(specs, random.Random(1), power_on_s=-1000.0)
