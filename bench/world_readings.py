@@ -520,8 +520,7 @@ class WorldModels:
         # simulator writes for a scenario say (firmware_sim.cli.sim_quality); an explicit
         # `quality` holds for every vehicle instead.
         self.vehicle_quality = {
-            name: quality
-            or replace(QualitySettings(), warmup_s=module_warmup_s(scenario, profile))
+            name: quality or replace(QualitySettings(), warmup_s=module_warmup_s(scenario, profile))
             for name, profile in self.profiles.items()
         }
 

@@ -21,7 +21,8 @@ For each cell with passes (hotspots.md, "Default method" step 5):
 - days on and off: a day is on when the median excess of the cell's passes that day is above
   delta, off when it is below episode_off_factor x delta; the binomial p-value that the cell
   has more on days than the area's rate of on (cell, day) groups explains, and the median
-  excess of the passes of its on days and of its off days (a source that runs on some days).
+  excess of the passes of its on days and of its off days (a source that runs on some days),
+  with the test that the off days lie below the on days beyond the spread of its on-day passes.
 
 The tests count passes at their effective number: passes of one cell on one day share the
 background error of their trips, so n passes on few days carry less evidence than n passes on
@@ -58,6 +59,7 @@ from hotspots.analysis.grouping import (
 )
 from hotspots.analysis.settings import AnalysisSettings, Stratum
 from hotspots.analysis.significance import (
+    MAD_TO_SIGMA,
     MEDIAN_SE_FACTOR,
     benjamini_hochberg,
     binomial_greater,
@@ -337,6 +339,7 @@ class _Days:
     on_excess: FloatArray  # ... and of its on days
     passes_on: IntArray  # passes on each cell's on days
     passes_off: IntArray  # ... and on its off days
+    on_spread: FloatArray  # robust spread (1.4826 x MAD) of the passes of each cell's on days
     rate: float  # share of groups that are on
 
     @classmethod
@@ -363,6 +366,10 @@ class _Days:
         on_pass = is_on[group]
         off_excess = group_median(label[off_pass], excess[off_pass], k)
         on_excess = group_median(label[on_pass], excess[on_pass], k)
+        on_label = label[on_pass]
+        on_spread = MAD_TO_SIGMA * group_median(
+            on_label, np.abs(excess[on_pass] - on_excess[on_label]), k
+        )
         return cls(
             group=group,
             cell_of_group=cell_of_group,
@@ -375,6 +382,7 @@ class _Days:
             off_excess=off_excess,
             on_excess=on_excess,
             passes_on=group_count(label[on_pass], k),
+            on_spread=on_spread,
             passes_off=group_count(label[off_pass], k),
             rate=float(is_on.mean()) if g else 0.0,
         )
@@ -384,20 +392,29 @@ class _Days:
         below its on days' by more than the noise of their medians explains, Bonferroni over
         its days (the off days were picked as its lowest), BH-adjusted over the cells with on
         and off days (a steady source has many cells that might show a chance lull). NaN for
-        the other cells."""
+        the other cells.
+
+        The spread is the larger of the area's and that of the cell's own on-day passes: at a
+        source, where in the cell a pass was and the plume's turns spread passes more than noise
+        does, and an off day must be off beyond that, not just beyond sensor noise (a steady
+        source's lone pass on a day can catch the cell's far end)."""
+        s = np.fmax(sigma, np.nan_to_num(self.on_spread))
         with np.errstate(invalid="ignore", divide="ignore"):
             se = (
                 MEDIAN_SE_FACTOR
-                * sigma
+                * s
                 * np.sqrt(self.deff / self.passes_on + self.deff / self.passes_off)
             )
             z = (self.on_excess - self.off_excess) / se
         p = np.minimum(1.0, self.count * (1.0 - ndtr(z)))
-        # 'Off' rests on enough passes: as many as a time stratum's finding needs.
+        # 'Off' rests on several days (one unusual day makes no pattern), or on one day with
+        # as many passes as a time stratum's finding needs.
         pattern = (
             (self.on >= settings.episodic_min_days)
-            & (self.off >= 1)
-            & (self.passes_off >= settings.stratum_min_passes)
+            & (
+                (self.off >= settings.episodic_min_days)
+                | ((self.off >= 1) & (self.passes_off >= settings.stratum_min_passes))
+            )
             & np.isfinite(z)
         )
         return benjamini_hochberg(np.where(pattern, p, np.nan))

@@ -63,6 +63,7 @@ from hotspots.analysis.settings import AnalysisSettings
 from hotspots.analysis.significance import MEDIAN_SE_FACTOR, benjamini_hochberg
 from hotspots.analysis.spatial import spatial_tests
 from hotspots.analysis.standards import IaqiBand, NoiseBand, iaqi_band, noise_band
+from hotspots.analysis.windows import ScannedWindows, scan_windows
 
 EPOCH_DAY = date(1970, 1, 1)
 
@@ -114,6 +115,9 @@ class Hotspot:
     # some days only, (days on, days seen) of its peak cell
     episode_stratum: str | None = None
     episode_days: tuple[int, int] | None = None
+    # ... or the window of local time, [start, end) minutes after midnight, found from the data
+    # (hotspots.analysis.windows) where no time stratum fits
+    episode_hours: tuple[int, int] | None = None
 
 
 def _finite(value: float) -> float | None:
@@ -443,10 +447,7 @@ def _windows(
     for i, ((cells, _), tests) in enumerate(zip(built, evidence, strict=True)):
         if i == 0:
             continue
-        significant = eligible_cells(cells, settings) & (
-            (np.nan_to_num(tests.magnitude_q, nan=np.inf) <= settings.fdr_q)
-            | (np.nan_to_num(_or_nan(tests.share_q, len(cells)), nan=np.inf) <= settings.fdr_q)
-        )
+        significant = _significant_cells(cells, tests, settings)
         if not significant.any():
             continue
         index = names.index(cells.stratum)
@@ -471,8 +472,44 @@ def _windows(
             & (np.nan_to_num(p, nan=1.0) <= settings.fdr_q)
         )
         best = best.better(contrast.window(index, ok, p))
+    # Cells no fixed stratum explains: a window from the data, over every cell found somewhere.
+    found = np.unique(
+        np.concatenate(
+            [
+                cells.cell[_significant_cells(cells, tests, settings)]
+                for (cells, _), tests in zip(built, evidence, strict=True)
+            ]
+        )
+    )
+    found = found[best.stratum[np.searchsorted(prep.cells, found)] < 0]
+    # A cell on some days and off on others is explained by its days: with few days, which
+    # hours a day was driven would pass for a window.
+    by_days = all_day.cell[on_days(all_day, evidence[0], settings)]
+    found = found[~np.isin(found, by_days)]
+    if len(found):
+        scanned = scan_windows(
+            prep.cell_label[valid],
+            prep.minute[valid],
+            prep.day[valid],
+            excess[valid],
+            np.searchsorted(prep.cells, found),
+            deff,
+            all_day.sigma,
+            all_day.delta,
+            settings,
+            k,
+        )
+        best = best.or_scanned(scanned)
     # A cell's window is the one with the strongest contrast, whichever table lists it.
     return [best.rows(np.searchsorted(prep.cells, cells.cell)) for cells, _ in built]
+
+
+def _significant_cells(cells: CellTable, tests: Evidence, settings: AnalysisSettings) -> BoolArray:
+    """Eligible cells the magnitude or share test finds."""
+    return eligible_cells(cells, settings) & (
+        (np.nan_to_num(tests.magnitude_q, nan=np.inf) <= settings.fdr_q)
+        | (np.nan_to_num(_or_nan(tests.share_q, len(cells)), nan=np.inf) <= settings.fdr_q)
+    )
 
 
 def _or_nan(values: FloatArray | None, n: int) -> FloatArray:
@@ -489,12 +526,34 @@ class _Contrast:
     passes_outside: IntArray
     stratum: IntArray
     p: FloatArray
+    start: IntArray | None = None  # a window from the data (windows.py): local minutes, -1 none
+    end: IntArray | None = None
 
     @classmethod
     def empty(cls, k: int) -> _Contrast:
         zeros = np.zeros(k, dtype=np.int64)
         nan = np.full(k, np.nan)
         return cls(nan, nan, zeros, zeros, np.full(k, -1, dtype=np.int64), np.full(k, np.inf))
+
+    def or_scanned(self, scanned: ScannedWindows) -> _Contrast:
+        """A scanned window where no stratum's window holds (the strata come first: they are
+        named and tried without a scan's correction)."""
+        take = (self.stratum < 0) & (scanned.start >= 0)
+
+        def pick(a: Any, b: Any) -> Any:
+            return np.where(take, b, a)
+
+        none = np.full(len(take), -1, dtype=np.int64)
+        return _Contrast(
+            inside=pick(self.inside, scanned.inside),
+            outside=pick(self.outside, scanned.outside),
+            passes_inside=pick(self.passes_inside, scanned.passes_inside),
+            passes_outside=pick(self.passes_outside, scanned.passes_outside),
+            stratum=self.stratum,
+            p=pick(self.p, scanned.p),
+            start=pick(none, scanned.start),
+            end=pick(none, scanned.end),
+        )
 
     @classmethod
     def of(
@@ -536,6 +595,8 @@ class _Contrast:
             passes_inside=self.passes_inside[at],
             passes_outside=self.passes_outside[at],
             p=self.p[at],
+            start=None if self.start is None else self.start[at],
+            end=None if self.end is None else self.end[at],
         )
 
 
@@ -551,9 +612,18 @@ def _with_episode(
     days = None
     if cells.days_on is not None and on_days(cells, tests, settings)[row]:
         days = (int(cells.days_on[row]), int(cells.days[row]))
+    hours = None
     if tests.window is not None and tests.window.stratum[row] >= 0:
         stratum = settings.strata[int(tests.window.stratum[row])].name
-    return replace(spot, episode_stratum=stratum, episode_days=days)
+    elif (
+        tests.window is not None
+        and tests.window.start is not None
+        and tests.window.end is not None
+        and tests.window.start[row] >= 0
+    ):
+        stratum = None
+        hours = (int(tests.window.start[row]), int(tests.window.end[row]))
+    return replace(spot, episode_stratum=stratum, episode_days=days, episode_hours=hours)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,15 @@ hotspots.md, "Default method" step 7, with delta = max(2 x sensor noise, floor):
   of three kinds of evidence, each on an eligible cell:
   - days: on (median excess of the day's passes above delta) on at least episodic_min_days days,
     significantly more (binomial test, FDR) than the area's rate of such days, and off (below
-    episode_off_factor x delta) on at least one other; its off days hold at least
-    stratum_min_passes passes, at least delta below its on days' and significantly so
-    (Bonferroni over its days, BH over the cells with on and off days: a steady source near
-    delta is above and below it by chance);
+    episode_off_factor x delta) on others: episodic_min_days of them, or one holding
+    stratum_min_passes passes; the off days' passes at least delta below its on days' and
+    significantly so beyond the spread of the area and of its own on-day passes (Bonferroni
+    over its days, BH over the cells with on and off days: a steady source near delta is above
+    and below it by chance);
   - a time window: significant (magnitude or share test) within a time stratum (meals, lunch,
-    dinner, night) while its passes outside that window are ordinary: their median excess is
-    below episode_off_factor x delta and significantly below the window's (`Window`);
+    dinner, night), or found anywhere and on in a window scanned from the data
+    (hotspots.analysis.windows), while its passes outside that window are ordinary: their median
+    excess is below episode_off_factor x delta and significantly below the window's (`Window`);
   - spikes: f < episodic_max_share, but at least episodic_min_spikes passes with an excess above
     episodic_factor x delta, significantly more (binomial test, FDR) than the area's own rate of
     such passes (only where the cell is not a candidate).
@@ -91,6 +93,10 @@ class Window:
     passes_inside: IntArray
     passes_outside: IntArray
     p: FloatArray
+    # a window found from the data (hotspots.analysis.windows) where stratum is -1: [start, end)
+    # local minutes, -1 where none
+    start: IntArray | None = None
+    end: IntArray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +209,10 @@ def in_window(tests: Evidence) -> BoolArray:
     """Cells with time-of-day evidence: on in a time stratum, ordinary outside it."""
     if tests.window is None:
         return np.zeros(len(tests.magnitude_q), dtype=bool)
-    return np.asarray(tests.window.stratum >= 0, dtype=bool)
+    found = tests.window.stratum >= 0
+    if tests.window.start is not None:
+        found = found | (tests.window.start >= 0)
+    return np.asarray(found, dtype=bool)
 
 
 def reasons(
@@ -298,17 +307,29 @@ def _episode_reasons(
             )
         )
     window = tests.window
-    if window is not None and window.stratum[row] >= 0:
+    start = window.start if window is not None else None
+    end = window.end if window is not None else None
+    if window is not None and start is not None and end is not None and start[row] >= 0:
+        name = "scanned"  # a window found from the data (hotspots.analysis.windows)
+        hours = f"{_clock(int(start[row]))}-{_clock(int(end[row]))}"
+        tried = ", Bonferroni over the windows tried"
+    elif window is not None and window.stratum[row] >= 0:
         stratum = settings.strata[int(window.stratum[row])]
+        name = stratum.name
         hours = ", ".join(f"{_clock(a)}-{_clock(b)}" for a, b in stratum.windows())
+        tried = ""
+    else:
+        window = None
+    if window is not None:
         out.append(
             Reason(
                 "episode_window",
-                f"on in the {stratum.name} window ({hours} local): median excess "
+                f"on in the {name} window ({hours} local): median excess "
                 f"{window.inside[row]:.3g} over {window.passes_inside[row]} passes in it, "
                 f"{window.outside[row]:.3g} over {window.passes_outside[row]} passes outside "
                 f"(below {off:g} x delta = {off * table.delta:.3g}); one-sided p = "
-                f"{window.p[row]:.2g} <= {settings.fdr_q} that it is higher in the window",
+                f"{window.p[row]:.2g} <= {settings.fdr_q} that it is higher in the window"
+                f"{tried}",
             )
         )
     spikes = (

@@ -232,3 +232,32 @@ def test_a_median_one_register_step_up_is_no_finding() -> None:
     assert on_grid.delta == pytest.approx(step)
     assert np.all(on_grid.p_magnitude[one_step] > 0.001)
     assert np.all(blind.p_magnitude[one_step] < 1e-4)
+
+
+def _on_off(spread: float, seed: int) -> CellTable:
+    """Cell 1: a source of 10 (delta 4) with passes that spread by `spread` around it, on six
+    days of two passes and off on two days of one pass each; beside ordinary cells."""
+    rng = np.random.default_rng(seed)
+    source = 10.0 + spread * np.tile([-1.0, 1.0], 6)  # each day's median is 10: on
+    off = np.array([-0.5, 0.5])
+    ordinary = rng.normal(0.0, 2.0, 400)
+    e = np.concatenate((source, off, ordinary))
+    cell = np.concatenate((np.ones(14), np.arange(400) % 40 + 2)).astype(np.int64)
+    day = np.concatenate((np.repeat(np.arange(6), 2), [6, 7], np.arange(400) % 8))
+    zeros = np.zeros(len(e), dtype=np.int64)
+    settings = replace(PLAIN, sensor_noise={"pm25": 2.0}, floors={"pm25": 0.0})
+    return cell_table(
+        "pm25", "all_day", cell, zeros, day.astype(np.int64), np.zeros(len(e)),
+        np.zeros(len(e)), e + 30, e, reference=0.0, energy=False, settings=settings,
+    )  # fmt: skip
+
+
+def test_two_sparse_off_days_make_a_pattern_beyond_the_cells_own_spread() -> None:
+    # Two off days of one pass each: fewer passes than a time stratum needs, but two days.
+    tight = _on_off(2.0, 1)
+    assert tight.q_off is not None
+    assert tight.q_off[0] <= 0.05
+    # The same lull at a cell whose on-day passes spread as widely as the dip: no pattern.
+    wide = _on_off(8.0, 1)
+    assert wide.q_off is not None
+    assert not wide.q_off[0] <= 0.05

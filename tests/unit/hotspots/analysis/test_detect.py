@@ -300,7 +300,9 @@ def test_a_source_on_half_the_days_or_more_is_episodic(
     world = _fleet(seed, 3, days, sources=sources)
     # The days the world has it on (drawn as generate draws them).
     on = [int((np.random.default_rng((seed, k)).uniform(size=days) < share).sum()) for k in (0, 1)]
-    assume(all(2 <= n < days for n in on))
+    # On half the days or more, as the name says: drawn at a share of 0.5, a source can end up
+    # on 3 days of 8, too few for the day test at this size (also before the window scan).
+    assume(all(days / 2 <= n < days for n in on))
     found = detect(generate(world), SETTINGS)
     for source, days_on in zip(sources, on, strict=True):
         (spot,) = _near(found, source)  # one place, listed once

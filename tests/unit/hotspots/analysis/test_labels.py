@@ -187,3 +187,21 @@ def test_persistent_needs_passes_on_several_days() -> None:
     tests = _tests(2, magnitude=[0.01, 0.01], gi=[0.01, 0.01], hl=[0.5, 0.5])
     masks = label_masks(table, tests, AnalysisSettings())
     assert [masks.label(i) for i in range(2)] == [Label.CANDIDATE, Label.PERSISTENT]
+
+
+def test_a_window_found_from_the_data_is_a_reason_with_its_hours() -> None:
+    table = _table(passes=[25, 25, 25], persistence=[0.3, 0.3, 0.3])
+    window = replace(
+        _window([-1, -1, -1]),
+        start=np.array([13 * 60, -1, 13 * 60], dtype=np.int64),
+        end=np.array([17 * 60, -1, 17 * 60], dtype=np.int64),
+    )
+    tests = replace(
+        _tests(3, magnitude=[0.01, 0.01, 0.5], gi=[0.5] * 3, hl=[0.5] * 3), window=window
+    )
+    masks = label_masks(table, tests, AnalysisSettings())
+    assert [masks.label(i) for i in range(3)] == [Label.EPISODIC, Label.CANDIDATE, None]
+    found = reasons(table, tests, 0, Label.EPISODIC, AnalysisSettings())
+    assert [r.code for r in found] == ["passes", "episode_window"]
+    assert "scanned window (13:00-17:00 local)" in found[-1].detail
+    assert "Bonferroni over the windows tried" in found[-1].detail

@@ -173,6 +173,11 @@ def test_gi_star_and_local_moran_agree_with_esda_on_random_fields(
     finite = np.isfinite(gi_z)
     assert np.allclose(ours_gi[finite], gi_z[finite], rtol=1e-6, atol=1e-9)
     assert np.allclose(ours.i, moran_i, rtol=1e-9, atol=1e-12)
-    assert (ours.quadrant == quadrant).all()
+    # On a quadrant's edge (a value or a neighbour mean exactly at the mean, as tied values give)
+    # the side is a matter of rounding.
+    z = y[members] - y[members].mean()
+    lag = graph.sums(z) / graph.cardinality
+    clear = (np.abs(z) > 1e-9) & (np.abs(lag) > 1e-9)
+    assert (ours.quadrant[clear] == quadrant[clear]).all()
     spread = np.isfinite(moran_z)
     assert np.allclose(ours.z[spread], moran_z[spread], rtol=1e-6, atol=1e-6)
