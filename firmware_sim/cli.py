@@ -256,7 +256,7 @@ def edge_config_text(
     return "\n".join(lines) + "\n"
 
 
-def _write_edge_config(
+def write_edge_config(
     folder: Path, vehicle: PatrolVehicle, spec: VehicleSpec, speed: float, mqtt: str
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
@@ -321,7 +321,7 @@ def _run_scenario(args: argparse.Namespace) -> int:
     for vehicle, vehicle_spec in zip(run.vehicles, scenario.vehicles, strict=True):
         print(f"{vehicle.name}: box {vehicle.box_path}  gps {vehicle.gps_path}", flush=True)
         if args.edge_configs:
-            path = _write_edge_config(
+            path = write_edge_config(
                 Path(args.edge_configs), vehicle, vehicle_spec, args.speed, mqtt
             )
             print(f"  envpatrol edge --config {path}", flush=True)

@@ -9,6 +9,7 @@ index and the window's index.
 from __future__ import annotations
 
 import bisect
+import functools
 import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -145,6 +146,7 @@ class PatrolVehicle(SerialDevices):
         routes: Mapping[str, Route],
         truth: TruthWriter | None = None,
         on_truth: Callable[[dict[str, Any]], None] | None = None,
+        on_served: Callable[[Served], None] | None = None,
     ) -> None:
         self.name = spec.name
         self.scenario = scenario
@@ -159,6 +161,7 @@ class PatrolVehicle(SerialDevices):
         self.faults = FaultPlan(scenario.faults, self.seed)
         self._truth = truth
         self._on_truth = on_truth
+        self._on_served = on_served  # every answer as served, its bytes too (accounting)
         self._lock = threading.Lock()
         self._requests = 0
         self._pending: dict[str, Any] | None = None
@@ -241,6 +244,8 @@ class PatrolVehicle(SerialDevices):
         return moment, values
 
     def _served(self, served: Served) -> None:
+        if self._on_served is not None:
+            self._on_served(served)
         with self._lock:
             record = self._pending
             self._pending = None
@@ -265,6 +270,7 @@ class ScenarioRun:
         speed: float = 1.0,
         truth_path: str | None = None,
         on_truth: Callable[[dict[str, Any]], None] | None = None,
+        on_served: Callable[[str, Served], None] | None = None,
         start: datetime | None = None,
         clock: SimClock | None = None,
     ) -> None:
@@ -290,7 +296,17 @@ class ScenarioRun:
             )
         )
         self.vehicles = [
-            PatrolVehicle(scenario, spec, i, self.clock, self.field, routes, self.truth, on_truth)
+            PatrolVehicle(
+                scenario,
+                spec,
+                i,
+                self.clock,
+                self.field,
+                routes,
+                self.truth,
+                on_truth,
+                None if on_served is None else functools.partial(on_served, spec.name),
+            )
             for i, spec in enumerate(scenario.vehicles)
         ]
 

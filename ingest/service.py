@@ -177,6 +177,11 @@ class IngestService:
 
     # -- MQTT ----------------------------------------------------------------------------------
 
+    def wait_connected(self, timeout: float) -> bool:
+        """Whether the ingest is connected and has asked for its subscriptions within
+        `timeout` seconds."""
+        return self._connected.wait(timeout)
+
     def subscriptions(self) -> list[tuple[str, int]]:
         """Readings are shared between the workers of `share_group` when one is set. Status and
         health are not: they are retained, and a shared subscription never receives retained

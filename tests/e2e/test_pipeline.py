@@ -3,9 +3,6 @@ them with pyserial, the machine's Mosquitto, the ingest, PostgreSQL, and the HTT
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,7 +17,7 @@ import psycopg
 import pytest
 
 from demo import job as demo_job
-from demo.embedded import free_port
+from demo.api_server import api_server
 from edge.agent import Agent
 from edge.box import Discard
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
@@ -71,32 +68,8 @@ def wait_until(
 
 @pytest.fixture
 def api_base(database_url: str) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "ENVPATROL_DATABASE_URL": database_url}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"API exited: {process.stderr.read() if process.stderr else b''!r}"
-            )
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 30, "the API")
-    yield base
-    process.terminate()
-    process.wait(10)
-    if process.stderr is not None:
-        process.stderr.close()
+    with api_server(database_url, timeout_s=30) as base:
+        yield base
 
 
 def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as_hotspots(
