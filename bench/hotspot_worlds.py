@@ -34,7 +34,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from bench.world_scoring import WorldSpec, evaluate_world
-from hotspots.scoring import Counts, days_band, offstreet_band, pair_band, strength_band
+from hotspots.scoring import (
+    Counts,
+    days_band,
+    offstreet_band,
+    pair_band,
+    signal_band,
+    strength_band,
+)
 
 PASS_COUNTS = (4, 8, 12, 20, 30)
 TARGET_PASSES = 20
@@ -140,7 +147,8 @@ def _objects(
 ) -> Iterator[tuple[World, Record, int, dict[str, Any]]]:
     for w, r in _records(worlds, resolution, passes, null=False):
         for j, cls in enumerate(w["sources"]):
-            yield w, r, j, {**cls, "profile": r["profiles"][j]}
+            signal = r.get("signal") or [None] * len(w["sources"])
+            yield w, r, j, {**cls, "profile": r["profiles"][j], "signal": signal[j]}
 
 
 def _share(hits: Sequence[bool]) -> str:
@@ -156,6 +164,9 @@ CLASSES: dict[str, Classifier] = {
     "schedule": lambda c: "meals/scheduled" if c["schedule"] != "always" else "always",
     "days share": lambda c: days_band(c["days"]),
     "strength (amplitude / sensor sigma)": lambda c: strength_band(c["sigma"]),
+    "street signal (mean added to the readings in its cell / sensor sigma)": lambda c: signal_band(
+        c["signal"]
+    ),
     "off-street": lambda c: offstreet_band(c["offstreet_m"]),
     "nearest same-pollutant source": lambda c: pair_band(c["pair_m"]),
     "pollutant": lambda c: str(c["pollutant"]),
@@ -183,7 +194,9 @@ def report(worlds: Sequence[World], resolutions: Sequence[int], passes: Sequence
     )
     unmeasured = sum(len(w.get("unmeasured", ())) for w in sources)
     if unmeasured:
-        add(f"{unmeasured} source-pollutants no box of their world measures are not scored.")
+        add(
+            f"{unmeasured} source-pollutants no box of their world measures within reach of the source are not scored."
+        )
     for res in resolutions:
         add(f"\n### Resolution {res}\n")
         lines.extend(_main_table(worlds, res, passes))
@@ -242,6 +255,11 @@ def _targets(worlds: Sequence[World], res: int) -> list[str]:
         for _, r, j, c in _objects(worlds, res, n)
         if _intermittent(c)
     ]
+    visible = [
+        bool(r["found"]["detector"][j])
+        for _, r, j, c in _objects(worlds, res, n)
+        if c["signal"] is not None and c["signal"] >= 1.0
+    ]
     recall_int = [f for f, _ in episodic]
     in_time = [t for f, t in episodic if f]
     false_null = _null_false(worlds, res, n, "detector")
@@ -263,6 +281,7 @@ def _targets(worlds: Sequence[World], res: int) -> list[str]:
             met(None if share_pairs is None else share_pairs >= 0.8),
         ),
         ("(pairs < 250 m apart: both found)", _share(close), "-"),
+        ("(recall of sources adding >= 1 sensor sigma in their cell)", _share(visible), "-"),
         ("sources on >= 50 % of days, not always on: recall", _share(recall_int), "-"),
         ("... of those found: episodic or in their time stratum", _share(in_time), "-"),
         ("false hotspots in the null worlds <= 1", str(false_null), met(false_null <= 1)),

@@ -72,6 +72,7 @@ __all__ = [
     "pair_band",
     "schedule_strata",
     "segment_distance_m",
+    "signal_band",
     "strength_band",
     "threshold_baseline",
     "threshold_level",
@@ -296,6 +297,13 @@ def _band(value: float, edges: Sequence[float], labels: Sequence[str]) -> str:
 def strength_band(sigma: float) -> str:
     """A source's amplitude at the source in sensor sigmas, as bands of the report."""
     return _band(sigma, (3.0, 5.0, 10.0, 30.0), ("<3", "3-5", "5-10", "10-30", ">=30"))
+
+
+def signal_band(sigma: float | None) -> str:
+    """What a source adds to the readings in its cell, in sensor sigmas, as bands."""
+    if sigma is None:
+        return "no readings"
+    return _band(sigma, (0.5, 1.0, 2.0, 5.0), ("<0.5", "0.5-1", "1-2", "2-5", ">=5"))
 
 
 def days_band(days: float) -> str:

@@ -32,6 +32,7 @@ from hotspots.scoring import (
     pair_band,
     schedule_strata,
     segment_distance_m,
+    signal_band,
     strength_band,
     threshold_baseline,
     threshold_level,
@@ -390,3 +391,12 @@ def test_threshold_level_is_background_plus_the_larger_of_noise_and_floor() -> N
     assert threshold_level("pm25", 38.0, s) == pytest.approx(48.0)  # floor 10 > 2 x 2
     assert threshold_level("odor", 1.5, s) == pytest.approx(3.5)  # floor 2 > 2 x 0.2
     assert threshold_level("unknown", 1.0, s) == pytest.approx(1.0)
+
+
+def test_signal_bands_cover_every_value() -> None:
+    assert signal_band(None) == "no readings"
+    assert signal_band(0.2) == "<0.5"
+    assert signal_band(0.5) == "0.5-1"
+    assert signal_band(1.5) == "1-2"
+    assert signal_band(4.99) == "2-5"
+    assert signal_band(50.0) == ">=5"
