@@ -82,7 +82,8 @@ def main() -> None:
         end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
         window = timedelta(days=args.days + 1)
         settings = AnalysisSettings()
-        detect(table.subset(np.arange(min(len(table), 1000))), settings)  # import esda
+        # warm the imports and caches
+        detect(table.subset(np.arange(min(len(table), 1000))), settings)
 
         t0 = time.perf_counter()
         read = read_passes(conn, resolution, end - window, end, settings.pollutants())

@@ -1,7 +1,8 @@
 """Scoring hotspot detection against known sources: matching, metrics and the naive baselines.
 
 Pure functions of detections, true sources and passes (no simulator, no database): the one
-definition of every figure the evaluation harnesses (bench/hotspot_eval.py, bench/hotspot_worlds.py) report. The rules follow docs/hotspots.md, "Scoring detection against known truth":
+definition of every figure the evaluation harness (bench/hotspot_worlds.py) reports. The rules
+(docs/hotspot-evaluation.md, "Scoring"):
 
 - objects, not cells: the detector's hotspots (all strata) and each baseline's clusters of
   adjacent flagged cells are first merged per pollutant, so one place found in the all-day and
