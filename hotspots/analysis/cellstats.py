@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
+from scipy.stats import chi2
 
 from hotspots.analysis.grouping import (
     BoolArray,
@@ -341,6 +342,7 @@ class _Days:
     passes_off: IntArray  # ... and on its off days
     on_spread: FloatArray  # robust spread (1.4826 x MAD) of the passes of each cell's on days
     rate: float  # share of groups that are on
+    group_passes: IntArray  # passes of each (cell, day) group
 
     @classmethod
     def of(
@@ -385,7 +387,27 @@ class _Days:
             on_spread=on_spread,
             passes_off=group_count(label[off_pass], k),
             rate=float(is_on.mean()) if g else 0.0,
+            group_passes=np.bincount(group, minlength=g).astype(np.int64),
         )
+
+    def _p_heterogeneous(self, spread: FloatArray) -> FloatArray:
+        """Per cell: the p-value that its day medians vary more than those of a steady cell
+        (Cochran's Q against chi-square with days - 1 degrees of freedom). A day median of n
+        passes varies by the passes' noise and by the day's share of the background error:
+        (pi / 2) s^2 (rho + (1 - rho) / n), rho the area's within-day correlation."""
+        cell = self.cell_of_group
+        k = len(spread)
+        rho = min(max(self.rho, 0.0), 1.0)
+        n = np.maximum(self.group_passes, 1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = MEDIAN_SE_FACTOR**2 * spread[cell] ** 2 * (rho + (1.0 - rho) / n)
+            w = np.where(var > 0, 1.0 / var, 0.0)
+            mean = np.bincount(cell, weights=w * self.day_median, minlength=k) / np.bincount(
+                cell, weights=w, minlength=k
+            )
+            q = np.bincount(cell, weights=w * (self.day_median - mean[cell]) ** 2, minlength=k)
+            p = chi2.sf(q, self.count - 1)
+        return np.where((self.count > 1) & np.isfinite(p), p, 1.0)
 
     def q_off(self, sigma: float, settings: AnalysisSettings) -> FloatArray:
         """Per cell with on and off days: the one-sided p-value that its off days' passes lie
@@ -407,6 +429,9 @@ class _Days:
             )
             z = (self.on_excess - self.off_excess) / se
         p = np.minimum(1.0, self.count * (1.0 - ndtr(z)))
+        # Days picked as on or off by their own medians always differ; that they differ by
+        # more than days of a steady cell do is the heterogeneity of the day medians.
+        p = np.fmax(p, self._p_heterogeneous(s))
         # 'Off' rests on several days (one unusual day makes no pattern), or on one day with
         # as many passes as a time stratum's finding needs.
         pattern = (

@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from hotspots.analysis.cellstats import (
     CellTable,
@@ -236,14 +239,14 @@ def test_a_median_one_register_step_up_is_no_finding() -> None:
 
 def _on_off(spread: float, seed: int) -> CellTable:
     """Cell 1: a source of 10 (delta 4) with passes that spread by `spread` around it, on six
-    days of two passes and off on two days of one pass each; beside ordinary cells."""
+    days of two passes and off on two days of two passes each; beside ordinary cells."""
     rng = np.random.default_rng(seed)
     source = 10.0 + spread * np.tile([-1.0, 1.0], 6)  # each day's median is 10: on
-    off = np.array([-0.5, 0.5])
+    off = np.array([-0.5, 0.5, -0.5, 0.5])
     ordinary = rng.normal(0.0, 2.0, 400)
     e = np.concatenate((source, off, ordinary))
-    cell = np.concatenate((np.ones(14), np.arange(400) % 40 + 2)).astype(np.int64)
-    day = np.concatenate((np.repeat(np.arange(6), 2), [6, 7], np.arange(400) % 8))
+    cell = np.concatenate((np.ones(16), np.arange(400) % 40 + 2)).astype(np.int64)
+    day = np.concatenate((np.repeat(np.arange(6), 2), [6, 6, 7, 7], np.arange(400) % 8))
     zeros = np.zeros(len(e), dtype=np.int64)
     settings = replace(PLAIN, sensor_noise={"pm25": 2.0}, floors={"pm25": 0.0})
     return cell_table(
@@ -253,7 +256,7 @@ def _on_off(spread: float, seed: int) -> CellTable:
 
 
 def test_two_sparse_off_days_make_a_pattern_beyond_the_cells_own_spread() -> None:
-    # Two off days of one pass each: fewer passes than a time stratum needs, but two days.
+    # Two off days of two passes each: fewer passes than a time stratum needs, but two days.
     tight = _on_off(2.0, 1)
     assert tight.q_off is not None
     assert tight.q_off[0] <= 0.05
@@ -261,3 +264,47 @@ def test_two_sparse_off_days_make_a_pattern_beyond_the_cells_own_spread() -> Non
     wide = _on_off(8.0, 1)
     assert wide.q_off is not None
     assert not wide.q_off[0] <= 0.05
+
+
+@hypothesis_settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([8, 20, 50]), st.floats(3.0, 6.0))
+def test_a_steady_cell_with_many_passes_a_day_has_no_off_days(
+    seed: int, per_day: int, level: float
+) -> None:
+    # A source at about delta on every day: its day medians fall on either side of the on/off
+    # thresholds by chance. Picked by their own medians, on and off days always differ; only
+    # day medians that vary beyond their noise make a pattern.
+    rng = np.random.default_rng(seed)
+    days = 12
+    source = level + rng.normal(0.0, 2.0, days * per_day)
+    ordinary = rng.normal(0.0, 2.0, 600)
+    e = np.concatenate((source, ordinary))
+    cell = np.concatenate((np.ones(len(source)), np.arange(600) % 60 + 2)).astype(np.int64)
+    day = np.concatenate((np.repeat(np.arange(days), per_day), np.arange(600) % days))
+    zeros = np.zeros(len(e), dtype=np.int64)
+    plain = replace(PLAIN, sensor_noise={"pm25": 2.0}, floors={"pm25": 0.0})  # delta 4
+    table = cell_table(
+        "pm25", "all_day", cell, zeros, day.astype(np.int64), np.zeros(len(e)),
+        np.zeros(len(e)), e + 30, e, reference=0.0, energy=False, settings=plain,
+    )  # fmt: skip
+    assert table.q_off is not None
+    assert not table.q_off[0] <= 0.01
+
+
+def test_days_that_alternate_on_and_off_are_a_pattern() -> None:
+    rng = np.random.default_rng(3)
+    days, per_day = 12, 20
+    on = np.repeat(np.arange(days) % 2 == 0, per_day)
+    source = np.where(on, 12.0, 0.0) + rng.normal(0.0, 2.0, days * per_day)
+    ordinary = rng.normal(0.0, 2.0, 600)
+    e = np.concatenate((source, ordinary))
+    cell = np.concatenate((np.ones(len(source)), np.arange(600) % 60 + 2)).astype(np.int64)
+    day = np.concatenate((np.repeat(np.arange(days), per_day), np.arange(600) % days))
+    zeros = np.zeros(len(e), dtype=np.int64)
+    plain = replace(PLAIN, sensor_noise={"pm25": 2.0}, floors={"pm25": 0.0})
+    table = cell_table(
+        "pm25", "all_day", cell, zeros, day.astype(np.int64), np.zeros(len(e)),
+        np.zeros(len(e)), e + 30, e, reference=0.0, energy=False, settings=plain,
+    )  # fmt: skip
+    assert table.q_off is not None
+    assert table.q_off[0] <= 0.001
