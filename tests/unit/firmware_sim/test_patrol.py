@@ -12,17 +12,16 @@ import pytest
 
 from edge.agent import Agent
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
-from edge.modbus import decode_request
 from edge.mqtt import MqttSettings
 from edge.profile import load_profile
 from edge.quality import QualitySettings
 from edge.wire import Reading
-from firmware_sim.box import SimulatedBox
 from firmware_sim.cli import sim_quality
 from firmware_sim.drive import SimClock
 from firmware_sim.patrol import ScenarioRun, build_route
 from firmware_sim.scenario import Scenario, parse_scenario
 from firmware_sim.truth import read_truth
+from tests.unit.edge.ports import AnsweringPort
 
 SCENARIO = """
 name = "two-shifts"
@@ -82,36 +81,6 @@ class DriveClock:
 
     def boottime(self) -> float | None:
         return 3.0e7  # a host up for days, scaled by the speed-up: no warm-up from it
-
-
-class BoxLine:
-    """The agent's serial line to a simulated box, in memory: each request written is answered
-    with the bytes the box sends for it (nothing while it is switched off)."""
-
-    def __init__(self, box: SimulatedBox) -> None:
-        self.box = box
-        self.timeout: float | None = 0.0
-        self._pending = b""
-
-    def write(self, data: bytes, /) -> int | None:
-        request = decode_request(bytes(data)).frame
-        assert request is not None
-        self._pending += self.box.answer(request)
-        return len(data)
-
-    def read(self, size: int = 1, /) -> bytes:
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out
-
-    def reset_input_buffer(self) -> None:
-        self._pending = b""
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def in_waiting(self) -> int:
-        return len(self._pending)
 
 
 def make_run(tmp_path: Path, speed: float) -> tuple[Scenario, ScenarioRun, FakeWall]:
@@ -198,7 +167,11 @@ def test_an_agent_with_the_written_settings_flags_warm_up_after_each_power_on(
         quality=quality,
     )
     readings: list[tuple[datetime, Reading]] = []
-    agent = Agent(settings, open_port=lambda *_: BoxLine(p1.box), clock=DriveClock(run.clock))
+    agent = Agent(
+        settings,
+        open_port=lambda *_: AnsweringPort.replying(p1.box.answer, timeout=0.0),
+        clock=DriveClock(run.clock),
+    )
     try:
         moment = scenario.start
         while moment < scenario.end:
