@@ -7,6 +7,8 @@ embedded database or broker the demo uses when the machine has neither.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from functools import cache
 
 from store import scratch
@@ -37,3 +39,14 @@ def mqtt_url() -> str:
 
     broker = EmbeddedBroker.start()
     return broker.url
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, every: float = 0.05
+) -> None:
+    """Wait for `condition` with a deadline: the tests wait on conditions, never on sleeps."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)

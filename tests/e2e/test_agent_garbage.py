@@ -8,7 +8,6 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,19 +24,12 @@ from edge.profile import load_profile
 from firmware_sim.box import box_identity
 from firmware_sim.pty import PseudoTerminal
 from firmware_sim.truth import account
+from tests.services import wait_until
 
 pytestmark = pytest.mark.e2e
 
 PROFILE = load_profile("default-multi")
 SPEED = 50.0
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class HostileBox:

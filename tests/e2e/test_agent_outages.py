@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from firmware_sim.truth import Accounting, account
 from firmware_sim.vehicle import SimVehicle, TruthRecord
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from tests.services import wait_until
 
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/usr/local/sbin"])
 MOSQUITTO = shutil.which("mosquitto", path=_SEARCH_PATH)
@@ -53,14 +54,6 @@ pytestmark = [
 
 PROFILE = load_profile("default-multi")
 REPORT: dict[str, object] = {}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def free_port() -> int:

@@ -31,6 +31,7 @@ from firmware_sim.truth import Accounting, account
 from firmware_sim.vehicle import SimVehicle, TruthRecord
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from tests.services import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -53,17 +54,6 @@ def same_values(served: dict[str, float | None], stored: dict[str, Any]) -> bool
         elif abs(got - value) > 1e-3:
             return False
     return True
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, every: float = 0.1
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture

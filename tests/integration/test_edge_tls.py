@@ -10,8 +10,7 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -23,6 +22,7 @@ from edge.config import load_edge_settings
 from edge.mqtt import MqttSettings, connect_properties, make_client
 from firmware_sim.pty import PseudoTerminal
 from ingest.mqtt_client import IngestClient
+from tests.services import wait_until
 
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/usr/local/sbin"])
 MOSQUITTO = shutil.which("mosquitto", path=_SEARCH_PATH)
@@ -32,14 +32,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(MOSQUITTO is None or OPENSSL is None, reason="needs mosquitto and openssl"),
 ]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def openssl(*args: str, cwd: Path) -> None:

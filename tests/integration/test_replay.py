@@ -9,8 +9,7 @@ edge agent (serial path), and published as recorded (direct path).
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from firmware_sim.truth import read_truth
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
 from store.reading_columns import COLUMNS as READING_COLUMNS
-from tests.services import scratch_database
+from tests.services import scratch_database, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -58,15 +57,6 @@ garbage = 0.05
 
 # Every stored column but the vehicle (named alike in each run) and the cell (derived).
 COLUMNS = [c for c in READING_COLUMNS if c not in ("vehicle", "cell")]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @contextmanager

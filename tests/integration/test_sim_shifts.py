@@ -5,8 +5,6 @@ while the agent keeps running, and the agent flags warm-up after each switch-on,
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +18,7 @@ from edge.wire import Reading
 from firmware_sim.cli import edge_config_text, sim_quality
 from firmware_sim.patrol import ScenarioRun
 from firmware_sim.scenario import parse_scenario
+from tests.services import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -38,15 +37,6 @@ end = "07:30"
 start = "07:50"
 end = "08:20"
 """
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def warm(reading: Reading) -> bool:
