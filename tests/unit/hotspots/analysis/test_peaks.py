@@ -191,8 +191,9 @@ def _table_of(
     return table, cells
 
 
-def _cells(table: PassTable) -> CellTable:
-    e = table.values["pm25"]
+def _cells(table: PassTable, e: np.ndarray | None = None) -> CellTable:
+    """The all-day cell table of the passes' PM2.5 (or of the excesses `e`)."""
+    e = table.values["pm25"] if e is None else e
     return cell_table(
         "pm25",
         "all_day",
@@ -411,20 +412,7 @@ def test_noise_on_a_plateau_never_splits_it(resolution: int, seed: int) -> None:
     world = _world(resolution, seed)
     table = generate(world)
     e = table.values["pm25"] - np.median(table.values["pm25"])
-    cells = cell_table(
-        "pm25",
-        "all_day",
-        table.cell,
-        table.vehicle,
-        np.zeros(len(table), dtype=np.int64),
-        table.start,
-        table.end,
-        e,
-        e,
-        0.0,
-        False,
-        SETTINGS,
-    )
+    cells = _cells(table, e)
     street = {h3.str_to_int(h3.latlng_to_cell(*offset(SHUANGJING, 0.0, n), resolution))
               for n in np.arange(-375.0, 375.0, STREET_STEP_M)}  # fmt: skip
     rows = [i for i, c in enumerate(cells.cell.tolist()) if c in street]
