@@ -206,7 +206,7 @@ def cell_table(
     )
     median_excess = median_enhancement - reference  # a median moves with a shift
     sigma = max(robust_sigma(excess), _spread_floor(pollutant, readings, settings))
-    days = _Days.of(label, day, excess, k, delta, settings)
+    days = _Days.of(label, day, excess, k, delta, settings, median_excess)
     n_eff = passes / days.deff
     area = np.sort(excess)
     step = settings.quantum.get(pollutant, 0.0)
@@ -353,6 +353,7 @@ class _Days:
         k: int,
         delta: float,
         settings: AnalysisSettings,
+        cell_median: FloatArray | None = None,
     ) -> _Days:
         low = int(day.min()) if len(day) else 0
         span = int(day.max()) - low + 1 if len(day) else 1
@@ -360,7 +361,11 @@ class _Days:
         g = len(keys)
         cell_of_group = (np.asarray(keys, dtype=np.int64) // span).astype(np.int64)
         day_median = group_median(group, excess, g)
-        rho = within_day_correlation(label, group, excess, k, g) if settings.design_effect else 0.0
+        rho = (
+            within_day_correlation(label, group, excess, k, g, cell_median)
+            if settings.design_effect
+            else 0.0
+        )
         deff = design_effect(label, group, rho, k, g)
         is_on = day_median > delta
         is_off = day_median < settings.episode_off_factor * delta

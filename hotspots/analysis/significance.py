@@ -192,18 +192,25 @@ _WINSOR_SIGMA = 3.0
 
 
 def within_day_correlation(
-    cell: IntArray, group: IntArray, values: FloatArray, n_cells: int, n_groups: int
+    cell: IntArray,
+    group: IntArray,
+    values: FloatArray,
+    n_cells: int,
+    n_groups: int,
+    level: FloatArray | None = None,
 ) -> float:
     """Intraclass correlation of values within (cell, day) groups, beyond each cell's level.
 
     `cell` and `group` label each value (a group lies in one cell). One-way nested ANOVA on the
     values less their cell's median, winsorised at 3 robust sigma: rho = s2_b / (s2_b + s2_w)
     with s2_w the mean square within groups and s2_b = (MSB - MSW) / n0 the variance of group
-    means within cells. 0 when it cannot be estimated or comes out negative.
+    means within cells. 0 when it cannot be estimated or comes out negative. `level`: the cells'
+    medians of `values`, when the caller has them already.
     """
     if len(values) < 3:
         return 0.0
-    level = group_median(cell, values, n_cells)
+    if level is None:
+        level = group_median(cell, values, n_cells)
     resid = values - level[cell]
     sigma = robust_sigma(resid)
     if sigma > 0:
