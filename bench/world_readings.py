@@ -44,9 +44,15 @@ from edge.units import CHANNELS, converter
 from firmware_sim.cli import module_warmup_s
 from firmware_sim.field import PollutionField, Schedule, Source
 from firmware_sim.geo import EARTH_RADIUS_M
-from firmware_sim.gps_model import GpsErrorModel, GpsSpec
+from firmware_sim.gps_model import GpsErrorModel, GpsSpec, minute_event
 from firmware_sim.motion import PatrolDrive
-from firmware_sim.patrol import ShiftDrives, build_field, build_route
+from firmware_sim.patrol import (
+    ShiftDrives,
+    build_field,
+    build_route,
+    sensors_key,
+    vehicle_seed,
+)
 from firmware_sim.route import Route
 from firmware_sim.scenario import Scenario, ShiftWindow, VehicleSpec
 from firmware_sim.sensor import LN10, SensorArray, SensorSpec
@@ -117,17 +123,6 @@ def vehicle_drives(
     vehicle = scenario.vehicles[vehicle_index]
     windows = scenario.windows(vehicle)
     return ShiftDrives(windows, routes, vehicle, vehicle_seed(scenario, vehicle_index)).drives
-
-
-def vehicle_seed(scenario: Scenario, vehicle_index: int) -> int:
-    """The seed of everything random about one vehicle, as `PatrolVehicle` takes it."""
-    return scenario.seed * 1000 + vehicle_index
-
-
-def sensors_key(scenario: Scenario, vehicle_index: int, window: int) -> str:
-    """The seed of a window's modules as `PatrolVehicle.sensors_at` keys it."""
-    seed = vehicle_seed(scenario, vehicle_index)
-    return f"sensors:{seed}" if window == 0 else f"sensors:{seed}:{window}"
 
 
 def _seed(*parts: object) -> int:
@@ -299,9 +294,8 @@ def module_output(
 
 
 def drift_signs(specs: Mapping[str, SensorSpec], seed: str) -> dict[str, float]:
-    """Each module's drift direction, drawn once per box as `SensorArray` draws it."""
-    rng = random.Random(seed)
-    return {ch: rng.choice((-1.0, 1.0)) for ch in sorted(specs)}
+    """Each module's drift direction: `SensorArray`'s own draw from the window's seed."""
+    return SensorArray(dict(specs), random.Random(seed)).drift_sign
 
 
 # ---------------------------------------------------------------------------- the receiver
@@ -316,14 +310,13 @@ class _Events:
 
 
 class GpsTrack:
-    """`GpsErrorModel.observe` on arrays (same seed, same draws)."""
+    """`GpsErrorModel.observe` on arrays (the same model's draws)."""
 
     def __init__(self, spec: GpsSpec, seed: int) -> None:
         self.spec = spec
         self.seed = seed
-        rng = random.Random(f"gps:{seed}")
-        self.size = [(rng.uniform(60, 600), rng.uniform(0, 2 * math.pi)) for _ in range(2)]
-        self.turn = (rng.uniform(120, 900), rng.uniform(0, 2 * math.pi))
+        model = GpsErrorModel(spec, seed)
+        self.size, self.turn = model.size, model.turn
 
     def _events(
         self, kind: str, rate_per_h: float, span: tuple[float, float], minutes: range
@@ -332,11 +325,10 @@ class GpsTrack:
         start, end = np.full(n, np.inf), np.full(n, -np.inf)
         magnitude, direction = np.zeros(n), np.zeros(n)
         for i, m in enumerate(minutes):
-            rng = random.Random(f"{self.seed}:{kind}:{m}")
-            if rng.random() >= rate_per_h / 60.0:
+            event = minute_event(self.seed, kind, rate_per_h, span, m)
+            if event is None:
                 continue
-            start[i] = m * 60.0 + rng.uniform(0, 60.0)
-            end[i] = start[i] + rng.uniform(*span)
+            start[i], end[i], rng = event
             if kind == "multipath":
                 magnitude[i] = rng.uniform(*self.spec.multipath_m)
                 direction[i] = rng.uniform(0, 2 * math.pi)
@@ -560,7 +552,7 @@ def simulate_window(
     grid = on - lead + STEP_S * np.arange(steps + lead, dtype=np.float64)
     values: dict[str, FloatArray] = {}
     flagged: dict[str, BoolArray] = {}
-    signs = drift_signs(specs, sensors_key(scenario, vehicle_index, window.index))
+    signs = drift_signs(specs, sensors_key(vehicle_seed(scenario, vehicle_index), window.index))
     rng = np.random.default_rng(_seed(scenario.seed, vehicle_index, window.index, "noise"))
     since = times - on
     if steps:

@@ -117,6 +117,20 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
+def segment_distance_m(
+    a: tuple[float, float], b: tuple[float, float], p: tuple[float, float]
+) -> float:
+    """Distance from p to the segment a-b (each (lat, lon)), on the plane tangent at a: exact
+    enough over the few hundred metres of a street."""
+    k = math.radians(1.0) * EARTH_RADIUS_M
+    c = math.cos(math.radians(a[0]))
+    bx, by = (b[1] - a[1]) * k * c, (b[0] - a[0]) * k
+    px, py = (p[1] - a[1]) * k * c, (p[0] - a[0]) * k
+    length2 = bx * bx + by * by
+    f = 0.0 if length2 == 0 else min(1.0, max(0.0, (px * bx + py * by) / length2))
+    return math.hypot(px - f * bx, py - f * by)
+
+
 @dataclass(frozen=True, slots=True)
 class FixFilter:
     """Which fixes are good enough to place a reading (the `[gps]` thresholds)."""

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from firmware_sim.geo import EARTH_RADIUS_M, haversine_m
+from edge.quality import segment_distance_m
+from firmware_sim.geo import haversine_m
 
 # Typical urban background in Beijing in canonical units, and the sensor noise (1 sigma) of a
 # patrol box's modules.
@@ -129,19 +130,6 @@ class Source:
     def contribution(self, lat: float, lon: float) -> dict[str, float]:
         weight = math.exp(-self.distance_m(lat, lon) / self.decay_m)
         return {ch: amp * weight for ch, amp in self.amplitude.items()}
-
-
-def segment_distance_m(
-    a: tuple[float, float], b: tuple[float, float], p: tuple[float, float]
-) -> float:
-    """Distance from p to the segment a-b (all lat, lon), on a local plane around a."""
-    k = math.radians(1.0) * EARTH_RADIUS_M
-    c = math.cos(math.radians(a[0]))
-    bx, by = (b[1] - a[1]) * k * c, (b[0] - a[0]) * k
-    px, py = (p[1] - a[1]) * k * c, (p[0] - a[0]) * k
-    length2 = bx * bx + by * by
-    f = 0.0 if length2 == 0 else min(1.0, max(0.0, (px * bx + py * by) / length2))
-    return math.hypot(px - f * bx, py - f * by)
 
 
 @dataclass

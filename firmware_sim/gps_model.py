@@ -64,13 +64,27 @@ def _offset(lat: float, lon: float, east_m: float, north_m: float) -> tuple[floa
     return lat + dlat, lon + dlon
 
 
+def minute_event(
+    seed: int, kind: str, rate_per_h: float, span: tuple[float, float], minute: int
+) -> tuple[float, float, random.Random] | None:
+    """The event of `kind` that starts in `minute` (since the epoch), if one does: its start and
+    end (s) and its generator, for the event's further draws. Each minute draws on its own, so
+    any moment's events are known without walking the time before it."""
+    rng = random.Random(f"{seed}:{kind}:{minute}")
+    if rng.random() >= rate_per_h / 60.0:
+        return None
+    start = minute * 60.0 + rng.uniform(0, 60.0)
+    return start, start + rng.uniform(*span), rng
+
+
 class GpsErrorModel:
     def __init__(self, spec: GpsSpec, seed: int) -> None:
         self.spec = spec
         self.seed = seed
         rng = random.Random(f"gps:{seed}")
-        self._size = [(rng.uniform(60, 600), rng.uniform(0, 2 * math.pi)) for _ in range(2)]
-        self._turn = (rng.uniform(120, 900), rng.uniform(0, 2 * math.pi))
+        # the wandering error: two (period s, phase) of its size, one of its direction
+        self.size = [(rng.uniform(60, 600), rng.uniform(0, 2 * math.pi)) for _ in range(2)]
+        self.turn = (rng.uniform(120, 900), rng.uniform(0, 2 * math.pi))
 
     def _event(
         self, kind: str, rate_per_h: float, span: tuple[float, float], t: float
@@ -78,12 +92,9 @@ class GpsErrorModel:
         """The event of `kind` covering second t, if any: (its start, its generator)."""
         minute = math.floor(t / 60.0)
         for m in (minute, minute - 1):
-            rng = random.Random(f"{self.seed}:{kind}:{m}")
-            if rng.random() >= rate_per_h / 60.0:
-                continue
-            start = m * 60.0 + rng.uniform(0, 60.0)
-            if start <= t < start + rng.uniform(*span):
-                return start, rng
+            event = minute_event(self.seed, kind, rate_per_h, span, m)
+            if event is not None and event[0] <= t < event[1]:
+                return event[0], event[2]
         return None
 
     def observe(self, t: float, lat: float, lon: float) -> GpsObservation:
@@ -92,13 +103,13 @@ class GpsErrorModel:
         in_zone = any(haversine_m(z.lat, z.lon, lat, lon) <= z.radius_m for z in spec.dropout_zones)
         if in_zone or self._event("dropout", spec.dropouts_per_h, spec.dropout_s, t):
             return GpsObservation(lat, lon, False, 0, 3, 99.0, 0.0)
-        (p1, f1), (p2, f2) = self._size
+        (p1, f1), (p2, f2) = self.size
         wander = 0.5 + 0.25 * (
             math.sin(2 * math.pi * t / p1 + f1) + math.sin(2 * math.pi * t / p2 + f2)
         )
         low, high = spec.error_m
         size = low + (high - low) * wander
-        angle = 2 * math.pi * t / self._turn[0] + self._turn[1]
+        angle = 2 * math.pi * t / self.turn[0] + self.turn[1]
         east, north = size * math.sin(angle), size * math.cos(angle)
         hdop = spec.hdop * (1.0 + 0.1 * (size - low))
         satellites = 14 - round(2 * wander)

@@ -131,6 +131,16 @@ class ShiftDrives:
         return VehicleState(end.lat, end.lon, 0.0, end.heading_deg)
 
 
+def vehicle_seed(scenario: Scenario, index: int) -> int:
+    """The seed of everything random about the scenario's vehicle `index`."""
+    return scenario.seed * 1000 + index
+
+
+def sensors_key(seed: int, window: int) -> str:
+    """The seed of a vehicle's modules in its shift window `window` (cold from each power-on)."""
+    return f"sensors:{seed}" if window == 0 else f"sensors:{seed}:{window}"
+
+
 class PatrolVehicle(SerialDevices):
     """One scenario vehicle: a box and a GPS receiver on their own pseudo-terminals, powered
     only inside the vehicle's shift windows. Each window is a new power-on: a new drive on the
@@ -153,7 +163,7 @@ class PatrolVehicle(SerialDevices):
         self.clock = clock
         self.field = field
         self.windows = scenario.windows(spec)
-        self.seed = scenario.seed * 1000 + index
+        self.seed = vehicle_seed(scenario, index)
         self.drive = ShiftDrives(self.windows, routes, spec, self.seed)
         self._specs = {ch: s for ch, s in scenario.sensors.items() if ch in field.background}
         self._sensors: tuple[int, SensorArray] | None = None
@@ -188,7 +198,7 @@ class PatrolVehicle(SerialDevices):
         i = self.drive.last_index(moment) or 0
         if self._sensors is None or self._sensors[0] != i:
             on = self.windows[i].on if self.windows else self.scenario.start
-            key = f"sensors:{self.seed}" if i == 0 else f"sensors:{self.seed}:{i}"
+            key = sensors_key(self.seed, i)
             self._sensors = (i, SensorArray(self._specs, random.Random(key), on.timestamp()))
         return self._sensors[1]
 

@@ -95,10 +95,10 @@ class SensorArray:
     max_step_s: float = 1.0
     _state: dict[str, float] = field(default_factory=dict, init=False)
     _last: float | None = field(default=None, init=False)
-    _drift_sign: dict[str, float] = field(default_factory=dict, init=False)
+    drift_sign: dict[str, float] = field(default_factory=dict, init=False)  # per channel, +-1
 
     def __post_init__(self) -> None:
-        self._drift_sign = {ch: self.rng.choice((-1.0, 1.0)) for ch in sorted(self.specs)}
+        self.drift_sign = {ch: self.rng.choice((-1.0, 1.0)) for ch in sorted(self.specs)}
 
     def warming_up(self, t: float, channels: Collection[str] | None = None) -> bool:
         """Any module (of `channels`, if given: those the box serves) still warming up."""
@@ -128,7 +128,7 @@ class SensorArray:
         out: dict[str, float] = {}
         for ch, spec in self.specs.items():
             value = self._state[ch] * warmup_factor(since, spec.warmup_s)
-            value += self._drift_sign[ch] * spec.drift_per_h * max(0.0, since) / 3600.0
+            value += self.drift_sign[ch] * spec.drift_per_h * max(0.0, since) / 3600.0
             value += self.rng.gauss(0.0, spec.noise) if spec.noise else 0.0
             if spec.floor is not None:
                 value = max(spec.floor, value)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import h3
 import numpy as np
 
-from edge.quality import EARTH_RADIUS_M, distance_m
+from edge.quality import distance_m, segment_distance_m
 from hotspots.analysis.clusters import components
 from hotspots.analysis.grouping import FloatArray, IntArray, dense_labels, group_count, group_sum
 from hotspots.analysis.passes import PassTable
@@ -87,20 +87,6 @@ SLOW_CHANNELS = frozenset({"no2", "o3", "co", "so2", "hcho", "co2"})
 
 def match_radius(pollutant: str) -> float:
     return SLOW_MATCH_RADIUS_M if pollutant in SLOW_CHANNELS else MATCH_RADIUS_M
-
-
-def segment_distance_m(
-    a: tuple[float, float], b: tuple[float, float], p: tuple[float, float]
-) -> float:
-    """Distance from p to the segment a-b (each (lat, lon)), on the plane tangent at a: exact
-    enough over the few hundred metres of a street."""
-    k = math.radians(1.0) * EARTH_RADIUS_M
-    c = math.cos(math.radians(a[0]))
-    bx, by = (b[1] - a[1]) * k * c, (b[0] - a[0]) * k
-    px, py = (p[1] - a[1]) * k * c, (p[0] - a[0]) * k
-    length2 = bx * bx + by * by
-    f = 0.0 if length2 == 0 else min(1.0, max(0.0, (px * bx + py * by) / length2))
-    return math.hypot(px - f * bx, py - f * by)
 
 
 @dataclass(frozen=True, slots=True)

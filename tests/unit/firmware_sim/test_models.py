@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from edge.modbus import crc_ok, decode_response, encode_read_response
 from edge.profile import load_profile
+from edge.quality import segment_distance_m
 from firmware_sim.faults import ChannelWindow, FaultPlan, FaultSpec, corrupt_crc
-from firmware_sim.field import PollutionField, Schedule, Source, segment_distance_m
+from firmware_sim.field import PollutionField, Schedule, Source
 from firmware_sim.geo import haversine_m
 from firmware_sim.gps_model import DropoutZone, GpsErrorModel, GpsSpec
 from firmware_sim.motion import PatrolDrive, SpeedProfile
