@@ -16,7 +16,7 @@ For each pollutant with a floor in the settings and values in the passes:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -538,22 +538,17 @@ class _Contrast:
     def or_scanned(self, scanned: ScannedWindows) -> _Contrast:
         """A scanned window where no stratum's window holds (the strata come first: they are
         named and tried without a scan's correction)."""
-        take = (self.stratum < 0) & (scanned.start >= 0)
-
-        def pick(a: Any, b: Any) -> Any:
-            return np.where(take, b, a)
-
-        none = np.full(len(take), -1, dtype=np.int64)
-        return _Contrast(
-            inside=pick(self.inside, scanned.inside),
-            outside=pick(self.outside, scanned.outside),
-            passes_inside=pick(self.passes_inside, scanned.passes_inside),
-            passes_outside=pick(self.passes_outside, scanned.passes_outside),
-            stratum=self.stratum,
-            p=pick(self.p, scanned.p),
-            start=pick(none, scanned.start),
-            end=pick(none, scanned.end),
+        found = _Contrast(
+            inside=scanned.inside,
+            outside=scanned.outside,
+            passes_inside=scanned.passes_inside,
+            passes_outside=scanned.passes_outside,
+            stratum=np.full(len(scanned.start), -1, dtype=np.int64),
+            p=scanned.p,
+            start=scanned.start,
+            end=scanned.end,
         )
+        return self._pick(found, (self.stratum < 0) & (scanned.start >= 0))
 
     @classmethod
     def of(
@@ -573,18 +568,19 @@ class _Contrast:
 
     def better(self, other: _Contrast) -> _Contrast:
         """Per cell, whichever window has the smaller p-value."""
-        take = other.p < self.p
+        return self._pick(other, other.p < self.p)
+
+    def _pick(self, other: _Contrast, take: BoolArray) -> _Contrast:
+        """Per cell, `other`'s window where `take`, else this one's (no scanned hours: -1)."""
+        none = np.full(len(take), -1, dtype=np.int64)
 
         def pick(a: Any, b: Any) -> Any:
-            return np.where(take, b, a)
+            if a is None and b is None:
+                return None
+            return np.where(take, none if b is None else b, none if a is None else a)
 
         return _Contrast(
-            inside=pick(self.inside, other.inside),
-            outside=pick(self.outside, other.outside),
-            passes_inside=pick(self.passes_inside, other.passes_inside),
-            passes_outside=pick(self.passes_outside, other.passes_outside),
-            stratum=pick(self.stratum, other.stratum),
-            p=pick(self.p, other.p),
+            **{f.name: pick(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)}
         )
 
     def rows(self, at: IntArray) -> Window:

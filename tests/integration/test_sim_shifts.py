@@ -15,7 +15,7 @@ from edge.agent import Agent
 from edge.config import load_edge_settings
 from edge.profile import load_profile
 from edge.wire import Reading
-from firmware_sim.cli import edge_config_text, sim_quality
+from firmware_sim.cli import sim_quality, write_edge_config
 from firmware_sim.patrol import ScenarioRun
 from firmware_sim.scenario import parse_scenario
 from tests.services import wait_until
@@ -52,20 +52,7 @@ def test_the_agent_warms_up_again_after_the_box_was_off_between_shifts(
     vehicle = run.vehicles[0]
     first, second = vehicle.windows
     quality = sim_quality(scenario, load_profile("default-multi"), SPEED)
-    config = tmp_path / f"{name}.toml"
-    config.write_text(
-        edge_config_text(
-            name,
-            "default-multi",
-            vehicle.box_path,
-            vehicle.gps_path,
-            SPEED,
-            broker_url,
-            str(tmp_path / "outbox.sqlite3"),
-            quality,
-        ),
-        encoding="utf-8",
-    )
+    config = write_edge_config(tmp_path, vehicle, scenario.vehicles[0], SPEED, broker_url)
     settings = load_edge_settings(str(config), {})
     settings = replace(settings, mqtt=settings.mqtt.replace(topic_root=topic_root))
     readings: list[Reading] = []
