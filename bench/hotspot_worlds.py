@@ -6,7 +6,9 @@ flags), its readings go through the ingest's pass builder and the job's table co
 for each H3 resolution and pass count N the data are cut at the first local day at which the
 median source cell has N passes; then `detect` with the default settings and the two naive
 baselines run on the same table and are scored with hotspots.scoring (bench.world_scoring).
-Null worlds (no sources) count false hotspots of every analysed pollutant.
+Null worlds (no sources) count false hotspots of every analysed pollutant. Beside the targets
+it reports a bound: the recall of a test that knows each source's place and what it adds to every
+reading (world_scoring.StreetSignal.oracle_snr), which no method can expect to beat.
 
     .venv/bin/python -m bench.hotspot_worlds --family mixed --worlds 30 --nulls 20 --seed 1
     .venv/bin/python -m bench.hotspot_worlds --scenario firmware_sim/scenarios/shuangjing.toml \\
@@ -174,6 +176,29 @@ CLASSES: dict[str, Classifier] = {
 }
 
 
+ORACLE_ALPHAS = (0.05, 0.001)
+ORACLE_KEYS = {
+    "oracle_snr": "every reading",
+    "oracle_local_snr": "readings within its match radius",
+}
+
+
+def _oracle_recall(
+    worlds: Sequence[World], res: int, n: int, alpha: float, key: str
+) -> float | None:
+    """Mean power over the scored sources of the test that knows each source's place and
+    signal (world_scoring.StreetSignal.oracle_snr): the recall no method can expect to beat
+    at that false-alarm rate per source."""
+    z = statistics.NormalDist().inv_cdf(1.0 - alpha)
+    powers = [
+        statistics.NormalDist().cdf(snr - z)
+        for _, r in _records(worlds, res, n, null=False)
+        for snr in r.get(key, ())
+        if snr is not None
+    ]
+    return sum(powers) / len(powers) if powers else None
+
+
 def _intermittent(c: dict[str, Any]) -> bool:
     """On at least half of the days, and not all the time (days share < 1, or a schedule)."""
     return bool(c["days"] >= 0.5 and (c["days"] < 1.0 or c["schedule"] != "always"))
@@ -260,6 +285,11 @@ def _targets(worlds: Sequence[World], res: int) -> list[str]:
         for _, r, j, c in _objects(worlds, res, n)
         if c["signal"] is not None and c["signal"] >= 1.0
     ]
+    bounds = {
+        (key, alpha): _oracle_recall(worlds, res, n, alpha, key)
+        for key in ORACLE_KEYS
+        for alpha in ORACLE_ALPHAS
+    }
     recall_int = [f for f, _ in episodic]
     in_time = [t for f, t in episodic if f]
     false_null = _null_false(worlds, res, n, "detector")
@@ -282,6 +312,15 @@ def _targets(worlds: Sequence[World], res: int) -> list[str]:
         ),
         ("(pairs < 250 m apart: both found)", _share(close), "-"),
         ("(recall of sources adding >= 1 sensor sigma in their cell)", _share(visible), "-"),
+        *(
+            (
+                f"(bound: recall of a test that knows each source, {ORACLE_KEYS[key]}, "
+                f"one-sided alpha = {alpha:g})",
+                _fmt(bound),
+                "-",
+            )
+            for (key, alpha), bound in bounds.items()
+        ),
         ("sources on >= 50 % of days, not always on: recall", _share(recall_int), "-"),
         ("... of those found: episodic or in their time stratum", _share(in_time), "-"),
         ("false hotspots in the null worlds <= 1", str(false_null), met(false_null <= 1)),

@@ -335,6 +335,49 @@ class StreetSignal:
             for w, o in zip(self.windows, off, strict=True)
         ]
         self._cells: dict[int, list[np.ndarray[Any, Any]]] = {}
+        self._clean = clean
+        self._off = off
+        self._channels = tuple(channels)
+        self._alone: dict[str, list[dict[str, np.ndarray[Any, Any]]]] = {}
+
+    def alone(self, name: str) -> list[dict[str, np.ndarray[Any, Any]]]:
+        """What the source called `name` adds by itself, per window and channel."""
+        if name not in self._alone:
+            source = next(s for s in self._clean.sources if s.name == name)
+            on = world_readings(replace(self._clean, sources=(source,)), self._channels)
+            self._alone[name] = [
+                {ch: w.values[ch] - o.values[ch] for ch in w.values}
+                for w, o in zip(on, self._off, strict=True)
+            ]
+        return self._alone[name]
+
+    def oracle_snr(
+        self,
+        name: str,
+        channel: str,
+        noise: float,
+        cut: float,
+        within: TrueSource | None = None,
+    ) -> float | None:
+        """The signal-to-noise ratio of the best test for this one source that any method could
+        run on the readings before `cut`: one that knows where the source is and what it adds
+        to every reading, in white noise of the sensor's sigma (the Neyman-Pearson test, whose
+        statistic is the readings weighted by the noiseless signal). No drift, no background
+        variation, no quantisation: a bound, not an estimate. With `within`, only the readings
+        within that source's match radius count: what a method placing the source within reach
+        can draw on, if it uses no reading further away."""
+        if noise <= 0:
+            return None
+        energy = 0.0
+        for w, added in zip(self.windows, self.alone(name), strict=True):
+            values = added.get(channel)
+            if values is None:
+                continue
+            use = w.fix & ~w.stationary & ~w.flagged[channel] & ~np.isnan(values) & (w.times < cut)
+            if within is not None:
+                use &= shape_distance_m(within, w.lat, w.lon) <= match_radius(channel)
+            energy += float(np.square(values[use]).sum())
+        return round(float(np.sqrt(energy)) / noise, 3)
 
     def cells(self, resolution: int) -> list[np.ndarray[Any, Any]]:
         """Each reading's cell (0 without a fix), per window."""
@@ -363,6 +406,25 @@ class StreetSignal:
             total += float(values[use].sum())
             n += int(use.sum())
         return None if n == 0 or noise <= 0 else round(total / n / noise, 3)
+
+
+def shape_distance_m(
+    source: TrueSource, lat: np.ndarray[Any, Any], lon: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """`TrueSource.distance_m` for arrays of positions, on a local plane (sources span < 1 km)."""
+    ky = 111_320.0
+    kx = ky * math.cos(math.radians(source.lat))
+    x = (lon - source.lon) * kx
+    y = (lat - source.lat) * ky
+    if source.end is None:
+        d = np.hypot(x, y)
+    else:
+        ex = (source.end[1] - source.lon) * kx
+        ey = (source.end[0] - source.lat) * ky
+        length2 = ex * ex + ey * ey
+        f = np.clip((x * ex + y * ey) / length2, 0.0, 1.0) if length2 > 0 else np.zeros_like(x)
+        d = np.hypot(x - f * ex, y - f * ey)
+    return np.maximum(0.0, d - source.radius_m)
 
 
 def evaluate_world(
@@ -435,6 +497,17 @@ def evaluate_world(
                 found_in_time(raw, t, frozenset(c["strata"]))
                 for t, c in zip(truth, classes, strict=True)
             ]
+            if signal is not None:
+                record["oracle_snr"] = [
+                    signal.oracle_snr(t.name, t.pollutant, sensor_noise(scenario, t.pollutant), cut)
+                    for t in truth
+                ]
+                record["oracle_local_snr"] = [
+                    signal.oracle_snr(
+                        t.name, t.pollutant, sensor_noise(scenario, t.pollutant), cut, t
+                    )
+                    for t in truth
+                ]
             record["cell_passes"] = [
                 int(np.count_nonzero(part.cell == cell_of[t.name])) for t in truth
             ]

@@ -92,7 +92,8 @@ class CellTable:
     spikes: IntArray
     first: FloatArray  # epoch s
     last: FloatArray
-    p_magnitude: FloatArray
+    p_magnitude: FloatArray  # the magnitude test: p_median, or with mean_test the smaller of
+    # p_median and p_mean, doubled (Bonferroni)
     delta: float
     reference: float
     margin: float  # the magnitude test's margin
@@ -113,6 +114,8 @@ class CellTable:
     day_rate: float = float("nan")  # share of the stratum's (cell, day) groups that are on
     deff: FloatArray | None = None  # design effect of each cell's passes
     rho: float = 0.0  # estimated correlation of excesses within (cell, day)
+    p_median: FloatArray | None = None  # the median's test (magnitude_test)
+    p_mean: FloatArray | None = None  # the clipped mean's test, with mean_test
 
     def __len__(self) -> int:
         return len(self.cell)
@@ -208,12 +211,9 @@ def cell_table(
     sigma = max(robust_sigma(excess), _spread_floor(pollutant, readings, settings))
     days = _Days.of(label, day, excess, k, delta, settings, median_excess)
     n_eff = passes / days.deff
-    area = np.sort(excess)
-    step = settings.quantum.get(pollutant, 0.0)
-    if settings.magnitude_test == "signed_rank":
-        _, p, _ = signed_rank_greater(label, excess - margin, k, settings.exact_wilcoxon_max_n)
-    else:
-        p = _median_p(median_excess, n_eff, sigma, margin, area, step, settings)
+    p, p_median, p_mean = _magnitude_p(
+        label, excess, k, n_eff, median_excess, sigma, margin, days, pollutant, settings
+    )
     share_threshold = (
         float(np.quantile(excess, settings.share_quantile)) + margin if len(excess) else np.nan
     )
@@ -223,17 +223,7 @@ def cell_table(
     p_share = binomial_greater(over / days.deff, n_eff, share_rate)
     few = days.count < settings.few_days
     if few.any():
-        # Without the strongest day: the day with the highest median (magnitude), the day with
-        # the most passes in the area's top share (share test).
-        rest = days.without_strongest(label, k)
-        rest_median = group_median(label[rest], excess[rest], k)
-        rest_n = group_count(label[rest], k) / days.deff
-        p_rest = np.where(
-            rest_n > 0,
-            _median_p(rest_median, rest_n, sigma, margin, area, step, settings),
-            1.0,
-        )
-        p = np.where(few, np.fmax(p, p_rest), p)
+        # Without the day with the most passes in the area's top share.
         over_rest, n_rest = days.share_without_strongest(label, is_over, k)
         p_share_rest = binomial_greater(over_rest / days.deff, n_rest / days.deff, share_rate)
         p_share = np.where(few, np.fmax(p_share, p_share_rest), p_share)
@@ -253,6 +243,8 @@ def cell_table(
         first=first,
         last=last,
         p_magnitude=p,
+        p_median=p_median,
+        p_mean=p_mean,
         delta=delta,
         reference=reference,
         margin=margin,
@@ -289,7 +281,7 @@ def _rows(table: CellTable, keep: BoolArray) -> CellTable:
         name: None if getattr(table, name) is None else getattr(table, name)[keep]
         for name in (
             "level_energy", "p_share", "days_on", "days_off", "p_days", "off_excess",
-            "on_excess", "q_off", "deff",
+            "on_excess", "q_off", "deff", "p_median", "p_mean",
         )
     }  # fmt: skip
     return replace(table, **optional, **columns)
@@ -301,6 +293,86 @@ def _spread_floor(pollutant: str, readings: IntArray | None, settings: AnalysisS
     MAD of many tied values can be 0)."""
     typical = float(np.median(readings)) if readings is not None and len(readings) else 1.0
     return settings.noise_for(pollutant) / math.sqrt(max(typical, 1.0))
+
+
+def _magnitude_p(
+    label: IntArray,
+    excess: FloatArray,
+    k: int,
+    n_eff: FloatArray,
+    median_excess: FloatArray,
+    sigma: float,
+    margin: float,
+    days: _Days,
+    pollutant: str,
+    settings: AnalysisSettings,
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+    """The magnitude test's p-value, the median's and the clipped mean's (None without
+    `mean_test`). A cell seen on fewer than `few_days` days must pass each without its strongest
+    day (the day with the highest median)."""
+    area = np.sort(excess)
+    step = settings.quantum.get(pollutant, 0.0)
+    if settings.magnitude_test == "signed_rank":
+        _, p_median, _ = signed_rank_greater(
+            label, excess - margin, k, settings.exact_wilcoxon_max_n
+        )
+    else:
+        p_median = _median_p(median_excess, n_eff, sigma, margin, area, step, settings)
+    p_mean = (
+        _winsorised_mean_p(label, excess, k, n_eff, sigma, margin, settings)
+        if settings.mean_test
+        else None
+    )
+    few = days.count < settings.few_days
+    if few.any():
+        rest = days.without_strongest(label, k)
+        rest_n = group_count(label[rest], k) / days.deff
+        rest_median = group_median(label[rest], excess[rest], k)
+        p_rest = np.where(
+            rest_n > 0, _median_p(rest_median, rest_n, sigma, margin, area, step, settings), 1.0
+        )
+        p_median = np.where(few, np.fmax(p_median, p_rest), p_median)
+        if p_mean is not None:
+            p_mean_rest = _winsorised_mean_p(
+                label[rest], excess[rest], k, rest_n, sigma, margin, settings, excess
+            )
+            p_mean = np.where(few, np.fmax(p_mean, np.where(rest_n > 0, p_mean_rest, 1.0)), p_mean)
+    if p_mean is None:
+        return p_median, p_median, None
+    return np.fmin(1.0, 2.0 * np.fmin(p_median, p_mean)), p_median, p_mean
+
+
+def _winsorised_mean_p(
+    label: IntArray,
+    excess: FloatArray,
+    k: int,
+    n_eff: FloatArray,
+    sigma: float,
+    margin: float,
+    settings: AnalysisSettings,
+    area: FloatArray | None = None,
+) -> FloatArray:
+    """One-sided p-value that each cell's mean pass excess, every excess clipped to
+    winsor_sigmas x sigma of the area's median, is above the area's clipped mean + margin, with the area's clipped
+    spread as the scale: a source that is on in fewer than half of the passes moves a cell's
+    mean but hardly its median; the clipping keeps one plume from making a cell."""
+    whole = excess if area is None else area
+    bound = settings.winsor_sigmas * sigma
+    if len(whole) < 2 or bound <= 0:
+        return np.ones(k)
+    middle = float(np.median(whole))
+    clipped_area = np.clip(whole, middle - bound, middle + bound)
+    centre = float(clipped_area.mean())
+    spread = float(clipped_area.std(ddof=1))
+    if spread <= 0:
+        return np.ones(k)
+    clipped = np.clip(excess, middle - bound, middle + bound)
+    passes = group_count(label, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = group_sum(label, clipped, k) / passes
+        z = (mean - centre - margin) / (spread / np.sqrt(n_eff))
+    z = np.where(passes > 0, z, -np.inf)
+    return np.asarray(1.0 - ndtr(z), dtype=np.float64)
 
 
 def _median_p(

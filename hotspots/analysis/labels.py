@@ -215,6 +215,16 @@ def in_window(tests: Evidence) -> BoolArray:
     return np.asarray(found, dtype=bool)
 
 
+def _magnitude_p(table: CellTable, row: int, settings: AnalysisSettings) -> str:
+    if table.p_mean is None or table.p_median is None:
+        return f"{settings.magnitude_test} p = {table.p_magnitude[row]:.2g}"
+    return (
+        f"p = {table.p_magnitude[row]:.2g} (twice the smaller of {settings.magnitude_test} "
+        f"p = {table.p_median[row]:.2g} and the mean clipped at "
+        f"{settings.winsor_sigmas:g} sigma p = {table.p_mean[row]:.2g})"
+    )
+
+
 def reasons(
     table: CellTable, tests: Evidence, row: int, label: Label, settings: AnalysisSettings
 ) -> tuple[Reason, ...]:
@@ -235,7 +245,7 @@ def reasons(
         out.append(
             Reason(
                 "magnitude",
-                f"{excess}; {settings.magnitude_test} p = {table.p_magnitude[row]:.2g} that it exceeds "
+                f"{excess}; {_magnitude_p(table, row, settings)} that it exceeds "
                 f"{table.margin:.3g}, BH-adjusted "
                 f"{tests.magnitude_q[row]:.2g} <= q = {settings.fdr_q}",
             )

@@ -206,6 +206,9 @@ class AnalysisSettings:
     margin_factor: float = 0.1  # magnitude and share tests: excess above 0.1 x delta, not just 0
     share_quantile: float = 0.75  # share test: passes above the area's upper quartile
     magnitude_test: str = "median_z"  # "median_z" or "signed_rank", see significance.py
+    # ... and the winsorised mean of the cell's excesses (Bonferroni over the two)
+    mean_test: bool = True
+    winsor_sigmas: float = 3.0
     exact_wilcoxon_max_n: int = 25  # exact signed-rank p-values up to this many passes
     spatial_band_m: float = 150.0  # Gi* / local Moran neighbourhood: cells within this band
     spatial_min_passes: int = 3  # cells with fewer passes stay out of the spatial tests
@@ -242,6 +245,7 @@ class AnalysisSettings:
             "spatial_band_m",
             "episodic_factor",
             "lattice_steps",
+            "winsor_sigmas",
         ):
             _positive(name, getattr(self, name))
         if not (math.isfinite(self.stationary_speed_mps) and self.stationary_speed_mps >= 0):

@@ -15,6 +15,10 @@ Wilcoxon's original method), W+ = the sum of the ranks of positive X. Up to
 by counting subsets of ranks); otherwise the normal approximation with tie and continuity
 correction (as scipy.stats.wilcoxon(method="approx", correction=True)).
 
+Beside the median, `mean_test` adds the cell's mean of excesses clipped around the area's median
+(hotspots.analysis.cellstats): a source on in fewer than half of the passes moves a mean, not a
+median.
+
 Episodes: a one-sided binomial test that a cell has more passes far above the reference than the
 area's own rate of such passes (random plumes happen everywhere; a source that runs now and then
 makes them happen more often in one place).

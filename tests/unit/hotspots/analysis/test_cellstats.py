@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -82,11 +83,32 @@ def test_cell_statistics_by_hand() -> None:
     assert table.margin == 2.5
     assert table.sigma == pytest.approx(1.4826 * 6)
     z = (11 - 2.5) / (math.sqrt(math.pi / 2) * 1.4826 * 6 / math.sqrt(5))
-    assert table.p_magnitude[0] == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)))
+    p_median = 0.5 * math.erfc(z / math.sqrt(2))
+    assert table.p_median is not None
+    assert table.p_median[0] == pytest.approx(p_median)
+    # The mean clipped at 3 sigma around the area's median 10.5: 39 counts as 37.19; against
+    # the area's clipped mean + margin, with the area's clipped spread.
+    clipped = [1.0, 13.0, 10.5 + 3 * 1.4826 * 6, 11.0, 10.0, -4.0]
+    centre, spread = statistics.mean(clipped), statistics.stdev(clipped)
+    z_mean = (statistics.mean(clipped[:5]) - centre - 2.5) / (spread / math.sqrt(5))
+    p_mean = 0.5 * math.erfc(z_mean / math.sqrt(2))
+    assert table.p_mean is not None
+    assert table.p_mean[0] == pytest.approx(p_mean)
+    assert table.p_magnitude[0] == pytest.approx(min(1.0, 2 * min(p_median, p_mean)))
+    median_only = cell_table(
+        "pm25", "all_day", cell, vehicle, day, start, end, value, enhancement,
+        reference=1.0, energy=False,
+        settings=replace(PLAIN, floors={"pm25": 10.0}, margin_factor=0.25, mean_test=False),
+    )  # fmt: skip
+    assert median_only.p_magnitude[0] == pytest.approx(p_median)
+    assert median_only.p_mean is None
     ranked = cell_table(
         "pm25", "all_day", cell, vehicle, day, start, end, value, enhancement,
         reference=1.0, energy=False,
-        settings=replace(PLAIN, floors={"pm25": 10.0}, margin_factor=0.25, magnitude_test="signed_rank"),
+        settings=replace(
+            PLAIN, floors={"pm25": 10.0}, margin_factor=0.25, magnitude_test="signed_rank",
+            mean_test=False,
+        ),
     )  # fmt: skip
     # Against the margin: 1 - 2.5 is the only negative, with the smallest |.|: p = 2 / 32.
     assert ranked.p_magnitude[0] == pytest.approx(2 / 32)
@@ -308,3 +330,53 @@ def test_days_that_alternate_on_and_off_are_a_pattern() -> None:
     )  # fmt: skip
     assert table.q_off is not None
     assert table.q_off[0] <= 0.001
+
+
+def _mean_p_table(excess: np.ndarray, settings: AnalysisSettings) -> np.ndarray:
+    """p_mean of cell 1 (the first 10 passes) beside 60 ordinary passes in cell 2."""
+    n = len(excess)
+    cell = np.array([1] * 10 + [2] * (n - 10), dtype=np.int64)
+    day = np.arange(n, dtype=np.int64) % 10
+    start = np.arange(n, dtype=np.float64) * 60
+    table = cell_table(
+        "pm25", "all_day", cell, np.zeros(n, dtype=np.int64), day, start, start + 5,
+        excess + 30, excess, reference=0.0, energy=False, settings=settings,
+    )  # fmt: skip
+    assert table.p_mean is not None
+    return table.p_mean
+
+
+excesses = st.lists(st.floats(-20.0, 20.0), min_size=70, max_size=70).map(np.array)
+
+
+@given(excesses, st.floats(-50.0, 50.0))
+def test_the_clipped_mean_test_is_a_probability_and_ignores_a_common_shift(
+    excess: np.ndarray, shift: float
+) -> None:
+    settings = replace(PLAIN, floors={"pm25": 1.0}, margin_factor=0.0)
+    p = _mean_p_table(excess, settings)
+    assert np.all((p >= 0) & (p <= 1))
+    np.testing.assert_allclose(_mean_p_table(excess + shift, settings), p, atol=1e-9, rtol=1e-6)
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(1e3, 1e9))
+def test_one_plume_of_any_height_counts_as_the_clip(seed: int, height: float) -> None:
+    # One pass of the cell far above everything: beyond the clip its height does not matter,
+    # so no single plume makes a cell.
+    rng = np.random.default_rng(seed)
+    excess = rng.normal(0.0, 5.0, 70)
+    settings = replace(PLAIN, floors={"pm25": 1.0}, margin_factor=0.0)
+    low = excess.copy()
+    low[0] = 1e3
+    high = excess.copy()
+    high[0] = height
+    np.testing.assert_allclose(_mean_p_table(low, settings), _mean_p_table(high, settings))
+
+
+@given(st.integers(0, 2**31 - 1))
+def test_a_cell_raised_by_four_sigma_is_found_by_the_clipped_mean(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    excess = rng.normal(0.0, 5.0, 70)
+    excess[:10] += 20.0
+    settings = replace(PLAIN, floors={"pm25": 1.0}, margin_factor=0.0)
+    assert _mean_p_table(excess, settings)[0] < 1e-3
