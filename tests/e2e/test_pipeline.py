@@ -62,6 +62,23 @@ def api_base(database_url: str) -> Iterator[str]:
         yield base
 
 
+@pytest.fixture
+def hotspot_job(database_url: str) -> Iterator[None]:
+    """The demo's analysis loop every 2 s, stopped when the test ends however it ends: a loop
+    left running after a failure would go on against a dropped database."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=demo_job.loop,
+        args=(lambda: psycopg.connect(database_url, autocommit=True), stop, 2.0),
+        daemon=True,
+    )
+    thread.start()
+    yield
+    stop.set()
+    thread.join(30)
+
+
+@pytest.mark.usefixtures("hotspot_job")
 def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as_hotspots(
     database_url: str, broker_url: str, topic_root: str, api_base: str
 ) -> None:
@@ -72,14 +89,6 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
     stop_ingest = threading.Event()
     ingest_thread = threading.Thread(target=ingest.run, args=(stop_ingest,))
     ingest_thread.start()
-    stop_job = threading.Event()
-    job_thread = threading.Thread(
-        target=demo_job.loop,
-        args=(lambda: psycopg.connect(database_url, autocommit=True), stop_job, 2.0),
-        daemon=True,  # stopped at the end; never keeps a failed test's process alive
-    )
-    job_thread.start()
-
     clock = SimClock(datetime.now(UTC) - timedelta(hours=6), speed=SPEED)
     field = PollutionField(SHUANGJING_SOURCES, seed=3)
     profile = load_profile("default-multi")
@@ -232,5 +241,3 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
             except AssertionError as exc:
                 listed = http.get("/v1/hotspots", params={"format": "json"}).json()
                 raise AssertionError(f"{exc}; hotspots listed: {listed}") from None
-    stop_job.set()
-    job_thread.join(30)
