@@ -358,6 +358,8 @@ class StreetSignal:
         noise: float,
         cut: float,
         within: TrueSource | None = None,
+        resolution: int | None = None,
+        blind: bool = False,
     ) -> float | None:
         """The signal-to-noise ratio of the best test for this one source that any method could
         run on the readings before `cut`: one that knows where the source is and what it adds
@@ -365,18 +367,45 @@ class StreetSignal:
         statistic is the readings weighted by the noiseless signal). No drift, no background
         variation, no quantisation: a bound, not an estimate. With `within`, only the readings
         within that source's match radius count: what a method placing the source within reach
-        can draw on, if it uses no reading further away."""
+        can draw on, if it uses no reading further away. With `resolution`, the test sees only
+        each pass's mean (consecutive readings in one H3 cell), as a method working on passes
+        does: the signal of a pass is its readings' mean signal, with n readings' weight. With
+        `blind` as well, the test knows the place but not when the source works: every reading
+        of a cell carries the cell's mean signal over the whole period (a test of cell means,
+        the cells within reach combined at their best weights)."""
         if noise <= 0:
             return None
         energy = 0.0
-        for w, added in zip(self.windows, self.alone(name), strict=True):
+        cells = self.cells(resolution) if resolution is not None else [None] * len(self.windows)
+        sums: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+        for w, added, cell in zip(self.windows, self.alone(name), cells, strict=True):
             values = added.get(channel)
             if values is None:
                 continue
             use = w.fix & ~w.stationary & ~w.flagged[channel] & ~np.isnan(values) & (w.times < cut)
             if within is not None:
                 use &= shape_distance_m(within, w.lat, w.lon) <= match_radius(channel)
-            energy += float(np.square(values[use]).sum())
+            if cell is None:
+                energy += float(np.square(values[use]).sum())
+                continue
+            c = cell[use]
+            if len(c) == 0:
+                continue
+            if blind:
+                sums.append((c, values[use]))
+                continue
+            starts = np.ones(len(c), dtype=bool)
+            starts[1:] = c[1:] != c[:-1]
+            passes = np.cumsum(starts) - 1
+            n = np.bincount(passes).astype(np.float64)
+            mean = np.bincount(passes, weights=values[use]) / n
+            energy += float((n * np.square(mean)).sum())
+        if sums:
+            every = np.concatenate([c for c, _ in sums])
+            signal = np.concatenate([v for _, v in sums])
+            _, at = np.unique(every, return_inverse=True)
+            total = np.bincount(at, weights=signal)
+            energy += float((np.square(total) / np.bincount(at)).sum())
         return round(float(np.sqrt(energy)) / noise, 3)
 
     def cells(self, resolution: int) -> list[np.ndarray[Any, Any]]:
@@ -407,6 +436,41 @@ class StreetSignal:
             n += int(use.sum())
         return None if n == 0 or noise <= 0 else round(total / n / noise, 3)
 
+    def on_off(
+        self, name: str, resolution: int, cell: int, channel: str, cut: float
+    ) -> tuple[int, int]:
+        """Passes of the source's cell before `cut` on which the source (alone) adds at least a
+        fifth of its largest pass signal there ("on"), and passes on which it adds under a
+        twentieth ("off"): without both, nothing in the data can tell an intermittent source from
+        a steady one."""
+        means: list[float] = []
+        for w, added, cells in zip(
+            self.windows, self.alone(name), self.cells(resolution), strict=True
+        ):
+            values = added.get(channel)
+            if values is None:
+                continue
+            use = (
+                (cells == cell)
+                & ~w.stationary
+                & ~w.flagged[channel]
+                & ~np.isnan(values)
+                & (w.times < cut)
+            )
+            at = np.flatnonzero(use)
+            if len(at) == 0:
+                continue
+            starts = np.ones(len(at), dtype=bool)
+            starts[1:] = np.diff(at) > 1
+            passes = np.cumsum(starts) - 1
+            means.extend((np.bincount(passes, weights=values[at]) / np.bincount(passes)).tolist())
+        if not means:
+            return 0, 0
+        top = max(means)
+        if top <= 0:
+            return 0, len(means)
+        return sum(m >= 0.2 * top for m in means), sum(m < 0.05 * top for m in means)
+
 
 def shape_distance_m(
     source: TrueSource, lat: np.ndarray[Any, Any], lon: np.ndarray[Any, Any]
@@ -425,6 +489,34 @@ def shape_distance_m(
         f = np.clip((x * ex + y * ey) / length2, 0.0, 1.0) if length2 > 0 else np.zeros_like(x)
         d = np.hypot(x - f * ex, y - f * ey)
     return np.maximum(0.0, d - source.radius_m)
+
+
+def truth_bounds(
+    signal: StreetSignal,
+    scenario: Scenario,
+    truth: Sequence[TrueSource],
+    cell_of: Mapping[str, int],
+    resolution: int,
+    cut: float,
+) -> dict[str, list[Any]]:
+    """Per source, the signal-to-noise ratios of the tests that know it (StreetSignal.oracle_snr:
+    every reading; pass means within reach; cell means within reach without its schedule) and
+    its cell's passes on and off (StreetSignal.on_off)."""
+
+    def snr(t: TrueSource, **kw: Any) -> float | None:
+        return signal.oracle_snr(
+            t.name, t.pollutant, sensor_noise(scenario, t.pollutant), cut, **kw
+        )
+
+    return {
+        "oracle_snr": [snr(t) for t in truth],
+        "oracle_pass_snr": [snr(t, within=t, resolution=resolution) for t in truth],
+        "oracle_blind_snr": [snr(t, within=t, resolution=resolution, blind=True) for t in truth],
+        "on_off": [
+            list(signal.on_off(t.name, resolution, cell_of[t.name], t.pollutant, cut))
+            for t in truth
+        ],
+    }
 
 
 def evaluate_world(
@@ -498,16 +590,7 @@ def evaluate_world(
                 for t, c in zip(truth, classes, strict=True)
             ]
             if signal is not None:
-                record["oracle_snr"] = [
-                    signal.oracle_snr(t.name, t.pollutant, sensor_noise(scenario, t.pollutant), cut)
-                    for t in truth
-                ]
-                record["oracle_local_snr"] = [
-                    signal.oracle_snr(
-                        t.name, t.pollutant, sensor_noise(scenario, t.pollutant), cut, t
-                    )
-                    for t in truth
-                ]
+                record.update(truth_bounds(signal, scenario, truth, cell_of, resolution, cut))
             record["cell_passes"] = [
                 int(np.count_nonzero(part.cell == cell_of[t.name])) for t in truth
             ]
