@@ -19,9 +19,12 @@ def apikey_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namesp
     create = actions.add_parser("create", help="make a key and print it (shown only once)")
     create.add_argument("--name", required=True, help="who or what holds the key")
     create.add_argument("--role", choices=keys.ROLES, default="read")
-    actions.add_parser("list", help="list keys (never the keys themselves)")
+    listing = actions.add_parser("list", help="list keys (never the keys themselves)")
     revoke = actions.add_parser("revoke", help="revoke a key by its key id")
     revoke.add_argument("key_id")
+    for action in (create, listing, revoke):
+        # after the action too (`apikey create --config X`), as the docs write it
+        action.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     def run(args: argparse.Namespace) -> int:
         try:

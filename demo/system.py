@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,11 +19,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
+
+from api import keys
 from demo.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 from edge.cli import stop_on_signals
+from edge.errors import EnvpatrolError
 from edge.profile import load_profile
 from firmware_sim.drive import CruiseDrive, SimClock
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
@@ -63,11 +69,43 @@ def _say(text: str) -> None:
     print(f"[demo] {text}", flush=True)
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", *args], env=env, stdout=handle, stderr=subprocess.STDOUT
-    )
+@dataclass
+class Service:
+    """One of the demo's processes, by the name the demo reports it under."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def exited(self) -> int | None:
+        return self.process.poll()
+
+    def last_lines(self, n: int = 15) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(f"    {line}" for line in lines[-n:]) or "    (empty log)"
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str], log: Path) -> Service:
+    with log.open("ab") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", *args],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    return Service(name, process, log)
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _get_json(url: str) -> object:
@@ -77,11 +115,11 @@ def _get_json(url: str) -> object:
         return json.loads(response.read())
 
 
-def _wait_http(url: str, timeout: float, alive: Callable[[], bool]) -> None:
+def _wait_http(url: str, timeout: float, api: Service) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError("the API process exited; see its log")
+        if api.exited() is not None:
+            raise ServiceExitedError(api)
         try:
             _get_json(url)
             return
@@ -90,12 +128,33 @@ def _wait_http(url: str, timeout: float, alive: Callable[[], bool]) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+class ServiceExitedError(EnvpatrolError, RuntimeError):
+    """One of the demo's services stopped on its own; `service` says which, with its log."""
+
+    def __init__(self, service: Service) -> None:
+        super().__init__(service.name, f"exited with code {service.exited()}")
+        self.service = service
+
+
+def _report_exit(service: Service) -> None:
+    _say(
+        f"{service.name} exited with code {service.exited()}; the last lines of "
+        f"{service.log}:\n{service.last_lines()}"
+    )
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    if args.port and _port_taken(args.port):
+        _say(
+            f"port {args.port} is already in use (another server?): stop it, or give "
+            "--port N (--port 0 picks a free one)"
+        )
+        return 2
     stop = stop_on_signals()
     work = Path(tempfile.mkdtemp(prefix="envpatrol-demo-"))
     started = time.monotonic()
     cleanup: list[Callable[[], None]] = []
-    processes: list[subprocess.Popen[bytes]] = []
+    services: list[Service] = []
     try:
         env = _backends(cleanup)
         migrate = subprocess.run(
@@ -109,44 +168,75 @@ def run_demo(args: argparse.Namespace) -> int:
             _say(f"migration failed:\n{migrate.stdout}{migrate.stderr}")
             return 1
         _say(migrate.stdout.strip())
+        admin_key = _admin_key(env["ENVPATROL_DATABASE_URL"])
 
-        processes.append(_spawn(["ingest"], env, work / "ingest.log"))
-        # The hotspot analysis every few wall seconds, over the stored passes up to the newest
-        # (the simulated clock runs ahead of the database's), with settings for a short patrol.
+        services.append(_spawn("the ingest", ["ingest"], env, work / "ingest.log"))
+        # The hotspot analysis every few wall seconds, over the stored passes up to the newest,
+        # with settings for a short patrol.
         with (work / "analysis.log").open("wb") as analysis_log:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "demo.job", "--interval-s", str(args.job_interval)],
-                    env=env,
-                    stdout=analysis_log,
-                    stderr=subprocess.STDOUT,
-                )
+            job = subprocess.Popen(
+                [sys.executable, "-m", "demo.job", "--interval-s", str(args.job_interval)],
+                env=env,
+                stdout=analysis_log,
+                stderr=subprocess.STDOUT,
             )
+        services.append(Service("the hotspot analysis", job, work / "analysis.log"))
         port = args.port or free_port()
-        api = _spawn(["api", "--host", "127.0.0.1", "--port", str(port)], env, work / "api.log")
-        processes.append(api)
+        api = _spawn(
+            "the API", ["api", "--host", "127.0.0.1", "--port", str(port)], env, work / "api.log"
+        )
+        services.append(api)
         base = f"http://127.0.0.1:{port}"
-        _wait_http(f"{base}/healthz", 30, lambda: api.poll() is None)
+        _wait_http(f"{base}/healthz", 30, api)
 
-        clock = SimClock(datetime.now(UTC) - timedelta(hours=args.hours_back), speed=args.speed)
-        for config in _vehicles(args, clock, work, cleanup):
-            name = config.stem
-            processes.append(_spawn(["edge", "--config", str(config)], env, work / f"{name}.log"))
+        # The patrol starts some hours back at `speed` and, once the simulated clock reaches
+        # now, drives on in real time (`_watch` restarts the agents at time scale 1).
+        clock = SimClock(
+            datetime.now(UTC) - timedelta(hours=args.hours_back), speed=args.speed, catch_up=True
+        )
+        edges = _vehicles(args, clock, work, cleanup)
+        for name, config in edges.items():
+            services.append(_edge(name, config, env, work))
         _say(f"{args.vehicles} simulated vehicles patrolling Shuangjing at {args.speed:g}x")
-        _say(f"open {base}/  (API docs: {base}/docs, hotspots: {base}/v1/hotspots?pollutant=pm10)")
+        _say(f"dashboard:  {base}/  (API docs: {base}/docs)")
+        _say(f"database:   {_redacted(env['ENVPATROL_DATABASE_URL'])}")
+        _say(f"admin key:  {admin_key}  (for the case buttons; made for this demo)")
         _say(f"logs in {work}")
         deadline = started + args.duration if args.duration else None
-        return _watch(base, clock, started, deadline, stop, processes)
+        return _watch(base, clock, started, deadline, stop, services, (edges, env, work))
+    except ServiceExitedError as exc:
+        _report_exit(exc.service)
+        return 1
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
+        for service in services:
+            service.process.terminate()
+        for service in services:
             try:
-                process.wait(10)
+                service.process.wait(10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                service.process.kill()
         for action in reversed(cleanup):
             action()
+
+
+def _edge(name: str, config: Path, env: dict[str, str], work: Path) -> Service:
+    return _spawn(
+        f"the agent of {name}", ["edge", "--config", str(config)], env, work / f"{name}.log"
+    )
+
+
+def _admin_key(database_url: str) -> str:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return keys.create(conn, "demo officer", "admin").key
+
+
+def _redacted(url: str) -> str:
+    """The URL without a password."""
+    scheme, sep, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")
+    if not at or ":" not in user:
+        return url
+    return f"{scheme}{sep}{user.split(':', 1)[0]}:***@{host}"
 
 
 def _backends(cleanup: list[Callable[[], None]]) -> dict[str, str]:
@@ -168,11 +258,11 @@ def _backends(cleanup: list[Callable[[], None]]) -> dict[str, str]:
 
 def _vehicles(
     args: argparse.Namespace, clock: SimClock, work: Path, cleanup: list[Callable[[], None]]
-) -> list[Path]:
-    """Start the simulated vehicles; one edge config file per vehicle, named after it."""
+) -> dict[str, Path]:
+    """Start the simulated vehicles; one edge config file per vehicle, by vehicle name."""
     field = PollutionField(SHUANGJING_SOURCES, seed=7)
     profile = load_profile("default-multi")
-    configs: list[Path] = []
+    configs: dict[str, Path] = {}
     for i in range(args.vehicles):
         name = f"patrol-{i + 1:02d}"
         drive = CruiseDrive(
@@ -185,14 +275,45 @@ def _vehicles(
         vehicle.start()
         cleanup.append(vehicle.stop)
         config = work / f"{name}.toml"
-        config.write_text(
-            f'vehicle = "{name}"\npoll_interval_s = 10.0\ntime_scale = {args.speed}\n'
-            f'health_interval_s = 60.0\n[box]\nport = "{vehicle.box_path}"\n'
-            f'[gps]\nport = "{vehicle.gps_path}"\n'
-            f'[outbox]\npath = "{work / name}-outbox.sqlite3"\n'
-        )
-        configs.append(config)
+        _write_edge_config(config, name, vehicle, work, args.speed)
+        configs[name] = config
     return configs
+
+
+def _write_edge_config(
+    path: Path, name: str, vehicle: SimVehicle, work: Path, time_scale: float
+) -> None:
+    path.write_text(
+        f'vehicle = "{name}"\npoll_interval_s = 10.0\ntime_scale = {time_scale}\n'
+        f'health_interval_s = 60.0\n[box]\nport = "{vehicle.box_path}"\n'
+        f'[gps]\nport = "{vehicle.gps_path}"\n'
+        f'[outbox]\npath = "{work / name}-outbox.sqlite3"\n'
+    )
+
+
+def _to_real_time(
+    services: list[Service], edges: dict[str, Path], env: dict[str, str], work: Path
+) -> None:
+    """Restart every agent at time scale 1: the simulated clock now runs at real time."""
+    agents = {f"the agent of {name}": name for name in edges}
+    for service in services:
+        if service.name in agents:
+            service.process.terminate()
+    for service in services:
+        if service.name in agents:
+            service.process.wait(15)
+    for i, service in enumerate(services):
+        name = agents.get(service.name)
+        if name is None:
+            continue
+        config = edges[name]
+        config.write_text(
+            config.read_text().replace(
+                next(line for line in config.read_text().splitlines() if "time_scale" in line),
+                "time_scale = 1.0",
+            )
+        )
+        services[i] = _edge(name, config, env, work)
 
 
 def _watch(
@@ -201,11 +322,14 @@ def _watch(
     started: float,
     deadline: float | None,
     stop: threading.Event,
-    processes: list[subprocess.Popen[bytes]],
+    services: list[Service],
+    agents: tuple[dict[str, Path], dict[str, str], Path],
 ) -> int:
-    """Report each injected source once the API lists a hotspot at it; run until told to stop."""
+    """Report each injected source once the API lists a hotspot at it, switch the agents to
+    real time when the simulated clock reaches now, and run until told to stop."""
     pending = {s.name: SOURCE_CHANNELS[s.kind] for s in SHUANGJING_SOURCES}
     found_at: list[float] = []
+    real_time = False
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
         for source, channel in list(pending.items()):
             if _hotspot_near(base, channel, source):
@@ -220,10 +344,15 @@ def _watch(
                         f"all {len(found_at)} sources found: first after {found_at[0]:.0f} s, "
                         f"all after {found_at[-1]:.0f} s wall"
                     )
-        if any(p.poll() is not None for p in processes):
-            _say("a service exited unexpectedly; see the logs")
-            return 1
-        stop.wait(2.0)
+        if not real_time and clock.real_time_in_s() <= 1.0:
+            _to_real_time(services, *agents)
+            real_time = True
+            _say("the simulated clock has reached now: the vehicles drive on in real time")
+        for service in services:
+            if service.exited() is not None:
+                _report_exit(service)
+                return 1
+        stop.wait(min(2.0, max(0.1, clock.real_time_in_s() - 1.0)) if not real_time else 2.0)
     return 0
 
 

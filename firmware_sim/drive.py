@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from firmware_sim.route import Route, RoutePoint
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class SimClock:
-    """Simulated time running `speed` times faster than the wall clock from `start`."""
+    """Simulated time running `speed` times faster than the wall clock from `start`.
+
+    With `catch_up`, a start in the past runs at `speed` until the simulated time reaches the wall
+    clock's, and at real time from then on (a start at or after now: at real time from the start):
+    readings never run ahead of now (an ingest refuses readings from the future), and a demo goes
+    on storing for as long as it runs.
+    """
 
     start: datetime
     speed: float = 1.0
     monotonic: Callable[[], float] = time.monotonic
+    catch_up: bool = False
+    wall: Callable[[], datetime] = _utc_now
     _origin: float = field(default=0.0, init=False)
+    _lead_s: float = field(default=0.0, init=False)  # how far the start lies behind the wall
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -26,9 +40,22 @@ class SimClock:
         if self.speed <= 0:
             raise ValueError("speed must be positive")
         self._origin = self.monotonic()
+        if self.catch_up:
+            self._lead_s = max(0.0, (self.wall() - self.start).total_seconds())
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=(self.monotonic() - self._origin) * self.speed)
+        elapsed = self.monotonic() - self._origin
+        simulated = elapsed * self.speed
+        if self.catch_up and self.speed > 1.0:
+            simulated = min(simulated, self._lead_s + elapsed)
+        return self.start + timedelta(seconds=simulated)
+
+    def real_time_in_s(self) -> float:
+        """Wall seconds until the clock runs at real time: 0 once it does, inf if it never will."""
+        if not self.catch_up or self.speed <= 1.0:
+            return 0.0 if self.catch_up else math.inf
+        caught_up = self._lead_s / (self.speed - 1.0)
+        return max(0.0, caught_up - (self.monotonic() - self._origin))
 
 
 @dataclass(frozen=True, slots=True)

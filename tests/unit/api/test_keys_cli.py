@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from api.keys_cli import apikey_command
+
+
+@pytest.mark.parametrize(
+    ("argv", "config"),
+    [
+        (["create", "--config", "api.toml", "--name", "Desk 3"], "api.toml"),
+        (["--config", "api.toml", "create", "--name", "Desk 3"], "api.toml"),
+        (["list", "--config", "other.toml"], "other.toml"),
+        (["revoke", "k1", "--config", "x.toml"], "x.toml"),
+        (["list"], None),
+    ],
+)
+def test_config_is_taken_before_or_after_the_action(argv: list[str], config: str | None) -> None:
+    parser = argparse.ArgumentParser()
+    apikey_command(parser)
+    assert parser.parse_args(argv).config == config
