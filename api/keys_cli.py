@@ -11,6 +11,7 @@ import psycopg
 from api import keys
 from api.settings import load_api_settings
 from edge.errors import SettingsError
+from store.failures import reported
 
 
 def apikey_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -26,6 +27,7 @@ def apikey_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namesp
         # after the action too (`apikey create --config X`), as the docs write it
         action.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    @reported("apikey")
     def run(args: argparse.Namespace) -> int:
         try:
             settings = load_api_settings(args.config)
@@ -60,9 +62,6 @@ def apikey_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namesp
         except keys.ApiKeyError as exc:
             print(f"envpatrol apikey: {exc}", file=sys.stderr)
             return 2
-        except psycopg.Error as exc:
-            print(f"envpatrol apikey: database: {exc}", file=sys.stderr)
-            return 1
         return 0
 
     return run

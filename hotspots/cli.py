@@ -17,6 +17,7 @@ from edge.cli import stop_on_signals
 from edge.errors import SettingsError
 from hotspots.job import JobError, JobSettings, run_once, run_periodically, serve_pending
 from ingest.settings import load_ingest_settings
+from store.failures import reported
 from store.migrate import BackendError, migrate
 
 __all__ = ["analyse_command"]
@@ -33,6 +34,7 @@ def analyse_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
     parser.add_argument("--window-days", type=float, default=30.0, help="passes analysed (30)")
     parser.add_argument("--keep-runs", type=int, default=24, help="runs kept (24)")
 
+    @reported("analyse")
     def run(args: argparse.Namespace) -> int:
         try:
             settings = load_ingest_settings(args.config)

@@ -38,6 +38,7 @@ from hotspots.pass_reader import read_passes
 from hotspots.run_requests import RunRequest
 from hotspots.run_writer import prune, write_run
 from store.analysis_meta import read_analysis
+from store.failures import describe, is_unreachable
 
 __all__ = [
     "JobError",
@@ -195,10 +196,18 @@ def run_periodically(
                         done += 1
                 if between is not None:
                     between(conn)
-        except Exception:
+        except Exception as exc:
             # Whatever one run meets (a database restart, a bad stored value), the service
-            # keeps its schedule; the error and its traceback go to the log.
-            log.exception("hotspot run failed; the next one starts in %s", job.interval)
+            # keeps its schedule. An unreachable database is one line; anything else is logged
+            # with its traceback.
+            if is_unreachable(exc):
+                log.warning(
+                    "hotspot run failed, database unreachable: %s; the next try in %s",
+                    describe(exc),
+                    job.interval,
+                )
+            else:
+                log.exception("hotspot run failed; the next one starts in %s", job.interval)
         wait = due - time.monotonic()
         stop.wait(max(0.0, min(wait, poll_s) if between is not None else wait))
     return done

@@ -15,6 +15,7 @@ from edge.errors import SettingsError
 from ingest.rebuild import rebuild
 from ingest.service import IngestService
 from ingest.settings import load_ingest_settings
+from store.failures import reported
 from store.migrate import BackendError, migrate
 
 GC_YOUNG_THRESHOLD = 10_000  # new containers between young collections (CPython's default: 700)
@@ -53,6 +54,7 @@ def ingest_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namesp
 def migrate_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     parser.add_argument("--config", help="ingest TOML file; ENVPATROL_DATABASE_URL also works")
 
+    @reported("migrate")
     def run(args: argparse.Namespace) -> int:
         try:
             settings = load_ingest_settings(args.config)
@@ -87,6 +89,7 @@ def rebuild_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
         help="longest gap in seconds between two readings of one pass (default: keep)",
     )
 
+    @reported("rebuild")
     def run(args: argparse.Namespace) -> int:
         try:
             settings = load_ingest_settings(args.config)

@@ -47,6 +47,7 @@ from store.migrate import migrate
 log = logging.getLogger("envpatrol.ingest")
 
 MAINTENANCE_EVERY_S = 3600.0
+CONNECT_FAIL_LOG_S = 30.0  # an unreachable broker is reported at most this often
 _TAKE = 256  # messages taken from the inbox at a time
 # While the writer has nothing to write, a batch closes once it holds this many readings (or
 # batch_max_readings, if fewer): after a start or a lull, a backlog that floods in is written
@@ -169,6 +170,9 @@ class IngestService:
         self.client.wait_for_room = self._inbox.wait_for_room
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        self._connect_failures = 0
+        self._next_failure_log = 0.0
         self._writer: Writer | None = None
         self._resolution = settings.h3_resolution  # of the cells in force, as last seen
         self._next_maintenance = 0.0
@@ -203,6 +207,21 @@ class IngestService:
         self._connected.set()
         self.metrics.connected.set(1)
 
+    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        """The broker could not be reached (refused, unresolved, timed out); paho tries again
+        with its backoff. Said at once, then at most every CONNECT_FAIL_LOG_S."""
+        self._connect_failures += 1
+        now = time.monotonic()
+        if now < self._next_failure_log:
+            return
+        self._next_failure_log = now + CONNECT_FAIL_LOG_S
+        log.warning(
+            "cannot reach the broker at %s:%d (%d failed attempts so far); retrying",
+            self.settings.mqtt.host,
+            self.settings.mqtt.port,
+            self._connect_failures,
+        )
+
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
@@ -234,6 +253,12 @@ class IngestService:
             )
             if v5
             else None
+        )
+        log.info(
+            "connecting to the broker at %s:%d as %s",
+            self.settings.mqtt.host,
+            self.settings.mqtt.port,
+            self.settings.client_id,
         )
         self.client.connect_async(
             self.settings.mqtt.host,

@@ -29,6 +29,7 @@ from tests.integration.ingest_fixtures import (
     wait_for,
     wait_until_subscribed,
 )
+from tests.services import wait_until
 
 pytestmark = [pytest.mark.integration, needs_mosquitto]
 __all__ = ["private_broker"]
@@ -157,3 +158,29 @@ def test_a_burst_of_malformed_payloads_among_good_readings(
         "envpatrol_ingest_broker_connected 1.0",
     ):
         assert name in body
+
+
+def test_an_unreachable_broker_is_said_at_once(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()  # nothing listens there
+    mqtt = MqttSettings.from_url(f"mqtt://127.0.0.1:{port}", topic_root="unreachable")
+    service = IngestService(
+        IngestSettings(database_url=database_url, mqtt=mqtt, client_id="ingest-unreachable")
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    with caplog.at_level("WARNING", logger="envpatrol.ingest"):
+        thread.start()
+        try:
+            wait_until(
+                lambda: any("cannot reach the broker" in r.getMessage() for r in caplog.records),
+                10,
+                "a warning that the broker is unreachable",
+            )
+        finally:
+            stop.set()
+            thread.join(30)
+    said = next(r.getMessage() for r in caplog.records if "cannot reach" in r.getMessage())
+    assert f"127.0.0.1:{port}" in said
+    assert not service.wait_connected(0)
