@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.auth import KeyCache
 from api.database import Database
@@ -27,6 +27,7 @@ from api.routes import (
     vehicles,
 )
 from api.settings import ApiSettings
+from api.strict_query import reject_unknown_query
 from edge import __version__
 from hotspots.verification import BeforeAfterTest, stored_before_after
 
@@ -115,7 +116,7 @@ def create_app(
         health,
     )
     for module in routers:
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(reject_unknown_query)])
     app.include_router(dashboard.router)
     dashboard.mount_static(app, settings)
     app.add_middleware(RateLimitMiddleware, limits=rate_limits, known_key=key_cache.verified)

@@ -54,3 +54,9 @@ def vehicle_states(
         )
         for row in rows
     ]
+
+
+def vehicle_known(conn: Conn, vehicle: str) -> bool:
+    """Whether the ingest has heard of this vehicle (a reading, a status or health)."""
+    row = conn.execute("SELECT 1 FROM vehicle WHERE vehicle = %s", (vehicle,)).fetchone()
+    return row is not None

@@ -17,7 +17,7 @@ from api.params import Period
 from edge.topics import TopicError, check_vehicle
 from store.conditions import VehicleFilter
 from store.readings import track_fixes
-from store.vehicles import VehicleState, vehicle_states
+from store.vehicles import VehicleState, vehicle_known, vehicle_states
 
 router = APIRouter(
     prefix="/v1", tags=["vehicles"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -183,6 +183,8 @@ def vehicle_track(
     """The positions of the vehicle's readings with a valid fix, oldest first, as LineStrings
     (WGS-84), one per stretch without a gap over `gap_s`."""
     vehicle = checked_vehicle(vehicle_id)
+    if not vehicle_known(db.connection(), vehicle):
+        raise ApiError(404, "not-found", f"no vehicle {vehicle!r}")
     fixes = track_fixes(db.connection(), VehicleFilter(vehicle), period, max_points + 1)
     truncated = len(fixes) > max_points
     fixes = fixes[:max_points]

@@ -92,8 +92,11 @@ def test_one_vehicle_and_its_track(db: psycopg.Connection[Any], client: TestClie
     short = client.get("/v1/vehicles/car-a/track", params={**WINDOW, "max_points": 5}).json()
     assert short["meta"]["truncated"]
     assert short["meta"]["points"] == 5
-    empty = client.get("/v1/vehicles/nobody/track", params=WINDOW).json()
-    assert empty["features"] == []
+    assert_problem(client.get("/v1/vehicles/nobody/track", params=WINDOW), 404)
+    quiet = client.get(
+        "/v1/vehicles/car-a/track", params={"from": "2001-01-01", "to": "2001-01-02"}
+    ).json()
+    assert quiet["features"] == []  # a known vehicle without fixes in the window
 
 
 @pytest.mark.parametrize(
