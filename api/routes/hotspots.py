@@ -25,6 +25,7 @@ from api.officers.grids import Grid
 from api.params import hotspot_channel, parse_instant
 from hotspots import evidence, results
 from hotspots.results import HotspotFilter, StoredHotspot, StoredRun
+from hotspots.severity import order_key, severity
 from store.conditions import BBox
 
 router = APIRouter(
@@ -38,7 +39,15 @@ NOTE = (
 HOTSPOT_ID = r"^[0-9]{1,18}-[0-9]{1,9}$"
 LabelName = Literal["persistent", "candidate", "episodic"]
 SortName = Literal[
-    "rank", "excess", "enhancement", "level", "n_passes", "persistence", "last_seen", "q_magnitude"
+    "severity",
+    "rank",
+    "excess",
+    "enhancement",
+    "level",
+    "n_passes",
+    "persistence",
+    "last_seen",
+    "q_magnitude",
 ]
 
 
@@ -108,6 +117,10 @@ class HotspotProperties(BaseModel):
     last_seen: datetime
     profile: dict[str, float | None] = Field(description="Peak cell's enhancement per stratum.")
     band: dict[str, Any] | None = Field(description="Indicative standard band (IAQI / noise).")
+    severity: float | None = Field(
+        description="Index points the place adds (IAQI; noise: 10 per dB over the GB 3096 "
+        "limit); null for channels without a national standard. See docs/hotspots.md."
+    )
     n_drives: int = Field(
         description="Contributing drives (vehicle-days); GET /v1/hotspots/{id} lists them."
     )
@@ -150,6 +163,7 @@ def properties(spot: StoredHotspot, grid: Grid | None) -> HotspotProperties:
         last_seen=spot.last_seen,
         profile=dict(spot.profile),
         band=spot.band,
+        severity=spot_severity(spot),
         n_drives=len(spot.drives),
         grid_id=None if grid is None else grid.id,
         grid_name=None if grid is None else grid.name,
@@ -244,6 +258,16 @@ def check_stratum(run: StoredRun, stratum: str | None) -> None:
         raise ParameterError("stratum", f"{stratum!r} is not one of {', '.join(names)}")
 
 
+def spot_severity(spot: StoredHotspot) -> float | None:
+    period = "night" if spot.stratum == "night" else "day"
+    return severity(spot.pollutant, spot.level, spot.excess, period=period)
+
+
+def by_severity(pair: tuple[StoredHotspot, Grid | None]) -> tuple[float, ...]:
+    spot = pair[0]
+    return order_key(spot_severity(spot), spot.excess, spot.delta)
+
+
 def _sort_key(sort: SortName) -> Any:
     if sort == "n_passes":
         return lambda pair: pair[0].passes
@@ -307,8 +331,12 @@ def list_hotspots(
     ] = None,
     sort: Annotated[
         SortName,
-        Query(description="rank: the run's order; any other field: highest first."),
-    ] = "rank",
+        Query(
+            description="severity (default): most severe first across pollutants, those "
+            "without a national standard last; rank: the run's order; any other field: "
+            "highest first."
+        ),
+    ] = "severity",
     format: Annotated[
         Literal["geojson", "json"],
         Query(description="geojson: a FeatureCollection; json: `meta` and `results`."),
@@ -335,7 +363,9 @@ def list_hotspots(
     tagged = [(s, grids.grid_at(known, s.lon, s.lat)) for s in spots]
     if grid is not None:
         tagged = [(s, g) for s, g in tagged if g is not None and g.id == grid]
-    if sort != "rank":
+    if sort == "severity":
+        tagged.sort(key=by_severity)
+    elif sort != "rank":
         present = [pair for pair in tagged if getattr(pair[0], sort, 0) is not None]
         absent = [pair for pair in tagged if getattr(pair[0], sort, 0) is None]
         present.sort(key=_sort_key(sort), reverse=sort != "q_magnitude")

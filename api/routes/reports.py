@@ -19,6 +19,7 @@ from api.routes.hotspots import (
     LabelName,
     RunParam,
     To,
+    by_severity,
     check_stratum,
     choose_run,
     parse_range,
@@ -73,6 +74,7 @@ def inventory(
         conn, chosen, HotspotFilter(pollutant=pollutant, labels=label, stratum=stratum, bbox=box)
     )
     tagged = [(s, grids.grid_at(known, s.lon, s.lat)) for s in spots if area.contains(s.lon, s.lat)]
+    tagged.sort(key=by_severity)  # the officers' order, as /v1/hotspots lists them
     shown_grids = known if chosen_grid is None else [chosen_grid]
     page = report.render(
         report.Inventory(

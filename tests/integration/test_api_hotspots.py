@@ -87,14 +87,21 @@ def test_without_any_run_hotspots_and_reports_are_404_problems(database_url: str
         assert client.get("/v1/hotspot-runs").json()["results"] == []
 
 
-def test_the_list_is_the_newest_run_persistent_first(stored: Stored) -> None:
+def test_the_list_is_the_newest_run_most_severe_first(stored: Stored) -> None:
     doc = stored.client.get("/v1/hotspots").json()
     assert doc["type"] == "FeatureCollection"
     meta = doc["meta"]
     assert meta["run"]["id"] == stored.second
     assert meta["total"] == meta["run"]["hotspots"] == meta["found"] > 0
-    ranks = [f["properties"]["rank"] for f in doc["features"]]
+    # Across pollutants by severity (index points the place adds), those without one last.
+    severities = [f["properties"]["severity"] for f in doc["features"]]
+    rated = [s for s in severities if s is not None]
+    assert severities[: len(rated)] == rated
+    assert rated == sorted(rated, reverse=True)
+    in_run_order = stored.client.get("/v1/hotspots", params={"sort": "rank"}).json()
+    ranks = [f["properties"]["rank"] for f in in_run_order["features"]]
     assert ranks == sorted(ranks)
+    assert sorted(ranks) == sorted(f["properties"]["rank"] for f in doc["features"])
     top = doc["features"][0]
     assert top["id"] == f"{stored.second}-{ranks[0]}" == top["properties"]["id"]
     assert top["geometry"]["type"] in ("Polygon", "MultiPolygon")
