@@ -24,6 +24,7 @@ from api.routes import (
     pollutants,
     readings,
     reports,
+    sites,
     vehicles,
 )
 from api.settings import ApiSettings
@@ -107,6 +108,7 @@ def create_app(
         cells,
         hotspots,
         hotspot_runs,
+        sites,
         reports,
         vehicles,
         pollutants,

@@ -85,6 +85,7 @@ class StoredHotspot:
     profile: dict[str, float | None]
     band: dict[str, Any] | None  # indicative standard band
     drives: tuple[StoredDrive, ...]
+    site_id: int | None = None  # the place's identity across runs (hotspots.sites)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,8 @@ SELECT h.run_id, h.rank, h.pollutant, h.unit, h.stratum, h.label, h.reasons, h.g
        coalesce((SELECT array_agg(c.cell ORDER BY c.cell) FROM hotspot_cell c
                  WHERE c.run_id = h.run_id AND c.rank = h.rank), '{}'),
        coalesce((SELECT array_agg(c.label ORDER BY c.cell) FROM hotspot_cell c
-                 WHERE c.run_id = h.run_id AND c.rank = h.rank), '{}')
+                 WHERE c.run_id = h.run_id AND c.rank = h.rank), '{}'),
+       h.site_id
 FROM hotspot h
 WHERE h.run_id = %(run)s
   AND (%(pollutant)s::text IS NULL OR h.pollutant = %(pollutant)s)
@@ -225,6 +227,7 @@ def _hotspot(row: Sequence[Any]) -> StoredHotspot:
         profile=dict(row[29]),
         band=None if row[30] is None else dict(row[30]),
         drives=tuple(StoredDrive(d["vehicle"], date.fromisoformat(d["day"])) for d in row[31]),
+        site_id=None if row[34] is None else int(row[34]),
     )
 
 
@@ -272,3 +275,57 @@ def hotspots(
     if run is None:
         return None, []
     return run, hotspots_of_run(conn, run, where)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSite:
+    id: int
+    pollutant: str
+    stratum: str
+    cells: tuple[str, ...]
+    lat: float
+    lon: float
+    first_run: int
+    last_run: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    runs: int
+
+
+def site(conn: Connection, site_id: int) -> StoredSite | None:
+    """One site (hotspots.sites), or None."""
+    row = conn.execute(
+        "SELECT id, pollutant, stratum, cells, lat, lon, first_run, last_run, first_seen_at, "
+        "last_seen_at, runs FROM hotspot_site WHERE id = %s",
+        (site_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return StoredSite(
+        id=int(row[0]),
+        pollutant=row[1],
+        stratum=row[2],
+        cells=tuple(h3.int_to_str(int(c)) for c in row[3]),
+        lat=row[4],
+        lon=row[5],
+        first_run=int(row[6]),
+        last_run=int(row[7]),
+        first_seen_at=row[8],
+        last_seen_at=row[9],
+        runs=int(row[10]),
+    )
+
+
+def site_hotspots(conn: Connection, site_id: int, limit: int = 50) -> list[StoredHotspot]:
+    """The site's hotspots in the runs still kept, the newest run's first."""
+    rows = conn.execute(
+        "SELECT h.run_id, h.rank FROM hotspot h JOIN hotspot_run r ON r.id = h.run_id "
+        "WHERE h.site_id = %s ORDER BY r.window_end DESC, h.run_id DESC LIMIT %s",
+        (site_id, limit),
+    ).fetchall()
+    out = []
+    for run_id, rank in rows:
+        spot = one(conn, int(run_id), int(rank))
+        if spot is not None:
+            out.append(spot)
+    return out

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from hotspots.analysis.detect import Hotspot
 from hotspots.analysis.passes import PassTable
 from hotspots.analysis.settings import AnalysisSettings
+from hotspots.sites import KnownSite, Placed, SiteSettings, match_sites
 
 __all__ = [
     "HOTSPOT_COLUMNS",
@@ -169,6 +170,7 @@ def write_run(
         with cur.copy(f"COPY hotspot ({HOTSPOT_COLUMNS}) FROM STDIN") as copy:  # type: ignore[arg-type]
             for rank, spot in enumerate(hotspots):
                 copy.write_row(hotspot_row(run_id, rank, spot))
+        assign_sites(cur, run_id, window_end, hotspots, SiteSettings())
         figures = cell_figures(table, hotspots)
         with cur.copy(
             "COPY hotspot_cell (run_id, rank, cell, label, passes, median) FROM STDIN"
@@ -178,6 +180,53 @@ def write_run(
                     passes, median = figures.get((spot.pollutant, h3.str_to_int(cell)), (0, None))
                     copy.write_row((run_id, rank, h3.str_to_int(cell), label, passes, median))
     return run_id
+
+
+def assign_sites(
+    cur: psycopg.Cursor[Any],
+    run_id: int,
+    window_end: datetime,
+    hotspots: Sequence[Hotspot],
+    settings: SiteSettings,
+) -> list[int]:
+    """Give each hotspot of the run its site (hotspots.sites), new or matched; the site ids."""
+    rows = cur.execute(
+        "SELECT id, pollutant, stratum, cells FROM hotspot_site WHERE last_seen_at >= %s",
+        (window_end - settings.reach,),
+    ).fetchall()
+    known = [KnownSite(int(r[0]), r[1], r[2], frozenset(int(c) for c in r[3])) for r in rows]
+    placed = [
+        Placed(h.pollutant, h.stratum, frozenset(h3.str_to_int(c) for c in h.cells))
+        for h in hotspots
+    ]
+    ids: list[int] = []
+    for rank, (spot, where, matched) in enumerate(
+        zip(hotspots, placed, match_sites(known, placed), strict=True)
+    ):
+        cells = sorted(where.cells)
+        if matched is None:
+            row = cur.execute(
+                "INSERT INTO hotspot_site (pollutant, stratum, cells, lat, lon, first_run, "
+                "last_run, first_seen_at, last_seen_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "RETURNING id",
+                (spot.pollutant, spot.stratum, cells, spot.lat, spot.lon, run_id, run_id,
+                 window_end, window_end),
+            ).fetchone()  # fmt: skip
+            assert row is not None
+            site = int(row[0])
+        else:
+            site = matched
+            cur.execute(
+                "UPDATE hotspot_site SET cells = %s, lat = %s, lon = %s, runs = runs + 1, "
+                "last_run = greatest(last_run, %s), last_seen_at = greatest(last_seen_at, %s), "
+                "first_seen_at = least(first_seen_at, %s) WHERE id = %s",
+                (cells, spot.lat, spot.lon, run_id, window_end, window_end, site),
+            )
+        cur.execute(
+            "UPDATE hotspot SET site_id = %s WHERE run_id = %s AND rank = %s", (site, run_id, rank)
+        )
+        ids.append(site)
+    return ids
 
 
 def prune(conn: psycopg.Connection[Any], keep_runs: int) -> int:

@@ -117,6 +117,10 @@ class HotspotProperties(BaseModel):
     last_seen: datetime
     profile: dict[str, float | None] = Field(description="Peak cell's enhancement per stratum.")
     band: dict[str, Any] | None = Field(description="Indicative standard band (IAQI / noise).")
+    site: int | None = Field(
+        description="The place's id across runs: GET /v1/sites/{site} keeps working after this "
+        "run is pruned; null for runs written before sites existed."
+    )
     severity: float | None = Field(
         description="Index points the place adds (IAQI; noise: 10 per dB over the GB 3096 "
         "limit); null for channels without a national standard. See docs/hotspots.md."
@@ -163,6 +167,7 @@ def properties(spot: StoredHotspot, grid: Grid | None) -> HotspotProperties:
         last_seen=spot.last_seen,
         profile=dict(spot.profile),
         band=spot.band,
+        site=spot.site_id,
         severity=spot_severity(spot),
         n_drives=len(spot.drives),
         grid_id=None if grid is None else grid.id,

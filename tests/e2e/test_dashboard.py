@@ -10,6 +10,7 @@ to var/screenshots/ (not committed).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -198,6 +199,17 @@ def test_hotspots_show_and_a_case_can_be_opened(
         )
         browser.save_screenshot(str(SCREENSHOTS / "dashboard-zh.png"))
         assert browser.find_element(By.ID, "message").text == ""
+
+        # The address names the selected place's site; that link opens on it.
+        named = re.search(r"[?&]site=([0-9]+)", browser.current_url)
+        assert named is not None, browser.current_url
+        site_link = f"{base}/?site={named.group(1)}"
+        browser.get(site_link + "&from=2025-03-01T00:00:00Z&to=2025-03-10T00:00:00Z")
+        wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr.selected"),
+            "the linked site's hotspot selected",
+        )
+        assert "pollutant=pm25" in browser.current_url
 
         # A new run with a hotspot where the last run had none is a toast.
         browser.execute_script("window.EnvDashboard.toast('New hotspot: pm25')")

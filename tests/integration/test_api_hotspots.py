@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -286,3 +287,59 @@ def test_evidence_of_a_run_without_stored_cell_figures_reads_every_pass(stored: 
     ]
     for old, new in zip(before["cells"], now["cells"], strict=True):
         assert old["median"] == pytest.approx(new["median"])
+
+
+def test_a_place_keeps_its_site_across_runs_and_after_pruning(stored: Stored) -> None:
+    get = stored.client.get
+    first = get("/v1/hotspots", params={"run": stored.first}).json()["features"]
+    second = get("/v1/hotspots", params={"run": stored.second}).json()["features"]
+
+    def key(feature: dict[str, Any]) -> tuple[str, str, str]:
+        p = feature["properties"]
+        return (p["pollutant"], p["stratum"], p["cell"])
+
+    sites_first = {key(f): f["properties"]["site"] for f in first}
+    sites_second = {key(f): f["properties"]["site"] for f in second}
+    assert sites_first == sites_second  # the same analysis twice: every place keeps its site
+    assert None not in sites_second.values()
+    assert len(set(sites_second.values())) == len(sites_second)  # one site per listed place
+    top = second[0]["properties"]
+    site = get(f"/v1/sites/{top['site']}").json()
+    assert site["pollutant"] == top["pollutant"]
+    assert site["runs"] == 2
+    assert [h["run_id"] for h in site["history"]] == [stored.second, stored.first]
+    assert site["latest"]["id"] == top["id"]
+    assert_problem(get("/v1/sites/999999999"), 404)
+    assert_problem(get("/v1/sites/0"), 400, "site_id")
+
+
+def test_a_site_outlives_its_runs(admin_url: str) -> None:
+    with scratch_database(admin_url) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            resolution = read_analysis(conn).resolution
+            table = generate(
+                SyntheticWorld(
+                    resolution=resolution,
+                    vehicles=2,
+                    days=10,
+                    trips_per_day=2,
+                    pollutants=("pm25",),
+                    sources=(Source(*SOURCE, "pm25", 40.0, 40.0),),
+                    seed=5,
+                )
+            )
+            with conn.transaction(), conn.cursor() as cur:
+                pass_store.store(cur, resolution, as_stored(table))
+            end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
+            job = JobSettings(
+                window=timedelta(days=30), keep_runs=1, analysis=AnalysisSettings(pass_lag=False)
+            )
+            run_once(conn, job, now=end)
+            first_sites = {r[0] for r in conn.execute("SELECT site_id FROM hotspot").fetchall()}
+            run_once(conn, job, now=end)  # prunes the first run
+            assert conn.execute("SELECT count(*) FROM hotspot_run").fetchone() == (1,)
+        with TestClient(create_app(ApiSettings(database_url=url))) as client:
+            for site_id in first_sites:
+                site = client.get(f"/v1/sites/{site_id}").json()
+                assert site["runs"] == 2
+                assert len(site["history"]) == 1  # the pruned run is gone, the site is not

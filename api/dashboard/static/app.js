@@ -246,6 +246,36 @@
       state.map.fitBounds(bounds.getBounds().pad(0.3), { maxZoom: 16 });
       state.fitted = true;
     }
+    if (state.wantedSite != null) await openSite();
+  }
+
+  // A shared link's ?site=N: select that place's hotspot, switching to its pollutant once.
+  async function openSite() {
+    const wanted = state.wantedSite;
+    const here = state.hotspots.find((f) => f.properties.site === wanted);
+    if (here) {
+      state.wantedSite = null;
+      select(here);
+      return;
+    }
+    if (state.siteTried) {
+      state.wantedSite = null;
+      say(t("site_gone"));
+      return;
+    }
+    state.siteTried = true;
+    try {
+      const site = await api(`/v1/sites/${encodeURIComponent(wanted)}`);
+      if (site.pollutant !== $("pollutant").value) {
+        $("pollutant").value = site.pollutant;
+        await loadHotspots();
+        return;
+      }
+    } catch (error) {
+      // an unknown site: said below
+    }
+    state.wantedSite = null;
+    say(t("site_gone"));
   }
 
   function chart(points, options) {
@@ -293,11 +323,34 @@
       `<line class="bg" x1="0" x2="${w}" y1="${zero}" y2="${zero}"/>${rects}</svg>`;
   }
 
+  // The selected hotspot stands out on the map and is brought into view; the address bar names
+  // its site (stable across analysis runs), so the page's link can be shared.
+  function highlight(feature) {
+    state.hotspots.forEach((f) => {
+      if (!f._layer) return;
+      const chosen = f === feature;
+      f._layer.setStyle({ weight: chosen ? 5 : 2, color: chosen ? "#111" : labelColor(f.properties.label) });
+      if (chosen) f._layer.bringToFront();
+    });
+    if (feature._layer && state.map) {
+      const bounds = feature._layer.getBounds();
+      if (!state.map.getBounds().contains(bounds)) state.map.fitBounds(bounds.pad(1.5), { maxZoom: 17 });
+    }
+    const p = feature.properties;
+    if (p.site != null && window.history && window.history.replaceState) {
+      const query = new URLSearchParams(location.search);
+      query.set("pollutant", p.pollutant);
+      query.set("site", String(p.site));
+      window.history.replaceState(null, "", `${location.pathname}?${query}`);
+    }
+  }
+
   async function select(feature) {
     state.selected = feature;
     document.querySelectorAll("#hotspots tbody tr").forEach((row) => {
       row.classList.toggle("selected", row.dataset.id === feature.properties.id);
     });
+    highlight(feature);
     const p = feature.properties;
     $("detail-body").innerHTML = `<p>${t("loading")}</p>`;
     try {
@@ -590,6 +643,7 @@
     const params = new URLSearchParams(location.search);
     if (params.get("from")) $("from").value = toInput(new Date(params.get("from")));
     if (params.get("to")) $("to").value = toInput(new Date(params.get("to")));
+    if (/^[0-9]+$/.test(params.get("site") || "")) state.wantedSite = Number(params.get("site"));
     state.config = await (await fetch("/dashboard/config.json")).json();
     initMap();
     mapNote();
