@@ -8,9 +8,10 @@ one reopened. `verified` is reached only by running the before/after test.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import psycopg
@@ -76,6 +77,31 @@ class Case:
     created_at: datetime
     updated_at: datetime
     events: list[Event]
+    assignee: str | None = None
+    assignee_kind: str | None = None  # department or grid_worker
+    deadline: datetime | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def overdue(self, now: datetime) -> bool:
+        """Past its deadline and not yet treated, verified or closed."""
+        return (
+            self.deadline is not None
+            and self.deadline < now
+            and self.status in ("open", "dispatched")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A photo stored with a case (the content is read on its own, by id)."""
+
+    id: int
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    uploaded_by: str
+    uploaded_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +118,7 @@ class NewCase:
 
 _CASE_COLUMNS = (
     "id, pollutant, cell, lat, lon, grid_id, title, status, hotspot, treated_at, verification,"
-    " created_by, created_at, updated_at"
+    " created_by, created_at, updated_at, assignee, assignee_kind, deadline"
 )
 
 
@@ -148,7 +174,14 @@ def one(conn: Conn, case_id: int) -> Case | None:
             " FROM case_event WHERE case_id = %s ORDER BY id",
             (case_id,),
         ).fetchall()
-    return Case(**row, events=[Event(**e) for e in events])
+        files = cur.execute(
+            "SELECT id, name, media_type, size, sha256, uploaded_by, uploaded_at"
+            " FROM case_attachment WHERE case_id = %s ORDER BY id",
+            (case_id,),
+        ).fetchall()
+    return Case(
+        **row, events=[Event(**e) for e in events], attachments=[Attachment(**f) for f in files]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +189,8 @@ class CaseFilters:
     status: str | None = None
     grid_id: int | None = None
     pollutant: str | None = None
+    overdue: bool = False  # only open or dispatched cases past their deadline
+    assignee: str | None = None
 
 
 def listing(conn: Conn, filters: CaseFilters, limit: int, offset: int) -> tuple[int, list[Case]]:
@@ -171,6 +206,11 @@ def listing(conn: Conn, filters: CaseFilters, limit: int, offset: int) -> tuple[
     if filters.pollutant is not None:
         where.append("pollutant = %(pollutant)s")
         params["pollutant"] = filters.pollutant
+    if filters.overdue:
+        where.append("deadline < now() AND status IN ('open', 'dispatched')")
+    if filters.assignee is not None:
+        where.append("assignee = %(assignee)s")
+        params["assignee"] = filters.assignee
     condition = " AND ".join(where)
     with conn.cursor(row_factory=dict_row) as cur:
         total_row = cur.execute(
@@ -200,6 +240,24 @@ class CaseNotFoundError(EnvpatrolError, LookupError):
         self.case_id = case_id
 
 
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Who a case is given to, and by when; None leaves a field as it is, "" clears it."""
+
+    assignee: str | None = None
+    assignee_kind: str | None = None
+    deadline: datetime | None = None
+    clear_deadline: bool = False
+
+    def given(self) -> bool:
+        return (
+            self.assignee is not None
+            or self.assignee_kind is not None
+            or self.deadline is not None
+            or self.clear_deadline
+        )
+
+
 def update(
     conn: Conn,
     case_id: int,
@@ -208,8 +266,15 @@ def update(
     status: str | None = None,
     note: str | None = None,
     treated_at: datetime | None = None,
+    assignment: Assignment | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """Change status (checked against TRANSITIONS), add a note, set the treatment date."""
+    """Change status (checked against TRANSITIONS), add a note, set the treatment date, assign.
+
+    Each move to `treated` renews the treatment date (to `treated_at`, or `now`): a case
+    treated again after a verification is verified against its new treatment. A case sent back
+    to `dispatched` or reopened drops its last verification from the case (the history keeps it).
+    """
     with conn.transaction():
         current = _locked_status(conn, case_id)
         if current is None:
@@ -220,8 +285,16 @@ def update(
                 "UPDATE hotspot_case SET status = %s, updated_at = now() WHERE id = %s",
                 (status, case_id),
             )
+            if status in ("dispatched", "open"):
+                conn.execute(
+                    "UPDATE hotspot_case SET verification = NULL WHERE id = %s", (case_id,)
+                )
+            if status == "treated" and treated_at is None:
+                treated_at = now or datetime.now(UTC)
             _event(conn, case_id, "status", actor, from_status=current, to_status=status, note=note)
             note = None  # recorded with the status change
+        if assignment is not None and assignment.given():
+            _assign(conn, case_id, actor, assignment)
         if treated_at is not None:
             conn.execute(
                 "UPDATE hotspot_case SET treated_at = %s, updated_at = now() WHERE id = %s",
@@ -231,6 +304,106 @@ def update(
         if note is not None:
             conn.execute("UPDATE hotspot_case SET updated_at = now() WHERE id = %s", (case_id,))
             _event(conn, case_id, "note", actor, note=note)
+
+
+def _assign(conn: Conn, case_id: int, actor: str, given: Assignment) -> None:
+    sets: list[str] = []
+    values: list[Any] = []
+    detail: dict[str, Any] = {}
+    if given.assignee is not None:
+        sets.append("assignee = %s")
+        values.append(given.assignee or None)
+        detail["assignee"] = given.assignee or None
+    if given.assignee_kind is not None:
+        sets.append("assignee_kind = %s")
+        values.append(given.assignee_kind or None)
+        detail["assignee_kind"] = given.assignee_kind or None
+    if given.deadline is not None or given.clear_deadline:
+        sets.append("deadline = %s")
+        values.append(given.deadline)
+        detail["deadline"] = None if given.deadline is None else given.deadline.isoformat()
+    conn.execute(
+        f"UPDATE hotspot_case SET {', '.join(sets)}, updated_at = now() WHERE id = %s",
+        (*values, case_id),
+    )
+    _event(conn, case_id, "assignment", actor, detail=detail)
+
+
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+# The signatures the content must start with, per accepted media type.
+_SIGNATURES: Mapping[str, tuple[bytes, ...]] = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/webp": (b"RIFF",),  # and "WEBP" at offset 8, checked below
+}
+
+
+class AttachmentError(EnvpatrolError, ValueError):
+    """A photo the case cannot take: too large, empty, or not what its type says."""
+
+
+def check_photo(media_type: str, content: bytes) -> None:
+    """A JPEG, PNG or WebP image within MAX_ATTACHMENT_BYTES whose bytes match its type."""
+    if media_type not in _SIGNATURES:
+        raise AttachmentError(
+            "content-type", f"{media_type!r} is not one of {', '.join(sorted(_SIGNATURES))}"
+        )
+    if not content:
+        raise AttachmentError("body", "empty")
+    if len(content) > MAX_ATTACHMENT_BYTES:
+        raise AttachmentError(
+            "body", f"{len(content)} bytes; a photo may have at most {MAX_ATTACHMENT_BYTES}"
+        )
+    matches = any(content.startswith(sig) for sig in _SIGNATURES[media_type])
+    if media_type == "image/webp":
+        matches = matches and content[8:12] == b"WEBP"
+    if not matches:
+        raise AttachmentError("body", f"the content is not a {media_type} image")
+
+
+def attach(conn: Conn, case_id: int, actor: str, name: str, media_type: str, content: bytes) -> int:
+    """Store a checked photo with the case (check_photo); its id."""
+    check_photo(media_type, content)
+    with conn.transaction():
+        if _locked_status(conn, case_id) is None:
+            raise CaseNotFoundError(case_id)
+        row = conn.execute(
+            "INSERT INTO case_attachment (case_id, name, media_type, size, sha256, content,"
+            " uploaded_by) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                case_id,
+                name,
+                media_type,
+                len(content),
+                hashlib.sha256(content).hexdigest(),
+                content,
+                actor,
+            ),
+        ).fetchone()
+        assert row is not None
+        conn.execute("UPDATE hotspot_case SET updated_at = now() WHERE id = %s", (case_id,))
+        _event(
+            conn,
+            case_id,
+            "attachment",
+            actor,
+            detail={
+                "id": int(row[0]),
+                "name": name,
+                "media_type": media_type,
+                "size": len(content),
+            },
+        )
+    return int(row[0])
+
+
+def attachment_content(conn: Conn, case_id: int, attachment_id: int) -> tuple[str, bytes] | None:
+    """A photo's media type and bytes, or None."""
+    row = conn.execute(
+        "SELECT media_type, content FROM case_attachment WHERE case_id = %s AND id = %s",
+        (case_id, attachment_id),
+    ).fetchone()
+    return None if row is None else (str(row[0]), bytes(row[1]))
 
 
 def record_verification(conn: Conn, case_id: int, result: dict[str, Any], actor: str) -> None:

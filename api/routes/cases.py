@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, cast
 
 import h3
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.auth import Admin, Caller, Reader, reader, shown_actor
@@ -44,6 +44,17 @@ class EventOut(BaseModel):
     )
 
 
+class AttachmentOut(BaseModel):
+    id: int
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    uploaded_by: str
+    uploaded_at: datetime
+    url: str = Field(description="GET it for the photo itself.")
+
+
 class CaseOut(BaseModel):
     id: int
     pollutant: str
@@ -60,6 +71,11 @@ class CaseOut(BaseModel):
     created_by: str = Field(description="As an event's `actor`.")
     created_at: datetime
     updated_at: datetime
+    assignee: str | None = Field(description="The department or grid worker it is given to.")
+    assignee_kind: str | None = Field(description="department or grid_worker.")
+    deadline: datetime | None
+    overdue: bool = Field(description="Past its deadline and still open or dispatched.")
+    attachments: list[AttachmentOut] = Field(description="Photos stored with the case.")
     events: list[EventOut]
 
 
@@ -81,6 +97,17 @@ def case_out(case: Case, to: Caller) -> CaseOut:
         created_by=shown_actor(case.created_by, to),
         created_at=case.created_at,
         updated_at=case.updated_at,
+        assignee=case.assignee,
+        assignee_kind=case.assignee_kind,
+        deadline=case.deadline,
+        overdue=case.overdue(datetime.now(UTC)),
+        attachments=[
+            AttachmentOut(
+                **{**asdict(a), "uploaded_by": shown_actor(a.uploaded_by, to)},
+                url=f"/v1/cases/{case.id}/photos/{a.id}",
+            )
+            for a in case.attachments
+        ],
         events=[EventOut(**{**asdict(e), "actor": shown_actor(e.actor, to)}) for e in case.events],
     )
 
@@ -102,6 +129,13 @@ class CaseUpdate(BaseModel):
     note: Paragraph | None = Field(default=None, min_length=1, max_length=5000)
     treated_at: str | None = Field(
         default=None, description="ISO 8601 date or time of the treatment; UTC if no offset."
+    )
+    assignee: Line | None = Field(
+        default=None, max_length=200, description='A department or grid worker; "" clears it.'
+    )
+    assignee_kind: Literal["department", "grid_worker", ""] | None = None
+    deadline: str | None = Field(
+        default=None, description='ISO 8601 date or time it is due by; "" clears it.'
     )
 
 
@@ -141,13 +175,20 @@ def list_cases(
     status: Annotated[StatusName | None, Query(description="Only cases in this status.")] = None,
     grid: Annotated[int | None, Query(ge=1, le=2**62, description="Only this grid's.")] = None,
     pollutant: Annotated[str | None, Query(description="Only this pollutant's.")] = None,
+    overdue: Annotated[
+        bool, Query(description="Only open or dispatched cases past their deadline.")
+    ] = False,
+    assignee: Annotated[str | None, Query(max_length=200, description="Only theirs.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Envelope[CasesMeta, CaseOut]:
     if pollutant is not None:
         channel_spec(pollutant)
     total, found = cases.listing(
-        db.connection(), CaseFilters(status, grid, pollutant), limit, offset
+        db.connection(),
+        CaseFilters(status, grid, pollutant, overdue=overdue, assignee=assignee),
+        limit,
+        offset,
     )
     return Envelope[CasesMeta, CaseOut](
         meta=CasesMeta(found=len(found), total=total, limit=limit, offset=offset),
@@ -207,17 +248,23 @@ def update_case(
 ) -> CaseOut:
     """Status changes are checked: open -> dispatched -> treated -> (verify) -> closed, with
     the ways back listed in each case's `allowed_next`. A conflict is a 409."""
-    if body.status is None and body.note is None and body.treated_at is None:
-        raise ParameterError("body", "give at least one of status, note, treated_at")
+    given = body.model_dump(exclude_none=True)
+    if not given:
+        raise ParameterError(
+            "body", "give at least one of status, note, treated_at, assignee, deadline"
+        )
     if body.status == "verified":
         raise ApiError(409, "conflict", f"a case is verified by POST /v1/cases/{case_id}/verify")
     treated_at = None if body.treated_at is None else parse_instant(body.treated_at, "treated_at")
     if treated_at is not None and treated_at > datetime.now(UTC) + timedelta(days=1):
         raise ParameterError("treated_at", "a treatment date cannot be in the future")
-    if body.status == "treated" and treated_at is None:
-        current = _load(db, case_id, admin=True)
-        if current.treated_at is None:
-            treated_at = datetime.now(UTC)
+    deadline = None if not body.deadline else parse_instant(body.deadline, "deadline")
+    assignment = cases.Assignment(
+        assignee=body.assignee,
+        assignee_kind=body.assignee_kind,
+        deadline=deadline,
+        clear_deadline=body.deadline == "",
+    )
     try:
         cases.update(
             db.admin(),
@@ -226,6 +273,7 @@ def update_case(
             status=body.status,
             note=body.note,
             treated_at=treated_at,
+            assignment=assignment,
         )
     except CaseNotFoundError as exc:
         raise ApiError(404, "not-found", f"no case {case_id}") from exc
@@ -274,3 +322,62 @@ def verify_case(
     except TransitionError as exc:  # changed by someone else meanwhile
         raise ApiError(409, "conflict", exc.problem) from exc
     return case_out(_load(db, case_id, admin=True), who)
+
+
+async def photo_body(request: Request) -> bytes:
+    """The request's body, refused as soon as it passes the photo size limit (413)."""
+    limit = cases.MAX_ATTACHMENT_BYTES
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too-large", f"a photo may have at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too-large", f"a photo may have at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/cases/{case_id}/photos",
+    status_code=201,
+    summary="Store a photo with the case (admin): the body is the image itself",
+)
+def add_photo(
+    case_id: CaseId,
+    request: Request,
+    content: Annotated[bytes, Depends(photo_body)],
+    db: DbSession,
+    who: Admin,
+    name: Annotated[Line, Query(min_length=1, max_length=200, description="File name.")] = "photo",
+) -> CaseOut:
+    """JPEG, PNG or WebP (the Content-Type header, checked against the bytes), at most 5 MiB;
+    stored in the database with the case and listed in its history."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        cases.attach(db.admin(), case_id, who.actor, name, media_type, content)
+    except cases.AttachmentError as exc:
+        status = 415 if exc.subject == "content-type" else 400
+        raise ApiError(status, "invalid-photo", str(exc), exc.subject) from exc
+    except CaseNotFoundError as exc:
+        raise ApiError(404, "not-found", f"no case {case_id}") from exc
+    return case_out(_load(db, case_id, admin=True), who)
+
+
+@router.get("/cases/{case_id}/photos/{photo_id}", summary="One photo of a case")
+def get_photo(
+    case_id: CaseId,
+    photo_id: Annotated[int, Path(ge=1, le=2**62)],
+    db: DbSession,
+) -> Response:
+    found = cases.attachment_content(db.connection(), case_id, photo_id)
+    if found is None:
+        raise ApiError(404, "not-found", f"no photo {photo_id} of case {case_id}")
+    media_type, content = found
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )

@@ -177,6 +177,35 @@ def test_hotspots_show_and_a_case_can_be_opened(
         dispatch[0].click()
         wait_for(lambda: "dispatched" in browser.find_element(By.ID, "cases").text, "dispatched")
 
+        # The grid workflow: assigned with a deadline, a photo, all in the case's history.
+        assignee = wait_for(
+            lambda: browser.find_elements(By.ID, "case-assignee"), "the assignment form"
+        )[0]
+        assignee.send_keys("Street team 3")
+        browser.execute_script(
+            "document.getElementById('case-deadline').value = '2025-03-01';"
+        )  # a date already past: the case is overdue
+        save = [
+            b
+            for b in browser.find_elements(By.CSS_SELECTOR, ".case-form button")
+            if b.text == "Save"
+        ]
+        save[0].click()
+        wait_for(
+            lambda: "Overdue" in browser.find_element(By.ID, "case-panel").text,
+            "the assignment and the overdue badge",
+        )
+        photo = tmp_path / "before.png"
+        photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+        browser.find_element(By.ID, "case-photo").send_keys(str(photo))
+        wait_for(
+            lambda: "Photo added" in browser.find_element(By.CSS_SELECTOR, ".timeline").text,
+            "the photo in the case's history",
+        )
+        assert browser.find_elements(By.CSS_SELECTOR, "#case-panel .photos img")
+        assert "Assigned" in browser.find_element(By.CSS_SELECTOR, ".timeline").text
+        browser.save_screenshot(str(SCREENSHOTS / "dashboard-case-work.png"))
+
         # Officers upload their grids; the hotspot is then tagged with its grid.
         upload = tmp_path / "grids.geojson"
         upload.write_text(json.dumps(grid_upload()), encoding="utf-8")

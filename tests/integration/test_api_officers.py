@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -503,3 +503,122 @@ def test_case_writes_need_an_admin_key(shared: Shared) -> None:
     assert_problem(client.patch("/v1/cases/1", json={"note": "x"}, headers=headers), 403)
     assert_problem(client.post("/v1/cases/1/verify", headers=headers), 403)
     assert h3.is_valid_cell(cell_of(*route_point(HOT)))
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+def test_a_case_is_assigned_with_a_deadline_and_listed_when_overdue(
+    client: TestClient, admin_key: str
+) -> None:
+    auth = {"X-API-Key": admin_key}
+    case = open_case(client, admin_key)
+    path = f"/v1/cases/{case['id']}"
+    assert (case["assignee"], case["deadline"], case["overdue"]) == (None, None, False)
+    due = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    given = client.patch(
+        path,
+        json={"assignee": "城管三队", "assignee_kind": "department", "deadline": due},
+        headers=auth,
+    )
+    assert given.status_code == 200, given.text
+    body = given.json()
+    assert (body["assignee"], body["assignee_kind"], body["overdue"]) == (
+        "城管三队",
+        "department",
+        True,
+    )
+    assert body["events"][-1]["kind"] == "assignment"
+    assert body["events"][-1]["detail"]["assignee"] == "城管三队"
+    overdue = client.get("/v1/cases", params={"overdue": "true"}).json()["results"]
+    assert [c["id"] for c in overdue] == [case["id"]]
+    assert client.get("/v1/cases", params={"assignee": "城管三队"}).json()["meta"]["total"] == 1
+    # Treated: no longer overdue; a cleared deadline is none.
+    client.patch(path, json={"status": "dispatched"}, headers=auth)
+    client.patch(path, json={"status": "treated"}, headers=auth)
+    assert client.get("/v1/cases", params={"overdue": "true"}).json()["results"] == []
+    cleared = client.patch(path, json={"deadline": ""}, headers=auth).json()
+    assert cleared["deadline"] is None
+    assert_problem(client.patch(path, json={"deadline": "soon"}, headers=auth), 400, "deadline")
+    assert_problem(
+        client.patch(path, json={"assignee_kind": "mayor"}, headers=auth), 400, "body.assignee_kind"
+    )
+
+
+def test_each_treatment_renews_the_date_and_a_new_dispatch_drops_the_old_verdict(
+    db: psycopg.Connection[Any], client: TestClient, admin_key: str
+) -> None:
+    treated_patrol(db, effective=True)
+    auth = {"X-API-Key": admin_key}
+    case = open_case(client, admin_key)
+    path = f"/v1/cases/{case['id']}"
+    client.patch(path, json={"status": "dispatched"}, headers=auth)
+    first_date = (BASE + timedelta(days=4)).isoformat()
+    client.patch(path, json={"status": "treated", "treated_at": first_date}, headers=auth)
+    first = client.post(f"{path}/verify", json={"window_days": 10}, headers=auth).json()
+    assert first["verification"] is not None
+    again = client.patch(path, json={"status": "dispatched"}, headers=auth).json()
+    assert again["verification"] is None  # the history keeps it
+    assert any(e["kind"] == "verification" for e in again["events"])
+    second_date = (BASE + timedelta(days=6)).isoformat()
+    retreated = client.patch(
+        path, json={"status": "treated", "treated_at": second_date}, headers=auth
+    ).json()
+    assert retreated["treated_at"].startswith(second_date[:19])
+    second = client.post(f"{path}/verify", json={"window_days": 10}, headers=auth).json()
+    assert second["verification"]["treated_at"] != first["verification"]["treated_at"]
+    # Without a date, a new treatment is dated now.
+    client.patch(path, json={"status": "dispatched"}, headers=auth)
+    now_treated = client.patch(path, json={"status": "treated"}, headers=auth).json()
+    treated_at = datetime.fromisoformat(now_treated["treated_at"])
+    assert abs((treated_at - datetime.now(UTC)).total_seconds()) < 120
+
+
+def test_photos_are_checked_stored_with_the_case_and_served(
+    client: TestClient, admin_key: str, read_key: str
+) -> None:
+    auth = {"X-API-Key": admin_key}
+    case = open_case(client, admin_key)
+    path = f"/v1/cases/{case['id']}/photos"
+    stored = client.post(
+        path, params={"name": "before.png"}, content=PNG,
+        headers={**auth, "Content-Type": "image/png"},
+    )  # fmt: skip
+    assert stored.status_code == 201, stored.text
+    photo = stored.json()["attachments"][0]
+    assert (photo["name"], photo["media_type"], photo["size"]) == (
+        "before.png",
+        "image/png",
+        len(PNG),
+    )
+    assert stored.json()["events"][-1]["kind"] == "attachment"
+    served = client.get(photo["url"], headers={"X-API-Key": read_key})
+    assert served.status_code == 200
+    assert served.content == PNG
+    assert served.headers["content-type"] == "image/png"
+    # Type checked against the bytes; unsupported types, empty and oversized bodies refused.
+    lying = client.post(path, content=JPEG, headers={**auth, "Content-Type": "image/png"})
+    assert_problem(lying, 400, "body")
+    assert_problem(
+        client.post(path, content=b"GIF89a", headers={**auth, "Content-Type": "image/gif"}),
+        415,
+        "content-type",
+    )
+    assert_problem(
+        client.post(path, content=b"", headers={**auth, "Content-Type": "image/png"}), 400
+    )
+    huge = PNG + b"\x00" * (5 * 1024 * 1024)
+    assert_problem(
+        client.post(path, content=huge, headers={**auth, "Content-Type": "image/png"}), 413
+    )
+    # Only admins upload.
+    assert (
+        client.post(
+            path, content=PNG, headers={"X-API-Key": read_key, "Content-Type": "image/png"}
+        ).status_code
+        == 403
+    )
+    assert_problem(client.get(f"/v1/cases/{case['id']}/photos/999999"), 404)
+    after = client.get(f"/v1/cases/{case['id']}").json()
+    assert len(after["attachments"]) == 1

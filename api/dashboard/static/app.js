@@ -28,7 +28,7 @@
   async function api(path, options = {}) {
     const headers = Object.assign({ Accept: "application/json" }, options.headers || {});
     if (apiKey()) headers["X-API-Key"] = apiKey();
-    if (options.body && typeof options.body !== "string") {
+    if (options.body && typeof options.body !== "string" && !(options.body instanceof Blob)) {
       headers["Content-Type"] = "application/json";
       options = Object.assign({}, options, { body: JSON.stringify(options.body) });
     }
@@ -379,6 +379,94 @@
     }
   }
 
+  // The grid workflow on a case: who it is given to and by when, notes, photos, its history.
+  function renderCaseWork(full, panel, token) {
+    if (!panel.isConnected || panel.dataset.render !== token) return;  // superseded meanwhile
+    const work = document.createElement("div");
+    work.className = "case-work";
+    const local = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+    const due = full.deadline ? full.deadline.slice(0, 10) : "";
+    work.innerHTML =
+      `<p>${t("assignee")}: <b>${escapeHtml(full.assignee || "—")}</b>` +
+      (full.assignee_kind ? ` (${t(`assignee_${full.assignee_kind}`)})` : "") +
+      ` · ${t("deadline")}: ${full.deadline ? local(full.deadline) : "—"}` +
+      (full.overdue ? ` <span class="overdue">${t("overdue")}</span>` : "") + "</p>" +
+      `<div class="case-form"><input id="case-assignee" placeholder="${t("assignee")}" value="${escapeHtml(full.assignee || "")}">` +
+      `<select id="case-kind"><option value="department">${t("assignee_department")}</option>` +
+      `<option value="grid_worker">${t("assignee_grid_worker")}</option></select>` +
+      `<input id="case-deadline" type="date" value="${due}"></div>` +
+      `<div class="case-form"><textarea id="case-note" rows="2" placeholder="${t("note")}"></textarea></div>` +
+      `<div class="case-form"><label class="file-button">${t("add_photo")}` +
+      `<input id="case-photo" type="file" accept="image/jpeg,image/png,image/webp" hidden></label></div>` +
+      `<div class="photos"></div><h4>${t("history")}</h4><ol class="timeline"></ol>`;
+    panel.appendChild(work);
+    if (full.assignee_kind) work.querySelector("#case-kind").value = full.assignee_kind;
+    const forms = work.querySelectorAll(".case-form");
+    forms[0].appendChild(
+      caseButton(t("save"), () => {
+        const deadline = work.querySelector("#case-deadline").value;
+        return api(`/v1/cases/${full.id}`, {
+          method: "PATCH",
+          body: {
+            assignee: work.querySelector("#case-assignee").value.trim(),
+            assignee_kind: work.querySelector("#case-kind").value,
+            deadline: deadline ? new Date(`${deadline}T23:59:59`).toISOString() : "",
+          },
+        });
+      }),
+    );
+    forms[1].appendChild(
+      caseButton(t("add_note"), () => {
+        const note = work.querySelector("#case-note").value.trim();
+        if (!note) return Promise.resolve(full);
+        return api(`/v1/cases/${full.id}`, { method: "PATCH", body: { note } });
+      }),
+    );
+    work.querySelector("#case-photo").addEventListener("change", async (event) => {
+      const file = event.target.files[0];
+      if (!file) return;
+      try {
+        const updated = await api(`/v1/cases/${full.id}/photos?name=${encodeURIComponent(file.name)}`, {
+          method: "POST",
+          body: file,
+          headers: { "Content-Type": file.type || "application/octet-stream" },
+        });
+        await loadCases();
+        renderCase(updated, state.selected);
+      } catch (error) {
+        say(`${t("error")}: ${error.message}`);
+      }
+    });
+    const photos = work.querySelector(".photos");
+    full.attachments.forEach((a) => {
+      const img = document.createElement("img");
+      img.alt = a.name;
+      img.title = `${a.name} · ${local(a.uploaded_at)}`;
+      photos.appendChild(img);
+      api(a.url, { raw: true })
+        .then((r) => r.blob())
+        .then((blob) => { img.src = URL.createObjectURL(blob); })
+        .catch(() => {});
+    });
+    const timeline = work.querySelector(".timeline");
+    full.events.forEach((e) => {
+      const item = document.createElement("li");
+      const what = e.kind === "status" || e.kind === "verification"
+        ? `${t(`event_${e.kind}`)}: ${statusLabel(e.from_status || "")} → ${statusLabel(e.to_status || "")}`
+        : t(`event_${e.kind}`);
+      const extra = e.kind === "assignment" && e.detail
+        ? ` ${escapeHtml(e.detail.assignee || "—")}${e.detail.deadline ? ` · ${t("deadline")} ${local(e.detail.deadline)}` : ""}`
+        : e.kind === "attachment" && e.detail ? ` ${escapeHtml(e.detail.name)}` : "";
+      item.innerHTML = `<time>${local(e.at)}</time> ${what}${extra}` +
+        (e.note ? ` — ${escapeHtml(e.note)}` : "") + ` <span class="actor">${escapeHtml(e.actor)}</span>`;
+      timeline.appendChild(item);
+    });
+  }
+
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  }
+
   function caseButton(label, action) {
     const button = document.createElement("button");
     button.textContent = label;
@@ -432,6 +520,11 @@
     if (next.includes("open")) buttons.appendChild(caseButton(t("reopen"), patch({ status: "open" })));
     panel.appendChild(buttons);
     const v = found.verification;
+    const token = String((state.caseRenders = (state.caseRenders || 0) + 1));
+    panel.dataset.render = token;
+    api(`/v1/cases/${found.id}`)
+      .then((full) => renderCaseWork(full, panel, token))
+      .catch((error) => say(`${t("error")}: ${error.message}`));
     if (v) {
       const result = document.createElement("p");
       result.className = "note";
