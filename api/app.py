@@ -25,9 +25,11 @@ from api.routes import (
     readings,
     reports,
     sites,
+    streets,
     vehicles,
 )
 from api.settings import ApiSettings
+from api.streets import NO_STREETS, StreetLayer, load_streets
 from api.strict_query import reject_unknown_query
 from edge import __version__
 from hotspots.verification import BeforeAfterTest, stored_before_after
@@ -89,6 +91,11 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.streets = (
+        load_streets(settings.streets_file)
+        if settings.streets_file
+        else StreetLayer([], NO_STREETS)
+    )
     app.state.database = database
     key_cache = KeyCache()
     app.state.key_cache = key_cache
@@ -109,6 +116,7 @@ def create_app(
         hotspots,
         hotspot_runs,
         sites,
+        streets,
         reports,
         vehicles,
         pollutants,

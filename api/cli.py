@@ -23,6 +23,7 @@ def api_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace
 
     def run(args: argparse.Namespace) -> int:
         from api.app import create_app
+        from api.streets import StreetFileError
 
         try:
             settings = load_api_settings(args.config)
@@ -35,7 +36,11 @@ def api_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace
         except SettingsError as exc:
             print(f"envpatrol api: {exc}", file=sys.stderr)
             return 2
-        app = create_app(settings)
+        try:
+            app = create_app(settings)
+        except StreetFileError as exc:
+            print(f"envpatrol api: dashboard.streets_file: {exc}", file=sys.stderr)
+            return 2
         # Everything imported and built so far lives as long as the server: out of the cyclic
         # garbage collector's sight, a full collection no longer walks it: walking the start-up
         # objects stalled large responses (docs/performance.md).

@@ -20,7 +20,9 @@
   (offline). `tile_datum` ("wgs84" or "gcj02"): the datum the tiles are drawn in; with "gcj02"
   (AMap and other Chinese maps) the dashboard shifts every shape for display only.
   `tile_attribution` (""). `static_dir`: where `api/dashboard/build` put the front-end libraries
-  (default: api/dashboard/vendor in the source tree).
+  (default: api/dashboard/vendor in the source tree). `streets_file` (""): a GeoJSON file of the
+  area's streets (named lines, WGS-84; api/streets.py), drawn on the map with or without tiles
+  and naming each hotspot's street; read and checked at start-up.
 
 Unknown keys are refused, so a typo cannot go unnoticed.
 """
@@ -61,6 +63,7 @@ class ApiSettings:
     tile_datum: str = "wgs84"
     tile_attribution: str = ""
     static_dir: str | None = None
+    streets_file: str = ""
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -107,7 +110,13 @@ _TYPES: dict[str, dict[str, type]] = {
         "anonymous_per_minute": int,
         "failed_auth_per_minute": int,
     },
-    "dashboard": {"tile_url": str, "tile_datum": str, "tile_attribution": str, "static_dir": str},
+    "dashboard": {
+        "tile_url": str,
+        "tile_datum": str,
+        "tile_attribution": str,
+        "static_dir": str,
+        "streets_file": str,
+    },
 }
 
 

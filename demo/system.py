@@ -27,6 +27,7 @@ import psycopg
 
 from api import keys
 from demo.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
+from demo.streets import write_streets
 from edge.cli import stop_on_signals
 from edge.errors import EnvpatrolError
 from edge.profile import load_profile
@@ -182,8 +183,15 @@ def run_demo(args: argparse.Namespace) -> int:
             )
         services.append(Service("the hotspot analysis", job, work / "analysis.log"))
         port = args.port or free_port()
+        # The map shows the loop's streets whatever the network: a street file of its own.
+        streets = write_streets(work / "streets.geojson")
+        api_config = work / "api.toml"
+        api_config.write_text(f'[dashboard]\nstreets_file = "{streets}"\n', encoding="utf-8")
         api = _spawn(
-            "the API", ["api", "--host", "127.0.0.1", "--port", str(port)], env, work / "api.log"
+            "the API",
+            ["api", "--config", str(api_config), "--host", "127.0.0.1", "--port", str(port)],
+            env,
+            work / "api.log",
         )
         services.append(api)
         base = f"http://127.0.0.1:{port}"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.auth import reader
@@ -23,6 +23,7 @@ from api.geojson import FeatureCollection
 from api.officers import grids
 from api.officers.grids import Grid
 from api.params import hotspot_channel, parse_instant
+from api.streets import StreetLayer
 from hotspots import evidence, results
 from hotspots.results import HotspotFilter, StoredHotspot, StoredRun
 from hotspots.severity import order_key, severity
@@ -49,6 +50,14 @@ SortName = Literal[
     "last_seen",
     "q_magnitude",
 ]
+
+
+def street_layer(request: Request) -> StreetLayer:
+    """The street layer the app loaded ([dashboard] streets_file; empty without one)."""
+    return cast(StreetLayer, request.app.state.streets)
+
+
+Streets = Annotated[StreetLayer, Depends(street_layer)]
 
 
 def hotspot_id(run_id: int, rank: int) -> str:
@@ -128,12 +137,19 @@ class HotspotProperties(BaseModel):
     n_drives: int = Field(
         description="Contributing drives (vehicle-days); GET /v1/hotspots/{id} lists them."
     )
+    street: str | None = Field(
+        description="The named street nearest the centre within 60 m, from the street layer "
+        "([dashboard] streets_file); null without one."
+    )
     grid_id: int | None = Field(description="Management grid holding the centre; null: none.")
     grid_name: str | None
 
 
-def properties(spot: StoredHotspot, grid: Grid | None) -> HotspotProperties:
+def properties(
+    spot: StoredHotspot, grid: Grid | None, streets: StreetLayer | None = None
+) -> HotspotProperties:
     low, high = spot.enhancement_interval
+    street = None if streets is None else streets.street_at(spot.lat, spot.lon)
     return HotspotProperties(
         id=hotspot_id(spot.run_id, spot.rank),
         run_id=spot.run_id,
@@ -170,6 +186,7 @@ def properties(spot: StoredHotspot, grid: Grid | None) -> HotspotProperties:
         site=spot.site_id,
         severity=spot_severity(spot),
         n_drives=len(spot.drives),
+        street=None if street is None else street.name,
         grid_id=None if grid is None else grid.id,
         grid_name=None if grid is None else grid.name,
     )
@@ -304,6 +321,7 @@ RunParam = Annotated[
 def list_hotspots(
     *,
     db: DbSession,
+    streets: Streets,
     pollutant: Annotated[
         str | None, Query(description="Only this pollutant's (see /v1/pollutants).")
     ] = None,
@@ -389,12 +407,14 @@ def list_hotspots(
         sort=sort,
     )
     if format == "json":
-        return HotspotList(meta=meta, results=[properties(s, g) for s, g in page])
+        return HotspotList(meta=meta, results=[properties(s, g, streets) for s, g in page])
     return HotspotCollection(
         meta=meta,
         features=[
             HotspotFeature(
-                id=hotspot_id(s.run_id, s.rank), geometry=s.geometry, properties=properties(s, g)
+                id=hotspot_id(s.run_id, s.rank),
+                geometry=s.geometry,
+                properties=properties(s, g, streets),
             )
             for s, g in page
         ],
@@ -464,6 +484,7 @@ def get_hotspot(
         str, Path(pattern=HOTSPOT_ID, description="`{run}-{rank}`, as in the list.")
     ],
     db: DbSession,
+    streets: Streets,
     max_passes: Annotated[int, Query(ge=0, le=10_000, description="Passes listed.")] = 500,
 ) -> Response:
     """Its cells, per-pass values (from the stored passes of the run's window), time-of-day
@@ -486,7 +507,7 @@ def get_hotspot(
         cells = evidence.cell_summaries(spot, every)
         total = len(every)
     grid = grids.grid_at(grids.all_grids(conn), spot.lon, spot.lat)
-    props = properties(spot, grid)
+    props = properties(spot, grid, streets)
     detail = HotspotDetail(
         id=props.id,
         geometry=spot.geometry,

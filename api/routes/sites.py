@@ -18,7 +18,7 @@ from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError
 from api.officers import grids
-from api.routes.hotspots import HotspotProperties, hotspot_id, properties
+from api.routes.hotspots import HotspotProperties, Streets, hotspot_id, properties
 from hotspots import results
 
 router = APIRouter(
@@ -57,6 +57,7 @@ class SiteOut(BaseModel):
 def get_site(
     site_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="A hotspot's `site`.")],
     db: DbSession,
+    streets: Streets,
     limit: Annotated[int, Query(ge=1, le=500, description="Runs listed in `history`.")] = 50,
 ) -> SiteOut:
     conn = db.connection()
@@ -83,7 +84,7 @@ def get_site(
         runs=found.runs,
         latest=None
         if latest is None
-        else properties(latest, grids.grid_at(known, latest.lon, latest.lat)),
+        else properties(latest, grids.grid_at(known, latest.lon, latest.lat), streets),
         history=[
             SiteRun(
                 id=hotspot_id(s.run_id, s.rank),

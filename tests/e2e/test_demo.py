@@ -3,6 +3,7 @@ it names its URLs and an admin key; a taken port stops it before anything starts
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -96,7 +98,7 @@ def demo(demo_env: dict[str, str]) -> Iterator[Demo]:
 def test_the_demo_catches_up_with_now_and_keeps_storing_in_real_time(
     demo: Demo, database_url: str
 ) -> None:
-    demo.line(r"dashboard:\s+http://127\.0\.0\.1:\d+/", 90)
+    base = demo.line(r"dashboard:\s+(http://127\.0\.0\.1:\d+)/", 90).group(1)
     demo.line(r"database:\s+postgresql://", 5)
     key = demo.line(r"admin key:\s+(\S+)", 5).group(1)
     with psycopg.connect(database_url) as conn:
@@ -104,6 +106,11 @@ def test_the_demo_catches_up_with_now_and_keeps_storing_in_real_time(
             "SELECT role FROM api_key WHERE key_id = %s", (keys.key_id_of(key),)
         ).fetchone()
     assert row == ("admin",)
+    # The map's streets come with the demo, whatever the network.
+    with urllib.request.urlopen(f"{base}/v1/streets", timeout=10) as response:  # noqa: S310
+        streets = json.loads(response.read())
+    names = {f["properties"].get("name:en") for f in streets["features"]}
+    assert {"Guangqu Road", "Xidawang Road", "East 3rd Ring Middle Road"} <= names
     # Six simulated minutes at 60x: the clock reaches now after about six wall seconds.
     demo.line(r"has reached now", 60)
     switched = datetime.now(UTC)

@@ -4,9 +4,11 @@ inventory report, and the no-run problem."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -343,3 +345,41 @@ def test_a_site_outlives_its_runs(admin_url: str) -> None:
                 site = client.get(f"/v1/sites/{site_id}").json()
                 assert site["runs"] == 2
                 assert len(site["history"]) == 1  # the pruned run is gone, the site is not
+
+
+def test_hotspots_name_their_street_from_the_street_layer(stored: Stored, tmp_path: Path) -> None:
+    lat, lon = SOURCE
+    streets = tmp_path / "streets.geojson"
+    streets.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {
+                            "type": "LineString",
+                            "coordinates": [[lon - 0.003, lat], [lon + 0.003, lat]],
+                        },
+                        "properties": {"name": "测试街", "name:en": "Test Street"},
+                    }
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    settings = ApiSettings(database_url=stored.url, streets_file=str(streets))
+    with TestClient(create_app(settings)) as client:
+        layer = client.get("/v1/streets").json()
+        assert layer["features"][0]["properties"]["name:en"] == "Test Street"
+        spots = client.get("/v1/hotspots", params={"pollutant": "pm25"}).json()["features"]
+        near = [f for f in spots if abs(f["properties"]["lat"] - lat) < 0.0004]
+        assert near
+        assert {f["properties"]["street"] for f in near} == {"测试街"}
+        site = client.get(f"/v1/sites/{near[0]['properties']['site']}").json()
+        assert site["latest"]["street"] == "测试街"
+    # Without a street file, no street and an empty layer.
+    assert stored.client.get("/v1/streets").json()["features"] == []
+    plain = stored.client.get("/v1/hotspots", params={"pollutant": "pm25"}).json()["features"]
+    assert {f["properties"]["street"] for f in plain} == {None}

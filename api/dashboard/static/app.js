@@ -117,11 +117,29 @@
       return div;
     };
     legend.addTo(map);
+    state.layers.streets = L.layerGroup().addTo(map);
     state.layers.grids = L.layerGroup().addTo(map);
     state.layers.hotspots = L.layerGroup().addTo(map);
     state.layers.tracks = L.layerGroup().addTo(map);
     state.layers.vehicles = L.layerGroup().addTo(map);
     state.map = map;
+  }
+
+  // The street layer works without tiles: the operator's street file, served by the API.
+  async function loadStreets() {
+    const doc = await api("/v1/streets");
+    state.layers.streets.clearLayers();
+    if (!doc.features.length) return;
+    L.geoJSON(doc, geoOptions({
+      style: { color: "#868e96", weight: 3, opacity: 0.7 },
+      onEachFeature: (feature, layer) => {
+        const p = feature.properties || {};
+        const name = p[`name:${window.EnvI18n.getLang()}`] || p.name;
+        if (name) layer.bindTooltip(name, { sticky: true });
+      },
+    })).addTo(state.layers.streets);
+    const bounds = state.layers.streets.getLayers()[0].getBounds();
+    if (!state.fitted && bounds.isValid()) state.map.fitBounds(bounds.pad(0.1), { maxZoom: 16 });
   }
 
   function legendHtml() {
@@ -223,7 +241,7 @@
       row.dataset.id = p.id;
       row.innerHTML =
         `<td><span class="swatch" style="background:${labelColor(p.label)}"></span>${index + 1}</td>` +
-        `<td>${p.cell}</td><td>${p.grid_name || "—"}</td><td>${p.level.toFixed(1)}</td>` +
+        `<td>${escapeHtml(p.street || p.cell)}</td><td>${p.grid_name || "—"}</td><td>${p.level.toFixed(1)}</td>` +
         `<td>${p.enhancement.toFixed(1)}</td><td class="label-${p.label}">${t(`label_${p.label}`)}</td>` +
         `<td>${p.n_passes}</td><td>${p.days}</td>`;
       row.addEventListener("click", () => select(feature));
@@ -740,6 +758,7 @@
     state.config = await (await fetch("/dashboard/config.json")).json();
     initMap();
     mapNote();
+    loadStreets().catch(() => {});
     try {
       await loadPollutants();
     } catch (error) {

@@ -58,3 +58,10 @@ def test_api_command_refuses_bad_settings(
     assert "cannot read" in capsys.readouterr().err
     assert run(parser.parse_args(["--port", "9000"])) == 2
     assert "database.url" in capsys.readouterr().err
+
+
+def test_the_shipped_config_loads() -> None:
+    shipped = Path(__file__).parents[3] / "deploy" / "config" / "api.toml"
+    settings = load_api_settings(str(shipped), {"ENVPATROL_DATABASE_URL": "postgresql://x@h/d"})
+    assert settings.streets_file == ""
+    assert settings.read_key_required
