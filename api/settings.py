@@ -22,7 +22,8 @@
   `tile_attribution` (""). `static_dir`: where `api/dashboard/build` put the front-end libraries
   (default: api/dashboard/vendor in the source tree). `streets_file` (""): a GeoJSON file of the
   area's streets (named lines, WGS-84; api/streets.py), drawn on the map with or without tiles
-  and naming each hotspot's street; read and checked at start-up.
+  and naming each hotspot's street; read and checked at start-up. `timezone` ("Asia/Shanghai"):
+  the zone the page shows times in.
 
 Unknown keys are refused, so a typo cannot go unnoticed.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +66,7 @@ class ApiSettings:
     tile_attribution: str = ""
     static_dir: str | None = None
     streets_file: str = ""
+    timezone: str = "Asia/Shanghai"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -87,6 +90,12 @@ class ApiSettings:
                 raise SettingsError(key, f"must be 0 (off) or more, got {value}")
         if self.tile_datum not in TILE_DATUMS:
             raise SettingsError("dashboard.tile_datum", f"must be one of {', '.join(TILE_DATUMS)}")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(
+                "dashboard.timezone", f"unknown time zone {self.timezone!r}"
+            ) from exc
         if self.tile_url and not self.tile_url.startswith(("http://", "https://", "/")):
             raise SettingsError("dashboard.tile_url", "must be an http(s) URL or a local path")
 
@@ -116,6 +125,7 @@ _TYPES: dict[str, dict[str, type]] = {
         "tile_attribution": str,
         "static_dir": str,
         "streets_file": str,
+        "timezone": str,
     },
 }
 

@@ -43,6 +43,7 @@ class DashboardConfig(BaseModel):
     read_key_required: bool
     live: bool = Field(description="Whether /v1/live has a broker to listen to.")
     vendor: bool = Field(description="Whether the front-end libraries are installed.")
+    timezone: str = Field(description="IANA zone the page shows times in.")
 
 
 def _settings(request: Request) -> ApiSettings:
@@ -66,6 +67,7 @@ def dashboard_config(request: Request) -> DashboardConfig:
         read_key_required=settings.read_key_required,
         live=settings.mqtt is not None,
         vendor=(vendor_dir(settings) / "leaflet" / "leaflet.js").is_file(),
+        timezone=settings.timezone,
     )
 
 

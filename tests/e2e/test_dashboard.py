@@ -228,6 +228,11 @@ def test_hotspots_show_and_a_case_can_be_opened(
         )
         browser.save_screenshot(str(SCREENSHOTS / "dashboard-zh.png"))
         assert browser.find_element(By.ID, "message").text == ""
+        assert_translated(browser)
+        browser.find_element(By.ID, "lang").click()
+        wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "h2").text == "Hotspots", "English")
+        assert_translated(browser)
+        browser.find_element(By.ID, "lang").click()
 
         # The address names the selected place's site; that link opens on it.
         named = re.search(r"[?&]site=([0-9]+)", browser.current_url)
@@ -247,6 +252,19 @@ def test_hotspots_show_and_a_case_can_be_opened(
     with psycopg.connect(database_url) as conn:
         found = conn.execute("SELECT cell, status FROM hotspot_case").fetchall()
     assert found == [(hot_cell, "dispatched")]
+
+
+RAW_KEY = re.compile(
+    r"\b(stratum|label|band|verdict|reason|event|assignee|period|noise|level)_[a-z_]+\b"
+)
+
+
+def assert_translated(browser: webdriver.Chrome) -> None:
+    """No translation key, raw code or ASCII unit shows on the page."""
+    text = str(browser.execute_script("return document.body.innerText"))
+    assert not RAW_KEY.search(text), RAW_KEY.search(text)
+    for raw in ("ug/m3", "no-significant-change", "median_z", "insufficient-data"):
+        assert raw not in text, raw
 
 
 def distance_m(cell: str, lat: float, lon: float) -> float:

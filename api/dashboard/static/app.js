@@ -3,7 +3,7 @@
 // JavaScript over the /v1 API; Leaflet is served from /vendor (installed from npm), no CDN.
 "use strict";
 (function () {
-  const { t, status: statusLabel } = window.EnvI18n;
+  const { t, named, unit: unitText, status: statusLabel } = window.EnvI18n;
   const state = {
     config: null,
     map: null,
@@ -178,7 +178,7 @@
       .forEach((p) => {
         const option = document.createElement("option");
         option.value = p.name;
-        option.textContent = `${window.EnvI18n.getLang() === "zh" ? p.label_zh : p.label} (${p.unit})`;
+        option.textContent = `${window.EnvI18n.getLang() === "zh" ? p.label_zh : p.label} (${unitText(p.unit)})`;
         select.appendChild(option);
       });
     const saved = localStorage.getItem("envpatrol.pollutant");
@@ -219,7 +219,7 @@
     state.hotspots = doc.features;
     state.unit = doc.features.length ? doc.features[0].properties.unit : "";
     $("run-note").textContent = doc.meta
-      ? `${t("run_window")} #${doc.meta.run.id}: ${new Date(doc.meta.run.window_start).toLocaleString()} – ${new Date(doc.meta.run.window_end).toLocaleString()}`
+      ? `${t("run_window")} #${doc.meta.run.id}: ${localTime(doc.meta.run.window_start)} – ${localTime(doc.meta.run.window_end)}`
       : t("no_run");
     state.layers.hotspots.clearLayers();
     body.innerHTML = "";
@@ -232,7 +232,7 @@
         feature,
         geoOptions({ style: { color: labelColor(p.label), weight: 2, fillOpacity: 0.55 } }),
       );
-      layer.bindTooltip(`#${index + 1} ${t(`label_${p.label}`)} ${p.level.toFixed(1)} ${p.unit}`);
+      layer.bindTooltip(`#${index + 1} ${t(`label_${p.label}`)} ${p.level.toFixed(1)} ${unitText(p.unit)}`);
       layer.on("click", () => select(feature));
       layer.addTo(state.layers.hotspots);
       feature._layer = layer;
@@ -316,7 +316,7 @@
       : "";
     return `<svg class="chart" viewBox="0 0 ${w} ${h}" preserveAspectRatio="none">${ref}` +
       `${options.dots ? "" : `<path d="${path}"/>`}${dots}</svg>` +
-      `<div class="note">${y0.toFixed(1)} – ${y1.toFixed(1)} ${state.unit || ""}</div>`;
+      `<div class="note">${y0.toFixed(1)} – ${y1.toFixed(1)} ${unitText(state.unit)}</div>`;
   }
 
   function bars(profile) {
@@ -335,7 +335,7 @@
       const height = ((v == null ? 0 : Math.abs(v)) / top) * (h / 2 - 14);
       const y = v != null && v < 0 ? zero : zero - height;
       return `<rect x="${(i * step + step * 0.2).toFixed(1)}" y="${y.toFixed(1)}" width="${(step * 0.6).toFixed(1)}" height="${height.toFixed(1)}"/>` +
-        `<text x="${(i * step + step / 2).toFixed(1)}" y="${h - 2}" text-anchor="middle">${t(`stratum_${name}`)} ${v == null ? "—" : v.toFixed(1)}</text>`;
+        `<text x="${(i * step + step / 2).toFixed(1)}" y="${h - 2}" text-anchor="middle">${named("stratum", name)} ${v == null ? "—" : v.toFixed(1)}</text>`;
     }).join("");
     return `<svg class="chart profile" viewBox="0 0 ${w} ${h}" preserveAspectRatio="none">` +
       `<line class="bg" x1="0" x2="${w}" y1="${zero}" y2="${zero}"/>${rects}</svg>`;
@@ -377,16 +377,16 @@
       const passes = evidence.passes.map((s) => [Date.parse(s.start), s.value]);
       const found = state.cases.find((c) => c.cell === p.cell && c.pollutant === p.pollutant && c.status !== "closed");
       const interval = p.enhancement_low == null ? "" : ` (${t("interval")} ${p.enhancement_low.toFixed(1)} – ${p.enhancement_high.toFixed(1)})`;
-      const band = evidence.band ? `${t("band")}: ${evidence.band.category || evidence.band.noise_class || "—"}` : "";
+      const band = evidence.band ? `${t("band")}: ${bandText(evidence.band)}` : "";
       const history = evidence.history.length
         ? evidence.history.slice(0, 5).map((h) => `#${h.run_id} ${t(`label_${h.label}`)} ${h.enhancement.toFixed(1)}`).join(" · ")
         : "—";
       $("detail-body").innerHTML =
-        `<p><b>${p.cell}</b> · ${p.grid_name || "—"} · <span class="label-${p.label}">${t(`label_${p.label}`)}</span> · ${t(`stratum_${p.stratum}`)}<br>` +
-        `${t("level")} ${p.level.toFixed(1)} ${p.unit} · ${t("enhancement")} ${p.enhancement.toFixed(1)}${interval}<br>` +
+        `<p><b>${p.cell}</b> · ${p.grid_name || "—"} · <span class="label-${p.label}">${t(`label_${p.label}`)}</span> · ${named("stratum", p.stratum)}<br>` +
+        `${p.pollutant === "noise" ? t("level_noise") : t("level")} ${p.level.toFixed(1)} ${unitText(p.unit)} · ${t("enhancement")} ${p.enhancement.toFixed(1)}${interval}<br>` +
         `${t("passes")} ${p.n_passes} · ${t("days")} ${p.days} · ${t("persistence")} ${(p.persistence * 100).toFixed(0)}% · ` +
         `${t("cells")} ${evidence.cells.length}${band ? " · " + band : ""}</p>` +
-        `<p class="note">${t("reasons")}: ${p.reasons.map((r) => r.detail).join("; ")}</p>` +
+        `<p class="note">${t("reasons")}: ${p.reasons.map((r) => `<span title="${escapeHtml(r.detail)}">${named("reason", r.code)}</span>`).join(" · ")}</p>` +
         `<h3>${t("profile")}</h3>${bars(evidence.profile)}` +
         `<h3>${t("pass_history")}</h3>${chart(passes, { dots: true })}` +
         `<p class="note">${t("history")}: ${history}</p>` +
@@ -402,7 +402,7 @@
     if (!panel.isConnected || panel.dataset.render !== token) return;  // superseded meanwhile
     const work = document.createElement("div");
     work.className = "case-work";
-    const local = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+    const local = (iso) => (iso ? localTime(iso) : "—");
     const due = full.deadline ? full.deadline.slice(0, 10) : "";
     work.innerHTML =
       `<p>${t("assignee")}: <b>${escapeHtml(full.assignee || "—")}</b>` +
@@ -481,6 +481,31 @@
     });
   }
 
+  // The feed badge keeps its state, so a change of language re-labels it.
+  function setFeed(kind) {
+    const feed = $("feed");
+    feed.dataset.state = kind;
+    feed.textContent = kind === "live" ? `● ${t("live")}` : t(kind);
+  }
+
+  // Times in the sub-district's zone ([dashboard] timezone), whatever the browser's.
+  function localTime(iso) {
+    const zone = (state.config && state.config.timezone) || undefined;
+    const locale = window.EnvI18n.getLang() === "zh" ? "zh-CN" : "en-GB";
+    return new Date(iso).toLocaleString(locale, { timeZone: zone, hour12: false });
+  }
+
+  function bandText(band) {
+    if (band.category) return named("band", band.category);
+    if (band.noise_class != null) {
+      const over = band.excess >= 0
+        ? t("noise_over", { excess: band.excess.toFixed(1) })
+        : t("noise_under", { excess: (-band.excess).toFixed(1) });
+      return t("noise_band", { class: band.noise_class, period: named("period", band.period), limit: band.limit, over });
+    }
+    return "—";
+  }
+
   function escapeHtml(text) {
     return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   }
@@ -547,9 +572,10 @@
       const result = document.createElement("p");
       result.className = "note";
       result.textContent =
-        `${t("verdict")}: ${v.verdict} · ${t("change")} ${v.change == null ? "—" : v.change.toFixed(1)} ${v.unit} · ` +
+        `${t("verdict")}: ${named("verdict", v.verdict)} · ${t("change")} ${v.change == null ? "—" : v.change.toFixed(1)} ${unitText(v.unit)} · ` +
         (v.interval_low == null ? "" : `${t("interval")} ${v.interval_low.toFixed(1)} – ${v.interval_high.toFixed(1)} · `) +
-        `${t("p_value")} ${v.p_value == null ? "—" : v.p_value.toFixed(3)} · ${v.passes_before}/${v.passes_after} ${t("passes")} · ${v.note}`;
+        `${t("p_value")} ${v.p_value == null ? "—" : v.p_value.toFixed(3)} · ${v.passes_before}/${v.passes_after} ${t("passes")}`;
+      result.title = v.note || "";
       panel.appendChild(result);
     }
   }
@@ -591,7 +617,7 @@
       const online = v.state === "online" || v.heard_recently;
       const item = document.createElement("li");
       item.textContent = `${v.vehicle} · ${v.state ? statusWord(v.state) : t("unknown")}` +
-        (v.last_time ? ` · ${t("last_fix")} ${new Date(v.last_time).toLocaleString()}` : "");
+        (v.last_time ? ` · ${t("last_fix")} ${localTime(v.last_time)}` : "");
       list.appendChild(item);
       placeVehicle(v.vehicle, v.lat, v.lon, online, v.vehicle);
       const params = query({ max_points: 2000 });
@@ -611,7 +637,7 @@
   // Server-sent events over fetch (so the API key can go in a header, unlike EventSource).
   async function followLive() {
     if (!state.config.live) {
-      $("feed").textContent = t("polling");
+      setFeed("polling");
       setInterval(() => loadVehicles().catch(() => {}), 30000);
       return;
     }
@@ -621,7 +647,7 @@
         if (apiKey()) headers["X-API-Key"] = apiKey();
         const response = await fetch("/v1/live", { headers });
         if (!response.ok || !response.body) throw new Error(String(response.status));
-        $("feed").textContent = `● ${t("live")}`;
+        setFeed("live");
         const reader = response.body.getReader();
         const decoder = new TextDecoder();
         let buffer = "";
@@ -636,7 +662,7 @@
           }
         }
       } catch (_) {
-        $("feed").textContent = t("polling");
+        setFeed("polling");
       }
       await new Promise((resolve) => setTimeout(resolve, 5000));
       loadVehicles().catch(() => {});
@@ -654,7 +680,7 @@
     const doc = JSON.parse(data.join("\n"));
     if (kind === "position") placeVehicle(doc.vehicle, doc.lat, doc.lon, true, `${doc.vehicle} ${doc.time}`);
     if (kind === "hotspot") {
-      toast(`${t("new_hotspot")}: ${doc.pollutant} · ${t(`label_${doc.label}`)} · ${t(`stratum_${doc.stratum}`)} · ${doc.level.toFixed(1)} ${doc.unit}`);
+      toast(`${t("new_hotspot")}: ${doc.pollutant} · ${t(`label_${doc.label}`)} · ${named("stratum", doc.stratum)} · ${doc.level.toFixed(1)} ${unitText(doc.unit)}`);
       loadHotspots().catch(() => {});
     }
     if (kind === "status") {
@@ -781,6 +807,7 @@
       window.EnvI18n.setLang(window.EnvI18n.getLang() === "zh" ? "en" : "zh");
       applyLabels();
       mapNote();
+      if ($("feed").dataset.state) setFeed($("feed").dataset.state);
       const legend = document.getElementById("map-legend");
       if (legend) legend.innerHTML = legendHtml();
       const current = $("pollutant").value;

@@ -87,6 +87,34 @@
       label_episodic: "episodic",
       stratum: "Time of day",
       all_strata: "every stratum",
+      stratum_meals: "meal times",
+      level_noise: "Sound level",
+      band_excellent: "excellent",
+      band_good: "good",
+      "band_lightly polluted": "lightly polluted",
+      "band_moderately polluted": "moderately polluted",
+      "band_heavily polluted": "heavily polluted",
+      "band_severely polluted": "severely polluted",
+      noise_band: "GB 3096 class {class} {period} limit {limit} dB(A), {over}",
+      noise_over: "{excess} dB over",
+      noise_under: "{excess} dB under",
+      period_day: "day",
+      period_night: "night",
+      verdict_decreased: "decreased",
+      verdict_increased: "increased",
+      "verdict_no-significant-change": "no significant change",
+      "verdict_insufficient-data": "not enough passes",
+      reason_passes: "Seen often enough",
+      reason_magnitude: "Clearly above the surrounding streets",
+      reason_share: "Often among the area's highest passes",
+      reason_persistence: "Raised on most passes",
+      reason_gi_star: "Surrounding cells raised too",
+      reason_high_low_outlier: "High among low neighbours",
+      reason_episodes: "Bursts now and then",
+      reason_episode_days: "On some days, off on others",
+      reason_episode_window: "At certain hours only",
+      severity: "Severity",
+      street: "Street",
       stratum_all_day: "all day",
       stratum_lunch: "lunch",
       stratum_dinner: "dinner",
@@ -185,6 +213,34 @@
       label_episodic: "偶发型",
       stratum: "时段",
       all_strata: "全部时段",
+      stratum_meals: "用餐时段",
+      level_noise: "声级",
+      band_excellent: "优",
+      band_good: "良",
+      "band_lightly polluted": "轻度污染",
+      "band_moderately polluted": "中度污染",
+      "band_heavily polluted": "重度污染",
+      "band_severely polluted": "严重污染",
+      noise_band: "GB 3096 {class}类区 {period}间限值 {limit} dB(A)，{over}",
+      noise_over: "超出 {excess} dB",
+      noise_under: "低于限值 {excess} dB",
+      period_day: "昼",
+      period_night: "夜",
+      verdict_decreased: "下降",
+      verdict_increased: "上升",
+      "verdict_no-significant-change": "无显著变化",
+      "verdict_insufficient-data": "经过次数不足",
+      reason_passes: "经过次数足够",
+      reason_magnitude: "明显高于周边街道",
+      reason_share: "常居区域最高值之列",
+      reason_persistence: "多数经过时偏高",
+      reason_gi_star: "周边单元同样偏高",
+      reason_high_low_outlier: "低值中的高值点",
+      reason_episodes: "间歇性突发",
+      reason_episode_days: "部分日期出现",
+      reason_episode_window: "仅在特定时段出现",
+      severity: "严重程度",
+      street: "街道",
       stratum_all_day: "全天",
       stratum_lunch: "午餐",
       stratum_dinner: "晚餐",
@@ -207,8 +263,22 @@
   };
   let lang = (root.localStorage && root.localStorage.getItem("envpatrol.lang")) || "zh";
 
-  function t(key) {
-    return (LABELS[lang] && LABELS[lang][key]) || LABELS.en[key] || key;
+  function t(key, values) {
+    let text = (LABELS[lang] && LABELS[lang][key]) || LABELS.en[key] || key;
+    Object.entries(values || {}).forEach(([name, value]) => {
+      text = text.replace(`{${name}}`, value);
+    });
+    return text;
+  }
+  // A label for a value from the data (a stratum, band, verdict...): the value itself when no
+  // label exists, never the lookup key.
+  function named(prefix, value) {
+    const key = `${prefix}_${value}`;
+    return (LABELS[lang] && LABELS[lang][key]) || LABELS.en[key] || String(value);
+  }
+  // Units as printed: µg/m³, mg/m³, dB(A).
+  function unit(text) {
+    return String(text || "").replace(/ug\/m3/g, "µg/m³").replace(/mg\/m3/g, "mg/m³");
   }
   function status(name) {
     return (STATUS[lang] && STATUS[lang][name]) || name;
@@ -220,5 +290,5 @@
   function getLang() {
     return lang;
   }
-  root.EnvI18n = { t, status, setLang, getLang, LABELS };
+  root.EnvI18n = { t, named, unit, status, setLang, getLang, LABELS };
 })(typeof window !== "undefined" ? window : globalThis);
