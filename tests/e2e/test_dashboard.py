@@ -135,6 +135,7 @@ def test_hotspots_show_and_a_case_can_be_opened(
         )
         # With a key set, the report is fetched with the key and opened in a new tab.
         dashboard_tab = browser.current_window_handle
+        browser.find_element(By.CSS_SELECTOR, ".tools summary").click()
         browser.find_element(By.ID, "report-link").click()
         wait_for(lambda: len(browser.window_handles) == 2, "the report's tab")
         browser.switch_to.window(next(h for h in browser.window_handles if h != dashboard_tab))
@@ -298,3 +299,69 @@ def test_the_simulated_sources_show_on_the_map_and_in_the_table(
             drawn = browser.find_elements(By.CSS_SELECTOR, ".leaflet-overlay-pane path")
             assert len(drawn) >= len(cells)
             browser.save_screenshot(str(SCREENSHOTS / f"simulated-{pollutant}.png"))
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "lang"),
+    [(1280, 800, "en"), (1280, 800, "zh"), (412, 915, "zh"), (360, 740, "en")],
+)
+def test_the_page_fits_desktops_and_phones_in_both_languages(
+    database_url: str, browser: webdriver.Chrome, width: int, height: int, lang: str
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        insert_readings(conn, patrol_rows(hot=40.0))
+        roll_up(conn)
+        analyse(conn, BASE + timedelta(days=5))
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 800},
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for base in serve(ApiSettings(database_url=database_url)):
+        url = f"{base}/?pollutant=pm25&from=2025-03-01T00:00:00Z&to=2025-03-10T00:00:00Z"
+        browser.get(url)
+        browser.execute_script("localStorage.setItem('envpatrol.lang', arguments[0]);", lang)
+        browser.get(url)
+        wait_for(lambda: browser.execute_script("return document.body.dataset.loaded"), "data")
+        rows = wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr[data-cell]"),
+            "the hotspot row",
+        )
+        rows[0].click()
+        wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr.selected"),
+            "the selection",
+        )
+        geometry = browser.execute_script(
+            """
+            const rect = (el) => el.getBoundingClientRect();
+            const map = rect(document.getElementById('map'));
+            const header = rect(document.querySelector('header'));
+            const main = rect(document.querySelector('main'));
+            const wrap = document.querySelector('.table-wrap');
+            const selected = window.EnvDashboard.state.selected;
+            const shape = selected && selected._layer && selected._layer.getLayers()[0]._path;
+            return {
+              overflow: document.documentElement.scrollWidth - window.innerWidth,
+              headerBottom: header.bottom, mainTop: main.top, mainBottom: main.bottom,
+              viewport: window.innerHeight,
+              map: [map.left, map.top, map.right, map.bottom],
+              shape: shape ? [rect(shape).left, rect(shape).top, rect(shape).right, rect(shape).bottom] : null,
+              tableFits: wrap.scrollWidth <= wrap.clientWidth || getComputedStyle(wrap).overflowX === 'auto',
+            };
+            """
+        )
+        browser.save_screenshot(str(SCREENSHOTS / f"layout-{width}x{height}-{lang}.png"))
+        assert geometry["overflow"] <= 0, geometry  # no sideways scrolling
+        assert geometry["headerBottom"] <= geometry["mainTop"] + 1, geometry  # nothing covered
+        assert geometry["mainBottom"] <= geometry["viewport"] + 1, geometry  # nothing pushed out
+        left, top, right, bottom = geometry["map"]
+        assert bottom - top >= 0.4 * height, geometry  # the map is there, first
+        assert right - left >= 0.6 * width, geometry
+        assert geometry["tableFits"], geometry
+        shape = geometry["shape"]
+        assert shape is not None, geometry
+        # the selected hotspot in view: its shape overlaps the map's box
+        assert min(right, shape[2]) >= max(left, shape[0]), geometry
+        assert min(bottom, shape[3]) >= max(top, shape[1]), geometry
+        assert_translated(browser)

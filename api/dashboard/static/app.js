@@ -792,6 +792,10 @@
     }
     if (params.get("pollutant")) $("pollutant").value = params.get("pollutant");
     $("refresh").addEventListener("click", refresh);
+    $("drawer").addEventListener("click", () => {
+      document.querySelector("main").classList.toggle("drawer-open");
+      state.map.invalidateSize();
+    });
     $("pollutant").addEventListener("change", refresh);
     ["grid", "label", "stratum"].forEach((id) =>
       $(id).addEventListener("change", () => loadHotspots().catch((e) => say(e.message))),
