@@ -29,7 +29,7 @@ from demo import job as demo_job
 from demo.patrol_data import simulated_readings, store_readings
 from firmware_sim.field import SHUANGJING_SOURCES
 from firmware_sim.geo import haversine_m
-from hotspots.job import JobSettings
+from hotspots.job import JobSettings, serve_pending
 from tests.integration.test_api import (
     BASE,
     HOT,
@@ -365,3 +365,62 @@ def test_the_page_fits_desktops_and_phones_in_both_languages(
         assert min(right, shape[2]) >= max(left, shape[0]), geometry
         assert min(bottom, shape[3]) >= max(top, shape[1]), geometry
         assert_translated(browser)
+
+
+def test_from_and_to_choose_the_analysis_run_or_request_one(
+    database_url: str, browser: webdriver.Chrome
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        insert_readings(conn, patrol_rows(hot=40.0))
+        roll_up(conn)
+        analyse(conn, BASE + timedelta(days=5))  # a run over the 30 days before day 5
+        admin_key = keys.create(conn, "Dashboard test", "admin").key
+    for base in serve(ApiSettings(database_url=database_url)):
+        url = f"{base}/?pollutant=pm25"
+        browser.get(url)
+        browser.execute_script(
+            "localStorage.setItem('envpatrol.key', arguments[0]);"
+            "localStorage.setItem('envpatrol.lang', 'en');",
+            admin_key,
+        )
+        browser.get(url)
+        wait_for(lambda: browser.execute_script("return document.body.dataset.loaded"), "data")
+        first = browser.find_element(By.ID, "run-note").text
+        assert "Analysis run" in first
+        # A window reaching past the run's end (day 5): no run covers it until one is requested.
+        browser.execute_script(
+            """
+            const set = (id, value) => {
+              const el = document.getElementById(id);
+              el.value = value;
+              el.dispatchEvent(new Event('change'));
+            };
+            set('from', '2025-03-04T00:00');
+            set('to', '2025-03-09T00:00');
+            """
+        )
+        button = wait_for(
+            lambda: [
+                b
+                for b in browser.find_elements(By.CSS_SELECTOR, "#run-note button")
+                if b.text == "Analyse this period"
+            ],
+            "the offer to analyse the period",
+        )
+        button[0].click()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            wait_for(
+                lambda: serve_pending(conn, JobSettings(window=timedelta(days=30))) or None,
+                "the job to take the request",
+            )
+
+        def newer_run(shown: str = first) -> bool:
+            note = browser.find_element(By.ID, "run-note").text
+            return "Analysis run" in note and note != shown
+
+        wait_for(
+            newer_run,
+            "the list from the requested run",
+            timeout=30,
+        )
+        assert "2025" in browser.find_element(By.ID, "run-note").text

@@ -148,12 +148,49 @@
       .join(" ");
   }
 
+  // Once an officer sets From/To, the list is the analysis run covering that window; before,
+  // the newest run (the default range, the last 30 days, is what the job analyses anyway).
   function hotspotQuery() {
     const params = new URLSearchParams();
     params.set("pollutant", $("pollutant").value);
     [["grid", $("grid").value], ["label", $("label").value], ["stratum", $("stratum").value]]
       .forEach(([k, v]) => v && params.set(k, v));
+    if (state.rangeSet) {
+      const from = isoFromInput($("from"));
+      const to = isoFromInput($("to"));
+      if (from) params.set("from", from);
+      if (to) params.set("to", to);
+    }
     return params;
+  }
+
+  // No run covers the chosen window: an admin may ask the job for one, and the list follows
+  // when it is done.
+  function offerRun() {
+    const note = $("run-note");
+    note.textContent = t("no_run_for_range");
+    if (!apiKey()) return;
+    const button = document.createElement("button");
+    button.textContent = t("analyse_range");
+    button.addEventListener("click", async () => {
+      try {
+        const made = await api("/v1/hotspot-runs", {
+          method: "POST",
+          body: { from: isoFromInput($("from")), to: isoFromInput($("to")) },
+        });
+        note.textContent = t("run_requested");
+        for (let i = 0; i < 240; i += 1) {
+          await new Promise((resolve) => setTimeout(resolve, 2500));
+          const request = await api(`/v1/hotspot-runs/requests/${made.id}`);
+          if (request.status === "done") return loadHotspots();
+          if (request.status === "failed") throw new Error(request.error || "failed");
+        }
+      } catch (error) {
+        say(`${t("error")}: ${error.message}`);
+      }
+    });
+    note.appendChild(document.createTextNode(" "));
+    note.appendChild(button);
   }
 
   function updateReportLink() {
@@ -218,7 +255,8 @@
     }
     state.hotspots = doc.features;
     state.unit = doc.features.length ? doc.features[0].properties.unit : "";
-    $("run-note").textContent = doc.meta
+    if (!doc.meta && state.rangeSet) offerRun();
+    else $("run-note").textContent = doc.meta
       ? `${t("run_window")} #${doc.meta.run.id}: ${localTime(doc.meta.run.window_start)} – ${localTime(doc.meta.run.window_end)}`
       : t("no_run");
     state.layers.hotspots.clearLayers();
@@ -780,6 +818,12 @@
     const params = new URLSearchParams(location.search);
     if (params.get("from")) $("from").value = toInput(new Date(params.get("from")));
     if (params.get("to")) $("to").value = toInput(new Date(params.get("to")));
+    ["from", "to"].forEach((id) =>
+      $(id).addEventListener("change", () => {
+        state.rangeSet = true;
+        refresh();
+      }),
+    );
     if (/^[0-9]+$/.test(params.get("site") || "")) state.wantedSite = Number(params.get("site"));
     state.config = await (await fetch("/dashboard/config.json")).json();
     initMap();
