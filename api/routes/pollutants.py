@@ -8,9 +8,16 @@ from pydantic import BaseModel, Field
 from api.auth import reader
 from api.envelope import Envelope, Meta
 from edge.units import CHANNELS, ChannelSpec
+from hotspots.analysis.standards import colour_scale
 from hotspots.floors import HOTSPOT_FLOORS
 
 router = APIRouter(prefix="/v1", tags=["pollutants"], dependencies=[Depends(reader)])
+
+
+class ScaleStepOut(BaseModel):
+    upper: float | None = Field(description="Values up to this (canonical unit); null: no end.")
+    category: str = Field(description="HJ 633 category, or the GB 3096 class for noise.")
+    colour: str = Field(description="#rrggbb, HJ 633's colour of the category.")
 
 
 class PollutantOut(BaseModel):
@@ -21,6 +28,10 @@ class PollutantOut(BaseModel):
     energy_mean: bool = Field(description="Logarithmic: averaged as an energy mean.")
     hotspots: bool = Field(description="Whether /v1/hotspots accepts it.")
     hotspot_floor: float | None = Field(description="Default absolute hotspot floor.")
+    scale: list[ScaleStepOut] | None = Field(
+        description="Indicative colour scale for maps (HJ 633 categories; GB 3096 day limits "
+        "for noise); null without a national standard."
+    )
 
 
 def pollutant_out(spec: ChannelSpec) -> PollutantOut:
@@ -32,6 +43,16 @@ def pollutant_out(spec: ChannelSpec) -> PollutantOut:
         energy_mean=spec.energy_mean,
         hotspots=spec.name in HOTSPOT_FLOORS,
         hotspot_floor=HOTSPOT_FLOORS.get(spec.name),
+        scale=None
+        if (steps := colour_scale(spec.name)) is None
+        else [
+            ScaleStepOut(
+                upper=step.upper,
+                category=step.category,
+                colour="#{:02x}{:02x}{:02x}".format(*step.colour),
+            )
+            for step in steps
+        ],
     )
 
 

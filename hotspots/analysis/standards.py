@@ -123,6 +123,38 @@ def iaqi_band(pollutant: str, value: float) -> IaqiBand | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ScaleStep:
+    """One colour of a map scale: values up to `upper` (None: no upper end)."""
+
+    upper: float | None
+    category: str  # HJ 633 category, or the GB 3096 class whose day limit bounds it
+    colour: tuple[int, int, int]
+
+
+def colour_scale(pollutant: str) -> tuple[ScaleStep, ...] | None:
+    """The indicative colour scale of a channel for maps: the HJ 633 categories by the
+    concentrations at their IAQI bounds (real-time basis), or for noise the GB 3096 day limits
+    (class 1 to 4); None for channels without a national standard."""
+    if pollutant == "noise":
+        greens = ((55.0, "1", (0, 228, 0)), (60.0, "2", (255, 255, 0)), (65.0, "3", (255, 126, 0)))
+        steps = [ScaleStep(upper, f"class {name}", colour) for upper, name, colour in greens]
+        steps.append(ScaleStep(70.0, "class 4", (255, 0, 0)))
+        steps.append(ScaleStep(None, "over class 4", (153, 0, 76)))
+        return tuple(steps)
+    if pollutant not in REALTIME_BASIS:
+        return None
+    points = _BREAKPOINTS[(pollutant, REALTIME_BASIS[pollutant])]
+    out = []
+    for upper_index, name, colour in _CATEGORIES:
+        level = IAQI_LEVELS.index(int(upper_index)) if upper_index in IAQI_LEVELS else None
+        upper = points[level] if level is not None and level < len(points) else None
+        out.append(ScaleStep(upper, name, colour))
+        if upper is None:
+            break
+    return tuple(out)
+
+
 # GB 3096-2008 class -> (day limit, night limit), LAeq dB(A).
 NOISE_LIMITS: Mapping[str, tuple[float, float]] = MappingProxyType(
     {

@@ -351,6 +351,14 @@ def test_the_page_fits_desktops_and_phones_in_both_languages(
             };
             """
         )
+        legend = wait_for(
+            lambda: (
+                "µg/m³" in browser.find_element(By.ID, "map-legend").text
+                and browser.find_element(By.ID, "map-legend").text
+            ),
+            "the track's colour scale in the legend",
+        )
+        assert ("优" if lang == "zh" else "excellent") in legend
         browser.save_screenshot(str(SCREENSHOTS / f"layout-{width}x{height}-{lang}.png"))
         assert geometry["overflow"] <= 0, geometry  # no sideways scrolling
         assert geometry["headerBottom"] <= geometry["mainTop"] + 1, geometry  # nothing covered

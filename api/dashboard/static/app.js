@@ -208,6 +208,7 @@
 
   async function loadPollutants() {
     const doc = await api("/v1/pollutants");
+    state.pollutants = Object.fromEntries(doc.results.map((p) => [p.name, p]));
     const select = $("pollutant");
     select.innerHTML = "";
     doc.results
@@ -658,14 +659,69 @@
         (v.last_time ? ` · ${t("last_fix")} ${localTime(v.last_time)}` : "");
       list.appendChild(item);
       placeVehicle(v.vehicle, v.lat, v.lon, online, v.vehicle);
-      const params = query({ max_points: 2000 });
+      // The track split where the vehicle went a minute without a fix, so no straight line
+      // joins the ends of a gap; the readings on it coloured by the pollutant's scale.
+      const params = query({ max_points: 2000, gap_s: 60 });
       params.delete("pollutant");
       api(`/v1/vehicles/${encodeURIComponent(v.vehicle)}/track?${params}`)
         .then((track) => {
-          L.geoJSON(track, geoOptions({ style: { color: "#1c7ed6", weight: 2, opacity: 0.6 } })).addTo(state.layers.tracks);
+          L.geoJSON(track, geoOptions({ style: { color: "#495057", weight: 2, opacity: 0.5 } })).addTo(state.layers.tracks);
         })
         .catch(() => {});
+      drawValues(v.vehicle).catch(() => {});
     }
+    updateLegend();
+  }
+
+  function scaleOf(pollutant) {
+    const p = state.pollutants && state.pollutants[pollutant];
+    return p && p.scale ? p.scale : null;
+  }
+
+  function colourFor(scale, value) {
+    const step = scale.find((s) => s.upper == null || value <= s.upper);
+    return step ? step.colour : scale[scale.length - 1].colour;
+  }
+
+  async function drawValues(vehicle) {
+    const pollutant = $("pollutant").value;
+    const scale = scaleOf(pollutant);
+    const params = query({ vehicle, format: "geojson", limit: 3000 });
+    params.delete("pollutant");
+    const response = await api(`/v1/readings?${params}`, { raw: true });
+    const doc = await response.json();
+    doc.features.forEach((f) => {
+      const value = f.properties.values && f.properties.values[pollutant];
+      if (value == null || !f.geometry) return;
+      const [lon, lat] = f.geometry.coordinates;
+      L.circleMarker(toDisplay(lat, lon), {
+        radius: 3,
+        weight: 0,
+        fillOpacity: 0.85,
+        fillColor: scale ? colourFor(scale, value) : "#1c7ed6",
+      })
+        .bindTooltip(`${value.toFixed(1)} ${unitText(state.pollutants[pollutant].unit)}`)
+        .addTo(state.layers.tracks);
+    });
+  }
+
+  // The legend: the hotspot labels, and the track's colour scale in the pollutant's unit.
+  function updateLegend() {
+    const legend = document.getElementById("map-legend");
+    if (!legend) return;
+    const pollutant = $("pollutant").value;
+    const scale = scaleOf(pollutant);
+    let html = legendHtml();
+    if (scale) {
+      const unit = unitText(state.pollutants[pollutant].unit);
+      let lower = 0;
+      html += "<br>" + scale.map((step) => {
+        const range = step.upper == null ? `> ${lower}` : `${lower}–${step.upper}`;
+        lower = step.upper;
+        return `<span class="swatch" style="background:${step.colour}"></span>${named("band", step.category)} ${range}`;
+      }).join(" ") + ` ${unit}`;
+    }
+    legend.innerHTML = html;
   }
 
   function statusWord(value) {
@@ -856,8 +912,7 @@
       applyLabels();
       mapNote();
       if ($("feed").dataset.state) setFeed($("feed").dataset.state);
-      const legend = document.getElementById("map-legend");
-      if (legend) legend.innerHTML = legendHtml();
+      updateLegend();
       const current = $("pollutant").value;
       await loadPollutants();
       $("pollutant").value = current;

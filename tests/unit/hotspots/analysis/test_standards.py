@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from edge.units import converter, energy_mean
-from hotspots.analysis.standards import category, iaqi, iaqi_band, noise_band
+from hotspots.analysis.standards import category, colour_scale, iaqi, iaqi_band, noise_band
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,27 @@ def test_noise_limits() -> None:
 def test_energy_mean() -> None:
     assert energy_mean([60.0, 70.0]) == pytest.approx(67.4036, abs=1e-4)
     assert energy_mean([55.0]) == pytest.approx(55.0)
+
+
+def test_colour_scales_follow_the_standards() -> None:
+    pm25 = colour_scale("pm25")
+    assert pm25 is not None
+    assert [s.upper for s in pm25] == [35, 75, 115, 150, 250, None]
+    assert [s.category for s in pm25][:2] == ["excellent", "good"]
+    noise = colour_scale("noise")
+    assert noise is not None
+    assert [s.upper for s in noise] == [55.0, 60.0, 65.0, 70.0, None]
+    assert colour_scale("odor") is None
+    for name in ("pm25", "pm10", "no2", "o3", "so2", "co", "noise"):
+        scale = colour_scale(name)
+        assert scale is not None
+        uppers = [s.upper for s in scale if s.upper is not None]
+        assert uppers == sorted(uppers)
+        assert scale[-1].upper is None  # open-ended at the top
+        # a value's colour is that of the category its IAQI falls in
+        if name != "noise":
+            for step in scale[:-1]:
+                assert step.upper is not None
+                band = iaqi_band(name, float(step.upper))
+                assert band is not None
+                assert band.category == step.category
