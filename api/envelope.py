@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
 
 
 class Meta(BaseModel):
-    found: int  # results in this response
+    found: int = Field(
+        description="Results in this response (this page); `total`, where a list gives it, "
+        "counts every match."
+    )
 
 
 class Envelope(BaseModel, Generic[M, R]):

@@ -35,12 +35,12 @@ MAX_EXPORT = 1_000_000
 CSV_COLUMNS = [
     "vehicle", "seq", "time", "time_source", "lat", "lon", "fix_valid", "fix_quality",
     "satellites", "hdop", "speed_mps", "course_deg", "fix_age_s", "cell", "profile", "flags",
-    "channel_flags", *CHANNELS,
+    "channel_flags", *(f"{name} [{spec.unit}]" for name, spec in CHANNELS.items()),
 ]  # fmt: skip
 
 
 def csv_header() -> str:
-    """Column names; each channel's column is in its canonical unit (see /v1/pollutants)."""
+    """Column names; each channel's names its canonical unit, `pm25 [ug/m3]` (/v1/pollutants)."""
     return _csv_line(CSV_COLUMNS)
 
 

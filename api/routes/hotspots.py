@@ -9,6 +9,9 @@ so and how to get one (`envpatrol analyse`, or `POST /v1/hotspot-runs`).
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
@@ -280,6 +283,36 @@ def check_stratum(run: StoredRun, stratum: str | None) -> None:
         raise ParameterError("stratum", f"{stratum!r} is not one of {', '.join(names)}")
 
 
+def hotspots_csv(rows: Sequence[HotspotProperties]) -> str:
+    """The hotspots as CSV: units in the column names, times in UTC (ISO 8601), a UTF-8 BOM so
+    spreadsheet programs read the Chinese street and grid names right."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(
+        [
+            "id", "site", "severity", "pollutant", "unit", "stratum", "label", "street",
+            "grid", "lat_wgs84", "lon_wgs84", "level", "enhancement", "excess", "band",
+            "n_passes", "days", "vehicles", "persistence", "q_magnitude", "first_seen_utc",
+            "last_seen_utc", "cell",
+        ]
+    )  # fmt: skip
+    for p in rows:
+        band = (p.band or {}).get("category") or (
+            f"GB 3096 class {(p.band or {}).get('noise_class')}" if p.band else ""
+        )
+        writer.writerow(
+            [
+                p.id, p.site or "", "" if p.severity is None else p.severity, p.pollutant,
+                p.unit, p.stratum, p.label, p.street or "", p.grid_name or "",
+                f"{p.lat:.6f}", f"{p.lon:.6f}", p.level, p.enhancement, p.excess, band,
+                p.n_passes, p.days, p.vehicles, p.persistence,
+                "" if p.q_magnitude is None else p.q_magnitude,
+                p.first_seen.isoformat(), p.last_seen.isoformat(), p.cell,
+            ]
+        )  # fmt: skip
+    return "\ufeff" + buffer.getvalue()
+
+
 def spot_severity(spot: StoredHotspot) -> float | None:
     period = "night" if spot.stratum == "night" else "day"
     return severity(spot.pollutant, spot.level, spot.excess, period=period)
@@ -361,12 +394,15 @@ def list_hotspots(
         ),
     ] = "severity",
     format: Annotated[
-        Literal["geojson", "json"],
-        Query(description="geojson: a FeatureCollection; json: `meta` and `results`."),
+        Literal["geojson", "json", "csv"],
+        Query(
+            description="geojson: a FeatureCollection; json: `meta` and `results`; csv: one "
+            "row per hotspot with units in the column names (a spreadsheet opens it)."
+        ),
     ] = "geojson",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> HotspotCollection | HotspotList:
+) -> HotspotCollection | HotspotList | Response:
     """Read from the hotspot job's stored results, never computed per request (indicative
     values, not compliance values). Each hotspot is tagged with the grid holding its centre."""
     if pollutant is not None:
@@ -408,6 +444,13 @@ def list_hotspots(
     )
     if format == "json":
         return HotspotList(meta=meta, results=[properties(s, g, streets) for s, g in page])
+    if format == "csv":
+        rows = [properties(s, g, streets) for s, g in page]
+        return Response(
+            hotspots_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="hotspots-run-{chosen.id}.csv"'},
+        )
     return HotspotCollection(
         meta=meta,
         features=[

@@ -200,8 +200,9 @@ def test_csv_export_streams_every_reading(db: psycopg.Connection[Any], client: T
     table = list(csv.DictReader(io.StringIO(response.text)))
     assert [(r["vehicle"], int(r["seq"])) for r in table] == expected_order()
     noisy = next(r for r in table if r["vehicle"] == "car-b")
-    assert float(noisy["noise"]) == 60.5
-    assert noisy["co"] == ""
+    assert float(noisy["noise [dBA]"]) == 60.5  # units in the column names
+    assert noisy["co [mg/m3]"] == ""
+    assert "pm25 [ug/m3]" in table[0]
 
 
 def test_ndjson_and_geojson_exports(db: psycopg.Connection[Any], client: TestClient) -> None:
