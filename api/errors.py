@@ -108,7 +108,27 @@ _PROBLEM_CONTENT: dict[str, Any] = {
     PROBLEM_MEDIA_TYPE: {"schema": _inlined(Problem.model_json_schema())}
 }
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"description": "Invalid parameters (problem details)", "content": _PROBLEM_CONTENT},
+    400: {
+        "description": "Invalid or unknown parameters, each named (problem details)",
+        "content": _PROBLEM_CONTENT,
+    },
+    401: {
+        "description": "No API key where the server requires one, or a key that does not "
+        "verify (X-API-Key)",
+        "content": _PROBLEM_CONTENT,
+    },
+    403: {
+        "description": "The key's role may not do this (admin needed)",
+        "content": _PROBLEM_CONTENT,
+    },
+    404: {"description": "No such resource", "content": _PROBLEM_CONTENT},
+    429: {
+        "description": "Over the rate limit of the key or address; Retry-After says when to "
+        "try again (RateLimit-* headers on every answer)",
+        "content": _PROBLEM_CONTENT,
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+    },
+    "4XX": {"description": "Another client error (problem details)", "content": _PROBLEM_CONTENT},
     503: {"description": "Database unavailable or too slow", "content": _PROBLEM_CONTENT},
 }
 

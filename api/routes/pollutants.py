@@ -7,11 +7,14 @@ from pydantic import BaseModel, Field
 
 from api.auth import reader
 from api.envelope import Envelope, Meta
+from api.errors import PROBLEM_RESPONSES
 from edge.units import CHANNELS, ChannelSpec
 from hotspots.analysis.standards import colour_scale
 from hotspots.floors import HOTSPOT_FLOORS
 
-router = APIRouter(prefix="/v1", tags=["pollutants"], dependencies=[Depends(reader)])
+router = APIRouter(
+    prefix="/v1", tags=["pollutants"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
+)
 
 
 class ScaleStepOut(BaseModel):

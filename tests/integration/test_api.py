@@ -460,6 +460,12 @@ def test_openapi_and_docs(client: TestClient) -> None:
         assert path in spec["paths"]
     names = {p["name"] for p in spec["paths"]["/v1/readings"]["get"]["parameters"]}
     assert {"from", "to", "vehicle", "bbox", "limit", "cursor"} <= names
+    # Every /v1 operation documents its problems: keys, roles, limits.
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/v1"):
+            continue
+        for method, operation in operations.items():
+            assert {"400", "401", "403", "429"} <= operation["responses"].keys(), (path, method)
     # Swagger UI is served from this host once api/dashboard/build has installed it (see
     # tests/unit/api/test_dashboard.py); before, /docs says so and points to the document.
     docs = client.get("/docs")
