@@ -23,7 +23,8 @@
   (default: api/dashboard/vendor in the source tree). `streets_file` (""): a GeoJSON file of the
   area's streets (named lines, WGS-84; api/streets.py), drawn on the map with or without tiles
   and naming each hotspot's street; read and checked at start-up. `timezone` ("Asia/Shanghai"):
-  the zone the page shows times in.
+  the zone the page shows times in. `tile_provider` ("osm", "tianditu" with `tile_key`, or
+  "amap"): a preset base map with its datum and attribution (api/tiles.py); `tile_url` wins.
 
 Unknown keys are refused, so a typo cannot go unnoticed.
 """
@@ -45,6 +46,7 @@ DATABASE_URL_ENV = "ENVPATROL_DATABASE_URL"
 ADMIN_DATABASE_URL_ENV = "ENVPATROL_ADMIN_DATABASE_URL"
 MQTT_URL_ENV = "ENVPATROL_MQTT_URL"
 TILE_DATUMS = ("wgs84", "gcj02")
+TILE_PROVIDERS = ("osm", "tianditu", "amap")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,8 @@ class ApiSettings:
     static_dir: str | None = None
     streets_file: str = ""
     timezone: str = "Asia/Shanghai"
+    tile_provider: str = ""  # a preset of api.tiles: osm, tianditu, amap; tile_url wins
+    tile_key: str = ""  # the provider's key (Tianditu's tk)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -96,6 +100,12 @@ class ApiSettings:
             raise SettingsError(
                 "dashboard.timezone", f"unknown time zone {self.timezone!r}"
             ) from exc
+        if self.tile_provider and self.tile_provider not in TILE_PROVIDERS:
+            raise SettingsError(
+                "dashboard.tile_provider", f"must be one of {', '.join(TILE_PROVIDERS)}"
+            )
+        if self.tile_provider == "tianditu" and not self.tile_key and not self.tile_url:
+            raise SettingsError("dashboard.tile_key", "Tianditu needs its key (tk)")
         if self.tile_url and not self.tile_url.startswith(("http://", "https://", "/")):
             raise SettingsError("dashboard.tile_url", "must be an http(s) URL or a local path")
 
@@ -126,6 +136,8 @@ _TYPES: dict[str, dict[str, type]] = {
         "static_dir": str,
         "streets_file": str,
         "timezone": str,
+        "tile_provider": str,
+        "tile_key": str,
     },
 }
 

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from api.settings import ApiSettings
+from api.tiles import tiles
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 STATIC_DIR = PACKAGE_DIR / "static"
@@ -40,6 +41,7 @@ class DashboardConfig(BaseModel):
     tile_url: str = Field(description="Base-map tile template; empty: no base map.")
     tile_datum: str = Field(description="wgs84, or gcj02: shapes are shifted for display.")
     tile_attribution: str
+    tile_overlay_url: str = Field(description="Names drawn over the base map; empty: none.")
     read_key_required: bool
     live: bool = Field(description="Whether /v1/live has a broker to listen to.")
     vendor: bool = Field(description="Whether the front-end libraries are installed.")
@@ -60,10 +62,12 @@ def dashboard(request: Request) -> Response:
 @router.get("/dashboard/config.json", summary="What the dashboard needs to know")
 def dashboard_config(request: Request) -> DashboardConfig:
     settings = _settings(request)
+    base = tiles(settings)
     return DashboardConfig(
-        tile_url=settings.tile_url,
-        tile_datum=settings.tile_datum,
-        tile_attribution=settings.tile_attribution,
+        tile_url=base.url,
+        tile_datum=base.datum,
+        tile_attribution=base.attribution,
+        tile_overlay_url=base.overlay_url,
         read_key_required=settings.read_key_required,
         live=settings.mqtt is not None,
         vendor=(vendor_dir(settings) / "leaflet" / "leaflet.js").is_file(),

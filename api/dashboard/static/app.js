@@ -102,6 +102,9 @@
         subdomains: "1234",
       }).addTo(map);
     }
+    if (config.tile_overlay_url) {
+      L.tileLayer(config.tile_overlay_url, { maxZoom: 19, subdomains: "1234" }).addTo(map);
+    }
     const note = L.control({ position: "bottomleft" });
     note.onAdd = () => {
       const div = L.DomUtil.create("div", "leaflet-control-attribution");
