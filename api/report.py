@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import h3
 import psycopg
@@ -22,6 +23,8 @@ from api.officers import cases as case_store
 from api.officers.cases import Case, CaseFilters
 from api.officers.grids import Grid
 from api.report_svg import MapHotspot, MapLayers, Position, render_map
+from api.streets import StreetLayer
+from edge.units import CHANNELS
 from hotspots.results import StoredHotspot, StoredRun
 from store.conditions import BBox
 
@@ -29,6 +32,10 @@ Connection = psycopg.Connection[Any]
 
 TRACK_POINTS = 20_000  # at most this many track points are drawn, evenly thinned
 
+NOTE_ZH = (
+    "移动监测的参考值，并非达标判定值：环境空气质量与声环境质量标准（GB 3095-2012、GB 3096-2008）"
+    "适用于固定站点及其平均时段。"
+)
 NOTE = (
     "Indicative values from mobile monitoring on patrol vehicles, not compliance measurements: "
     "air quality and noise standards (GB 3095-2012, GB 3096-2008) apply to fixed sites and "
@@ -71,6 +78,8 @@ class Inventory:
     grids: Sequence[Grid]
     cases: Sequence[Case]
     generated_at: datetime
+    timezone: str = "Asia/Shanghai"  # times are printed in it
+    streets: StreetLayer | None = None  # names the street of each hotspot
 
 
 def cell_passes(conn: Connection, run: StoredRun, area: ReportArea) -> list[tuple[str, int]]:
@@ -147,7 +156,10 @@ svg.map { max-width: 100%; height: auto; border: 1px solid #ccc; }
 @media print {
   body { margin: 10mm; font-size: 11px; } a { color: inherit; text-decoration: none; }
   .noprint { display: none; } h2 { break-after: avoid; } tr, svg { break-inside: avoid; }
-  @page { size: A4; margin: 12mm; }
+  @page { size: A4; margin: 12mm 10mm 14mm;
+    @bottom-center { content: "第 " counter(page) " / " counter(pages) " 页 · page " counter(page) " / " counter(pages);
+      font-size: 9px; color: #555; } }
+  table.hotspots { table-layout: fixed; font-size: 9.5px; } table.hotspots td { overflow-wrap: anywhere; }
 }
 """
 
@@ -156,38 +168,98 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _when(moment: datetime | None) -> str:
-    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+def _when(moment: datetime | None, zone: str = "UTC") -> str:
+    """A moment in the report's zone: 2025-03-03 09:00 (Asia/Shanghai)."""
+    if moment is None:
+        return "—"
+    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
 
 
-def _hotspot_rows(spots: Sequence[tuple[StoredHotspot, Grid | None]]) -> str:
+def _unit(text: str) -> str:
+    return text.replace("ug/m3", "µg/m³").replace("mg/m3", "mg/m³")
+
+
+def _pollutant(name: str) -> str:
+    spec = CHANNELS.get(name)
+    return escape(name) if spec is None else f"{escape(spec.label_zh)} {escape(spec.label)}"
+
+
+LABELS = {
+    "persistent": "持续型 persistent",
+    "candidate": "候选 candidate",
+    "episodic": "偶发型 episodic",
+}
+STRATA = {
+    "all_day": "全天 all day", "meals": "用餐时段 meals", "lunch": "午餐 lunch",
+    "dinner": "晚餐 dinner", "night": "夜间 night",
+}  # fmt: skip
+REASONS = {
+    "passes": "经过足够 enough passes",
+    "magnitude": "高于周边 above its surroundings",
+    "share": "常居高位 often among the highest",
+    "persistence": "多数偏高 raised on most passes",
+    "gi_star": "周边同高 neighbours raised",
+    "high_low_outlier": "低中之高 high among low",
+    "episodes": "间歇突发 bursts",
+    "episode_days": "部分日期 some days",
+    "episode_window": "特定时段 certain hours",
+}
+CATEGORIES = {
+    "excellent": "优", "good": "良", "lightly polluted": "轻度污染",
+    "moderately polluted": "中度污染", "heavily polluted": "重度污染",
+    "severely polluted": "严重污染",
+}  # fmt: skip
+VERDICTS = {
+    "decreased": "下降 decreased", "increased": "上升 increased",
+    "no-significant-change": "无显著变化 no significant change",
+    "insufficient-data": "数据不足 not enough passes",
+}  # fmt: skip
+STATUSES = {
+    "open": "待派遣 open", "dispatched": "已派遣 dispatched", "treated": "已处置 treated",
+    "verified": "已核查 verified", "closed": "已结案 closed",
+}  # fmt: skip
+
+
+def _band(band: dict[str, Any] | None) -> str:
+    if not band:
+        return "—"
+    if band.get("category"):
+        name = str(band["category"])
+        return f"{CATEGORIES.get(name, name)} {name}"
+    if band.get("noise_class") is not None:
+        excess = float(band.get("excess") or 0.0)
+        return f"GB 3096 {band['noise_class']}类 {'+' if excess >= 0 else ''}{excess:.1f} dB"
+    return "—"
+
+
+def _hotspot_rows(inv: Inventory) -> str:
     rows = []
-    for number, (s, grid) in enumerate(spots, 1):
-        low, high = s.enhancement_interval
-        profile = ", ".join(f"{k} {_num(v)}" for k, v in s.profile.items())
-        reasons = "; ".join(r.get("detail", r.get("code", "")) for r in s.reasons)
-        band = "—"
-        if s.band:
-            band = str(s.band.get("category") or s.band.get("noise_class") or "—")
+    zone = inv.timezone
+    for number, (s, grid) in enumerate(inv.hotspots, 1):
+        street = None if inv.streets is None else inv.streets.street_at(s.lat, s.lon)
+        place = escape(street.name) if street is not None else escape(s.peak_cell)
+        reasons = " · ".join(
+            escape(REASONS.get(r.get("code", ""), r.get("code", ""))) for r in s.reasons
+        )
         rows.append(
             "<tr>"
             f'<td class="n">{number}</td>'
-            f"<td>{escape(s.pollutant)}<br><small>{escape(s.stratum)}</small></td>"
-            f'<td class="label-{escape(s.label)}">{escape(s.label)}</td>'
-            f"<td>{escape(s.peak_cell)}<br><small>{s.lat:.5f}, {s.lon:.5f} · "
-            f"{len(s.cells)} cell(s)</small></td>"
-            f"<td>{escape(grid.name) if grid else '—'}</td>"
-            f'<td class="n">{_num(s.level)} {escape(s.unit)}</td>'
-            f'<td class="n">{_num(s.enhancement)} [{_num(low)}, {_num(high)}]</td>'
+            f"<td>{_pollutant(s.pollutant)}<br><small>{STRATA.get(s.stratum, escape(s.stratum))}"
+            f"</small></td>"
+            f'<td class="label-{escape(s.label)}">{LABELS.get(s.label, escape(s.label))}</td>'
+            f"<td>{place}<br><small>{escape(grid.name) if grid else '—'} · "
+            f"{s.lat:.5f}, {s.lon:.5f}</small></td>"
+            f'<td class="n">{_num(s.level)}<br><small>{escape(_unit(s.unit))}</small></td>'
+            f'<td class="n">{_num(s.enhancement)}</td>'
             f'<td class="n">{s.persistence * 100:.0f}%</td>'
             f'<td class="n">{s.passes} / {s.days} / {s.vehicles}</td>'
-            f"<td>{escape(band)}</td>"
-            f"<td><small>{escape(profile)}</small></td>"
-            f"<td><small>{escape(reasons)}</small></td>"
+            f"<td>{escape(_band(s.band))}</td>"
+            f"<td><small>{reasons}<br>{_when(s.first_seen, zone)} – {_when(s.last_seen, zone)}"
+            "</small></td>"
             "</tr>"
         )
     if not rows:
-        return '<tr><td colspan="12">No hotspot in this period and area.</td></tr>'
+        return '<tr><td colspan="10">本时段本区域无热点 · No hotspot in this period and area.</td></tr>'
     return "".join(rows)
 
 
@@ -205,39 +277,45 @@ def _grid_rows(inv: Inventory) -> str:
         statuses = Counter(c.status for c in cases)
         rows.append(
             "<tr>"
-            f"<td>{escape(grid.name) if grid else '(outside every grid)'}</td>"
+            f"<td>{escape(grid.name) if grid else '网格外 outside every grid'}</td>"
             f"<td>{escape(grid.responsible) if grid else '—'}</td>"
             f'<td class="n">{len(spots)}</td>'
             f'<td class="n">{labels.get("persistent", 0)}</td>'
             f'<td class="n">{labels.get("candidate", 0)}</td>'
             f'<td class="n">{labels.get("episodic", 0)}</td>'
             f'<td class="n">{len(cases)}</td>'
-            f"<td>{escape(', '.join(f'{k} {v}' for k, v in sorted(statuses.items())) or '—')}</td>"
+            f"<td>{escape(', '.join(f'{STATUSES.get(k, k)} {v}' for k, v in sorted(statuses.items())) or '—')}</td>"
             "</tr>"
         )
-    return "".join(rows) or '<tr><td colspan="8">No management grid uploaded.</td></tr>'
+    return (
+        "".join(rows) or '<tr><td colspan="8">未上传网格 · No management grid uploaded.</td></tr>'
+    )
 
 
-def _case_rows(found: Sequence[Case]) -> str:
+def _case_rows(found: Sequence[Case], zone: str) -> str:
     rows = []
     for c in found:
         v = c.verification or {}
         verdict = "—"
         if v:
+            name = str(v.get("verdict"))
             verdict = (
-                f"{escape(str(v.get('verdict')))}: change {_num(v.get('change'))} "
+                f"{escape(VERDICTS.get(name, name))}: {_num(v.get('change'))} "
                 f"[{_num(v.get('interval_low'))}, {_num(v.get('interval_high'))}] "
-                f"{escape(str(v.get('unit', '')))}, p {_num(v.get('p_value'), 3)}, "
-                f"passes {v.get('passes_before', '—')}/{v.get('passes_after', '—')}"
+                f"{escape(_unit(str(v.get('unit', ''))))}, p {_num(v.get('p_value'), 3)}, "
+                f"{v.get('passes_before', '—')}/{v.get('passes_after', '—')}"
             )
+        assignee = escape(c.assignee) if c.assignee else "—"
+        due = _when(c.deadline, zone) if c.deadline else "—"
         rows.append(
             "<tr>"
-            f'<td class="n">{c.id}</td><td>{escape(c.title)}</td><td>{escape(c.pollutant)}</td>'
-            f"<td>{escape(c.cell)}</td><td>{escape(c.status)}</td>"
-            f"<td>{_when(c.treated_at)}</td><td><small>{verdict}</small></td>"
+            f'<td class="n">{c.id}</td><td>{escape(c.title)}</td><td>{_pollutant(c.pollutant)}</td>'
+            f"<td>{STATUSES.get(c.status, escape(c.status))}</td>"
+            f"<td>{assignee}<br><small>{due}</small></td>"
+            f"<td>{_when(c.treated_at, zone)}</td><td><small>{verdict}</small></td>"
             "</tr>"
         )
-    return "".join(rows) or '<tr><td colspan="7">No case in this area.</td></tr>'
+    return "".join(rows) or '<tr><td colspan="7">本区域无案件 · No case in this area.</td></tr>'
 
 
 def render(inv: Inventory) -> str:
@@ -252,37 +330,45 @@ def render(inv: Inventory) -> str:
         ],
     )
     run = inv.run
+    zone = inv.timezone
     legend = "".join(
-        f'<span><i class="swatch" style="background:{c}"></i>{k}</span>'
+        f'<span><i class="swatch" style="background:{c}"></i>{LABELS[k]}</span>'
         for k, c in (("persistent", "#c0392b"), ("candidate", "#e67e22"), ("episodic", "#8e44ad"))
     )
-    title = "Environment inventory"
+    title = "环境清单 · Environment inventory"
+    pollutant = _pollutant(inv.pollutant) if inv.pollutant else "全部 all"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="zh"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>{CSS}</style></head><body>
-<h1>{title} · 环境清单</h1>
-<p class="meta">Period {_when(run.window_start)} – {_when(run.window_end)} (analysis run {run.id},
-{run.passes} passes of {run.vehicles} vehicles, H3 resolution {run.resolution}) ·
-Area: {escape(inv.area.describe())} · Pollutant: {escape(inv.pollutant or "all")} ·
-Generated {_when(inv.generated_at)}</p>
-<p class="noprint"><button onclick="window.print()">Print</button></p>
-<h2>Map · 地图</h2>
+<h1>{title}</h1>
+<p class="meta">时段 Period {_when(run.window_start, zone)} – {_when(run.window_end, zone)}
+({escape(zone)}) · 分析批次 run {run.id}: {run.passes} 次经过 passes, {run.vehicles} 辆车
+vehicles, H3 {run.resolution} · 区域 Area: {escape(inv.area.describe())} · 污染物 Pollutant:
+{pollutant} · 生成 Generated {_when(inv.generated_at, zone)}</p>
+<p class="noprint"><button onclick="window.print()">打印 Print</button></p>
+<h2>地图 · Map</h2>
 {render_map(layers)}
-<p class="legend note">{legend}<span>grey: patrolled cells (darker: more passes)</span>
-<span>blue: vehicle tracks</span><span>green dashes: management grids</span></p>
-<h2>Hotspots, ranked · 热点排名 ({len(inv.hotspots)})</h2>
-<table><thead><tr><th>#</th><th>Pollutant / stratum</th><th>Label</th><th>Peak cell</th>
-<th>Grid</th><th>Level</th><th>Enhancement [95% interval]</th><th>Persistence</th>
-<th>Passes / days / vehicles</th><th>Indicative band</th><th>Time-of-day profile</th>
-<th>Evidence</th></tr></thead><tbody>{_hotspot_rows(inv.hotspots)}</tbody></table>
-<h2>Per management grid · 网格汇总</h2>
-<table><thead><tr><th>Grid</th><th>Responsible</th><th>Hotspots</th><th>Persistent</th>
-<th>Candidate</th><th>Episodic</th><th>Cases</th><th>Case status</th></tr></thead>
+<p class="legend note">{legend}<span>灰 grey: 巡查单元 patrolled cells</span>
+<span>蓝 blue: 车辆轨迹 tracks</span><span>绿虚线 green dashes: 网格 grids</span></p>
+<h2>热点排名 · Hotspots, ranked ({len(inv.hotspots)})</h2>
+<table class="hotspots"><colgroup><col style="width:4%"><col style="width:13%">
+<col style="width:9%"><col style="width:16%"><col style="width:7%"><col style="width:7%">
+<col style="width:6%"><col style="width:8%"><col style="width:10%"><col style="width:20%">
+</colgroup><thead><tr><th>#</th><th>污染物 / 时段<br>Pollutant / time</th><th>类别 Label</th>
+<th>位置 Place<br>(网格 grid)</th><th>浓度 Level</th><th>超出背景 Excess</th>
+<th>持续 Persist.</th><th>经过/天/车 Passes/days/veh.</th><th>参考等级 Band</th>
+<th>依据 Evidence<br>首次–末次 first–last seen</th></tr></thead>
+<tbody>{_hotspot_rows(inv)}</tbody></table>
+<h2>网格汇总 · Per management grid</h2>
+<table><thead><tr><th>网格 Grid</th><th>负责人 Responsible</th><th>热点 Hotspots</th>
+<th>持续型 Persistent</th><th>候选 Candidate</th><th>偶发型 Episodic</th><th>案件 Cases</th>
+<th>案件状态 Case status</th></tr></thead>
 <tbody>{_grid_rows(inv)}</tbody></table>
-<h2>Cases and verification · 案件与核查 ({len(inv.cases)})</h2>
-<table><thead><tr><th>#</th><th>Title</th><th>Pollutant</th><th>Cell</th><th>Status</th>
-<th>Treated</th><th>Before/after test</th></tr></thead><tbody>{_case_rows(inv.cases)}</tbody></table>
-<p class="note">{NOTE}</p>
+<h2>案件与核查 · Cases and verification ({len(inv.cases)})</h2>
+<table><thead><tr><th>#</th><th>标题 Title</th><th>污染物 Pollutant</th><th>状态 Status</th>
+<th>承办 / 期限 Assignee / due</th><th>处置 Treated</th><th>前后对比 Before/after</th></tr>
+</thead><tbody>{_case_rows(inv.cases, zone)}</tbody></table>
+<p class="note">{NOTE_ZH}<br>{NOTE}</p>
 </body></html>
 """

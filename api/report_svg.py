@@ -128,10 +128,16 @@ def render_map(layers: MapLayers, width: int = 800, height: int = 560) -> str:
         colour = LABEL_COLOURS.get(spot.label, "#7f8c8d")
         d = " ".join(_path(project, ring) for ring in rings)
         out.append(f'<path d="{d}" fill="{colour}" fill-opacity="0.75" fill-rule="evenodd"/>')
-    for spot in layers.hotspots:
-        x, y = project((spot.lon, spot.lat))
+    anchors = [project((spot.lon, spot.lat)) for spot in layers.hotspots]
+    placed = place_labels(anchors, [str(spot.number) for spot in layers.hotspots], width, height)
+    for spot, (ax, ay), (x, y) in zip(layers.hotspots, anchors, placed, strict=True):
+        if math.hypot(x - ax, y - ay) > LABEL_OFFSET + 1:
+            out.append(
+                f'<line x1="{ax:.1f}" y1="{ay:.1f}" x2="{x:.1f}" y2="{y + 4:.1f}" '
+                'stroke="#555" stroke-width="0.8"/>'
+            )
         out.append(
-            f'<text x="{x:.1f}" y="{y - 8:.1f}" font-size="12" font-family="sans-serif" '
+            f'<text x="{x:.1f}" y="{y:.1f}" font-size="12" font-family="sans-serif" '
             f'text-anchor="middle" stroke="#fff" stroke-width="3" paint-order="stroke" '
             f'fill="#000">{spot.number}</text>'
         )
@@ -139,6 +145,42 @@ def render_map(layers: MapLayers, width: int = 800, height: int = 560) -> str:
     out.append(_scale_bar(project, width, height))
     out.append("</svg>")
     return "".join(out)
+
+
+LABEL_OFFSET = 8.0  # px above the hotspot's centre, where a label goes when it fits
+_CHAR_W, _LABEL_H = 7.5, 13.0
+
+
+def place_labels(
+    anchors: Sequence[tuple[float, float]], texts: Sequence[str], width: float, height: float
+) -> list[tuple[float, float]]:
+    """Where each label's baseline centre goes so that no two labels overlap: above its point
+    if free, else the first free spot on rings of growing radius around it (joined to the point
+    by a leader line), inside the map. Greedy, in the order given (the list's rank)."""
+    boxes: list[tuple[float, float, float, float]] = []
+    out = []
+    for (ax, ay), text in zip(anchors, texts, strict=True):
+        w = _CHAR_W * len(text) + 4
+        candidates = [(ax, ay - LABEL_OFFSET)]
+        for radius in (16.0, 24.0, 34.0, 46.0, 60.0, 80.0):
+            for k in range(12):
+                angle = math.pi * 2 * k / 12 - math.pi / 2
+                candidates.append((ax + radius * math.cos(angle), ay + radius * math.sin(angle)))
+        chosen = candidates[0]
+        for x, y in candidates:
+            box = (x - w / 2, y - _LABEL_H + 2, x + w / 2, y + 3)
+            inside = box[0] >= 0 and box[2] <= width and box[1] >= 0 and box[3] <= height
+            if inside and not any(_overlap(box, other) for other in boxes):
+                chosen = (x, y)
+                break
+        x, y = chosen
+        boxes.append((x - w / 2, y - _LABEL_H + 2, x + w / 2, y + 3))
+        out.append(chosen)
+    return out
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _scale_bar(project: Projection, width: int, height: int) -> str:

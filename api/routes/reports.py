@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api import report
@@ -18,12 +18,14 @@ from api.routes.hotspots import (
     From,
     LabelName,
     RunParam,
+    Streets,
     To,
     by_severity,
     check_stratum,
     choose_run,
     parse_range,
 )
+from api.settings import ApiSettings
 from hotspots import results
 from hotspots.results import HotspotFilter
 from store.conditions import BBox
@@ -42,6 +44,8 @@ router = APIRouter(
 def inventory(
     *,
     db: DbSession,
+    request: Request,
+    streets: Streets,
     start: From = None,
     end: To = None,
     run: RunParam = None,
@@ -69,6 +73,7 @@ def inventory(
             raise ParameterError("grid", f"no grid {grid}; see /v1/grids")
     chosen = choose_run(conn, run, begin, stop)
     check_stratum(chosen, stratum)
+    settings = cast(ApiSettings, request.app.state.settings)
     area = report.ReportArea(bbox=box, grid=chosen_grid)
     spots = results.hotspots_of_run(
         conn, chosen, HotspotFilter(pollutant=pollutant, labels=label, stratum=stratum, bbox=box)
@@ -87,6 +92,8 @@ def inventory(
             grids=shown_grids,
             cases=report.area_cases(conn, area, pollutant),
             generated_at=datetime.now(UTC),
+            timezone=settings.timezone,
+            streets=streets,
         )
     )
     return HTMLResponse(page)

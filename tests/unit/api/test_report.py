@@ -7,9 +7,11 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import h3
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api.report import Inventory, ReportArea, render
-from api.report_svg import MapHotspot, MapLayers, render_map
+from api.report_svg import MapHotspot, MapLayers, _overlap, place_labels, render_map
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.evidence import strata_of
 from hotspots.results import StoredDrive, StoredHotspot, StoredRun
@@ -45,7 +47,10 @@ def spot(label: str = "persistent") -> StoredHotspot:
     lat, lon = h3.cell_to_latlng(CELL)
     return StoredHotspot(
         run_id=7, rank=0, pollutant="pm25", unit="ug/m3", stratum="all_day", label=label,
-        reasons=({"code": "magnitude", "detail": "median excess 40 <script>"},),
+        reasons=(
+            {"code": "magnitude", "detail": "median excess 40"},
+            {"code": "<script>", "detail": "a code from elsewhere"},
+        ),
         geometry={"type": "Polygon", "coordinates": [[*ring, ring[0]]]}, peak_cell=CELL,
         cells=((CELL, label),), lat=lat, lon=lon, level=80.0, enhancement=40.0,
         enhancement_interval=(35.0, 45.0), excess=39.0, persistence=0.9, delta=10.0, passes=20,
@@ -110,11 +115,19 @@ def test_the_report_is_one_escaped_page() -> None:
     )
     assert page.startswith("<!doctype html>")
     assert "<script>" not in page
-    assert "median excess 40 &lt;script&gt;" in page
+    assert "&lt;script&gt;" in page  # an unknown reason code, escaped
+    assert "高于周边 above its surroundings" in page  # evidence summarised, in both languages
     assert "label-persistent" in page
-    assert "[35.0, 45.0]" in page
+    assert "持续型 persistent" in page
+    assert "热点排名 · Hotspots, ranked" in page
+    assert "细颗粒物" in page or "PM2.5" in page
+    assert "µg/m³" in page
     assert "No case in this area." in page
     assert "@media print" in page
+    assert "counter(page)" in page  # page numbers when printed
+    # times in the report's zone (Asia/Shanghai by default): T0 + 8 h
+    assert f"{(T0 + timedelta(hours=8)):%Y-%m-%d %H:%M}" in page
+    assert "(Asia/Shanghai)" in page
 
 
 def test_an_area_is_a_box_and_a_grid() -> None:
@@ -123,3 +136,20 @@ def test_an_area_is_a_box_and_a_grid() -> None:
     assert not area.contains(118.0, 39.5)
     assert ReportArea().contains(0.0, 0.0)
     assert "box" in area.describe()
+
+
+@given(
+    st.lists(st.tuples(st.floats(370.0, 430.0), st.floats(250.0, 310.0)), min_size=1, max_size=25)
+)
+def test_map_labels_never_overlap_even_in_a_crowd(points: list[tuple[float, float]]) -> None:
+    texts = [str(i + 1) for i in range(len(points))]
+    placed = place_labels(points, texts, 800, 560)
+    boxes: list[tuple[float, float, float, float]] = []
+    for (x, y), text in zip(placed, texts, strict=True):
+        w = 7.5 * len(text) + 4
+        box = (x - w / 2, y - 11, x + w / 2, y + 3)
+        assert min(box[0], box[1]) >= 0  # inside the map
+        assert box[2] <= 800
+        assert box[3] <= 560
+        assert not any(_overlap(box, other) for other in boxes)
+        boxes.append(box)
