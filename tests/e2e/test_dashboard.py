@@ -246,6 +246,17 @@ def test_hotspots_show_and_a_case_can_be_opened(
         )
         assert "pollutant=pm25" in browser.current_url
 
+        # A vehicle's own view: its time series and a playback along the map.
+        browser.find_element(By.LINK_TEXT, "car-a").click()
+        slider = wait_for(lambda: browser.find_elements(By.ID, "playback"), "the playback slider")
+        assert browser.find_elements(By.CSS_SELECTOR, "#detail-body svg.chart path")
+        first_at = browser.find_element(By.ID, "playback-at").text
+        browser.execute_script(
+            "const s = arguments[0]; s.value = s.max; s.dispatchEvent(new Event('input'));",
+            slider[0],
+        )
+        assert browser.find_element(By.ID, "playback-at").text != first_at
+
         # A new run with a hotspot where the last run had none is a toast.
         browser.execute_script("window.EnvDashboard.toast('New hotspot: pm25')")
         assert "New hotspot" in browser.find_element(By.ID, "toasts").text

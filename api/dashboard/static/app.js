@@ -658,8 +658,18 @@
     for (const v of doc.results) {
       const online = v.state === "online" || v.heard_recently;
       const item = document.createElement("li");
-      item.textContent = `${v.vehicle} · ${v.state ? statusWord(v.state) : t("unknown")}` +
-        (v.last_time ? ` · ${t("last_fix")} ${localTime(v.last_time)}` : "");
+      const open = document.createElement("a");
+      open.href = "#";
+      open.textContent = v.vehicle;
+      open.addEventListener("click", (event) => {
+        event.preventDefault();
+        showVehicle(v.vehicle).catch((error) => say(`${t("error")}: ${error.message}`));
+      });
+      item.appendChild(open);
+      item.appendChild(document.createTextNode(
+        ` · ${v.state ? statusWord(v.state) : t("unknown")}` +
+        (v.last_time ? ` · ${t("last_fix")} ${localTime(v.last_time)}` : ""),
+      ));
       list.appendChild(item);
       placeVehicle(v.vehicle, v.lat, v.lon, online, v.vehicle);
       // The track split where the vehicle went a minute without a fix, so no straight line
@@ -674,6 +684,45 @@
       drawValues(v.vehicle).catch(() => {});
     }
     updateLegend();
+  }
+
+  // One vehicle: its readings of the pollutant over the period as a time series, and a slider
+  // that plays its drive back along the map.
+  async function showVehicle(vehicle) {
+    const pollutant = $("pollutant").value;
+    const params = query({ vehicle, format: "geojson", limit: 5000 });
+    params.delete("pollutant");
+    const response = await api(`/v1/readings?${params}`, { raw: true });
+    const doc = await response.json();
+    const points = doc.features
+      .filter((f) => f.geometry && f.properties.values && f.properties.values[pollutant] != null)
+      .map((f) => ({
+        time: Date.parse(f.properties.time),
+        value: f.properties.values[pollutant],
+        lat: f.geometry.coordinates[1],
+        lon: f.geometry.coordinates[0],
+      }));
+    state.selected = null;
+    const body = $("detail-body");
+    const unit = unitText(state.pollutants[pollutant].unit);
+    body.innerHTML = `<h3>${escapeHtml(vehicle)}</h3>` +
+      `<p>${points.length} ${t("readings")} · ${escapeHtml(state.pollutants[pollutant][window.EnvI18n.getLang() === "zh" ? "label_zh" : "label"])} (${unit})</p>` +
+      chart(points.map((p) => [p.time, p.value]), {}) +
+      `<label class="playback">${t("playback")} <input id="playback" type="range" min="0" max="${Math.max(points.length - 1, 0)}" value="0"></label>` +
+      `<p id="playback-at" class="note"></p>`;
+    if (!points.length) return;
+    const marker = L.circleMarker(toDisplay(points[0].lat, points[0].lon), { radius: 8, color: "#111", weight: 3 })
+      .addTo(state.layers.tracks);
+    const scale = scaleOf(pollutant);
+    const show = (i) => {
+      const p = points[i];
+      marker.setLatLng(toDisplay(p.lat, p.lon));
+      marker.setStyle({ fillColor: scale ? colourFor(scale, p.value) : "#1c7ed6", fillOpacity: 0.9 });
+      $("playback-at").textContent = `${localTime(new Date(p.time).toISOString())} · ${p.value.toFixed(1)} ${unit}`;
+    };
+    $("playback").addEventListener("input", (event) => show(Number(event.target.value)));
+    show(0);
+    state.map.fitBounds(L.latLngBounds(points.map((p) => toDisplay(p.lat, p.lon))).pad(0.1));
   }
 
   function scaleOf(pollutant) {
