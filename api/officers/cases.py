@@ -193,8 +193,15 @@ class CaseFilters:
     assignee: str | None = None
 
 
-def listing(conn: Conn, filters: CaseFilters, limit: int, offset: int) -> tuple[int, list[Case]]:
-    """Cases newest first, without their events; and how many match in all."""
+def listing(
+    conn: Conn,
+    filters: CaseFilters,
+    limit: int,
+    offset: int = 0,
+    after: tuple[datetime, int] | None = None,
+) -> tuple[int, list[Case]]:
+    """Cases most recently changed first, without their events; and how many match in all.
+    `after`: the (updated_at, id) of the last case of the previous page (keyset paging)."""
     where = ["TRUE"]
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if filters.status is not None:
@@ -212,12 +219,16 @@ def listing(conn: Conn, filters: CaseFilters, limit: int, offset: int) -> tuple[
         where.append("assignee = %(assignee)s")
         params["assignee"] = filters.assignee
     condition = " AND ".join(where)
+    page_condition = condition
+    if after is not None:
+        page_condition += " AND (updated_at, id) < (%(after_at)s, %(after_id)s)"
+        params.update(after_at=after[0], after_id=after[1])
     with conn.cursor(row_factory=dict_row) as cur:
         total_row = cur.execute(
             f"SELECT count(*) AS n FROM hotspot_case WHERE {condition}", params
         ).fetchone()
         rows = cur.execute(
-            f"SELECT {_CASE_COLUMNS} FROM hotspot_case WHERE {condition}"
+            f"SELECT {_CASE_COLUMNS} FROM hotspot_case WHERE {page_condition}"
             " ORDER BY updated_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s",
             params,
         ).fetchall()

@@ -10,6 +10,7 @@ import h3
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from api import paging
 from api.auth import Admin, Caller, Reader, reader, shown_actor
 from api.database import DbSession
 from api.envelope import Envelope, Meta
@@ -148,6 +149,9 @@ class CasesMeta(Meta):
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
 
 
 def hotspot_cells(hotspot: dict[str, Any]) -> tuple[str, ...]:
@@ -180,18 +184,44 @@ def list_cases(
     ] = False,
     assignee: Annotated[str | None, Query(max_length=200, description="Only theirs.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: Annotated[
+        str | None, Query(max_length=2000, description="`meta.next_cursor` of the previous page.")
+    ] = None,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, description="Deprecated: use `cursor`.", deprecated=True)
+    ] = 0,
 ) -> Envelope[CasesMeta, CaseOut]:
     if pollutant is not None:
         channel_spec(pollutant)
+    fixed = {"list": "cases", "where": [status, grid, pollutant, overdue, assignee]}
+    after = None
+    if cursor is not None:
+        fields = paging.decode(cursor, fixed)
+        try:
+            after = (datetime.fromisoformat(str(fields["u"])), int(fields["id"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ParameterError(
+                "cursor", "not a cursor from a previous page of this list"
+            ) from exc
+        offset = 0
     total, found = cases.listing(
         db.connection(),
         CaseFilters(status, grid, pollutant, overdue=overdue, assignee=assignee),
-        limit,
+        limit + 1,
         offset,
+        after,
+    )
+    more = len(found) > limit
+    found = found[:limit]
+    token = (
+        paging.encode({**fixed, "u": found[-1].updated_at.isoformat(), "id": found[-1].id})
+        if more
+        else None
     )
     return Envelope[CasesMeta, CaseOut](
-        meta=CasesMeta(found=len(found), total=total, limit=limit, offset=offset),
+        meta=CasesMeta(
+            found=len(found), total=total, limit=limit, offset=offset, next_cursor=token
+        ),
         results=[case_out(c, who) for c in found],
     )
 

@@ -9,7 +9,7 @@ import h3
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from api import cell_history, cell_passes
+from api import cell_history, cell_passes, paging
 from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ParameterError
@@ -17,6 +17,7 @@ from api.geojson import Feature, FeatureCollection, Polygon, cell_polygon
 from api.params import Period, Pollutant, parse_cell
 from store.analysis_meta import read_analysis
 from store.cells import CellStats, cell_statistics
+from store.conditions import BBox
 
 router = APIRouter(
     prefix="/v1", tags=["cells"], responses=PROBLEM_RESPONSES, dependencies=[Depends(reader)]
@@ -24,7 +25,11 @@ router = APIRouter(
 
 
 class CellsMeta(BaseModel):
-    found: int
+    found: int = Field(description="Cells in this response.")
+    total: int = Field(description="Cells matching the query.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
     pollutant: str
     unit: str
     resolution: int  # H3 resolution of the cells
@@ -84,21 +89,51 @@ def list_cells(
     resolution: Annotated[
         int | None, Query(ge=0, le=15, description="H3 resolution; default: the stored one.")
     ] = None,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="Only cells whose centre lies in west,south,east,north (WGS-84).",
+            examples=["116.45,39.88,116.48,39.90"],
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=50_000, description="Cells per page.")] = 10_000,
+    cursor: Annotated[
+        str | None, Query(max_length=2000, description="`meta.next_cursor` of the previous page.")
+    ] = None,
 ) -> CellCollection:
     """Count, mean, standard deviation, minimum and maximum of the readings in each cell with a
-    valid fix and an unflagged value, from hourly rollups (so at hourly granularity)."""
+    valid fix and an unflagged value, from hourly rollups (so at hourly granularity). Cells are
+    in the order of their index, paged by cursor."""
     result = cell_statistics(db.connection(), spec.name, period, resolution)
+    box = None if bbox is None else BBox.parse(bbox)
+    cells = sorted(
+        (c for c in result.cells if box is None or _inside(box, c.cell)), key=lambda c: c.cell
+    )
+    fixed = {"list": "cells", "pollutant": spec.name, "bbox": bbox}
+    after = None if cursor is None else paging.decode(cursor, fixed).get("after")
+    if cursor is not None and not isinstance(after, str):
+        raise ParameterError("cursor", "not a cursor from a previous page of this list")
+    remaining = [c for c in cells if after is None or c.cell > after]
+    page = remaining[:limit]
+    token = paging.encode({**fixed, "after": page[-1].cell}) if len(remaining) > len(page) else None
     return CellCollection(
         meta=CellsMeta(
-            found=len(result.cells),
+            found=len(page),
+            total=len(cells),
+            next_cursor=token,
             pollutant=spec.name,
             unit=spec.unit,
             resolution=result.resolution,
             start=result.time.start,
             end=result.time.end,
         ),
-        features=[cell_feature(c) for c in result.cells],
+        features=[cell_feature(c) for c in page],
     )
+
+
+def _inside(box: BBox, cell: str) -> bool:
+    lat, lon = h3.cell_to_latlng(cell)
+    return bool(box.west <= lon <= box.east and box.south <= lat <= box.north)
 
 
 class HourOut(BaseModel):

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from api import paging
 from api.auth import reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
@@ -206,7 +207,10 @@ class HotspotsMeta(BaseModel):
     found: int = Field(description="Hotspots in this response.")
     total: int = Field(description="Hotspots matching the filters.")
     limit: int
-    offset: int
+    offset: int = Field(description="Position of this page's first hotspot in the list.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
     run: RunOut = Field(description="The job run the list comes from.")
     pollutant: str | None
     labels: list[str] | None
@@ -401,7 +405,12 @@ def list_hotspots(
         ),
     ] = "geojson",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: Annotated[
+        str | None, Query(max_length=2000, description="`meta.next_cursor` of the previous page.")
+    ] = None,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, description="Deprecated: use `cursor`.", deprecated=True)
+    ] = 0,
 ) -> HotspotCollection | HotspotList | Response:
     """Read from the hotspot job's stored results, never computed per request (indicative
     values, not compliance values). Each hotspot is tagged with the grid holding its centre."""
@@ -429,12 +438,21 @@ def list_hotspots(
         absent = [pair for pair in tagged if getattr(pair[0], sort, 0) is None]
         present.sort(key=_sort_key(sort), reverse=sort != "q_magnitude")
         tagged = present + absent
+    fixed = {
+        "list": "hotspots",
+        "run": chosen.id,
+        "sort": sort,
+        "where": [pollutant, sorted(label or []), stratum, grid, bbox, min_passes],
+    }
+    if cursor is not None:
+        offset = paging.position(cursor, fixed)
     page = tagged[offset : offset + limit]
     meta = HotspotsMeta(
         found=len(page),
         total=len(tagged),
         limit=limit,
         offset=offset,
+        next_cursor=paging.next_position(fixed, offset, len(page), len(tagged)),
         run=run_out(chosen),
         pollutant=pollutant,
         labels=None if label is None else list(label),

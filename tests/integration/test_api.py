@@ -273,6 +273,20 @@ def test_cells_geojson_and_statistics(db: psycopg.Connection[Any], client: TestC
     assert meta["found"] == 2
     by_cell = {f["id"]: f for f in doc["features"]}
     assert set(by_cell) == {cell_of(*p0), cell_of(*p1)}
+    # One cell a page, by cursor; a box keeps only the cells whose centre it holds.
+    window = {"pollutant": "pm25", "from": "2025-03-03T01:30:00Z", "to": "2025-03-03T03:00:00Z"}
+    first = client.get("/v1/cells", params={**window, "limit": 1}).json()
+    assert (first["meta"]["found"], first["meta"]["total"]) == (1, 2)
+    second = client.get(
+        "/v1/cells", params={**window, "limit": 1, "cursor": first["meta"]["next_cursor"]}
+    ).json()
+    assert second["meta"]["next_cursor"] is None
+    assert {first["features"][0]["id"], second["features"][0]["id"]} == set(by_cell)
+    lat, lon = h3.cell_to_latlng(cell_of(*p0))
+    box = f"{lon - 1e-4},{lat - 1e-4},{lon + 1e-4},{lat + 1e-4}"
+    boxed = client.get("/v1/cells", params={**window, "bbox": box}).json()
+    assert [f["id"] for f in boxed["features"]] == [cell_of(*p0)]
+    assert_problem(client.get("/v1/cells", params={**window, "cursor": "x"}), 400, "cursor")
 
     feature = by_cell[cell_of(*p0)]
     assert feature["type"] == "Feature"

@@ -622,3 +622,22 @@ def test_photos_are_checked_stored_with_the_case_and_served(
     assert_problem(client.get(f"/v1/cases/{case['id']}/photos/999999"), 404)
     after = client.get(f"/v1/cases/{case['id']}").json()
     assert len(after["attachments"]) == 1
+
+
+def test_cases_page_by_cursor(client: TestClient, admin_key: str) -> None:
+    opened = [open_case(client, admin_key)["id"] for _ in range(3)]
+    seen: list[int] = []
+    params: dict[str, Any] = {"limit": 1}
+    for _ in range(10):
+        page = client.get("/v1/cases", params=params).json()
+        seen.extend(c["id"] for c in page["results"])
+        assert page["meta"]["total"] == 3
+        if page["meta"]["next_cursor"] is None:
+            break
+        params = {"limit": 1, "cursor": page["meta"]["next_cursor"]}
+    assert sorted(seen) == sorted(opened)
+    assert len(seen) == 3
+    token = client.get("/v1/cases", params={"limit": 1}).json()["meta"]["next_cursor"]
+    assert_problem(
+        client.get("/v1/cases", params={"status": "closed", "cursor": token}), 400, "cursor"
+    )
