@@ -16,6 +16,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
+import xlsxwriter
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
@@ -287,34 +288,55 @@ def check_stratum(run: StoredRun, stratum: str | None) -> None:
         raise ParameterError("stratum", f"{stratum!r} is not one of {', '.join(names)}")
 
 
-def hotspots_csv(rows: Sequence[HotspotProperties]) -> str:
-    """The hotspots as CSV: units in the column names, times in UTC (ISO 8601), a UTF-8 BOM so
-    spreadsheet programs read the Chinese street and grid names right."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(
-        [
-            "id", "site", "severity", "pollutant", "unit", "stratum", "label", "street",
-            "grid", "lat_wgs84", "lon_wgs84", "level", "enhancement", "excess", "band",
-            "n_passes", "days", "vehicles", "persistence", "q_magnitude", "first_seen_utc",
-            "last_seen_utc", "cell",
-        ]
-    )  # fmt: skip
+HOTSPOT_COLUMNS = (
+    "id", "site", "severity", "pollutant", "unit", "stratum", "label", "street", "grid",
+    "lat_wgs84", "lon_wgs84", "level", "enhancement", "excess", "band", "n_passes", "days",
+    "vehicles", "persistence", "q_magnitude", "first_seen_utc", "last_seen_utc", "cell",
+)  # fmt: skip
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def hotspot_table(rows: Sequence[HotspotProperties]) -> list[list[Any]]:
+    """The hotspots as rows of HOTSPOT_COLUMNS (None where a value is missing)."""
+    out = []
     for p in rows:
         band = (p.band or {}).get("category") or (
-            f"GB 3096 class {(p.band or {}).get('noise_class')}" if p.band else ""
+            f"GB 3096 class {(p.band or {}).get('noise_class')}" if p.band else None
         )
-        writer.writerow(
+        out.append(
             [
-                p.id, p.site or "", "" if p.severity is None else p.severity, p.pollutant,
-                p.unit, p.stratum, p.label, p.street or "", p.grid_name or "",
-                f"{p.lat:.6f}", f"{p.lon:.6f}", p.level, p.enhancement, p.excess, band,
-                p.n_passes, p.days, p.vehicles, p.persistence,
-                "" if p.q_magnitude is None else p.q_magnitude,
+                p.id, p.site, p.severity, p.pollutant, p.unit, p.stratum, p.label, p.street,
+                p.grid_name, round(p.lat, 6), round(p.lon, 6), p.level, p.enhancement,
+                p.excess, band, p.n_passes, p.days, p.vehicles, p.persistence, p.q_magnitude,
                 p.first_seen.isoformat(), p.last_seen.isoformat(), p.cell,
             ]
         )  # fmt: skip
+    return out
+
+
+def hotspots_csv(rows: Sequence[HotspotProperties]) -> str:
+    """The hotspots as CSV: a unit column, times in UTC (ISO 8601), a UTF-8 BOM so spreadsheet
+    programs read the Chinese street and grid names right."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(HOTSPOT_COLUMNS)
+    for row in hotspot_table(rows):
+        writer.writerow(["" if v is None else v for v in row])
     return "\ufeff" + buffer.getvalue()
+
+
+def hotspots_xlsx(rows: Sequence[HotspotProperties], run_id: int) -> bytes:
+    """The hotspots as an Excel workbook: one sheet, the header frozen, numbers as numbers."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    sheet = book.add_worksheet(f"run {run_id}")
+    bold = book.add_format({"bold": True})
+    sheet.write_row(0, 0, HOTSPOT_COLUMNS, bold)
+    for i, row in enumerate(hotspot_table(rows), 1):
+        sheet.write_row(i, 0, ["" if v is None else v for v in row])
+    sheet.freeze_panes(1, 0)
+    book.close()
+    return buffer.getvalue()
 
 
 def spot_severity(spot: StoredHotspot) -> float | None:
@@ -398,10 +420,10 @@ def list_hotspots(
         ),
     ] = "severity",
     format: Annotated[
-        Literal["geojson", "json", "csv"],
+        Literal["geojson", "json", "csv", "xlsx"],
         Query(
-            description="geojson: a FeatureCollection; json: `meta` and `results`; csv: one "
-            "row per hotspot with units in the column names (a spreadsheet opens it)."
+            description="geojson: a FeatureCollection; json: `meta` and `results`; csv or "
+            "xlsx (Excel): one row per hotspot, with its unit."
         ),
     ] = "geojson",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -462,13 +484,15 @@ def list_hotspots(
     )
     if format == "json":
         return HotspotList(meta=meta, results=[properties(s, g, streets) for s, g in page])
-    if format == "csv":
+    if format in ("csv", "xlsx"):
         rows = [properties(s, g, streets) for s, g in page]
-        return Response(
-            hotspots_csv(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="hotspots-run-{chosen.id}.csv"'},
-        )
+        name = f"hotspots-run-{chosen.id}.{format}"
+        disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+        if format == "csv":
+            return Response(
+                hotspots_csv(rows), media_type="text/csv; charset=utf-8", headers=disposition
+            )
+        return Response(hotspots_xlsx(rows, chosen.id), media_type=XLSX, headers=disposition)
     return HotspotCollection(
         meta=meta,
         features=[

@@ -524,7 +524,7 @@ def forged_cursor(vehicle: str = "car-a", seq: int = 1) -> str:
         ("/v1/hotspots", {"pollutant": "pm25", "min_passes": 0}, "min_passes"),
         ("/v1/hotspots", {"label": "hot"}, "label.0"),
         ("/v1/hotspots", {"sort": "name"}, "sort"),
-        ("/v1/hotspots", {"format": "xlsx"}, "format"),
+        ("/v1/hotspots", {"format": "pdf"}, "format"),
         ("/v1/hotspots", {"limit": 0}, "limit"),
         ("/v1/hotspots", {"offset": -1}, "offset"),
         ("/v1/hotspots", {"run": 0}, "run"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -423,3 +424,14 @@ def test_hotspots_page_by_cursor(stored: Stored) -> None:
         )
         assert_problem(other, 400, "cursor")
     assert_problem(get("/v1/hotspots", params={"cursor": "not-a-cursor"}), 400, "cursor")
+
+
+def test_hotspots_as_an_excel_workbook(stored: Stored) -> None:
+    response = stored.client.get("/v1/hotspots", params={"format": "xlsx", "pollutant": "pm25"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/vnd.openxmlformats")
+    with zipfile.ZipFile(io.BytesIO(response.content)) as book:
+        strings = book.read("xl/sharedStrings.xml").decode()
+    listed = stored.client.get("/v1/hotspots", params={"format": "json", "pollutant": "pm25"})
+    for name in ("severity", "street", "unit", "ug/m3", listed.json()["results"][0]["id"]):
+        assert name in strings

@@ -955,22 +955,24 @@
     $("export-csv").addEventListener("click", () => download("csv"));
     $("report-link").addEventListener("click", openReport);
     $("export-geojson").addEventListener("click", () => download("geojson"));
-    $("export-hotspots").addEventListener("click", async () => {
+    const hotspotFile = (format) => async () => {
       try {
         const query = hotspotQuery();
-        query.set("format", "csv");
+        query.set("format", format);
         query.set("limit", "1000");
         const response = await api(`/v1/hotspots?${query}`, { raw: true });
         const link = document.createElement("a");
         link.href = URL.createObjectURL(await response.blob());
-        link.download = "envpatrol-hotspots.csv";
+        link.download = `envpatrol-hotspots.${format}`;
         document.body.appendChild(link);
         link.click();
         link.remove();
       } catch (error) {
         say(`${t("error")}: ${error.message}`);
       }
-    });
+    };
+    $("export-hotspots").addEventListener("click", hotspotFile("csv"));
+    $("export-hotspots-xlsx").addEventListener("click", hotspotFile("xlsx"));
     $("grid-file").addEventListener("change", (e) => {
       if (e.target.files.length) uploadGrids(e.target.files[0]);
       e.target.value = "";
