@@ -6,6 +6,7 @@ without the analysis' extra fails here, on import, where the dispatcher names th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import psycopg
 
 from edge.cli import stop_on_signals
 from edge.errors import SettingsError
+from hotspots.analysis.settings import AnalysisSettings
 from hotspots.job import JobError, JobSettings, run_once, run_periodically, serve_pending
 from ingest.settings import load_ingest_settings
 from store.failures import reported
@@ -33,6 +35,11 @@ def analyse_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
     parser.add_argument("--interval-min", type=float, default=60.0, help="periodic mode (60)")
     parser.add_argument("--window-days", type=float, default=30.0, help="passes analysed (30)")
     parser.add_argument("--keep-runs", type=int, default=24, help="runs kept (24)")
+    parser.add_argument(
+        "--timezone",
+        default=AnalysisSettings().timezone,
+        help="IANA zone of the local days and time-of-day strata (Asia/Shanghai)",
+    )
 
     @reported("analyse")
     def run(args: argparse.Namespace) -> int:
@@ -42,6 +49,7 @@ def analyse_command(parser: argparse.ArgumentParser) -> Callable[[argparse.Names
                 window=timedelta(days=args.window_days),
                 interval=timedelta(minutes=args.interval_min),
                 keep_runs=args.keep_runs,
+                analysis=dataclasses.replace(AnalysisSettings(), timezone=args.timezone),
             )
         except (SettingsError, JobError) as exc:
             print(f"envpatrol analyse: {exc}", file=sys.stderr)
