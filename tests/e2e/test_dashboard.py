@@ -205,6 +205,11 @@ def test_hotspots_show_and_a_case_can_be_opened(
         )
         assert browser.find_elements(By.CSS_SELECTOR, "#case-panel .photos img")
         assert "Assigned" in browser.find_element(By.CSS_SELECTOR, ".timeline").text
+        browser.find_element(By.ID, "overdue-only").click()  # the overdue list holds it
+        wait_for(
+            lambda: "Overdue" in browser.find_element(By.ID, "cases").text,
+            "the case in the overdue list",
+        )
         browser.save_screenshot(str(SCREENSHOTS / "dashboard-case-work.png"))
 
         # Officers upload their grids; the hotspot is then tagged with its grid.

@@ -627,11 +627,17 @@
     state.cases = doc.results;
     const list = $("cases");
     list.innerHTML = "";
-    doc.results.forEach((c) => {
-      const item = document.createElement("li");
-      item.textContent = `#${c.id} ${c.title} · ${statusLabel(c.status)}`;
-      list.appendChild(item);
-    });
+    const overdueOnly = $("overdue-only") && $("overdue-only").checked;
+    doc.results
+      .filter((c) => !overdueOnly || c.overdue)
+      .forEach((c) => {
+        const item = document.createElement("li");
+        item.innerHTML = `#${c.id} ${escapeHtml(c.title)} · ${statusLabel(c.status)}` +
+          (c.assignee ? ` · ${escapeHtml(c.assignee)}` : "") +
+          (c.deadline ? ` · ${t("deadline")} ${localTime(c.deadline)}` : "") +
+          (c.overdue ? ` <span class="overdue">${t("overdue")}</span>` : "");
+        list.appendChild(item);
+      });
   }
 
   function vehicleIcon(online) {
@@ -944,6 +950,7 @@
     }
     if (params.get("pollutant")) $("pollutant").value = params.get("pollutant");
     $("refresh").addEventListener("click", refresh);
+    $("overdue-only").addEventListener("change", () => loadCases().catch((e) => say(e.message)));
     $("drawer").addEventListener("click", () => {
       document.querySelector("main").classList.toggle("drawer-open");
       state.map.invalidateSize();
