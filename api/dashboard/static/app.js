@@ -272,7 +272,7 @@
       const p = feature.properties;
       const layer = L.geoJSON(
         feature,
-        geoOptions({ style: { color: labelColor(p.label), weight: 2, fillOpacity: 0.55 } }),
+        geoOptions({ style: { color: labelColor(p.label), weight: 2, fillOpacity: 0.55, fillColor: bandColour(p) } }),
       );
       layer.bindTooltip(`#${index + 1} ${t(`label_${p.label}`)} ${p.level.toFixed(1)} ${unitText(p.unit)}`);
       layer.on("click", () => select(feature));
@@ -684,7 +684,14 @@
       params.delete("pollutant");
       api(`/v1/vehicles/${encodeURIComponent(v.vehicle)}/track?${params}`)
         .then((track) => {
-          L.geoJSON(track, geoOptions({ style: { color: "#495057", weight: 2, opacity: 0.5 } })).addTo(state.layers.tracks);
+          const drawn = L.geoJSON(track, geoOptions({ style: { color: "#495057", weight: 2, opacity: 0.5 } }))
+            .addTo(state.layers.tracks);
+          // No hotspot, grid or street framed the first view: the first track does.
+          const bounds = drawn.getBounds();
+          if (!state.fitted && bounds.isValid()) {
+            state.map.fitBounds(bounds.pad(0.1), { maxZoom: 16 });
+            state.fitted = true;
+          }
         })
         .catch(() => {});
       drawValues(v.vehicle).catch(() => {});
@@ -729,6 +736,13 @@
     $("playback").addEventListener("input", (event) => show(Number(event.target.value)));
     show(0);
     state.map.fitBounds(L.latLngBounds(points.map((p) => toDisplay(p.lat, p.lon))).pad(0.1));
+  }
+
+  // A hotspot is filled with its level's colour on the pollutant's scale (HJ 633 / GB 3096) and
+  // outlined in its label's colour; a channel without a standard is filled like its outline.
+  function bandColour(p) {
+    const scale = scaleOf(p.pollutant);
+    return scale ? colourFor(scale, p.level) : labelColor(p.label);
   }
 
   function scaleOf(pollutant) {
