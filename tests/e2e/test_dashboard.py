@@ -60,6 +60,7 @@ if not (DEFAULT_VENDOR_DIR / "leaflet" / "leaflet.js").is_file():
     )
 
 from selenium import webdriver  # noqa: E402 - only where a browser exists
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
@@ -448,3 +449,120 @@ def test_from_and_to_choose_the_analysis_run_or_request_one(
             timeout=30,
         )
         assert "2025" in browser.find_element(By.ID, "run-note").text
+
+
+def test_an_officer_on_a_phone_in_chinese_goes_from_the_map_to_a_verified_treatment(
+    database_url: str, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    """Map -> hotspot -> its street and evidence -> a case assigned with a deadline -> dispatch
+    -> treated -> the before/after verification, at 412 px in Chinese."""
+    before = patrol_rows(hot=40.0, days=4)
+    after = patrol_rows(hot=0.0, days=4)
+    last_seq = max(r.seq for r in before)
+    for r in after:
+        r.time += timedelta(days=4)
+        r.seq += last_seq
+    lat, lon = route_point(HOT)
+    streets = tmp_path / "streets.geojson"
+    streets.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {
+                            "type": "LineString",
+                            "coordinates": [[lon - 0.004, lat], [lon + 0.004, lat]],
+                        },
+                        "properties": {"name": "双井街", "name:en": "Shuangjing Street"},
+                    }
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        insert_readings(conn, before + after)
+        roll_up(conn)
+        # the run the officer sees covers the days before the treatment; the passes of all
+        # eight days are stored for the before/after test
+        analyse(conn, BASE + timedelta(days=4), window_days=5)
+        admin_key = keys.create(conn, "Officer Wang", "admin").key
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 412, "height": 915, "deviceScaleFactor": 1, "mobile": True},
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def press(text: str) -> None:
+        """Click the case panel's button `text` once it is there (the panel redraws itself
+        after each change, so a button found a moment before may be gone)."""
+
+        def clicked() -> bool:
+            try:
+                for b in browser.find_elements(By.CSS_SELECTOR, "#case-panel button"):
+                    if b.text == text:
+                        b.click()
+                        return True
+            except StaleElementReferenceException:
+                pass
+            return False
+
+        wait_for(clicked, f"the {text} button")
+
+    for base in serve(ApiSettings(database_url=database_url, streets_file=str(streets))):
+        url = f"{base}/?pollutant=pm25"
+        browser.get(url)
+        browser.execute_script(
+            "localStorage.setItem('envpatrol.key', arguments[0]);"
+            "localStorage.setItem('envpatrol.lang', 'zh');",
+            admin_key,
+        )
+        browser.get(url)
+        wait_for(lambda: browser.execute_script("return document.body.dataset.loaded"), "data")
+
+        def open_row() -> bool:
+            try:
+                rows = browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr[data-cell]")
+                if rows and "双井街" in rows[0].text:  # its street
+                    rows[0].click()
+                    return True
+            except StaleElementReferenceException:  # the table was redrawn meanwhile
+                pass
+            return False
+
+        wait_for(open_row, "the hotspot on its street, in the drawer")
+        wait_for(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#detail-body svg.chart"),
+            "its evidence",
+        )
+        assert "明显高于周边街道" in browser.find_element(By.ID, "detail-body").text
+        press("立案")
+        assignee = wait_for(lambda: browser.find_elements(By.ID, "case-assignee"), "the form")[0]
+        assignee.send_keys("双井街道城管队")
+        browser.execute_script("document.getElementById('case-deadline').value = '2025-03-20';")
+        press("保存")
+        wait_for(
+            lambda: "双井街道城管队" in browser.find_element(By.CSS_SELECTOR, ".timeline").text,
+            "the assignment in the history",
+        )
+        # the picked day is that day in the sub-district (Asia/Shanghai), whatever the browser's
+        assert "2025/3/20 23:59:59" in browser.find_element(By.ID, "case-panel").text
+        press("派遣")
+        wait_for(lambda: browser.find_elements(By.ID, "case-treated"), "the treatment date")
+        browser.execute_script("document.getElementById('case-treated').value = '2025-03-07';")
+        press("标记已处置")
+        press("核查（处置前后对比）")
+        wait_for(
+            lambda: "下降" in browser.find_element(By.ID, "case-panel").text,
+            "the verdict: decreased",
+            timeout=30,
+        )
+        browser.save_screenshot(str(SCREENSHOTS / "officer-phone-zh.png"))
+        assert_translated(browser)
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0

@@ -470,7 +470,7 @@
           body: {
             assignee: work.querySelector("#case-assignee").value.trim(),
             assignee_kind: work.querySelector("#case-kind").value,
-            deadline: deadline ? new Date(`${deadline}T23:59:59`).toISOString() : "",
+            deadline: deadline ? `${deadline}T23:59:59${zoneOffset(deadline)}` : "",
           },
         });
       }),
@@ -537,6 +537,17 @@
     return new Date(iso).toLocaleString(locale, { timeZone: zone, hour12: false });
   }
 
+  // The configured zone's UTC offset on a day ("+08:00"), so a date picked on the page means
+  // that day in the sub-district, whatever the browser's zone.
+  function zoneOffset(day) {
+    const zone = (state.config && state.config.timezone) || "UTC";
+    const parts = new Intl.DateTimeFormat("en-US", { timeZone: zone, timeZoneName: "longOffset" })
+      .formatToParts(new Date(`${day}T12:00:00Z`));
+    const name = (parts.find((p) => p.type === "timeZoneName") || {}).value || "GMT";
+    const offset = name.replace("GMT", "");
+    return offset === "" ? "+00:00" : offset;
+  }
+
   function bandText(band) {
     if (band.category) return named("band", band.category);
     if (band.noise_class != null) {
@@ -597,7 +608,19 @@
     const patch = (body) => () => api(`/v1/cases/${found.id}`, { method: "PATCH", body });
     const next = found.allowed_next || [];
     if (next.includes("dispatched")) buttons.appendChild(caseButton(t("dispatch"), patch({ status: "dispatched" })));
-    if (next.includes("treated")) buttons.appendChild(caseButton(t("mark_treated"), patch({ status: "treated" })));
+    if (next.includes("treated")) {
+      // The treatment date: today unless the officer records an earlier one.
+      const when = document.createElement("input");
+      when.type = "date";
+      when.id = "case-treated";
+      when.title = t("treated_at");
+      buttons.appendChild(when);
+      buttons.appendChild(caseButton(t("mark_treated"), () => {
+        const body = { status: "treated" };
+        if (when.value) body.treated_at = `${when.value}T12:00:00${zoneOffset(when.value)}`;
+        return api(`/v1/cases/${found.id}`, { method: "PATCH", body });
+      }));
+    }
     if (found.status === "treated" || found.status === "verified") {
       buttons.appendChild(caseButton(t("verify"), () => api(`/v1/cases/${found.id}/verify`, { method: "POST" })));
     }
