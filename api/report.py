@@ -220,6 +220,16 @@ STATUSES = {
 }  # fmt: skip
 
 
+def _reason(reason: dict[str, Any]) -> str:
+    """A reason as the officer reads it: its summary in both languages (runs since the
+    summaries were written), else its code's title."""
+    summary = reason.get("summary")
+    if isinstance(summary, dict) and summary.get("zh") and summary.get("en"):
+        return f"{escape(str(summary['zh']))} ({escape(str(summary['en']))})"
+    code = str(reason.get("code", ""))
+    return escape(REASONS.get(code, code))
+
+
 def _band(band: dict[str, Any] | None) -> str:
     if not band:
         return "—"
@@ -238,9 +248,7 @@ def _hotspot_rows(inv: Inventory) -> str:
     for number, (s, grid) in enumerate(inv.hotspots, 1):
         street = None if inv.streets is None else inv.streets.street_at(s.lat, s.lon)
         place = escape(street.name) if street is not None else escape(s.peak_cell)
-        reasons = " · ".join(
-            escape(REASONS.get(r.get("code", ""), r.get("code", ""))) for r in s.reasons
-        )
+        reasons = " · ".join(_reason(r) for r in s.reasons)
         rows.append(
             "<tr>"
             f'<td class="n">{number}</td>'

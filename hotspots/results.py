@@ -59,7 +59,7 @@ class StoredHotspot:
     unit: str
     stratum: str
     label: str
-    reasons: tuple[dict[str, str], ...]
+    reasons: tuple[dict[str, Any], ...]  # code, detail and (runs since sites) summary
     geometry: dict[str, Any]
     peak_cell: str
     cells: tuple[tuple[str, str], ...]  # (H3 index, the cell's label)

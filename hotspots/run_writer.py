@@ -74,7 +74,9 @@ def hotspot_row(run_id: int, rank: int, spot: Hotspot) -> tuple[object, ...]:
         spot.unit,
         spot.stratum,
         spot.label.value,
-        Jsonb([{"code": r.code, "detail": r.detail} for r in spot.reasons]),
+        Jsonb(
+            [{"code": r.code, "detail": r.detail, "summary": dict(r.summary)} for r in spot.reasons]
+        ),
         Jsonb(spot.geometry),
         h3.str_to_int(spot.peak_cell),
         spot.lat,

@@ -106,7 +106,10 @@ class HotspotProperties(BaseModel):
     unit: str
     stratum: str = Field(description="Time-of-day stratum: all_day, lunch, dinner, night.")
     label: str = Field(description="persistent, candidate or episodic (see docs/hotspots.md).")
-    reasons: list[dict[str, str]] = Field(description="Why it has its label: code and detail.")
+    reasons: list[dict[str, Any]] = Field(
+        description="Why it has its label: code, detail (the statistics) and summary (the "
+        "figure that matters, in zh and en)."
+    )
     cell: str = Field(description="The peak cell (H3 index).")
     cells: list[str] = Field(description="Every cell of the hotspot.")
     lat: float = Field(description="Excess-weighted centre.")

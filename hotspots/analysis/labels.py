@@ -30,8 +30,10 @@ A cell that is none of these has no label and is not reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -57,10 +59,12 @@ RANK: dict[Label, int] = {Label.PERSISTENT: 3, Label.CANDIDATE: 2, Label.EPISODI
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """One condition a label rests on: a stable code and the figures behind it."""
+    """One condition a label rests on: a stable code and the figures behind it; `summary` says
+    it for an officer, in Chinese ("zh") and English ("en"), with the main figure."""
 
     code: str
     detail: str
+    summary: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +239,11 @@ def reasons(
             f"{table.passes[row]} passes on {table.days[row]} days by {table.vehicles[row]} "
             f"vehicles (candidate needs {min_passes(table, settings)} on "
             f"{settings.candidate_min_days} days, confirmed {settings.confirmed_min_passes})",
+            _say(
+                f"{table.passes[row]} 次经过，{table.days[row]} 天，{table.vehicles[row]} 辆车",
+                f"{table.passes[row]} passes on {table.days[row]} days by "
+                f"{table.vehicles[row]} vehicles",
+            ),
         )
     ]
     excess = f"median excess {table.median_excess[row]:.3g} over the area reference " + (
@@ -248,6 +257,10 @@ def reasons(
                 f"{excess}; {_magnitude_p(table, row, settings)} that it exceeds "
                 f"{table.margin:.3g}, BH-adjusted "
                 f"{tests.magnitude_q[row]:.2g} <= q = {settings.fdr_q}",
+                _say(
+                    f"中位值高出周边 {table.median_excess[row]:.3g}，统计显著",
+                    f"median {table.median_excess[row]:.3g} above its surroundings, significant",
+                ),
             )
         )
     share_q = float("nan") if tests.share_q is None else float(tests.share_q[row])
@@ -259,6 +272,9 @@ def reasons(
                 f"margin ({table.share_threshold:.3g}): binomial p = {table.p_share[row]:.2g} "
                 f"against {1 - settings.share_quantile:.0%}, BH-adjusted {share_q:.2g} <= "
                 f"q = {settings.fdr_q}",
+                _say(
+                    "常居区域最高四分之一，统计显著", "often in the area's top quarter, significant"
+                ),
             )
         )
     if label is Label.PERSISTENT:
@@ -267,6 +283,10 @@ def reasons(
                 "persistence",
                 f"{table.persistence[row]:.0%} of passes above delta = {table.delta:.3g} "
                 f"(>= {settings.persistent_min_share:.0%})",
+                _say(
+                    f"{table.persistence[row]:.0%} 的经过偏高",
+                    f"raised on {table.persistence[row]:.0%} of passes",
+                ),
             )
         )
         if _significant(tests.gi_q[row : row + 1], settings.fdr_q)[0]:
@@ -275,6 +295,7 @@ def reasons(
                     "gi_star",
                     f"Getis-Ord Gi* z = {tests.gi_z[row]:.2f}, BH-adjusted p = "
                     f"{tests.gi_q[row]:.2g}: part of a hot cluster",
+                    _say("周边单元同样偏高（热点簇）", "part of a cluster of raised cells"),
                 )
             )
         if _significant(tests.high_low_q[row : row + 1], settings.fdr_q)[0]:
@@ -283,6 +304,7 @@ def reasons(
                     "high_low_outlier",
                     f"local Moran's I = {tests.moran_i[row]:.2f}, high among low neighbours, "
                     f"BH-adjusted p = {tests.high_low_q[row]:.2g}",
+                    _say("周边偏低而此处偏高", "high among low neighbours"),
                 )
             )
     if label is Label.EPISODIC:
@@ -314,6 +336,10 @@ def _episode_reasons(
                 f"{off:g} x delta; their passes' median excess {off_excess[row]:.3g}); the "
                 f"area's rate of on days is {table.day_rate:.1%}: binomial p = "
                 f"{p_days[row]:.2g}, BH-adjusted {days_q[row]:.2g} <= q = {settings.fdr_q}",
+                _say(
+                    f"{table.days[row]} 天中 {days_on[row]} 天出现",
+                    f"on {days_on[row]} of {table.days[row]} days",
+                ),
             )
         )
     window = tests.window
@@ -340,6 +366,7 @@ def _episode_reasons(
                 f"(below {off:g} x delta = {off * table.delta:.3g}); one-sided p = "
                 f"{window.p[row]:.2g} <= {settings.fdr_q} that it is higher in the window"
                 f"{tried}",
+                _say(f"{hours} 时段偏高", f"raised at {hours}"),
             )
         )
     spikes = (
@@ -357,9 +384,14 @@ def _episode_reasons(
                 f"(< {settings.episodic_max_share:.0%}); the area's rate of such passes is "
                 f"{table.spike_rate:.1%}: binomial p = {table.p_episodic[row]:.2g}, "
                 f"BH-adjusted {tests.episodic_q[row]:.2g} <= q = {settings.fdr_q}",
+                _say(f"{table.spikes[row]} 次突发高值", f"{table.spikes[row]} bursts"),
             )
         )
     return out
+
+
+def _say(zh: str, en: str) -> Mapping[str, str]:
+    return MappingProxyType({"zh": zh, "en": en})
 
 
 def _clock(minute: int) -> str:

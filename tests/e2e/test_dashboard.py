@@ -538,7 +538,9 @@ def test_an_officer_on_a_phone_in_chinese_goes_from_the_map_to_a_verified_treatm
             lambda: browser.find_elements(By.CSS_SELECTOR, "#detail-body svg.chart"),
             "its evidence",
         )
-        assert "明显高于周边街道" in browser.find_element(By.ID, "detail-body").text
+        assert (
+            "中位值高出周边" in browser.find_element(By.ID, "detail-body").text
+        )  # the evidence, in Chinese
         press("立案")
         assignee = wait_for(lambda: browser.find_elements(By.ID, "case-assignee"), "the form")[0]
         assignee.send_keys("双井街道城管队")

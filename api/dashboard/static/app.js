@@ -428,7 +428,7 @@
         `${p.pollutant === "noise" ? t("level_noise") : t("level")} ${p.level.toFixed(1)} ${unitText(p.unit)} · ${t("enhancement")} ${p.enhancement.toFixed(1)}${interval}<br>` +
         `${t("passes")} ${p.n_passes} · ${t("days")} ${p.days} · ${t("persistence")} ${(p.persistence * 100).toFixed(0)}% · ` +
         `${t("cells")} ${evidence.cells.length}${band ? " · " + band : ""}</p>` +
-        `<p class="note">${t("reasons")}: ${p.reasons.map((r) => `<span title="${escapeHtml(r.detail)}">${named("reason", r.code)}</span>`).join(" · ")}</p>` +
+        `<p class="note">${t("reasons")}: ${p.reasons.map((r) => `<span title="${escapeHtml(r.detail)}">${escapeHtml((r.summary && r.summary[window.EnvI18n.getLang()]) || named("reason", r.code))}</span>`).join(" · ")}</p>` +
         `<h3>${t("profile")}</h3>${bars(evidence.profile)}` +
         `<h3>${t("pass_history")}</h3>${chart(passes, { dots: true })}` +
         `<p class="note">${t("history")}: ${history}</p>` +

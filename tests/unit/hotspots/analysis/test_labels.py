@@ -5,8 +5,10 @@ from dataclasses import replace
 import numpy as np
 
 from hotspots.analysis.cellstats import CellTable
+from hotspots.analysis.detect import detect
 from hotspots.analysis.labels import Evidence, Label, Window, eligible, label_masks, reasons
 from hotspots.analysis.settings import AnalysisSettings
+from hotspots.analysis.synthetic import SHUANGJING, Source, SyntheticWorld, generate, offset
 
 
 def _table(**columns: list[float]) -> CellTable:
@@ -205,3 +207,24 @@ def test_a_window_found_from_the_data_is_a_reason_with_its_hours() -> None:
     assert [r.code for r in found] == ["passes", "episode_window"]
     assert "scanned window (13:00-17:00 local)" in found[-1].detail
     assert "Bonferroni over the windows tried" in found[-1].detail
+
+
+def test_every_reason_says_itself_in_chinese_and_english() -> None:
+    lat, lon = offset(SHUANGJING, -125.0, 125.0)
+    table = generate(
+        SyntheticWorld(
+            resolution=10,
+            vehicles=2,
+            days=8,
+            trips_per_day=2,
+            pollutants=("pm25",),
+            sources=(Source(lat, lon, "pm25", 40.0, 40.0),),
+            seed=4,
+        )
+    )
+    found = detect(table, AnalysisSettings(pass_lag=False))
+    assert found
+    for spot in found:
+        for reason in spot.reasons:
+            assert set(reason.summary) == {"zh", "en"}, reason.code
+            assert all(text.strip() for text in reason.summary.values())
