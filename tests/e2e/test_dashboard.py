@@ -40,6 +40,7 @@ from tests.integration.test_api import (
     roll_up,
     route_point,
 )
+from tests.integration.test_api_hotspots import street_file
 from tests.integration.test_api_live import serve
 from tests.integration.test_api_officers import grid_upload
 
@@ -463,26 +464,7 @@ def test_an_officer_on_a_phone_in_chinese_goes_from_the_map_to_a_verified_treatm
         r.time += timedelta(days=4)
         r.seq += last_seq
     lat, lon = route_point(HOT)
-    streets = tmp_path / "streets.geojson"
-    streets.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "geometry": {
-                            "type": "LineString",
-                            "coordinates": [[lon - 0.004, lat], [lon + 0.004, lat]],
-                        },
-                        "properties": {"name": "双井街", "name:en": "Shuangjing Street"},
-                    }
-                ],
-            },
-            ensure_ascii=False,
-        ),
-        encoding="utf-8",
-    )
+    streets = street_file(tmp_path / "streets.geojson", lat, lon, "双井街", "Shuangjing Street")
     with psycopg.connect(database_url, autocommit=True) as conn:
         insert_readings(conn, before + after)
         roll_up(conn)

@@ -351,28 +351,28 @@ def test_a_site_outlives_its_runs(admin_url: str) -> None:
                 assert len(site["history"]) == 1  # the pruned run is gone, the site is not
 
 
+def street_file(path: Path, lat: float, lon: float, zh: str, en: str) -> Path:
+    """A street file of one east-west street through (lat, lon), about 500 m long."""
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": [[lon - 0.003, lat], [lon + 0.003, lat]],
+                },
+                "properties": {"name": zh, "name:en": en},
+            }
+        ],
+    }
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
 def test_hotspots_name_their_street_from_the_street_layer(stored: Stored, tmp_path: Path) -> None:
     lat, lon = SOURCE
-    streets = tmp_path / "streets.geojson"
-    streets.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "geometry": {
-                            "type": "LineString",
-                            "coordinates": [[lon - 0.003, lat], [lon + 0.003, lat]],
-                        },
-                        "properties": {"name": "测试街", "name:en": "Test Street"},
-                    }
-                ],
-            },
-            ensure_ascii=False,
-        ),
-        encoding="utf-8",
-    )
+    streets = street_file(tmp_path / "streets.geojson", lat, lon, "测试街", "Test Street")
     settings = ApiSettings(database_url=stored.url, streets_file=str(streets))
     with TestClient(create_app(settings)) as client:
         layer = client.get("/v1/streets").json()
