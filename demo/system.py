@@ -202,9 +202,9 @@ def run_demo(args: argparse.Namespace) -> int:
         clock = SimClock(
             datetime.now(UTC) - timedelta(hours=args.hours_back), speed=args.speed, catch_up=True
         )
-        edges = _vehicles(args, clock, work, cleanup)
-        for name, config in edges.items():
-            services.append(_edge(name, config, env, work))
+        edges = _vehicles(args, clock, cleanup)
+        for name, vehicle in edges.items():
+            services.append(_edge(name, _edge_config(name, vehicle, work, args.speed), env, work))
         _say(f"{args.vehicles} simulated vehicles patrolling Shuangjing at {args.speed:g}x")
         _say(f"dashboard:  {base}/  (API docs: {base}/docs)")
         _say(f"database:   {_redacted(env['ENVPATROL_DATABASE_URL'])}")
@@ -265,12 +265,12 @@ def _backends(cleanup: list[Callable[[], None]]) -> dict[str, str]:
 
 
 def _vehicles(
-    args: argparse.Namespace, clock: SimClock, work: Path, cleanup: list[Callable[[], None]]
-) -> dict[str, Path]:
-    """Start the simulated vehicles; one edge config file per vehicle, by vehicle name."""
+    args: argparse.Namespace, clock: SimClock, cleanup: list[Callable[[], None]]
+) -> dict[str, SimVehicle]:
+    """Start the simulated vehicles, by name."""
     field = PollutionField(SHUANGJING_SOURCES, seed=7)
     profile = load_profile("default-multi")
-    configs: dict[str, Path] = {}
+    vehicles: dict[str, SimVehicle] = {}
     for i in range(args.vehicles):
         name = f"patrol-{i + 1:02d}"
         drive = CruiseDrive(
@@ -282,46 +282,34 @@ def _vehicles(
         vehicle = SimVehicle(name, profile, drive, clock, field, seed=100 + i)
         vehicle.start()
         cleanup.append(vehicle.stop)
-        config = work / f"{name}.toml"
-        _write_edge_config(config, name, vehicle, work, args.speed)
-        configs[name] = config
-    return configs
+        vehicles[name] = vehicle
+    return vehicles
 
 
-def _write_edge_config(
-    path: Path, name: str, vehicle: SimVehicle, work: Path, time_scale: float
-) -> None:
+def _edge_config(name: str, vehicle: SimVehicle, work: Path, time_scale: float) -> Path:
+    """The agent's config file for a vehicle (written again on each call), named after it."""
+    path = work / f"{name}.toml"
     path.write_text(
         f'vehicle = "{name}"\npoll_interval_s = 10.0\ntime_scale = {time_scale}\n'
         f'health_interval_s = 60.0\n[box]\nport = "{vehicle.box_path}"\n'
         f'[gps]\nport = "{vehicle.gps_path}"\n'
         f'[outbox]\npath = "{work / name}-outbox.sqlite3"\n'
     )
+    return path
 
 
 def _to_real_time(
-    services: list[Service], edges: dict[str, Path], env: dict[str, str], work: Path
+    services: list[Service], edges: dict[str, SimVehicle], env: dict[str, str], work: Path
 ) -> None:
     """Restart every agent at time scale 1: the simulated clock now runs at real time."""
     agents = {f"the agent of {name}": name for name in edges}
-    for service in services:
-        if service.name in agents:
-            service.process.terminate()
-    for service in services:
-        if service.name in agents:
-            service.process.wait(15)
-    for i, service in enumerate(services):
-        name = agents.get(service.name)
-        if name is None:
-            continue
-        config = edges[name]
-        config.write_text(
-            config.read_text().replace(
-                next(line for line in config.read_text().splitlines() if "time_scale" in line),
-                "time_scale = 1.0",
-            )
-        )
-        services[i] = _edge(name, config, env, work)
+    restarted = [(i, s) for i, s in enumerate(services) if s.name in agents]
+    for _, service in restarted:
+        service.process.terminate()
+    for i, service in restarted:
+        service.process.wait(15)
+        name = agents[service.name]
+        services[i] = _edge(name, _edge_config(name, edges[name], work, 1.0), env, work)
 
 
 def _watch(
@@ -331,7 +319,7 @@ def _watch(
     deadline: float | None,
     stop: threading.Event,
     services: list[Service],
-    agents: tuple[dict[str, Path], dict[str, str], Path],
+    agents: tuple[dict[str, SimVehicle], dict[str, str], Path],
 ) -> int:
     """Report each injected source once the API lists a hotspot at it, switch the agents to
     real time when the simulated clock reaches now, and run until told to stop."""

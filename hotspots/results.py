@@ -166,7 +166,7 @@ def run_by_id(conn: Connection, run_id: int) -> StoredRun | None:
     return None if row is None else _run(row)
 
 
-_HOTSPOTS = """
+_HOTSPOT_COLUMNS = """
 SELECT h.run_id, h.rank, h.pollutant, h.unit, h.stratum, h.label, h.reasons, h.geometry,
        h.peak_cell, h.lat, h.lon, h.level, h.enhancement, h.enhancement_low, h.enhancement_high,
        h.excess, h.persistence, h.delta, h.passes, h.days, h.vehicles, h.p_magnitude,
@@ -178,7 +178,11 @@ SELECT h.run_id, h.rank, h.pollutant, h.unit, h.stratum, h.label, h.reasons, h.g
                  WHERE c.run_id = h.run_id AND c.rank = h.rank), '{}'),
        h.site_id
 FROM hotspot h
-WHERE h.run_id = %(run)s
+"""
+
+_HOTSPOTS = (
+    _HOTSPOT_COLUMNS
+    + """WHERE h.run_id = %(run)s
   AND (%(pollutant)s::text IS NULL OR h.pollutant = %(pollutant)s)
   AND (%(labels)s::text[] IS NULL OR h.label = ANY(%(labels)s::text[]))
   AND (%(stratum)s::text IS NULL OR h.stratum = %(stratum)s)
@@ -188,6 +192,7 @@ WHERE h.run_id = %(run)s
                                     AND h.lat BETWEEN %(south)s AND %(north)s))
 ORDER BY h.rank
 """
+)
 
 
 def _hotspot(row: Sequence[Any]) -> StoredHotspot:
@@ -319,13 +324,8 @@ def site(conn: Connection, site_id: int) -> StoredSite | None:
 def site_hotspots(conn: Connection, site_id: int, limit: int = 50) -> list[StoredHotspot]:
     """The site's hotspots in the runs still kept, the newest run's first."""
     rows = conn.execute(
-        "SELECT h.run_id, h.rank FROM hotspot h JOIN hotspot_run r ON r.id = h.run_id "
-        "WHERE h.site_id = %s ORDER BY r.window_end DESC, h.run_id DESC LIMIT %s",
-        (site_id, limit),
+        _HOTSPOT_COLUMNS + "JOIN hotspot_run r ON r.id = h.run_id WHERE h.site_id = %(site)s "
+        "ORDER BY r.window_end DESC, h.run_id DESC LIMIT %(limit)s",
+        {"site": site_id, "limit": limit},
     ).fetchall()
-    out = []
-    for run_id, rank in rows:
-        spot = one(conn, int(run_id), int(rank))
-        if spot is not None:
-            out.append(spot)
-    return out
+    return [_hotspot(row) for row in rows]

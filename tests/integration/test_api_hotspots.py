@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from api import keys
 from api.app import create_app
 from api.settings import ApiSettings
+from hotspots.analysis.passes import PassTable
 from hotspots.analysis.settings import AnalysisSettings
 from hotspots.analysis.synthetic import (
     SHUANGJING,
@@ -53,25 +54,34 @@ class Stored:
     read_key: str
 
 
+def store_source_passes(
+    conn: psycopg.Connection[Any], *, days: int, pollutants: tuple[str, ...], seed: int
+) -> PassTable:
+    """Two vehicles' synthetic passes past a PM2.5 source at SOURCE, stored as the ingest
+    keeps them; the table."""
+    resolution = read_analysis(conn).resolution
+    table = generate(
+        SyntheticWorld(
+            resolution=resolution,
+            vehicles=2,
+            days=days,
+            trips_per_day=2,
+            pollutants=pollutants,
+            sources=(Source(*SOURCE, "pm25", 40.0, 40.0),),
+            seed=seed,
+        )
+    )
+    with conn.transaction(), conn.cursor() as cur:
+        pass_store.store(cur, resolution, as_stored(table))
+    return table
+
+
 @pytest.fixture(scope="module")
 def stored(admin_url: str) -> Iterator[Stored]:
     """Synthetic passes with a PM2.5 source, analysed twice (so the second run has history)."""
     with scratch_database(admin_url) as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            resolution = read_analysis(conn).resolution
-            table = generate(
-                SyntheticWorld(
-                    resolution=resolution,
-                    vehicles=2,
-                    days=12,
-                    trips_per_day=2,
-                    pollutants=("pm25", "noise"),
-                    sources=(Source(*SOURCE, "pm25", 40.0, 40.0),),
-                    seed=4,
-                )
-            )
-            with conn.transaction(), conn.cursor() as cur:
-                pass_store.store(cur, resolution, as_stored(table))
+            table = store_source_passes(conn, days=12, pollutants=("pm25", "noise"), seed=4)
             end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
             # synthetic passes carry no sensor lag, so the job does not undo one; then a
             # hotspot's level is the median of its peak cell's stored pass values
@@ -322,20 +332,7 @@ def test_a_place_keeps_its_site_across_runs_and_after_pruning(stored: Stored) ->
 def test_a_site_outlives_its_runs(admin_url: str) -> None:
     with scratch_database(admin_url) as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            resolution = read_analysis(conn).resolution
-            table = generate(
-                SyntheticWorld(
-                    resolution=resolution,
-                    vehicles=2,
-                    days=10,
-                    trips_per_day=2,
-                    pollutants=("pm25",),
-                    sources=(Source(*SOURCE, "pm25", 40.0, 40.0),),
-                    seed=5,
-                )
-            )
-            with conn.transaction(), conn.cursor() as cur:
-                pass_store.store(cur, resolution, as_stored(table))
+            table = store_source_passes(conn, days=10, pollutants=("pm25",), seed=5)
             end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
             job = JobSettings(
                 window=timedelta(days=30), keep_runs=1, analysis=AnalysisSettings(pass_lag=False)
