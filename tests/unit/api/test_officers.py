@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from api import keys
 from api.auth import KeyCache
+from api.officers import cases
 from api.officers.cases import TRANSITIONS, TransitionError, check_transition
 from api.ratelimit import FixedWindowLimiter
 from hotspots.verification import cells_at, verdict_of
@@ -153,3 +154,28 @@ def test_a_verdict_needs_a_small_p_value_and_an_interval_clear_of_zero() -> None
     assert verdict_of(30.0, 20.0, 40.0, 0.001, 0.05) == "increased"
     assert verdict_of(-30.0, -40.0, 5.0, 0.001, 0.05) == "no-significant-change"
     assert verdict_of(-30.0, -40.0, -20.0, 0.2, 0.05) == "no-significant-change"
+
+
+@given(st.sampled_from(["image/jpeg", "image/png", "image/webp", "image/gif", "text/plain"]),
+       st.binary(max_size=64))  # fmt: skip
+def test_a_photo_is_taken_only_when_its_bytes_are_what_its_type_says(
+    media_type: str, content: bytes
+) -> None:
+    signatures = {
+        "image/jpeg": content.startswith(b"\xff\xd8\xff"),
+        "image/png": content.startswith(b"\x89PNG\r\n\x1a\n"),
+        "image/webp": content.startswith(b"RIFF") and content[8:12] == b"WEBP",
+    }
+    try:
+        cases.check_photo(media_type, content)
+    except cases.AttachmentError:
+        assert not signatures.get(media_type, False)
+    else:
+        assert signatures[media_type]
+
+
+@given(st.binary(min_size=8, max_size=64))
+def test_real_signatures_followed_by_anything_are_taken(tail: bytes) -> None:
+    cases.check_photo("image/png", b"\x89PNG\r\n\x1a\n" + tail)
+    cases.check_photo("image/jpeg", b"\xff\xd8\xff" + tail)
+    cases.check_photo("image/webp", b"RIFF" + tail[:4] + b"WEBP" + tail)
