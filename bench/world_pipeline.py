@@ -705,7 +705,13 @@ def figures(
         "api_hotspots": len(pipeline.hotspots),
         "api_run_ids": sorted({h["run_id"] for h in pipeline.hotspots}),
         "truth": [
-            {"name": t.name, "pollutant": t.pollutant, "sigma": t.sigma} for t in comparison.truth
+            {
+                "name": t.name,
+                "pollutant": t.pollutant,
+                "sigma": t.sigma,
+                "days": {s.name: s.schedule.days for s in scenario.sources}[t.name],
+            }
+            for t in comparison.truth
         ],
         "sides": {
             name: {
