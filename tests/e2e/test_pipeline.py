@@ -89,7 +89,10 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
     stop_ingest = threading.Event()
     ingest_thread = threading.Thread(target=ingest.run, args=(stop_ingest,))
     ingest_thread.start()
-    clock = SimClock(datetime.now(UTC) - timedelta(hours=6), speed=SPEED)
+    # Start far enough back that the simulated clock cannot pass the real one (whose readings
+    # the ingest rejects as from the future) even when a loaded machine uses the whole limit.
+    lead = timedelta(seconds=SPEED * (SIM_HOURS * 3600 / SPEED + DRIVE_LIMIT_S + 60))
+    clock = SimClock(datetime.now(UTC) - lead, speed=SPEED)
     field = PollutionField(SHUANGJING_SOURCES, seed=3)
     profile = load_profile("default-multi")
     truth: dict[str, list[TruthRecord]] = {}
