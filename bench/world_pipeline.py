@@ -404,13 +404,17 @@ def _drive(
             if thread.is_alive():
                 thread.join(30)
         run.stop()
+    identities = {v.name: v.box.identity_answer() for v in run.vehicles}
     for agent, _, _ in agents:
         record = records[agent.settings.vehicle]
         record.readings = agent.readings
         record.accepted = agent.box.counters.ok
         record.requests = agent.box.counters.requests
         record.accounting = account(
-            [s.frame for s in record.served], record.discards, record.readings
+            [s.frame for s in record.served],
+            record.discards,
+            record.readings,
+            identities[record.name],
         )
     return records
 

@@ -126,15 +126,21 @@ class SimulatedBox:
     def _shape(self, fault: Action, frame: bytes) -> bytes:
         return frame if self.faults is None else self.faults.shape(fault, frame)
 
+    def identity_answer(self) -> bytes | None:
+        """The bytes of the answer to the identity request; None for a profile without one."""
+        request = self.profile.identity_request
+        if request is None or self.profile.identity is None:
+            return None
+        registers = self.profile.identity.encode(self.identity)
+        return encode_read_response(request.address, request.function, registers)
+
     def answer(self, request: ReadRequest) -> bytes:
         """The bytes the box sends for one request: nothing while powered off or when the
         fault plan drops it; otherwise the response, possibly late, corrupted or garbled."""
         if self._powered is not None and not self._powered():
             return b""
         if request == self.profile.identity_request:
-            assert self.profile.identity is not None
-            registers = self.profile.identity.encode(self.identity)
-            return encode_read_response(request.address, request.function, registers)
+            return self.identity_answer() or b""
         action = self.faults.next_action() if self.faults is not None else "ok"
         if action == "drop":
             return b""

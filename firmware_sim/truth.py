@@ -110,7 +110,12 @@ class Accounting:
     partial: int = 0  # bytes of the first unread answer it had read
 
 
-def account(answers: Sequence[bytes], discards: Iterable[Discard], accepted: int) -> Accounting:
+def account(
+    answers: Sequence[bytes],
+    discards: Iterable[Discard],
+    accepted: int,
+    identity: bytes | None = None,
+) -> Accounting:
     """Lay an agent's record over the bytes its box served, exactly.
 
     `answers` are the bytes of each answer in the order the box wrote them (Served.frame),
@@ -120,6 +125,10 @@ def account(answers: Sequence[bytes], discards: Iterable[Discard], accepted: int
     rest of one served answer; what follows was still on the line. Raises AccountingError at
     the first byte that does not fit. The line is one port session: bytes lost to a port
     closing or reopening do not fit.
+
+    `identity` is the box's answer to the identity request, which is not among `answers`: the
+    client asks again after a failed poll, and an identity answer that came too late is
+    discarded whole between two answers (it counts as none of them).
     """
     groups: dict[int, list[bytes]] = {}
     for discard in discards:
@@ -134,6 +143,9 @@ def account(answers: Sequence[bytes], discards: Iterable[Discard], accepted: int
     for after in range(accepted + 1):
         data = b"".join(groups.get(after, ()))
         while data:
+            if offset == 0 and identity and data.startswith(identity):
+                data = data[len(identity) :]
+                continue
             if k == len(answers):
                 raise AccountingError(
                     after, f"{len(data)} byte(s) discarded beyond the {k} answer(s) served"

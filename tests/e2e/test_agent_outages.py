@@ -195,11 +195,13 @@ def box_switched_off(agent: Agent) -> None:
 
 
 def account_for_every_answer(
-    agent: Agent, truth: TimedTruth, discards: list[Discard]
+    agent: Agent, truth: TimedTruth, discards: list[Discard], vehicle: SimVehicle
 ) -> Accounting:
     """Every answer the box served is a reading of the agent, one of its discards, or was still
     on the line when the box went off (at most one per request the agent had no answer for)."""
-    accounting = account(truth.frames, discards, agent.box.counters.ok)
+    accounting = account(
+        truth.frames, discards, agent.box.counters.ok, vehicle.box.identity_answer()
+    )
     assert len(accounting.taken) == agent.readings
     read = len(accounting.taken) + len(accounting.discarded)
     assert len(accounting.unread) <= agent.box.counters.requests - read, accounting
@@ -498,7 +500,7 @@ def test_a_long_outage_drains_completely_after_the_broker_returns(
         # Every reading is in the outbox, and every answer the box gave is one of them, one the
         # agent discarded, or one still on the line as the box went off.
         assert backlog == agent.readings
-        account_for_every_answer(agent, truth, discards)
+        account_for_every_answer(agent, truth, discards, vehicle)
         restored = time.monotonic()
         broker.start()
         ingest.restart()
@@ -574,7 +576,7 @@ def test_an_oversized_reading_is_set_aside_and_the_rest_fits_the_brokers_limit(
         time.sleep(1.0)
         vehicle.stop()
         box_switched_off(agent)
-        account_for_every_answer(agent, truth, discards)
+        account_for_every_answer(agent, truth, discards, vehicle)
         wait_until(lambda: agent.outbox.depth() == 0, 30, "the outbox to drain")
         made = agent.readings
         wait_until(lambda: len(stored_rows(database_url, "size-01")) >= made, 30, "the ingest")

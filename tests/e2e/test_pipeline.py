@@ -147,6 +147,7 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
         # on it, so the truth can hold answers that never became readings: the agent reports
         # each one it read as a discard; the rest were still on the line when it stopped.
         made = {agent.settings.vehicle: agent.readings for agent, _, _ in agents}
+        identities = {vehicle.name: vehicle.box.identity_answer() for vehicle in vehicles}
         accepted = {agent.settings.vehicle: agent.box.counters.ok for agent, _, _ in agents}
         requests = {agent.settings.vehicle: agent.box.counters.requests for agent, _, _ in agents}
         assert accepted == made
@@ -182,7 +183,12 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
             # Every answer the box served, in order, is a reading, one of the agent's discards,
             # or one of those still unread when it stopped (at most one per request it wrote
             # that it read no answer for); `account` checks it byte for byte.
-            accounting = account([r.served.frame for r in records], discards[name], made[name])
+            accounting = account(
+                [r.served.frame for r in records],
+                discards[name],
+                made[name],
+                identities[name],
+            )
             accounted[name] = accounting
             read = len(accounting.taken) + len(accounting.discarded)
             assert len(accounting.unread) <= requests[name] - read, (name, accounting.unread)

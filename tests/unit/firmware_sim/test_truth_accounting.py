@@ -48,6 +48,24 @@ def test_an_unread_tail_may_start_within_an_answer() -> None:
     assert accounting == Accounting(taken=(0,), discarded=(), unread=(1, 2), partial=9)
 
 
+def test_a_late_identity_answer_discarded_between_answers_counts_as_none_of_them() -> None:
+    identity = encode_read_response(PROFILE.address, PROFILE.function, [0x4550] * 30)
+    discards = [Discard("stale", identity + B, 1), Discard("skipped", identity, 2)]
+    assert account([A, B, C], discards, 2, identity) == Accounting((0, 2), (1,), ())
+    with pytest.raises(AccountingError, match="where answer 1 from byte 0"):
+        account([A, B, C], discards, 2)
+
+
+def test_the_simulated_box_answers_the_identity_request_with_its_identity_answer() -> None:
+    box = SimulatedBox(PROFILE, lambda: (datetime(2026, 3, 2, tzinfo=UTC), {}))
+    try:
+        request = PROFILE.identity_request
+        assert request is not None
+        assert box.answer(request) == box.identity_answer()
+    finally:
+        box.pty.close()
+
+
 @pytest.mark.parametrize(
     ("served", "discards", "accepted", "problem"),
     [
