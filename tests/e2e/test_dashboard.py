@@ -61,7 +61,10 @@ if not (DEFAULT_VENDOR_DIR / "leaflet" / "leaflet.js").is_file():
     )
 
 from selenium import webdriver  # noqa: E402 - only where a browser exists
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
@@ -69,7 +72,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None  # the page is re-rendering that part: not yet
         if value:
             return value
         if time.monotonic() > deadline:
@@ -206,7 +212,10 @@ def test_hotspots_show_and_a_case_can_be_opened(
             "the photo in the case's history",
         )
         assert browser.find_elements(By.CSS_SELECTOR, "#case-panel .photos img")
-        assert "Assigned" in browser.find_element(By.CSS_SELECTOR, ".timeline").text
+        wait_for(
+            lambda: "Assigned" in browser.find_element(By.CSS_SELECTOR, ".timeline").text,
+            "the assignment in the case's history",
+        )
         browser.find_element(By.ID, "overdue-only").click()  # the overdue list holds it
         wait_for(
             lambda: "Overdue" in browser.find_element(By.ID, "cases").text,
