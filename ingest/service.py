@@ -162,6 +162,31 @@ class _Deadline:
                 log.debug("could not cut the database connection: %s", exc)
 
 
+def connect_database(url: str, timeout_s: float, keepalive_s: int) -> psycopg.Connection[Any]:
+    """A connection for the ingest's writes, which the server probes once idle for
+    `keepalive_s` (TCP keep-alive, then 3 probes a third of that apart) and gives up on when
+    data it sent stays unacknowledged as long (TCP user timeout); 0: the server's defaults.
+    Should the ingest's host vanish in the middle of a transaction, nothing tells the server:
+    without these the transaction holds its locks (the vehicles' rows, the readings' keys) for
+    the kernel's two hours and more, and the other workers' batches, an adoption's first of
+    all, wait on them. With them it is rolled back within about 2 x `keepalive_s`."""
+    conn = psycopg.connect(url, autocommit=False, connect_timeout=max(2, int(timeout_s)))
+    if keepalive_s:
+        try:
+            for name, value in (
+                ("tcp_keepalives_idle", keepalive_s),
+                ("tcp_keepalives_interval", max(1, keepalive_s // 3)),
+                ("tcp_keepalives_count", 3),
+                ("tcp_user_timeout", 2 * keepalive_s * 1000),
+            ):
+                conn.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
 class IngestService:
     def __init__(
         self,
@@ -410,10 +435,8 @@ class IngestService:
     # -- database ------------------------------------------------------------------------------
 
     def _open_writer(self) -> Writer:
-        conn = psycopg.connect(
-            self.settings.database_url,
-            autocommit=False,
-            connect_timeout=max(2, int(self.settings.db_timeout_s)),
+        conn = connect_database(
+            self.settings.database_url, self.settings.db_timeout_s, self.settings.db_keepalive_s
         )
         try:
             with _Deadline(conn, self.settings.db_timeout_s):

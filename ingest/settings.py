@@ -62,6 +62,11 @@ class IngestSettings:
     # A database round trip that takes longer than this is abandoned: the connection is cut, the
     # batch retried on a new one (a silently dead network path never errors by itself).
     db_timeout_s: float = 60.0
+    # The database server drops an ingest connection whose host has vanished within about twice
+    # this (TCP keep-alive and user timeout on the server's side): its open transaction is rolled
+    # back and its locks, which the other workers' batches wait on, released. 0: the server's
+    # defaults (over two hours on Linux).
+    db_keepalive_s: int = 10
     # Plain PostgreSQL: readings older than this many days are dropped, a daily partition at a
     # time (0: keep everything). TimescaleDB: see 0004_partitions.timescale.sql.
     retention_days: int = 0
@@ -112,6 +117,7 @@ def load_ingest_settings(
         "metrics_port",
         "metrics_host",
         "db_timeout_s",
+        "db_keepalive_s",
         "retention_days",
         "compress_after_days",
         "max_payload_bytes",
@@ -146,6 +152,7 @@ def load_ingest_settings(
         ),
         metrics_host=str(ingest.get("metrics_host", "127.0.0.1")),
         db_timeout_s=float(ingest.get("db_timeout_s", 60.0)),
+        db_keepalive_s=int(ingest.get("db_keepalive_s", 10)),
         retention_days=int(ingest.get("retention_days", 0)),
         compress_after_days=int(ingest.get("compress_after_days", 7)),
         max_payload_bytes=int(ingest.get("max_payload_bytes", MAX_PAYLOAD_BYTES)),
@@ -166,10 +173,11 @@ def load_ingest_settings(
         or settings.retention_days < 0
         or settings.max_future_s < 0
         or settings.adopt_after_s < 0
+        or settings.db_keepalive_s < 0
     ):
         raise SettingsError(
             "ingest",
-            "db_timeout_s > 0, retention_days >= 0, max_future_s >= 0, adopt_after_s >= 0",
+            "db_timeout_s > 0; retention_days, max_future_s, adopt_after_s, db_keepalive_s >= 0",
         )
     if (
         settings.batch_max_messages < 1

@@ -12,6 +12,7 @@ broker remove it. Every reading the broker acknowledged must be stored, once.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 import urllib.request
@@ -44,6 +45,7 @@ pytestmark = [pytest.mark.integration, needs_mosquitto]
 
 KEEPALIVE_S = 5  # the shortest the settings allow: Mosquitto gives up on a silent link at 1.5x
 GRACE_S = 1.0  # adopt_after_s
+DB_KEEPALIVE_S = 3  # the lost worker's open transaction rolled back within about 6 s
 METRICS_PORT = 9108
 WORKERS = 3
 SHARE_GROUP = "ingest"
@@ -74,6 +76,7 @@ class Lab:
                     "[ingest]",
                     f'share_group = "{SHARE_GROUP}"',
                     "batch_max_wait_s = 0.05",
+                    f"db_keepalive_s = {DB_KEEPALIVE_S}",
                     f"adopt_after_s = {GRACE_S}",
                     f"metrics_port = {METRICS_PORT}",
                     f'metrics_host = "{host.address}"',
@@ -84,8 +87,6 @@ class Lab:
         return path
 
     def start_worker(self, name: str, host: Host) -> None:
-        import sys
-
         self.workers[name] = host
         with (self.logs / f"{name}.log").open("ab") as log:
             host.popen(
@@ -270,3 +271,59 @@ def test_a_worker_host_lost_mid_stream_loses_and_duplicates_nothing(lab: Lab) ->
     assert int(held[1]) > 0
     # The broker learns of a cut link only from the keep-alive (1.5 x 5 s), not before.
     assert offline[0] - cut_at >= KEEPALIVE_S
+
+
+def test_a_lost_hosts_open_transaction_stops_blocking_the_others(lab: Lab) -> None:
+    """A worker's host vanishes in the middle of a transaction: nothing tells the database,
+    which holds the transaction's locks until its TCP keep-alive gives up. Two writers on two
+    hosts each insert a key and leave the transaction open (as a batch between statements);
+    both hosts are lost; the other workers' inserts of the same keys (a redelivery) wait. With
+    the ingest's `db_keepalive_s` the wait ends within about twice that; with the server's
+    defaults it is still there when the test gives up."""
+    with psycopg.connect(lab.database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE batch_key (key int PRIMARY KEY)")
+    url = lab.cluster.url(lab.network.address)
+    keepalive_s = 2
+    writers = {1: 0, 2: keepalive_s}  # key: the writer's db_keepalive_s (0: server defaults)
+    for (key, keepalive), host in zip(writers.items(), lab.hosts, strict=False):
+        script = (
+            "import time\n"
+            "from ingest.service import connect_database\n"
+            f"conn = connect_database({url!r}, 10, {keepalive})\n"
+            f"conn.execute('INSERT INTO batch_key VALUES ({key})')\n"
+            "print('open', flush=True)\n"
+            "time.sleep(600)\n"
+        )
+        with (lab.logs / f"writer-{key}.log").open("ab") as log:
+            host.popen([sys.executable, "-c", script], log, cwd=REPO)
+    for key in writers:
+        wait_until(
+            lambda k=key: "open" in (lab.logs / f"writer-{k}.log").read_text(),  # type: ignore[misc]
+            30,
+            f"writer {key}'s transaction open",
+        )
+    for host in lab.hosts[:2]:
+        host.cut()
+        host.kill_all()
+    cut_at = time.monotonic()
+    waited: dict[int, float | str] = {}
+
+    def redeliver(key: int) -> None:
+        with psycopg.connect(lab.database_url, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '15s'")
+            try:
+                conn.execute(f"INSERT INTO batch_key VALUES ({key}) ON CONFLICT DO NOTHING")
+                waited[key] = time.monotonic() - cut_at
+            except psycopg.errors.LockNotAvailable:
+                waited[key] = "still blocked after 15 s"
+
+    threads = [threading.Thread(target=redeliver, args=(key,)) for key in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    print(f"\nlost host's transaction: {waited}")
+    assert waited[1] == "still blocked after 15 s"
+    released = waited[2]
+    assert isinstance(released, float)
+    assert released < 4 * keepalive_s + 5  # 2 x keepalive nominal, with room for the load
