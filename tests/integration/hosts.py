@@ -56,6 +56,19 @@ def netns_unavailable() -> str | None:
     return None
 
 
+def cluster_unavailable() -> str | None:
+    """Why a `PrivateCluster` cannot be started here (for a skip), or None."""
+    if not (PG_BIN / "initdb").exists():
+        return f"needs PostgreSQL's initdb and pg_ctl in {PG_BIN}"
+    if shutil.which("runuser", path=_SEARCH_PATH) is None:
+        return "needs runuser to start PostgreSQL as its own account"
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return "needs the postgres account to own a private cluster"
+    return None
+
+
 def _free_subnet() -> ipaddress.IPv4Network:
     """A /24 in 10.0.0.0/8 that no interface or route of this machine uses."""
     used = _ip("-4", "route", "show", "table", "all").stdout + _ip("-4", "addr").stdout

@@ -28,7 +28,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.workers import parse_status, worker_of, workers_filter
 from store.migrate import migrate
-from tests.integration.hosts import Host, Network, PrivateCluster, netns_unavailable
+from tests.integration.hosts import (
+    Host,
+    Network,
+    PrivateCluster,
+    cluster_unavailable,
+    netns_unavailable,
+)
 from tests.integration.ingest_fixtures import (
     REPO,
     PrivateBroker,
@@ -112,7 +118,7 @@ class Lab:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    reason = netns_unavailable()
+    reason = netns_unavailable() or cluster_unavailable()
     if reason:
         pytest.skip(reason)
     with Network() as network:
