@@ -313,6 +313,10 @@ class IngestClient(paho.Client):
                 if not self.suppress_exceptions:
                     raise
 
+    def no_reconnect(self) -> None:
+        """A lost connection ends the network loop instead of being made again."""
+        self._reconnect_on_failure = False
+
     def ack_all(self, mids: list[int]) -> None:
         """Acknowledge the QoS 1 messages `mids` (manual acknowledgement) in one write."""
         if mids:

@@ -12,27 +12,37 @@ Acknowledgements belong to a connection: messages received before a reconnect ar
 acknowledged on the new connection (their packet ids may by then name other messages); the broker
 delivers them again and the insert ignores them. Each message carries the connection it came on
 (`Received.connection`).
+
+Workers of a shared subscription keep retained statuses with a last will, and a surviving worker
+adopts the session of one that is lost (`ingest.workers`, `adopt`): an `IngestService` made with
+`adopted_by` resumes that session under its client id, stores what it holds, and ends it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
+import secrets
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
 import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import start_http_server
 
-from edge.mqtt import connect_properties, make_client
+from edge.errors import SettingsError
+from edge.mqtt import connect_properties, make_client, read_secret
 from edge.topics import TopicError, Topics
 from ingest.decode import Row, decode_rows, reading_dead_letters
 from ingest.inbox import Inbox
@@ -40,6 +50,15 @@ from ingest.metrics import IngestMetrics
 from ingest.mqtt_client import IngestClient, Received, droppable, footprint, topic_text
 from ingest.settings import IngestSettings
 from ingest.validate import Limits, Rejection, check_document, undecodable
+from ingest.workers import (
+    Workers,
+    WorkerStatus,
+    drain_topic,
+    parse_status,
+    status_topic,
+    worker_of,
+    workers_filter,
+)
 from ingest.writer import REFUSED, DeadLetter, Rows, StatusUpdate, Writer, refusal, refused
 from store.analysis_meta import read_analysis
 from store.migrate import migrate
@@ -56,6 +75,10 @@ _TAKE = 256  # messages taken from the inbox at a time
 # before batch_max_wait_s: its batches are unchanged.
 EARLY_READINGS = 5_000
 PARTITIONS_AHEAD_DAYS = 7
+ADOPT_CHECK_S = 0.5  # how often a worker looks for lost workers to adopt
+# An adoption's marker may be dropped by a broker whose queue for the session is full: sent again.
+DRAIN_MARKER_EVERY_S = 10.0
+STATUS_PUBLISH_WAIT_S = 5.0
 
 
 @dataclass
@@ -66,6 +89,8 @@ class IngestCounters:
     batches: int = 0
     dead_letters: int = 0
     db_errors: int = 0
+    adopted_sessions: int = 0  # lost workers' sessions drained and removed
+    adopted_messages: int = 0  # messages those sessions held, committed
 
 
 @dataclass(slots=True)
@@ -137,9 +162,44 @@ class _Deadline:
                 log.debug("could not cut the database connection: %s", exc)
 
 
+def connect_database(url: str, timeout_s: float, keepalive_s: int) -> psycopg.Connection[Any]:
+    """A connection for the ingest's writes, which the server probes once idle for
+    `keepalive_s` (TCP keep-alive, then 3 probes a third of that apart) and gives up on when
+    data it sent stays unacknowledged as long (TCP user timeout); 0: the server's defaults.
+    Should the ingest's host vanish in the middle of a transaction, nothing tells the server:
+    without these the transaction holds its locks (the vehicles' rows, the readings' keys) for
+    the kernel's two hours and more, and the other workers' batches, an adoption's first of
+    all, wait on them. With them it is rolled back within about 2 x `keepalive_s`."""
+    conn = psycopg.connect(url, autocommit=False, connect_timeout=max(2, int(timeout_s)))
+    if keepalive_s:
+        try:
+            for name, value in (
+                ("tcp_keepalives_idle", keepalive_s),
+                ("tcp_keepalives_interval", max(1, keepalive_s // 3)),
+                ("tcp_keepalives_count", 3),
+                ("tcp_user_timeout", 2 * keepalive_s * 1000),
+            ):
+                conn.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
 class IngestService:
-    def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        metrics: IngestMetrics | None = None,
+        *,
+        adopted_by: str = "",
+    ) -> None:
+        """`adopted_by`: this service is an adoption by that worker of the session of the lost
+        worker `settings.client_id`: it stores what the session holds and then ends it (`run`
+        returns; `finished` is set once the broker has been told to remove the session)."""
         self.settings = settings
+        self.adopted_by = adopted_by
         self.topics = Topics(settings.mqtt.topic_root)
         self.limits = Limits(
             max_payload_bytes=settings.max_payload_bytes,
@@ -166,7 +226,7 @@ class IngestService:
         self.client = client
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
-        self.client.on_received = self._inbox.put_many
+        self.client.on_received = self._route
         self.client.wait_for_room = self._inbox.wait_for_room
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
@@ -178,6 +238,25 @@ class IngestService:
         self._next_maintenance = 0.0
         self._metrics_server: Any = None
         self._writer_idle = threading.Event()  # set while the writer waits for a batch
+        # Workers of the share group (`ingest.workers`): statuses arrive on the network thread,
+        # adoptions are decided on the adopting thread.
+        root = settings.mqtt.topic_root
+        self.workers = Workers(settings.client_id, settings.share_group)
+        self._workers_lock = threading.Lock()
+        self._workers_prefix = status_topic(root, "")[: -len("/status")]
+        self._route_workers = bool(settings.share_group or adopted_by)
+        self._status_topic = status_topic(root, settings.client_id)
+        # Adoption: acknowledged messages counted in (network thread) and committed (main
+        # loop); the marker says how many came before it.
+        self._accepted = 0
+        self._settled = 0
+        self._drain_topic = drain_topic(root, settings.client_id)
+        self._drain_token = secrets.token_hex(8).encode()
+        self._drained_at: int | None = None
+        self._marker_sent = 0.0
+        self.session_present: bool | None = None
+        self.finished = threading.Event()
+        self.aborted = threading.Event()  # the adoption's connection ended before it finished
 
     # -- MQTT ----------------------------------------------------------------------------------
 
@@ -193,23 +272,56 @@ class IngestService:
         readings = self.topics.all_of("readings")
         if self.settings.share_group:
             readings = f"$share/{self.settings.share_group}/{readings}"
-        return [(readings, 1), (self.topics.all_of("status"), 1), (self.topics.all_of("health"), 1)]
+        subscriptions = [
+            (readings, 1),
+            (self.topics.all_of("status"), 1),
+            (self.topics.all_of("health"), 1),
+        ]
+        if self.settings.share_group:
+            subscriptions.append((workers_filter(self.settings.mqtt.topic_root), 1))
+        return subscriptions
 
     def _on_connect(
         self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         if reason.is_failure:
             log.error("broker refused the ingest: %s", reason)
+            if self.adopted_by:
+                self.aborted.set()
             return
-        session = getattr(flags, "session_present", False)
-        log.info("connected to %s (session present: %s)", self.settings.mqtt.url, session)
-        client.subscribe(self.subscriptions())
+        session = bool(getattr(flags, "session_present", False))
+        self.session_present = session
+        log.info(
+            "connected to %s as %s (session present: %s)",
+            self.settings.mqtt.url,
+            self.settings.client_id,
+            session,
+        )
+        if self.adopted_by:
+            self._begin_drain(session)
+        else:
+            client.subscribe(self.subscriptions())
+            if self.settings.share_group:
+                self._publish_status("online")
         self._connected.set()
-        self.metrics.connected.set(1)
+        if not self.adopted_by:  # an adoption shares its worker's metrics, not this gauge
+            self.metrics.connected.set(1)
+
+    def _publish_status(self, state: str, worker: str = "", by: str = "") -> paho.MQTTMessageInfo:
+        worker = worker or self.settings.client_id
+        status = WorkerStatus(worker, state, self.settings.share_group, by)  # type: ignore[arg-type]
+        return self.client.publish(
+            status_topic(self.settings.mqtt.topic_root, worker),
+            status.encode(),
+            qos=1,
+            retain=True,
+        )
 
     def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
         """The broker could not be reached (refused, unresolved, timed out); paho tries again
         with its backoff. Said at once, then at most every CONNECT_FAIL_LOG_S."""
+        if self.adopted_by:
+            self.aborted.set()
         self._connect_failures += 1
         now = time.monotonic()
         if now < self._next_failure_log:
@@ -226,20 +338,66 @@ class IngestService:
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         self._connected.clear()
+        if self.adopted_by:
+            if not self.finished.is_set():
+                # The lost worker is back and took its session over ("session taken over"),
+                # or the broker went away: what was not acknowledged stays in the session.
+                log.warning("adoption of %s ended: %s", self.settings.client_id, reason)
+                self.aborted.set()
+            return
         self.metrics.connected.set(0)
         log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         """What the client's lean decoder leaves to paho (properties present, QoS 2)."""
-        self._inbox.put(
-            Received(
-                self.client.connection,
-                topic_text(message._topic),
-                message.mid,
-                message.qos,
-                bytes(message.payload),
-            )
+        self._route(
+            [
+                Received(
+                    self.client.connection,
+                    topic_text(message._topic),
+                    message.mid,
+                    message.qos,
+                    bytes(message.payload),
+                )
+            ]
         )
+
+    def _route(self, received: list[Received]) -> None:
+        """Messages in (network thread): the workers' own (statuses, an adoption's marker)
+        handled at once, the rest into the inbox."""
+        if self._route_workers:
+            prefix = self._workers_prefix
+            kept: list[Received] = []
+            for r in received:
+                if r.topic.startswith(prefix):
+                    self._on_worker_message(r, self._accepted + sum(1 for k in kept if k.qos))
+                else:
+                    kept.append(r)
+            received = kept
+        self._accepted += sum(1 for r in received if r.qos)
+        self._inbox.put_many(received)
+
+    def _on_worker_message(self, received: Received, before: int) -> None:
+        """A worker's status, or an adoption's marker, which `before` acknowledged messages
+        preceded. Acknowledged at once: nothing of these is stored."""
+        if received.qos == 1 and received.connection == self.client.connection:
+            self.client.ack_all([received.mid])
+        if self.adopted_by:
+            if (
+                received.topic == self._drain_topic
+                and received.payload == self._drain_token
+                and self._drained_at is None
+            ):
+                self._drained_at = before
+            return
+        worker = worker_of(self.settings.mqtt.topic_root, received.topic)
+        status = parse_status(worker, received.payload) if worker else None
+        if status is None:
+            return
+        with self._workers_lock:
+            self.workers.observe(status, time.monotonic())
+        if status.worker != self.settings.client_id:
+            log.info("worker %s: %s", status.worker, status.state)
 
     def connect(self) -> None:
         v5 = self.settings.mqtt.protocol == "5"
@@ -254,6 +412,11 @@ class IngestService:
             if v5
             else None
         )
+        if self.adopted_by:
+            self.client.no_reconnect()  # a lost connection ends the adoption
+        elif self.settings.share_group:
+            offline = WorkerStatus(self.settings.client_id, "offline", self.settings.share_group)
+            self.client.will_set(self._status_topic, offline.encode(), qos=1, retain=True)
         log.info(
             "connecting to the broker at %s:%d as %s",
             self.settings.mqtt.host,
@@ -272,10 +435,8 @@ class IngestService:
     # -- database ------------------------------------------------------------------------------
 
     def _open_writer(self) -> Writer:
-        conn = psycopg.connect(
-            self.settings.database_url,
-            autocommit=False,
-            connect_timeout=max(2, int(self.settings.db_timeout_s)),
+        conn = connect_database(
+            self.settings.database_url, self.settings.db_timeout_s, self.settings.db_keepalive_s
         )
         try:
             with _Deadline(conn, self.settings.db_timeout_s):
@@ -454,8 +615,16 @@ class IngestService:
             target=self._parse_loop, args=(halt, ready), name="ingest-parse", daemon=True
         )
         parser.start()
+        adopting = None
+        if self.settings.share_group and self.settings.adopt_peers and not self.adopted_by:
+            adopting = threading.Thread(
+                target=self._adopt_loop, args=(halt,), name="ingest-adopt", daemon=True
+            )
+            adopting.start()
         try:
             while not stop.is_set():
+                if self.adopted_by and self._adoption_over():
+                    break
                 batch = self._next_parsed(ready)
                 if batch is None:
                     if self._writer is not None:
@@ -467,13 +636,149 @@ class IngestService:
         finally:
             halt.set()
             parser.join(timeout=5)
-            self.client.disconnect()
+            if adopting is not None:
+                adopting.join(timeout=35)
+            self._leave()
             self.client.loop_stop()
             if self._writer is not None:
                 self._writer.conn.close()
             if self._metrics_server is not None:
                 self._metrics_server.shutdown()
                 self._metrics_server.server_close()
+
+    def _leave(self) -> None:
+        """Disconnect: a worker of a share group says it is offline first (its peers adopt its
+        session unless it is back within `adopt_after_s`); an adoption has already left."""
+        if self.adopted_by:
+            if not self.finished.is_set():
+                self.client.disconnect()
+            return
+        if self.settings.share_group and self._connected.is_set():
+            try:
+                self._publish_status("offline").wait_for_publish(STATUS_PUBLISH_WAIT_S)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not say offline before leaving: %s", exc)
+        self.client.disconnect()
+
+    # -- adoption of lost workers' sessions ----------------------------------------------------
+
+    def _adopt_loop(self, halt: threading.Event) -> None:
+        """Adopts, one at a time, the lost workers this worker is the adopter of."""
+        while not halt.wait(ADOPT_CHECK_S):
+            with self._workers_lock:
+                due = self.workers.to_adopt(time.monotonic(), self.settings.adopt_after_s)
+            for worker in due:
+                if halt.is_set():
+                    return
+                try:
+                    self.adopt(worker, halt)
+                except Exception:  # the worker goes on ingesting; the adoption is tried again
+                    log.exception("adopting the session of %s failed", worker)
+                    with self._workers_lock:
+                        self.workers.postpone(worker, time.monotonic())
+
+    def peer_settings(self, worker: str) -> IngestSettings:
+        """This worker's settings with `worker`'s client id and, where the broker binds client
+        ids to accounts (a username is set), `worker`'s account: its password from
+        `peer_password_dir`, else this worker's own."""
+        mqtt = self.settings.mqtt
+        if mqtt.username is not None:
+            password = mqtt.password
+            folder = self.settings.peer_password_dir
+            if folder and (Path(folder) / worker).is_file():
+                password = read_secret(str(Path(folder) / worker), "ingest.peer_password_dir")
+            mqtt = dataclasses.replace(mqtt, username=worker, password=password)
+        return dataclasses.replace(self.settings, client_id=worker, mqtt=mqtt, metrics_port=0)
+
+    def adopt(self, worker: str, halt: threading.Event) -> bool:
+        """Store what the lost `worker`'s session holds and have the broker remove it (its
+        share of the readings then goes to the workers alive). Whether that finished; if not
+        (it came back and took its session over, or the broker refused), what was not
+        acknowledged stays in the session, and the adoption is tried again after the grace
+        period if it is still offline."""
+        me = self.settings.client_id
+        log.warning("worker %s is lost: %s adopts its session", worker, me)
+        started = time.monotonic()
+        try:
+            settings = self.peer_settings(worker)
+        except SettingsError as exc:
+            log.error("cannot adopt %s: %s", worker, exc)
+            with self._workers_lock:
+                self.workers.postpone(worker, time.monotonic())
+            return False
+        adoption = IngestService(settings, self.metrics, adopted_by=me)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=adoption.run, args=(stop,), name=f"ingest-adopt-{worker}", daemon=True
+        )
+        thread.start()
+        while thread.is_alive() and not halt.is_set():
+            thread.join(timeout=0.2)
+        stop.set()
+        thread.join(timeout=30)
+        now = time.monotonic()
+        with self._workers_lock:
+            if adoption.finished.is_set():
+                self.workers.observe(
+                    WorkerStatus(worker, "adopted", self.settings.share_group, me), now
+                )
+            else:
+                self.workers.postpone(worker, now)
+        if not adoption.finished.is_set():
+            log.warning("the adoption of %s did not finish; tried again later", worker)
+            return False
+        self.counters.adopted_sessions += 1
+        self.counters.adopted_messages += adoption.counters.messages
+        log.warning(
+            "adopted %s: %d messages (%d new readings) stored in %.1f s; its session is removed",
+            worker,
+            adoption.counters.messages,
+            adoption.counters.readings_inserted,
+            now - started,
+        )
+        return True
+
+    def _begin_drain(self, session_present: bool) -> None:
+        """An adoption has resumed the lost worker's session: no more messages for it (its
+        subscriptions go), and a marker through it, which arrives after all it holds."""
+        if not session_present:
+            self._drained_at = 0  # nothing held; the empty session made is removed at once
+            return
+        self.client.unsubscribe([topic for topic, _ in self.subscriptions()])
+        self.client.subscribe([(self._drain_topic, 1)])
+        self._send_marker()
+
+    def _send_marker(self) -> None:
+        self._marker_sent = time.monotonic()
+        self.client.publish(self._drain_topic, self._drain_token, qos=1)
+
+    def _adoption_over(self) -> bool:
+        """Whether this adoption is done: its connection lost, or everything before the marker
+        committed and acknowledged, and then the session removed and the worker's status made
+        "adopted"."""
+        if self.aborted.is_set():
+            return True
+        if self._drained_at is None or self._settled < self._drained_at:
+            if (
+                self._drained_at is None
+                and self.session_present
+                and time.monotonic() - self._marker_sent > DRAIN_MARKER_EVERY_S
+            ):
+                self._send_marker()
+            return False
+        try:
+            self._publish_status("adopted", by=self.adopted_by).wait_for_publish(
+                STATUS_PUBLISH_WAIT_S
+            )
+        except (RuntimeError, ValueError) as exc:
+            log.warning("could not mark %s adopted: %s", self.settings.client_id, exc)
+        # MQTT 5 lets DISCONNECT shorten the session's expiry to 0: the broker removes it, and
+        # with it the worker's place in the shared subscription.
+        props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 0
+        self.finished.set()
+        self.client.disconnect(properties=props)
+        return True
 
     def _next_parsed(
         self, ready: queue.Queue[Batch | BaseException]
@@ -558,7 +863,7 @@ class IngestService:
                     "database error (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff
                 )
                 self._drop_writer()
-                if stop.wait(backoff):
+                if stop.wait(backoff) or self.aborted.is_set():
                     return  # not acknowledged: the broker delivers these again
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -576,6 +881,7 @@ class IngestService:
             if m.qos == 2 and m.connection == current:
                 self.client.ack(m.mid, m.qos)
         self._inbox.release(batch)
+        self._settled += sum(1 for m in batch if m.qos)
         self._count(batch, offered, inserted, passes, dead, parsed.kinds)
         self.metrics.batch_seconds.observe(committed - started)
         now = time.time()

@@ -46,12 +46,27 @@ class IngestSettings:
     # MQTT 5 shared subscription group for the readings: several workers, each with its own
     # stable client id, then split the readings between them. Empty: a plain subscription.
     share_group: str = ""
+    # With a share_group: a worker whose status has said "offline" (stopped, or lost: its last
+    # will) for adopt_after_s has its session adopted by one surviving worker, which stores
+    # what the broker queued for it and has the broker remove that session, so that its share
+    # of the readings goes to the workers alive (ingest/workers.py, docs/reliability.md).
+    adopt_peers: bool = True
+    adopt_after_s: float = 15.0
+    # Broker passwords of the other workers' accounts, one file per account named by its
+    # username (a broker binding client ids to usernames lets only a worker's own account
+    # resume its session). Empty, or no file for a worker: this worker's own password.
+    peer_password_dir: str = ""
     # Prometheus /metrics on this port (0: none), on metrics_host.
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
     # A database round trip that takes longer than this is abandoned: the connection is cut, the
     # batch retried on a new one (a silently dead network path never errors by itself).
     db_timeout_s: float = 60.0
+    # The database server drops an ingest connection whose host has vanished within about twice
+    # this (TCP keep-alive and user timeout on the server's side): its open transaction is rolled
+    # back and its locks, which the other workers' batches wait on, released. 0: the server's
+    # defaults (over two hours on Linux).
+    db_keepalive_s: int = 10
     # Plain PostgreSQL: readings older than this many days are dropped, a daily partition at a
     # time (0: keep everything). TimescaleDB: see 0004_partitions.timescale.sql.
     retention_days: int = 0
@@ -96,9 +111,13 @@ def load_ingest_settings(
         "batch_max_readings",
         "session_expiry_s",
         "share_group",
+        "adopt_peers",
+        "adopt_after_s",
+        "peer_password_dir",
         "metrics_port",
         "metrics_host",
         "db_timeout_s",
+        "db_keepalive_s",
         "retention_days",
         "compress_after_days",
         "max_payload_bytes",
@@ -125,11 +144,15 @@ def load_ingest_settings(
         share_group=str(
             environ.get("ENVPATROL_INGEST_SHARE_GROUP") or ingest.get("share_group", "")
         ),
+        adopt_peers=_flag("ingest.adopt_peers", ingest.get("adopt_peers", True)),
+        adopt_after_s=float(ingest.get("adopt_after_s", 15.0)),
+        peer_password_dir=str(ingest.get("peer_password_dir", "")),
         metrics_port=int(
             environ.get("ENVPATROL_INGEST_METRICS_PORT") or ingest.get("metrics_port", 0)
         ),
         metrics_host=str(ingest.get("metrics_host", "127.0.0.1")),
         db_timeout_s=float(ingest.get("db_timeout_s", 60.0)),
+        db_keepalive_s=int(ingest.get("db_keepalive_s", 10)),
         retention_days=int(ingest.get("retention_days", 0)),
         compress_after_days=int(ingest.get("compress_after_days", 7)),
         max_payload_bytes=int(ingest.get("max_payload_bytes", MAX_PAYLOAD_BYTES)),
@@ -145,8 +168,17 @@ def load_ingest_settings(
         raise SettingsError("ingest.inbox_max_bytes", f"must be at least {MIN_INBOX_MAX_BYTES}")
     if settings.compress_after_days < 1:
         raise SettingsError("ingest.compress_after_days", "must be at least 1")
-    if settings.db_timeout_s <= 0 or settings.retention_days < 0 or settings.max_future_s < 0:
-        raise SettingsError("ingest", "db_timeout_s > 0, retention_days >= 0, max_future_s >= 0")
+    if (
+        settings.db_timeout_s <= 0
+        or settings.retention_days < 0
+        or settings.max_future_s < 0
+        or settings.adopt_after_s < 0
+        or settings.db_keepalive_s < 0
+    ):
+        raise SettingsError(
+            "ingest",
+            "db_timeout_s > 0; retention_days, max_future_s, adopt_after_s, db_keepalive_s >= 0",
+        )
     if (
         settings.batch_max_messages < 1
         or settings.batch_max_readings < 1
@@ -157,6 +189,12 @@ def load_ingest_settings(
             "batch_max_messages >= 1, batch_max_readings >= 1 and batch_max_wait_s > 0 required",
         )
     return settings
+
+
+def _flag(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(key, "must be true or false")
+    return value
 
 
 def _moment(key: str, value: object) -> datetime:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import paho.mqtt.client as paho
 import pytest
@@ -275,6 +275,8 @@ class Publisher:
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(1, 2)
         self.client.on_publish = self._on_publish
+        if parts.username:  # a broker with accounts: mqtt://user:password@host:port
+            self.client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
         self._lock = threading.Lock()
         self._pending: dict[int, list[tuple[str, int]]] = {}
         self._early: set[int] = set()

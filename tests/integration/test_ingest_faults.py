@@ -227,6 +227,9 @@ def test_two_workers_share_the_readings_and_one_stops_for_a_while(
             client_id=f"ingest-shared-{n}",
             share_group="ingest",
             batch_max_wait_s=0.05,
+            # Back with its own client id before anyone adopts its session (what adoption does
+            # for a worker that stays away: test_ingest_hosts.py).
+            adopt_peers=False,
         )
 
     first = start_ingest(settings(1))

@@ -30,6 +30,9 @@ def test_the_shipped_file_loads(tmp_path: Path) -> None:
     assert settings.metrics_port == 9108
     assert settings.share_group == ""
     assert settings.compress_after_days == 7
+    assert settings.adopt_peers is True
+    assert settings.adopt_after_s == 15.0
+    assert settings.peer_password_dir == ""
 
 
 def test_a_fresh_database_gets_the_resolution_the_evaluation_supports() -> None:
@@ -61,6 +64,8 @@ def test_the_shipped_bounds_load(tmp_path: Path) -> None:
         ("compress_after_days = 0", "ingest.compress_after_days"),
         ("db_timeout_s = 0", "ingest"),
         ("no_such_thing = 1", "ingest.no_such_thing"),
+        ("adopt_after_s = -1", "ingest"),
+        ('adopt_peers = "yes"', "ingest.adopt_peers"),
         ("h3_resolution = 16", "ingest.h3_resolution"),
         ("inbox_max_bytes = 1048575", "ingest.inbox_max_bytes"),
         ('min_time = "2000-01-01T00:00:00"', "ingest.min_time"),
