@@ -24,6 +24,7 @@ class Grid:
     properties: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    subdistrict: str | None = None  # keys may be limited to a sub-district (api.scopes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +33,10 @@ class GridUpload:
     responsible: str
     area: PolygonArea
     properties: dict[str, Any]
+    subdistrict: str | None = None
 
 
-_COLUMNS = "id, name, responsible, geometry, properties, created_at, updated_at"
+_COLUMNS = "id, name, responsible, geometry, properties, created_at, updated_at, subdistrict"
 
 
 def _grid(row: dict[str, Any]) -> Grid:
@@ -46,6 +48,7 @@ def _grid(row: dict[str, Any]) -> Grid:
         properties=row["properties"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        subdistrict=row["subdistrict"],
     )
 
 
@@ -70,12 +73,13 @@ def save(conn: Conn, uploads: list[GridUpload]) -> list[int]:
         for grid in uploads:
             row = conn.execute(
                 "INSERT INTO management_grid"
-                " (name, responsible, geometry, west, south, east, north, properties)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " (name, responsible, geometry, west, south, east, north, properties, subdistrict)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET responsible = EXCLUDED.responsible,"
                 "  geometry = EXCLUDED.geometry, west = EXCLUDED.west, south = EXCLUDED.south,"
                 "  east = EXCLUDED.east, north = EXCLUDED.north,"
-                "  properties = EXCLUDED.properties, updated_at = now()"
+                "  properties = EXCLUDED.properties, subdistrict = EXCLUDED.subdistrict,"
+                "  updated_at = now()"
                 " RETURNING id",
                 (
                     grid.name,
@@ -86,6 +90,7 @@ def save(conn: Conn, uploads: list[GridUpload]) -> list[int]:
                     grid.area.east,
                     grid.area.north,
                     Jsonb(grid.properties),
+                    grid.subdistrict,
                 ),
             ).fetchone()
             assert row is not None
