@@ -34,10 +34,10 @@ __all__ = [
     "EXTENSION",
     "MAX_GRID_ID",
     "MAX_NAME_CHARS",
+    "GridView",
     "KeyScope",
     "ScopeError",
     "Visibility",
-    "grid_holding",
     "parse_grid_ids",
     "parse_subdistrict",
     "scope_of",
@@ -89,18 +89,32 @@ def visible_grids(known: Sequence[Grid], scope: KeyScope | None) -> list[Grid]:
     return list(known) if scope is None else [g for g in known if scope.holds(g)]
 
 
-def grid_holding(
-    known: Sequence[Grid], scope: KeyScope | None, lon: float, lat: float
-) -> tuple[bool, Grid | None]:
-    """Whether a key with `scope` sees a place, and the grid it is tagged with.
+@dataclass(frozen=True, slots=True)
+class GridView:
+    """The grids a key sees (`grids`), and which places."""
 
-    Without a scope every place is seen, tagged with the first grid holding it (or none). With
-    one, only places inside its grids are seen, each tagged with one of them: where grids
-    overlap, a grid of another area is never named to the key."""
-    if scope is None:
-        return True, grid_at(list(known), lon, lat)
-    grid = grid_at(visible_grids(known, scope), lon, lat)
-    return grid is not None, grid
+    grids: tuple[Grid, ...]
+    scoped: bool
+
+    @classmethod
+    def of(cls, known: Sequence[Grid], scope: KeyScope | None) -> GridView:
+        return cls(tuple(visible_grids(known, scope)), scope is not None)
+
+    def place(self, lon: float, lat: float) -> tuple[bool, Grid | None]:
+        """Whether the key sees a place, and the grid it is tagged with.
+
+        Without a scope every place is seen, tagged with the first grid holding it (or none).
+        With one, only places inside its grids are seen, each tagged with one of them: where
+        grids overlap, a grid of another area is never named to the key."""
+        grid = grid_at(self.grids, lon, lat)
+        return not self.scoped or grid is not None, grid
+
+    def sees(self, lon: float, lat: float) -> bool:
+        return self.place(lon, lat)[0]
+
+    def get(self, grid_id: int) -> Grid | None:
+        """The grid of that id if the key sees it; one it does not see is as one that is not."""
+        return next((g for g in self.grids if g.id == grid_id), None)
 
 
 def parse_grid_ids(values: Iterable[str]) -> frozenset[int]:

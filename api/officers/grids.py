@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -102,7 +103,7 @@ def delete(conn: Conn, grid_id: int) -> bool:
     return conn.execute("DELETE FROM management_grid WHERE id = %s", (grid_id,)).rowcount == 1
 
 
-def grid_at(grids: list[Grid], lon: float, lat: float) -> Grid | None:
+def grid_at(grids: Sequence[Grid], lon: float, lat: float) -> Grid | None:
     """The first grid (by name) holding the point; grids that tile an area never overlap."""
     for grid in grids:
         if grid.area.contains(lon, lat):

@@ -18,7 +18,7 @@ from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.officers import cases, grids
 from api.officers.cases import Case, CaseFilters, CaseNotFoundError, TransitionError
 from api.params import cell_index, hotspot_channel, parse_cell, parse_instant
-from api.scopes import KeyScope, grid_holding, visibility
+from api.scopes import GridView, KeyScope, visibility
 from api.text import Document, Line, Paragraph
 from hotspots.verification import BeforeAfterRequest, BeforeAfterTest
 from store.analysis_meta import read_analysis
@@ -263,7 +263,7 @@ def create_case(
     if h3.get_resolution(cell) != resolution:
         raise ParameterError("cell", f"cells here are at H3 resolution {resolution}")
     lat, lon = h3.cell_to_latlng(cell)
-    seen, grid = grid_holding(grids.all_grids(conn), who.scope, lon, lat)
+    seen, grid = GridView.of(grids.all_grids(conn), who.scope).place(lon, lat)
     if not seen:
         raise ApiError(
             403, "out-of-scope", f"cell {cell} lies outside this API key's grids", "cell"

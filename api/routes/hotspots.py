@@ -28,7 +28,7 @@ from api.geojson import FeatureCollection
 from api.officers import grids
 from api.officers.grids import Grid
 from api.params import hotspot_channel, parse_instant
-from api.scopes import KeyScope, grid_holding, visibility, visible_grids
+from api.scopes import GridView, visibility
 from api.streets import StreetLayer
 from hotspots import evidence, results
 from hotspots.results import HotspotFilter, StoredHotspot, StoredRun
@@ -377,12 +377,12 @@ RunParam = Annotated[
 
 
 def tagged_hotspots(
-    spots: Sequence[StoredHotspot], known: Sequence[Grid], scope: KeyScope | None
+    spots: Sequence[StoredHotspot], view: GridView
 ) -> list[tuple[StoredHotspot, Grid | None]]:
-    """Each hotspot a key with `scope` sees, with the grid holding its centre."""
+    """Each hotspot the key of `view` sees, with the grid holding its centre."""
     out = []
     for spot in spots:
-        seen, grid = grid_holding(known, scope, spot.lon, spot.lat)
+        seen, grid = view.place(spot.lon, spot.lat)
         if seen:
             out.append((spot, grid))
     return out
@@ -468,13 +468,13 @@ def list_hotspots(
         pollutant=pollutant, labels=label, stratum=stratum, bbox=box, min_passes=min_passes
     )
     conn = db.connection()
-    known = grids.all_grids(conn)
-    if grid is not None and all(g.id != grid for g in visible_grids(known, who.scope)):
+    view = GridView.of(grids.all_grids(conn), who.scope)
+    if grid is not None and view.get(grid) is None:
         raise no_grid(grid)
     chosen = choose_run(conn, run, begin, stop)
     check_stratum(chosen, stratum)
     spots = results.hotspots_of_run(conn, chosen, where)
-    tagged = tagged_hotspots(spots, known, who.scope)
+    tagged = tagged_hotspots(spots, view)
     if grid is not None:
         tagged = [(s, g) for s, g in tagged if g is not None and g.id == grid]
     if sort == "severity":
@@ -608,7 +608,7 @@ def get_hotspot(
     seen, grid = (
         (False, None)
         if spot is None
-        else grid_holding(grids.all_grids(conn), who.scope, spot.lon, spot.lat)
+        else GridView.of(grids.all_grids(conn), who.scope).place(spot.lon, spot.lat)
     )
     if run is None or spot is None or not seen:
         raise ApiError(404, "not-found", f"no hotspot {hotspot} (its run may have been pruned)")

@@ -13,7 +13,7 @@ from api.auth import Reader, reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError
 from api.officers import grids
-from api.scopes import KeyScope, grid_holding, visibility
+from api.scopes import GridView, visibility
 from api.settings import ApiSettings
 
 router = APIRouter(
@@ -55,7 +55,14 @@ def live_feed(request: Request, db: DbSession, who: Reader) -> StreamingResponse
     hub = cast(live.LiveHub | None, request.app.state.live_hub)
     if hub is None:  # the app was not started through its lifespan
         raise ApiError(503, "live-feed-off", "the live feed is not running")
-    shown = None if who.scope is None else inside_scope(who.scope, grids.all_grids(db.connection()))
+    shown = (
+        None
+        if who.scope is None
+        else inside_scope(GridView.of(grids.all_grids(db.connection()), who.scope))
+    )
+    # The request's session would otherwise keep its connection (the key's lookup, the grids)
+    # until the endless stream ends.
+    db.close()
     return StreamingResponse(
         live.feed(hub, shown=shown),
         media_type="text/event-stream",
@@ -63,8 +70,8 @@ def live_feed(request: Request, db: DbSession, who: Reader) -> StreamingResponse
     )
 
 
-def inside_scope(scope: KeyScope, known: list[grids.Grid]) -> Callable[[live.LiveEvent], bool]:
-    """Whether a viewer limited to `scope` sees an event: a hotspot only inside its grids."""
+def inside_scope(view: GridView) -> Callable[[live.LiveEvent], bool]:
+    """Whether the viewer of `view` sees an event: a hotspot only inside its grids."""
 
     def shown(event: live.LiveEvent) -> bool:
         if event.kind != "hotspot":
@@ -72,6 +79,6 @@ def inside_scope(scope: KeyScope, known: list[grids.Grid]) -> Callable[[live.Liv
         lon, lat = event.data.get("lon"), event.data.get("lat")
         if not isinstance(lon, float | int) or not isinstance(lat, float | int):
             return False
-        return grid_holding(known, scope, float(lon), float(lat))[0]
+        return view.sees(float(lon), float(lat))
 
     return shown

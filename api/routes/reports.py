@@ -26,7 +26,7 @@ from api.routes.hotspots import (
     parse_range,
     tagged_hotspots,
 )
-from api.scopes import visibility, visible_grids
+from api.scopes import GridView, visibility
 from api.settings import ApiSettings
 from hotspots import results
 from hotspots.results import HotspotFilter
@@ -71,25 +71,22 @@ def inventory(
     box = None if bbox is None else BBox.parse(bbox)
     begin, stop = parse_range(start, end)
     conn = db.connection()
-    known = grids.all_grids(conn)
-    seen = visible_grids(known, who.scope)
+    view = GridView.of(grids.all_grids(conn), who.scope)
     chosen_grid = None
     if grid is not None:
-        chosen_grid = next((g for g in seen if g.id == grid), None)
+        chosen_grid = view.get(grid)
         if chosen_grid is None:
             raise ParameterError("grid", f"no grid {grid}; see /v1/grids")
     chosen = choose_run(conn, run, begin, stop)
     check_stratum(chosen, stratum)
     settings = cast(ApiSettings, request.app.state.settings)
-    area = report.ReportArea(bbox=box, grid=chosen_grid, scope=who.scope, within=tuple(seen))
+    area = report.ReportArea(bbox=box, grid=chosen_grid, scope=who.scope, within=view.grids)
     spots = results.hotspots_of_run(
         conn, chosen, HotspotFilter(pollutant=pollutant, labels=label, stratum=stratum, bbox=box)
     )
-    tagged = [
-        (s, g) for s, g in tagged_hotspots(spots, known, who.scope) if area.contains(s.lon, s.lat)
-    ]
+    tagged = [(s, g) for s, g in tagged_hotspots(spots, view) if area.contains(s.lon, s.lat)]
     tagged.sort(key=by_severity)  # the officers' order, as /v1/hotspots lists them
-    shown_grids = seen if chosen_grid is None else [chosen_grid]
+    shown_grids = list(view.grids) if chosen_grid is None else [chosen_grid]
     page = report.render(
         report.Inventory(
             run=chosen,

@@ -19,7 +19,7 @@ from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError
 from api.officers import grids
 from api.routes.hotspots import HotspotProperties, Streets, hotspot_id, properties
-from api.scopes import grid_holding, visibility
+from api.scopes import GridView, visibility
 from hotspots import results
 
 router = APIRouter(
@@ -70,8 +70,8 @@ def get_site(
     one of its grids holds."""
     conn = db.connection()
     found = results.site(conn, site_id)
-    known = grids.all_grids(conn)
-    if found is None or not grid_holding(known, who.scope, found.lon, found.lat)[0]:
+    view = GridView.of(grids.all_grids(conn), who.scope)
+    if found is None or not view.sees(found.lon, found.lat):
         raise ApiError(404, "not-found", f"no hotspot site {site_id}")
     spots = results.site_hotspots(conn, site_id, limit)
     latest = spots[0] if spots else None
@@ -92,7 +92,7 @@ def get_site(
         runs=found.runs,
         latest=None
         if latest is None
-        else properties(latest, grid_holding(known, who.scope, latest.lon, latest.lat)[1], streets),
+        else properties(latest, view.place(latest.lon, latest.lat)[1], streets),
         history=[
             SiteRun(
                 id=hotspot_id(s.run_id, s.rank),

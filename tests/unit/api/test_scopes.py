@@ -17,9 +17,9 @@ from api.routes.live import inside_scope
 from api.scopes import (
     MAX_GRID_ID,
     MAX_NAME_CHARS,
+    GridView,
     KeyScope,
     ScopeError,
-    grid_holding,
     parse_grid_ids,
     parse_subdistrict,
     scope_of,
@@ -94,7 +94,7 @@ def test_no_option_is_the_whole_deployment_and_an_empty_scope_sees_nothing() -> 
         scope_of([], ["a\x00b"])
     grid = column_grids(2)[0]
     assert visible_grids([grid], KeyScope()) == []
-    assert grid_holding([grid], KeyScope(), 0.5, 0.5) == (False, None)
+    assert GridView.of([grid], KeyScope()).place(0.5, 0.5) == (False, None)
     assert KeyScope().describe() == "nothing"
 
 
@@ -127,11 +127,11 @@ def test_a_scoped_key_sees_a_place_exactly_when_the_grid_holding_it_is_its_own(
     names = data.draw(st.frozensets(st.sampled_from(["东", "西", "北"])))
     lon = data.draw(st.sampled_from([lon, float(data.draw(st.integers(0, n)))]))
     scope = KeyScope(ids, names)
-    seen, tag = grid_holding(known, scope, lon, lat)
+    seen, tag = GridView.of(known, scope).place(lon, lat)
     everyone = grid_at(known, lon, lat)
     assert seen == (everyone is not None and scope.holds(everyone))
     assert tag == (everyone if seen else None)
-    assert grid_holding(known, None, lon, lat) == (True, everyone)
+    assert GridView.of(known, None).place(lon, lat) == (True, everyone)
 
 
 def test_a_grid_of_another_area_is_never_named_where_grids_overlap() -> None:
@@ -143,7 +143,7 @@ def test_a_grid_of_another_area_is_never_named_where_grids_overlap() -> None:
     other = Grid(9, "a wide grid", "x", wide, {}, now, now, "西")  # first by name
     both = [other, *known]
     assert grid_at(both, 0.5, 0.5) is other
-    assert grid_holding(both, KeyScope(subdistricts=frozenset({"东"})), 0.5, 0.5) == (
+    assert GridView.of(both, KeyScope(subdistricts=frozenset({"东"}))).place(0.5, 0.5) == (
         True,
         known[0],
     )
@@ -157,7 +157,7 @@ def test_only_the_deployments_admins_see_key_ids() -> None:
 
 
 def test_a_scoped_live_viewer_gets_hotspots_only_inside_its_grids() -> None:
-    shown = inside_scope(KeyScope(frozenset({1})), column_grids(2))
+    shown = inside_scope(GridView.of(column_grids(2), KeyScope(frozenset({1}))))
     position = LiveEvent("position", {"vehicle": "car-a", "lat": 0.5, "lon": 1.5})
     assert shown(position)  # vehicles are the same for every key
     assert shown(LiveEvent("hotspot", {"id": "1-0", "lat": 0.5, "lon": 0.5}))
