@@ -91,14 +91,14 @@ def visible_grids(known: Sequence[Grid], scope: KeyScope | None) -> list[Grid]:
 
 @dataclass(frozen=True, slots=True)
 class GridView:
-    """The grids a key sees (`grids`), and which places."""
+    """The grids a key with `scope` sees (`grids`), and which places."""
 
     grids: tuple[Grid, ...]
-    scoped: bool
+    scope: KeyScope | None
 
     @classmethod
     def of(cls, known: Sequence[Grid], scope: KeyScope | None) -> GridView:
-        return cls(tuple(visible_grids(known, scope)), scope is not None)
+        return cls(tuple(visible_grids(known, scope)), scope)
 
     def place(self, lon: float, lat: float) -> tuple[bool, Grid | None]:
         """Whether the key sees a place, and the grid it is tagged with.
@@ -107,7 +107,7 @@ class GridView:
         With one, only places inside its grids are seen, each tagged with one of them: where
         grids overlap, a grid of another area is never named to the key."""
         grid = grid_at(self.grids, lon, lat)
-        return not self.scoped or grid is not None, grid
+        return self.scope is None or grid is not None, grid
 
     def sees(self, lon: float, lat: float) -> bool:
         return self.place(lon, lat)[0]

@@ -15,7 +15,7 @@ from api.geojson import FeatureCollection
 from api.geometry import GeometryError, parse_area
 from api.officers import grids
 from api.officers.grids import Grid, GridUpload
-from api.scopes import MAX_NAME_CHARS, visibility
+from api.scopes import MAX_NAME_CHARS, visibility, visible_grids
 from api.text import Line, document_problem
 
 router = APIRouter(
@@ -129,9 +129,7 @@ GridId = Annotated[int, Path(ge=1, le=2**62, description="Grid id.")]
 @router.get("/grids", summary="Management grids", openapi_extra=visibility("grids"))
 def list_grids(db: DbSession, who: Reader) -> GridCollection:
     """A key limited to grids sees only its own."""
-    found = grids.all_grids(db.connection())
-    if who.scope is not None:
-        found = [g for g in found if who.scope.holds(g)]
+    found = visible_grids(grids.all_grids(db.connection()), who.scope)
     return GridCollection(
         meta=GridsMeta(found=len(found)), features=[grid_feature(g) for g in found]
     )

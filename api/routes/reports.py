@@ -80,7 +80,7 @@ def inventory(
     chosen = choose_run(conn, run, begin, stop)
     check_stratum(chosen, stratum)
     settings = cast(ApiSettings, request.app.state.settings)
-    area = report.ReportArea(bbox=box, grid=chosen_grid, scope=who.scope, within=view.grids)
+    area = report.ReportArea(bbox=box, grid=chosen_grid, view=view)
     spots = results.hotspots_of_run(
         conn, chosen, HotspotFilter(pollutant=pollutant, labels=label, stratum=stratum, bbox=box)
     )
