@@ -47,6 +47,11 @@ on an admin route a 403. Requests under `/v1` are rate limited per verified key 
 without one), and failed authentications per address: see the `RateLimit-*` headers; a 429
 carries `Retry-After`.
 
+A key may be limited to some management grids (by id or sub-district). Each operation's
+`x-envpatrol-scope` says what such a key gets: `grids`, only what lies in its grids (anything
+else is answered as missing, 404); `deployment`, the same answer as for any key; `unscoped`, a
+change to the whole deployment that needs a key without a scope (else 403).
+
 Errors are problem details (`application/problem+json`, RFC 9457).
 """
 

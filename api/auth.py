@@ -1,13 +1,16 @@
 """Who is calling: the `X-API-Key` header checked against the stored key hashes.
 
-Dependencies for routes: `Reader` (any valid key; no key at all only when reads are open) and
-`Admin` (an admin key). A missing or unknown key is a 401, a read key on an admin route a 403.
+Dependencies for routes: `Reader` (any valid key; no key at all only when reads are open),
+`Admin` (an admin key) and `DeploymentAdmin` (an admin key not limited to grids, for changes to
+the whole deployment). A missing or unknown key is a 401, a read key on an admin route a 403,
+a key limited to grids (`Caller.scope`, api.scopes) on a deployment-wide change a 403 too.
 Verified keys are remembered for `CACHE_S` seconds, so a revoked key stops working within that
 time without every request paying a lookup. A verified key's request counts against that key's
 rate limit, a key that fails to verify against the client address (`api.ratelimit`).
 
-Key ids name keys to their holders and to admins; other callers see a case's or a run request's
-actor by the key's name alone (`shown_actor`).
+Key ids name keys to their holders and to the deployment's admins (admin keys without a scope,
+who can have keys revoked); other callers see a case's or a run request's actor by the key's
+name alone (`shown_actor`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from api import keys
 from api.database import DbSession
 from api.errors import ApiError
 from api.ratelimit import STATE_KEY, RateLimitedError, RateLimits, client_address
+from api.scopes import KeyScope
 from api.settings import ApiSettings
 
 HEADER = "X-API-Key"
@@ -44,6 +48,7 @@ class Caller:
     key_id: str | None  # None: anonymous
     name: str
     role: str  # anonymous, read or admin
+    scope: KeyScope | None = None  # the grids it is limited to; None: the whole deployment
 
     @property
     def actor(self) -> str:
@@ -56,9 +61,9 @@ _KEY_IN_ACTOR = re.compile(r"(.*) \([0-9a-f]{8}\)", re.DOTALL)
 
 
 def shown_actor(actor: str, to: Caller) -> str:
-    """An actor as `Caller.actor` recorded it, for `to` to read: admins see the key id, others
-    only the key's name."""
-    if to.role == "admin":
+    """An actor as `Caller.actor` recorded it, for `to` to read: the deployment's admins see the
+    key id, others (admins limited to grids too) only the key's name."""
+    if to.role == "admin" and to.scope is None:
         return actor
     match = _KEY_IN_ACTOR.fullmatch(actor)
     return actor if match is None else match.group(1)
@@ -139,7 +144,7 @@ def caller(
     setattr(request.state, STATE_KEY, decision)  # its headers go on the response
     if decision is not None and not decision.allowed:
         raise RateLimitedError(decision, "this API key")
-    return Caller(stored.key_id, stored.name, stored.role)
+    return Caller(stored.key_id, stored.name, stored.role, stored.scope)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
@@ -160,5 +165,17 @@ def admin(who: CallerDep) -> Caller:
     return who
 
 
+def deployment_admin(who: Annotated[Caller, Depends(admin)]) -> Caller:
+    if who.scope is not None:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"API key {who.key_id} is limited to {who.scope.describe()}; this changes the whole "
+            "deployment and needs an admin key without a scope",
+        )
+    return who
+
+
 Reader = Annotated[Caller, Depends(reader)]
 Admin = Annotated[Caller, Depends(admin)]
+DeploymentAdmin = Annotated[Caller, Depends(deployment_admin)]

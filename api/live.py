@@ -545,13 +545,20 @@ class LiveHub:
                 self._publish(event)
 
 
-async def feed(hub: LiveHub, heartbeat_s: float = HEARTBEAT_S) -> AsyncGenerator[bytes, None]:
+async def feed(
+    hub: LiveHub,
+    heartbeat_s: float = HEARTBEAT_S,
+    shown: Callable[[LiveEvent], bool] | None = None,
+) -> AsyncGenerator[bytes, None]:
     """One viewer's SSE bytes until the hub ends its stream or the consumer stops iterating (the
-    HTTP client went away)."""
+    HTTP client went away); `shown` drops the events this viewer may not see (a hotspot outside
+    the grids its key is limited to)."""
     queue = hub.join()
     try:
         while not queue.finished:
             event = await queue.next(heartbeat_s)
+            if event is not None and shown is not None and not shown(event):
+                continue
             if event is not None:
                 hub.stats.delivered += 1
                 yield event.encode()

@@ -23,6 +23,7 @@ from api.officers import cases as case_store
 from api.officers.cases import Case, CaseFilters
 from api.officers.grids import Grid
 from api.report_svg import MapHotspot, MapLayers, Position, render_map
+from api.scopes import GridView
 from api.streets import StreetLayer
 from edge.units import CHANNELS
 from hotspots.results import StoredHotspot, StoredRun
@@ -45,15 +46,19 @@ NOTE = (
 
 @dataclass(frozen=True, slots=True)
 class ReportArea:
-    """Where the report looks: a box, a grid, or (neither) everywhere."""
+    """Where the report looks: a box, a grid, or (neither) everywhere; always only where the
+    caller's key sees (`view`; None: everywhere)."""
 
     bbox: BBox | None = None
     grid: Grid | None = None
+    view: GridView | None = None
 
     def contains(self, lon: float, lat: float) -> bool:
         if self.bbox is not None and not (
             self.bbox.west <= lon <= self.bbox.east and self.bbox.south <= lat <= self.bbox.north
         ):
+            return False
+        if self.view is not None and not self.view.sees(lon, lat):
             return False
         return self.grid is None or self.grid.area.contains(lon, lat)
 
@@ -133,7 +138,12 @@ def tracks(conn: Connection, run: StoredRun, area: ReportArea) -> list[list[Posi
 def area_cases(conn: Connection, area: ReportArea, pollutant: str | None) -> list[Case]:
     _, found = case_store.listing(
         conn,
-        CaseFilters(None, None if area.grid is None else area.grid.id, pollutant),
+        CaseFilters(
+            None,
+            None if area.grid is None else area.grid.id,
+            pollutant,
+            scope=None if area.view is None else area.view.scope,
+        ),
         1000,
         0,
     )

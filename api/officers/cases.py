@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from api.scopes import KeyScope
 from edge.errors import EnvpatrolError
 
 Conn = psycopg.Connection[Any]
@@ -162,10 +163,26 @@ def create(conn: Conn, new: NewCase, actor: str) -> int:
     return case_id
 
 
-def one(conn: Conn, case_id: int) -> Case | None:
+def scope_condition(scope: KeyScope | None) -> tuple[str, tuple[Any, ...]]:
+    """` AND ...` keeping the cases of `scope`'s grids (the grid a case was opened in, named by
+    id or by its sub-district), and its parameters; nothing without a scope. A case outside
+    every grid is seen only by keys without a scope."""
+    if scope is None:
+        return "", ()
+    return (
+        " AND grid_id IN (SELECT id FROM management_grid"
+        " WHERE id = ANY(%s) OR subdistrict = ANY(%s))",
+        (sorted(scope.grid_ids), sorted(scope.subdistricts)),
+    )
+
+
+def one(conn: Conn, case_id: int, scope: KeyScope | None = None) -> Case | None:
+    """The case, or None when there is none a key with `scope` may see."""
+    in_scope, scope_params = scope_condition(scope)
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            f"SELECT {_CASE_COLUMNS} FROM hotspot_case WHERE id = %s", (case_id,)
+            f"SELECT {_CASE_COLUMNS} FROM hotspot_case WHERE id = %s{in_scope}",
+            (case_id, *scope_params),
         ).fetchone()
         if row is None:
             return None
@@ -191,6 +208,7 @@ class CaseFilters:
     pollutant: str | None = None
     overdue: bool = False  # only open or dispatched cases past their deadline
     assignee: str | None = None
+    scope: KeyScope | None = None  # only the cases a key limited to these grids may see
 
 
 def listing(
@@ -218,6 +236,13 @@ def listing(
     if filters.assignee is not None:
         where.append("assignee = %(assignee)s")
         params["assignee"] = filters.assignee
+    if filters.scope is not None:
+        where.append(
+            "grid_id IN (SELECT id FROM management_grid"
+            " WHERE id = ANY(%(scope_grids)s) OR subdistrict = ANY(%(scope_subdistricts)s))"
+        )
+        params["scope_grids"] = sorted(filters.scope.grid_ids)
+        params["scope_subdistricts"] = sorted(filters.scope.subdistricts)
     condition = " AND ".join(where)
     page_condition = condition
     if after is not None:
@@ -236,9 +261,12 @@ def listing(
     return total, [Case(**row, events=[]) for row in rows]
 
 
-def _locked_status(conn: Conn, case_id: int) -> str | None:
+def _locked_status(conn: Conn, case_id: int, scope: KeyScope | None) -> str | None:
+    """The case's status, its row locked; None when there is no case `scope` may change."""
+    in_scope, scope_params = scope_condition(scope)
     row = conn.execute(
-        "SELECT status FROM hotspot_case WHERE id = %s FOR UPDATE", (case_id,)
+        f"SELECT status FROM hotspot_case WHERE id = %s{in_scope} FOR UPDATE",
+        (case_id, *scope_params),
     ).fetchone()
     return None if row is None else str(row[0])
 
@@ -279,6 +307,7 @@ def update(
     treated_at: datetime | None = None,
     assignment: Assignment | None = None,
     now: datetime | None = None,
+    scope: KeyScope | None = None,
 ) -> None:
     """Change status (checked against TRANSITIONS), add a note, set the treatment date, assign.
 
@@ -287,7 +316,7 @@ def update(
     to `dispatched` or reopened drops its last verification from the case (the history keeps it).
     """
     with conn.transaction():
-        current = _locked_status(conn, case_id)
+        current = _locked_status(conn, case_id, scope)
         if current is None:
             raise CaseNotFoundError(case_id)
         if status is not None and status != current:
@@ -372,11 +401,19 @@ def check_photo(media_type: str, content: bytes) -> None:
         raise AttachmentError("body", f"the content is not a {media_type} image")
 
 
-def attach(conn: Conn, case_id: int, actor: str, name: str, media_type: str, content: bytes) -> int:
+def attach(
+    conn: Conn,
+    case_id: int,
+    actor: str,
+    name: str,
+    media_type: str,
+    content: bytes,
+    scope: KeyScope | None = None,
+) -> int:
     """Store a checked photo with the case (check_photo); its id."""
     check_photo(media_type, content)
     with conn.transaction():
-        if _locked_status(conn, case_id) is None:
+        if _locked_status(conn, case_id, scope) is None:
             raise CaseNotFoundError(case_id)
         row = conn.execute(
             "INSERT INTO case_attachment (case_id, name, media_type, size, sha256, content,"
@@ -408,19 +445,29 @@ def attach(conn: Conn, case_id: int, actor: str, name: str, media_type: str, con
     return int(row[0])
 
 
-def attachment_content(conn: Conn, case_id: int, attachment_id: int) -> tuple[str, bytes] | None:
-    """A photo's media type and bytes, or None."""
+def attachment_content(
+    conn: Conn, case_id: int, attachment_id: int, scope: KeyScope | None = None
+) -> tuple[str, bytes] | None:
+    """A photo's media type and bytes, or None (also when `scope` may not see the case)."""
+    in_scope, scope_params = scope_condition(scope)
     row = conn.execute(
-        "SELECT media_type, content FROM case_attachment WHERE case_id = %s AND id = %s",
-        (case_id, attachment_id),
+        "SELECT media_type, content FROM case_attachment WHERE case_id = %s AND id = %s"
+        f" AND case_id IN (SELECT id FROM hotspot_case WHERE id = %s{in_scope})",
+        (case_id, attachment_id, case_id, *scope_params),
     ).fetchone()
     return None if row is None else (str(row[0]), bytes(row[1]))
 
 
-def record_verification(conn: Conn, case_id: int, result: dict[str, Any], actor: str) -> None:
+def record_verification(
+    conn: Conn,
+    case_id: int,
+    result: dict[str, Any],
+    actor: str,
+    scope: KeyScope | None = None,
+) -> None:
     """Store the before/after result on the case and mark it verified."""
     with conn.transaction():
-        current = _locked_status(conn, case_id)
+        current = _locked_status(conn, case_id, scope)
         if current is None:
             raise CaseNotFoundError(case_id)
         check_transition(current, "verified")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ class Grid:
     properties: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    subdistrict: str | None = None  # keys may be limited to a sub-district (api.scopes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +34,10 @@ class GridUpload:
     responsible: str
     area: PolygonArea
     properties: dict[str, Any]
+    subdistrict: str | None = None
 
 
-_COLUMNS = "id, name, responsible, geometry, properties, created_at, updated_at"
+_COLUMNS = "id, name, responsible, geometry, properties, created_at, updated_at, subdistrict"
 
 
 def _grid(row: dict[str, Any]) -> Grid:
@@ -46,6 +49,7 @@ def _grid(row: dict[str, Any]) -> Grid:
         properties=row["properties"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        subdistrict=row["subdistrict"],
     )
 
 
@@ -70,12 +74,13 @@ def save(conn: Conn, uploads: list[GridUpload]) -> list[int]:
         for grid in uploads:
             row = conn.execute(
                 "INSERT INTO management_grid"
-                " (name, responsible, geometry, west, south, east, north, properties)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " (name, responsible, geometry, west, south, east, north, properties, subdistrict)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET responsible = EXCLUDED.responsible,"
                 "  geometry = EXCLUDED.geometry, west = EXCLUDED.west, south = EXCLUDED.south,"
                 "  east = EXCLUDED.east, north = EXCLUDED.north,"
-                "  properties = EXCLUDED.properties, updated_at = now()"
+                "  properties = EXCLUDED.properties, subdistrict = EXCLUDED.subdistrict,"
+                "  updated_at = now()"
                 " RETURNING id",
                 (
                     grid.name,
@@ -86,6 +91,7 @@ def save(conn: Conn, uploads: list[GridUpload]) -> list[int]:
                     grid.area.east,
                     grid.area.north,
                     Jsonb(grid.properties),
+                    grid.subdistrict,
                 ),
             ).fetchone()
             assert row is not None
@@ -97,7 +103,7 @@ def delete(conn: Conn, grid_id: int) -> bool:
     return conn.execute("DELETE FROM management_grid WHERE id = %s", (grid_id,)).rowcount == 1
 
 
-def grid_at(grids: list[Grid], lon: float, lat: float) -> Grid | None:
+def grid_at(grids: Sequence[Grid], lon: float, lat: float) -> Grid | None:
     """The first grid (by name) holding the point; grids that tile an area never overlap."""
     for grid in grids:
         if grid.area.contains(lon, lat):

@@ -18,6 +18,7 @@ from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.officers import cases, grids
 from api.officers.cases import Case, CaseFilters, CaseNotFoundError, TransitionError
 from api.params import cell_index, hotspot_channel, parse_cell, parse_instant
+from api.scopes import GridView, KeyScope, visibility
 from api.text import Document, Line, Paragraph
 from hotspots.verification import BeforeAfterRequest, BeforeAfterTest
 from store.analysis_meta import read_analysis
@@ -163,15 +164,23 @@ def hotspot_cells(hotspot: dict[str, Any]) -> tuple[str, ...]:
     return tuple(c for c in found if c is not None)
 
 
-def _load(db: DbSession, case_id: int, admin: bool = False) -> Case:
+def no_case(case_id: int) -> ApiError:
+    """The answer for a case that does not exist, and for one outside the caller's grids."""
+    return ApiError(404, "not-found", f"no case {case_id}")
+
+
+def _load(db: DbSession, case_id: int, scope: KeyScope | None, admin: bool = False) -> Case:
     conn = db.admin() if admin else db.connection()
-    case = cases.one(conn, case_id)
+    case = cases.one(conn, case_id, scope)
     if case is None:
-        raise ApiError(404, "not-found", f"no case {case_id}")
+        raise no_case(case_id)
     return case
 
 
-@router.get("/cases", summary="Cases, most recently changed first")
+GRIDS = visibility("grids")
+
+
+@router.get("/cases", summary="Cases, most recently changed first", openapi_extra=GRIDS)
 def list_cases(
     *,
     db: DbSession,
@@ -206,7 +215,7 @@ def list_cases(
         offset = 0
     total, found = cases.listing(
         db.connection(),
-        CaseFilters(status, grid, pollutant, overdue=overdue, assignee=assignee),
+        CaseFilters(status, grid, pollutant, overdue=overdue, assignee=assignee, scope=who.scope),
         limit + 1,
         offset,
         after,
@@ -226,9 +235,9 @@ def list_cases(
     )
 
 
-@router.get("/cases/{case_id}", summary="One case and its history")
+@router.get("/cases/{case_id}", summary="One case and its history", openapi_extra=GRIDS)
 def get_case(case_id: CaseId, db: DbSession, who: Reader) -> CaseOut:
-    return case_out(_load(db, case_id), who)
+    return case_out(_load(db, case_id, who.scope), who)
 
 
 _CASE_EXAMPLE = {
@@ -239,10 +248,14 @@ _CASE_EXAMPLE = {
 }
 
 
-@router.post("/cases", status_code=201, summary="Open a case for a hotspot (admin)")
+@router.post(
+    "/cases", status_code=201, summary="Open a case for a hotspot (admin)", openapi_extra=GRIDS
+)
 def create_case(
     body: Annotated[CaseIn, Body(examples=[_CASE_EXAMPLE])], db: DbSession, who: Admin
 ) -> CaseOut:
+    """The case takes the management grid holding the cell's centre. A key limited to grids
+    opens cases only inside them: a cell elsewhere is a 403."""
     spec = hotspot_channel(body.pollutant)
     cell = parse_cell(body.cell, "cell")
     conn = db.admin()
@@ -250,7 +263,11 @@ def create_case(
     if h3.get_resolution(cell) != resolution:
         raise ParameterError("cell", f"cells here are at H3 resolution {resolution}")
     lat, lon = h3.cell_to_latlng(cell)
-    grid = grids.grid_at(grids.all_grids(conn), lon, lat)
+    seen, grid = GridView.of(grids.all_grids(conn), who.scope).place(lon, lat)
+    if not seen:
+        raise ApiError(
+            403, "out-of-scope", f"cell {cell} lies outside this API key's grids", "cell"
+        )
     title = body.title or f"{spec.label} hotspot {cell}"
     new = cases.NewCase(
         pollutant=spec.name,
@@ -263,10 +280,14 @@ def create_case(
         note=body.note,
     )
     case_id = cases.create(conn, new, who.actor)
-    return case_out(_load(db, case_id, admin=True), who)
+    return case_out(_load(db, case_id, who.scope, admin=True), who)
 
 
-@router.patch("/cases/{case_id}", summary="Change status, add a note or a treatment date (admin)")
+@router.patch(
+    "/cases/{case_id}",
+    summary="Change status, add a note or a treatment date (admin)",
+    openapi_extra=GRIDS,
+)
 def update_case(
     case_id: CaseId,
     body: Annotated[
@@ -304,17 +325,19 @@ def update_case(
             note=body.note,
             treated_at=treated_at,
             assignment=assignment,
+            scope=who.scope,
         )
     except CaseNotFoundError as exc:
-        raise ApiError(404, "not-found", f"no case {case_id}") from exc
+        raise no_case(case_id) from exc
     except TransitionError as exc:
         raise ApiError(409, "conflict", exc.problem) from exc
-    return case_out(_load(db, case_id, admin=True), who)
+    return case_out(_load(db, case_id, who.scope, admin=True), who)
 
 
 @router.post(
     "/cases/{case_id}/verify",
     summary="Run the before/after test and record it (admin)",
+    openapi_extra=GRIDS,
 )
 def verify_case(
     case_id: CaseId,
@@ -330,7 +353,7 @@ def verify_case(
     recorded with the case, else its cell): effect, bootstrap interval, Mann-Whitney p-value and
     passes on each side are recorded on the case."""
     options = body or VerifyIn()
-    case = _load(db, case_id, admin=True)
+    case = _load(db, case_id, who.scope, admin=True)
     if case.status not in ("treated", "verified") or case.treated_at is None:
         raise ApiError(
             409, "conflict", f"case {case_id} is {case.status}; only a treated case can be verified"
@@ -348,10 +371,12 @@ def verify_case(
         ),
     )
     try:
-        cases.record_verification(db.admin(), case_id, result.to_json(), who.actor)
+        cases.record_verification(db.admin(), case_id, result.to_json(), who.actor, who.scope)
+    except CaseNotFoundError as exc:  # its grid deleted meanwhile
+        raise no_case(case_id) from exc
     except TransitionError as exc:  # changed by someone else meanwhile
         raise ApiError(409, "conflict", exc.problem) from exc
-    return case_out(_load(db, case_id, admin=True), who)
+    return case_out(_load(db, case_id, who.scope, admin=True), who)
 
 
 async def photo_body(request: Request) -> bytes:
@@ -374,6 +399,7 @@ async def photo_body(request: Request) -> bytes:
     "/cases/{case_id}/photos",
     status_code=201,
     summary="Store a photo with the case (admin): the body is the image itself",
+    openapi_extra=GRIDS,
 )
 def add_photo(
     case_id: CaseId,
@@ -387,22 +413,25 @@ def add_photo(
     stored in the database with the case and listed in its history."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
-        cases.attach(db.admin(), case_id, who.actor, name, media_type, content)
+        cases.attach(db.admin(), case_id, who.actor, name, media_type, content, who.scope)
     except cases.AttachmentError as exc:
         status = 415 if exc.subject == "content-type" else 400
         raise ApiError(status, "invalid-photo", str(exc), exc.subject) from exc
     except CaseNotFoundError as exc:
-        raise ApiError(404, "not-found", f"no case {case_id}") from exc
-    return case_out(_load(db, case_id, admin=True), who)
+        raise no_case(case_id) from exc
+    return case_out(_load(db, case_id, who.scope, admin=True), who)
 
 
-@router.get("/cases/{case_id}/photos/{photo_id}", summary="One photo of a case")
+@router.get(
+    "/cases/{case_id}/photos/{photo_id}", summary="One photo of a case", openapi_extra=GRIDS
+)
 def get_photo(
     case_id: CaseId,
     photo_id: Annotated[int, Path(ge=1, le=2**62)],
     db: DbSession,
+    who: Reader,
 ) -> Response:
-    found = cases.attachment_content(db.connection(), case_id, photo_id)
+    found = cases.attachment_content(db.connection(), case_id, photo_id, who.scope)
     if found is None:
         raise ApiError(404, "not-found", f"no photo {photo_id} of case {case_id}")
     media_type, content = found

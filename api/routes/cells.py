@@ -15,6 +15,7 @@ from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.geojson import Feature, FeatureCollection, Polygon, cell_polygon
 from api.params import Period, Pollutant, parse_cell
+from api.scopes import visibility
 from store.analysis_meta import read_analysis
 from store.cells import CellStats, cell_statistics
 from store.conditions import BBox
@@ -80,7 +81,9 @@ def cell_feature(stats: CellStats) -> Feature[CellProperties]:
     )
 
 
-@router.get("/cells", summary="Per-cell statistics of one pollutant")
+@router.get(
+    "/cells", summary="Per-cell statistics of one pollutant", openapi_extra=visibility("deployment")
+)
 def list_cells(
     *,
     spec: Pollutant,
@@ -183,7 +186,11 @@ class CellDetail(BaseModel):
     properties: CellDetailProperties
 
 
-@router.get("/cells/{cell}", summary="One cell: statistics, hourly series and pass history")
+@router.get(
+    "/cells/{cell}",
+    summary="One cell: statistics, hourly series and pass history",
+    openapi_extra=visibility("deployment"),
+)
 def get_cell(
     *,
     cell: Annotated[

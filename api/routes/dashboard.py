@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from api.scopes import visibility
 from api.settings import ApiSettings
 from api.tiles import tiles
 
@@ -52,14 +53,18 @@ def _settings(request: Request) -> ApiSettings:
     return cast(ApiSettings, request.app.state.settings)
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/", include_in_schema=False, openapi_extra=visibility("deployment"))
 def dashboard(request: Request) -> Response:
     if not (vendor_dir(_settings(request)) / "leaflet" / "leaflet.js").is_file():
         return HTMLResponse(MISSING.format(title="envpatrol dashboard"), status_code=503)
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
 
-@router.get("/dashboard/config.json", summary="What the dashboard needs to know")
+@router.get(
+    "/dashboard/config.json",
+    summary="What the dashboard needs to know",
+    openapi_extra=visibility("deployment"),
+)
 def dashboard_config(request: Request) -> DashboardConfig:
     settings = _settings(request)
     base = tiles(settings)
@@ -75,7 +80,7 @@ def dashboard_config(request: Request) -> DashboardConfig:
     )
 
 
-@router.get("/docs", include_in_schema=False)
+@router.get("/docs", include_in_schema=False, openapi_extra=visibility("deployment"))
 def docs(request: Request) -> Response:
     """Swagger UI from /vendor/swagger-ui (never a CDN)."""
     if not (vendor_dir(_settings(request)) / "swagger-ui" / "swagger-ui-bundle.js").is_file():

@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import Admin, reader
+from api.auth import DeploymentAdmin, Reader, reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.geojson import FeatureCollection
 from api.geometry import GeometryError, parse_area
 from api.officers import grids
 from api.officers.grids import Grid, GridUpload
+from api.scopes import MAX_NAME_CHARS, visibility, visible_grids
 from api.text import Line, document_problem
 
 router = APIRouter(
@@ -46,6 +47,13 @@ class GridPropertiesIn(BaseModel):
     responsible: Line = Field(
         min_length=1, max_length=200, description="The person in charge of the grid (网格长)."
     )
+    subdistrict: Line | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        description="The sub-district (街道) the grid belongs to; API keys may be limited to a "
+        "sub-district's grids.",
+    )
 
 
 class GridFeatureIn(BaseModel):
@@ -65,7 +73,7 @@ _UPLOAD_EXAMPLE = {
         {
             "type": "Feature",
             "geometry": _EXAMPLE_POLYGON,
-            "properties": {"name": "双井第3网格", "responsible": "王芳"},
+            "properties": {"name": "双井第3网格", "responsible": "王芳", "subdistrict": "双井街道"},
         }
     ],
 }
@@ -75,6 +83,7 @@ class GridProperties(BaseModel):
     id: int
     name: str
     responsible: str
+    subdistrict: str | None = Field(description="Its sub-district; null: none given.")
     created_at: datetime
     updated_at: datetime
     extra: dict[str, Any] = Field(description="Other properties of the uploaded feature.")
@@ -106,6 +115,7 @@ def grid_feature(grid: Grid) -> GridFeature:
             id=grid.id,
             name=grid.name,
             responsible=grid.responsible,
+            subdistrict=grid.subdistrict,
             created_at=grid.created_at,
             updated_at=grid.updated_at,
             extra=grid.properties,
@@ -116,18 +126,19 @@ def grid_feature(grid: Grid) -> GridFeature:
 GridId = Annotated[int, Path(ge=1, le=2**62, description="Grid id.")]
 
 
-@router.get("/grids", summary="Management grids")
-def list_grids(db: DbSession) -> GridCollection:
-    found = grids.all_grids(db.connection())
+@router.get("/grids", summary="Management grids", openapi_extra=visibility("grids"))
+def list_grids(db: DbSession, who: Reader) -> GridCollection:
+    """A key limited to grids sees only its own."""
+    found = visible_grids(grids.all_grids(db.connection()), who.scope)
     return GridCollection(
         meta=GridsMeta(found=len(found)), features=[grid_feature(g) for g in found]
     )
 
 
-@router.get("/grids/{grid_id}", summary="One management grid")
-def get_grid(grid_id: GridId, db: DbSession) -> GridFeature:
+@router.get("/grids/{grid_id}", summary="One management grid", openapi_extra=visibility("grids"))
+def get_grid(grid_id: GridId, db: DbSession, who: Reader) -> GridFeature:
     grid = grids.one(db.connection(), grid_id)
-    if grid is None:
+    if grid is None or (who.scope is not None and not who.scope.holds(grid)):
         raise ApiError(404, "not-found", f"no grid {grid_id}")
     return grid_feature(grid)
 
@@ -150,19 +161,27 @@ def uploads(body: GridCollectionIn) -> list[GridUpload]:
         problem = document_problem(extra)
         if problem is not None:
             raise ParameterError(f"{where}.properties", problem)
-        out.append(GridUpload(name, props.responsible.strip(), area, extra))
+        subdistrict = None if props.subdistrict is None else props.subdistrict.strip() or None
+        out.append(GridUpload(name, props.responsible.strip(), area, extra, subdistrict))
     return out
 
 
-@router.post("/grids", status_code=201, summary="Upload management grids (admin)")
+@router.post(
+    "/grids",
+    status_code=201,
+    summary="Upload management grids (admin)",
+    openapi_extra=visibility("unscoped"),
+)
 def upload_grids(
     body: Annotated[GridCollectionIn, Body(examples=[_UPLOAD_EXAMPLE])],
     db: DbSession,
-    who: Admin,
+    who: DeploymentAdmin,
 ) -> GridCollection:
     """A GeoJSON FeatureCollection of Polygons or MultiPolygons in WGS-84, each with `name` and
-    `responsible` in its properties (other properties are kept). A grid whose name exists
-    already is replaced. All or nothing: one bad feature refuses the whole upload."""
+    `responsible` in its properties, optionally `subdistrict` (other properties are kept). A
+    grid whose name exists already is replaced. All or nothing: one bad feature refuses the
+    whole upload. Grids are where keys limited to grids see, so only an admin key without a
+    scope changes them."""
     del who
     ids = grids.save(db.admin(), uploads(body))
     conn = db.admin()
@@ -172,8 +191,13 @@ def upload_grids(
     )
 
 
-@router.delete("/grids/{grid_id}", status_code=204, summary="Delete a management grid (admin)")
-def delete_grid(grid_id: GridId, db: DbSession, who: Admin) -> Response:
+@router.delete(
+    "/grids/{grid_id}",
+    status_code=204,
+    summary="Delete a management grid (admin)",
+    openapi_extra=visibility("unscoped"),
+)
+def delete_grid(grid_id: GridId, db: DbSession, who: DeploymentAdmin) -> Response:
     del who
     if not grids.delete(db.admin(), grid_id):
         raise ApiError(404, "not-found", f"no grid {grid_id}")

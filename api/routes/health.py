@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.database import DbSession
+from api.scopes import visibility
 from store.health import database_health
 
 log = logging.getLogger("envpatrol.api")
@@ -29,6 +30,7 @@ class HealthOut(BaseModel):
     summary="Liveness and database check",
     response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "The database does not answer."}},
+    openapi_extra=visibility("deployment"),
 )
 def healthz(db: DbSession) -> HealthOut | JSONResponse:
     """Row counts are the planner's estimates, cheap enough to poll."""

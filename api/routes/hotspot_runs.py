@@ -10,11 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from api.auth import Admin, Caller, Reader, reader, shown_actor
+from api.auth import Caller, DeploymentAdmin, Reader, reader, shown_actor
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.params import parse_instant
 from api.routes.hotspots import RunOut, run_out
+from api.scopes import visibility
 from hotspots import results, run_requests
 from hotspots.run_requests import RunRequest
 
@@ -56,7 +57,11 @@ class RunsOut(BaseModel):
     requests: list[RunRequestOut] = Field(description="Recent requests, newest first.")
 
 
-@router.get("/hotspot-runs", summary="Stored analysis runs and recent run requests")
+@router.get(
+    "/hotspot-runs",
+    summary="Stored analysis runs and recent run requests",
+    openapi_extra=visibility("deployment"),
+)
 def list_runs(
     db: DbSession, who: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> RunsOut:
@@ -73,6 +78,7 @@ def list_runs(
     "/hotspot-runs",
     status_code=202,
     summary="Request an analysis run over a window (admin; answered asynchronously)",
+    openapi_extra=visibility("unscoped"),
 )
 def request_run(
     body: Annotated[
@@ -80,11 +86,12 @@ def request_run(
         Body(examples=[{"from": "2026-05-01T00:00:00+08:00", "to": "2026-06-01T00:00:00+08:00"}]),
     ],
     db: DbSession,
-    who: Admin,
+    who: DeploymentAdmin,
 ) -> RunRequestOut:
     """The job analyses exactly [from, to) when it next looks for requests; poll
     GET /v1/hotspot-runs/requests/{id} until `status` is done, then read
-    /v1/hotspots?from=..&to=.. (or ?run=run_id)."""
+    /v1/hotspots?from=..&to=.. (or ?run=run_id). A run becomes the newest one every key reads,
+    so an admin key limited to grids cannot request one."""
     start = parse_instant(body.start, "from")
     end = parse_instant(body.end, "to")
     if start >= end:
@@ -97,7 +104,11 @@ def request_run(
     return request_out(made, who)
 
 
-@router.get("/hotspot-runs/requests/{request_id}", summary="One run request and its state")
+@router.get(
+    "/hotspot-runs/requests/{request_id}",
+    summary="One run request and its state",
+    openapi_extra=visibility("deployment"),
+)
 def get_request(
     request_id: Annotated[int, Path(ge=1, le=2**62)], db: DbSession, who: Reader
 ) -> RunRequestOut:

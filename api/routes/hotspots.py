@@ -21,13 +21,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api import paging
-from api.auth import reader
+from api.auth import Reader, reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.geojson import FeatureCollection
 from api.officers import grids
 from api.officers.grids import Grid
 from api.params import hotspot_channel, parse_instant
+from api.scopes import GridView, visibility
 from api.streets import StreetLayer
 from hotspots import evidence, results
 from hotspots.results import HotspotFilter, StoredHotspot, StoredRun
@@ -375,14 +376,33 @@ RunParam = Annotated[
 ]
 
 
+def tagged_hotspots(
+    spots: Sequence[StoredHotspot], view: GridView
+) -> list[tuple[StoredHotspot, Grid | None]]:
+    """Each hotspot the key of `view` sees, with the grid holding its centre."""
+    out = []
+    for spot in spots:
+        seen, grid = view.place(spot.lon, spot.lat)
+        if seen:
+            out.append((spot, grid))
+    return out
+
+
+def no_grid(grid: int) -> ParameterError:
+    """The answer for a grid that does not exist, and for one outside the caller's grids."""
+    return ParameterError("grid", f"no grid {grid}; see /v1/grids")
+
+
 @router.get(
     "/hotspots",
     summary="Hotspots from the newest analysis run, persistent first",
     response_model=HotspotCollection | HotspotList,
+    openapi_extra=visibility("grids"),
 )
 def list_hotspots(
     *,
     db: DbSession,
+    who: Reader,
     streets: Streets,
     pollutant: Annotated[
         str | None, Query(description="Only this pollutant's (see /v1/pollutants).")
@@ -438,7 +458,8 @@ def list_hotspots(
     ] = 0,
 ) -> HotspotCollection | HotspotList | Response:
     """Read from the hotspot job's stored results, never computed per request (indicative
-    values, not compliance values). Each hotspot is tagged with the grid holding its centre."""
+    values, not compliance values). Each hotspot is tagged with the grid holding its centre. A
+    key limited to grids sees only the hotspots whose centre one of its grids holds."""
     if pollutant is not None:
         hotspot_channel(pollutant)
     box = None if bbox is None else BBox.parse(bbox)
@@ -447,13 +468,13 @@ def list_hotspots(
         pollutant=pollutant, labels=label, stratum=stratum, bbox=box, min_passes=min_passes
     )
     conn = db.connection()
-    known = grids.all_grids(conn)
-    if grid is not None and all(g.id != grid for g in known):
-        raise ParameterError("grid", f"no grid {grid}; see /v1/grids")
+    view = GridView.of(grids.all_grids(conn), who.scope)
+    if grid is not None and view.get(grid) is None:
+        raise no_grid(grid)
     chosen = choose_run(conn, run, begin, stop)
     check_stratum(chosen, stratum)
     spots = results.hotspots_of_run(conn, chosen, where)
-    tagged = [(s, grids.grid_at(known, s.lon, s.lat)) for s in spots]
+    tagged = tagged_hotspots(spots, view)
     if grid is not None:
         tagged = [(s, g) for s, g in tagged if g is not None and g.id == grid]
     if sort == "severity":
@@ -566,12 +587,14 @@ class HotspotDetail(BaseModel):
     "/hotspots/{hotspot}",
     summary="One hotspot with its evidence",
     response_model=HotspotDetail,
+    openapi_extra=visibility("grids"),
 )
 def get_hotspot(
     hotspot: Annotated[
         str, Path(pattern=HOTSPOT_ID, description="`{run}-{rank}`, as in the list.")
     ],
     db: DbSession,
+    who: Reader,
     streets: Streets,
     max_passes: Annotated[int, Query(ge=0, le=10_000, description="Passes listed.")] = 500,
 ) -> Response:
@@ -582,7 +605,12 @@ def get_hotspot(
     conn = db.connection()
     run = results.run_by_id(conn, run_id)
     spot = None if run is None else results.one(conn, run_id, rank)
-    if run is None or spot is None:
+    seen, grid = (
+        (False, None)
+        if spot is None
+        else GridView.of(grids.all_grids(conn), who.scope).place(spot.lon, spot.lat)
+    )
+    if run is None or spot is None or not seen:
         raise ApiError(404, "not-found", f"no hotspot {hotspot} (its run may have been pruned)")
     cells = evidence.stored_cell_summaries(conn, spot)
     if cells is not None:
@@ -594,7 +622,6 @@ def get_hotspot(
         found = every[-max_passes:] if max_passes else []
         cells = evidence.cell_summaries(spot, every)
         total = len(every)
-    grid = grids.grid_at(grids.all_grids(conn), spot.lon, spot.lat)
     props = properties(spot, grid, streets)
     detail = HotspotDetail(
         id=props.id,

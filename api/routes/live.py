@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from api import live
-from api.auth import reader
+from api.auth import Reader, reader
+from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError
+from api.officers import grids
+from api.scopes import GridView, visibility
 from api.settings import ApiSettings
 
 router = APIRouter(
@@ -36,21 +40,45 @@ router = APIRouter(
             },
         }
     },
+    openapi_extra=visibility("grids"),
 )
-def live_feed(request: Request) -> StreamingResponse:
+def live_feed(request: Request, db: DbSession, who: Reader) -> StreamingResponse:
     """Needs `[mqtt]` in the API's settings (or ENVPATROL_MQTT_URL); without, a 503. Updates
     may be lost (QoS 0), and a client that reads too slowly loses its oldest positions: the
     stored readings are the record, this is the live view. Every client of a server process
     shares its one broker connection. New hotspots are found by polling the analysis runs every
-    few seconds."""
+    few seconds. A key limited to grids gets only the hotspots inside the grids it had when the
+    stream began; positions and states of every vehicle, as from /v1/vehicles."""
     settings = cast(ApiSettings, request.app.state.settings)
     if settings.mqtt is None:
         raise ApiError(503, "live-feed-off", "this server has no broker configured ([mqtt])")
     hub = cast(live.LiveHub | None, request.app.state.live_hub)
     if hub is None:  # the app was not started through its lifespan
         raise ApiError(503, "live-feed-off", "the live feed is not running")
+    shown = (
+        None
+        if who.scope is None
+        else inside_scope(GridView.of(grids.all_grids(db.connection()), who.scope))
+    )
+    # The request's session would otherwise keep its connection (the key's lookup, the grids)
+    # until the endless stream ends.
+    db.close()
     return StreamingResponse(
-        live.feed(hub),
+        live.feed(hub, shown=shown),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def inside_scope(view: GridView) -> Callable[[live.LiveEvent], bool]:
+    """Whether the viewer of `view` sees an event: a hotspot only inside its grids."""
+
+    def shown(event: live.LiveEvent) -> bool:
+        if event.kind != "hotspot":
+            return True
+        lon, lat = event.data.get("lon"), event.data.get("lat")
+        if not isinstance(lon, float | int) or not isinstance(lat, float | int):
+            return False
+        return view.sees(float(lon), float(lat))
+
+    return shown

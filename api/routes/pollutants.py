@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from api.auth import reader
 from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES
+from api.scopes import visibility
 from edge.units import CHANNELS, ChannelSpec
 from hotspots.analysis.standards import colour_scale
 from hotspots.floors import HOTSPOT_FLOORS
@@ -59,7 +60,9 @@ def pollutant_out(spec: ChannelSpec) -> PollutantOut:
     )
 
 
-@router.get("/pollutants", summary="Channels and their units")
+@router.get(
+    "/pollutants", summary="Channels and their units", openapi_extra=visibility("deployment")
+)
 def list_pollutants() -> Envelope[Meta, PollutantOut]:
     results = [pollutant_out(spec) for spec in CHANNELS.values()]
     return Envelope[Meta, PollutantOut](meta=Meta(found=len(results)), results=results)

@@ -16,6 +16,7 @@ from api.database import Database, DbSession
 from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.params import Period
+from api.scopes import visibility
 from store.conditions import MAX_PAGE, BBox, Cursor, VehicleFilter
 from store.readings import ReadingFilters, StoredReading, readings_page
 
@@ -96,6 +97,7 @@ _EXPORT_CONTENT = {media: {"schema": {"type": "string"}} for media in export.MED
             "content": _EXPORT_CONTENT,
         }
     },
+    openapi_extra=visibility("deployment"),
 )
 def list_readings(
     *,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api import report
-from api.auth import reader
+from api.auth import Reader, reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ParameterError
 from api.officers import grids
@@ -24,7 +24,9 @@ from api.routes.hotspots import (
     check_stratum,
     choose_run,
     parse_range,
+    tagged_hotspots,
 )
+from api.scopes import GridView, visibility
 from api.settings import ApiSettings
 from hotspots import results
 from hotspots.results import HotspotFilter
@@ -40,10 +42,12 @@ router = APIRouter(
     summary="Printable environment inventory of a period and an area (HTML)",
     response_class=HTMLResponse,
     responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+    openapi_extra=visibility("grids"),
 )
 def inventory(
     *,
     db: DbSession,
+    who: Reader,
     request: Request,
     streets: Streets,
     start: From = None,
@@ -59,28 +63,30 @@ def inventory(
     """The period is the window of the analysis run chosen as for /v1/hotspots (the newest
     holding [from, to), or `run`). A map (inline SVG of the patrolled cells, tracks, grids and
     hotspots; no tiles, works offline), the ranked hotspots with their evidence, a summary per
-    management grid, and the cases with their before/after verification. Print-ready."""
+    management grid, and the cases with their before/after verification. Print-ready. For a key
+    limited to grids, everything on the page (cells, tracks, hotspots, grids, cases) is within
+    its grids."""
     if pollutant is not None:
         hotspot_channel(pollutant)
     box = None if bbox is None else BBox.parse(bbox)
     begin, stop = parse_range(start, end)
     conn = db.connection()
-    known = grids.all_grids(conn)
+    view = GridView.of(grids.all_grids(conn), who.scope)
     chosen_grid = None
     if grid is not None:
-        chosen_grid = next((g for g in known if g.id == grid), None)
+        chosen_grid = view.get(grid)
         if chosen_grid is None:
             raise ParameterError("grid", f"no grid {grid}; see /v1/grids")
     chosen = choose_run(conn, run, begin, stop)
     check_stratum(chosen, stratum)
     settings = cast(ApiSettings, request.app.state.settings)
-    area = report.ReportArea(bbox=box, grid=chosen_grid)
+    area = report.ReportArea(bbox=box, grid=chosen_grid, view=view)
     spots = results.hotspots_of_run(
         conn, chosen, HotspotFilter(pollutant=pollutant, labels=label, stratum=stratum, bbox=box)
     )
-    tagged = [(s, grids.grid_at(known, s.lon, s.lat)) for s in spots if area.contains(s.lon, s.lat)]
+    tagged = [(s, g) for s, g in tagged_hotspots(spots, view) if area.contains(s.lon, s.lat)]
     tagged.sort(key=by_severity)  # the officers' order, as /v1/hotspots lists them
-    shown_grids = known if chosen_grid is None else [chosen_grid]
+    shown_grids = list(view.grids) if chosen_grid is None else [chosen_grid]
     page = report.render(
         report.Inventory(
             run=chosen,

@@ -14,11 +14,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from api.auth import reader
+from api.auth import Reader, reader
 from api.database import DbSession
 from api.errors import PROBLEM_RESPONSES, ApiError
 from api.officers import grids
 from api.routes.hotspots import HotspotProperties, Streets, hotspot_id, properties
+from api.scopes import GridView, visibility
 from hotspots import results
 
 router = APIRouter(
@@ -53,19 +54,26 @@ class SiteOut(BaseModel):
     history: list[SiteRun] = Field(description="Its hotspots in the runs still kept, newest first.")
 
 
-@router.get("/sites/{site_id}", summary="A hotspot's place across runs")
+@router.get(
+    "/sites/{site_id}",
+    summary="A hotspot's place across runs",
+    openapi_extra=visibility("grids"),
+)
 def get_site(
     site_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="A hotspot's `site`.")],
     db: DbSession,
+    who: Reader,
     streets: Streets,
     limit: Annotated[int, Query(ge=1, le=500, description="Runs listed in `history`.")] = 50,
 ) -> SiteOut:
+    """A key limited to grids sees only the sites whose centre (that of the newest hotspot)
+    one of its grids holds."""
     conn = db.connection()
     found = results.site(conn, site_id)
-    if found is None:
+    view = GridView.of(grids.all_grids(conn), who.scope)
+    if found is None or not view.sees(found.lon, found.lat):
         raise ApiError(404, "not-found", f"no hotspot site {site_id}")
     spots = results.site_hotspots(conn, site_id, limit)
-    known = grids.all_grids(conn)
     latest = spots[0] if spots else None
     runs = {
         run.id: run
@@ -84,7 +92,7 @@ def get_site(
         runs=found.runs,
         latest=None
         if latest is None
-        else properties(latest, grids.grid_at(known, latest.lon, latest.lat), streets),
+        else properties(latest, view.place(latest.lon, latest.lat)[1], streets),
         history=[
             SiteRun(
                 id=hotspot_id(s.run_id, s.rank),

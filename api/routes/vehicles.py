@@ -14,6 +14,7 @@ from api.envelope import Envelope, Meta
 from api.errors import PROBLEM_RESPONSES, ApiError, ParameterError
 from api.geojson import FeatureCollection
 from api.params import Period
+from api.scopes import visibility
 from edge.topics import TopicError, check_vehicle
 from store.conditions import VehicleFilter
 from store.readings import track_fixes
@@ -56,7 +57,11 @@ def vehicle_out(state: VehicleState) -> VehicleOut:
     )
 
 
-@router.get("/vehicles", summary="Vehicles, last positions and online state")
+@router.get(
+    "/vehicles",
+    summary="Vehicles, last positions and online state",
+    openapi_extra=visibility("deployment"),
+)
 def list_vehicles(
     *,
     db: DbSession,
@@ -90,7 +95,11 @@ def checked_vehicle(vehicle: str) -> str:
         raise ParameterError("vehicle_id", exc.problem) from exc
 
 
-@router.get("/vehicles/{vehicle_id}", summary="One vehicle: live state and last fix")
+@router.get(
+    "/vehicles/{vehicle_id}",
+    summary="One vehicle: live state and last fix",
+    openapi_extra=visibility("deployment"),
+)
 def get_vehicle(
     vehicle_id: VehicleId,
     db: DbSession,
@@ -168,6 +177,7 @@ def track_lines(
     "/vehicles/{vehicle_id}/track",
     summary="A vehicle's track as GeoJSON lines",
     response_model_by_alias=True,
+    openapi_extra=visibility("deployment"),
 )
 def vehicle_track(
     *,

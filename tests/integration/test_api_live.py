@@ -18,8 +18,11 @@ import psycopg
 import pytest
 import uvicorn
 
-from api import live
+from api import keys, live
 from api.app import create_app
+from api.geometry import parse_area
+from api.officers import grids
+from api.scopes import KeyScope
 from api.settings import ApiSettings
 from demo.embedded import free_port
 from edge.mqtt import MqttSettings, make_client
@@ -156,6 +159,71 @@ def a_new_hotspot_in_a_new_run_is_an_event(base: str, database_url: str) -> None
     assert data["run_id"] == after.run_id
     assert str(data["id"]).startswith(f"{after.run_id}-")
     assert data["pollutant"] == "pm25"
+
+
+def square_grid(name: str, lat: float, lon: float, subdistrict: str) -> grids.GridUpload:
+    half = 0.01
+    ring = [[lon - half, lat - half], [lon + half, lat - half], [lon + half, lat + half],
+            [lon - half, lat + half], [lon - half, lat - half]]  # fmt: skip
+    area = parse_area({"type": "Polygon", "coordinates": [ring]})
+    return grids.GridUpload(name, "someone", area, {}, subdistrict)
+
+
+def test_a_viewer_limited_to_grids_gets_only_the_hotspots_inside_them(
+    database_url: str, broker_url: str, topic_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "HOTSPOT_POLL_S", 0.2)  # read when the app is made
+    mqtt = MqttSettings.from_url(broker_url, topic_root=topic_root)
+    lat, lon = SHUANGJING
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        grids.save(conn, [square_grid("here", lat, lon, "双井街道"),
+                          square_grid("elsewhere", lat + 0.1, lon, "其他街道")])  # fmt: skip
+        here = keys.create(conn, "here", "read", KeyScope(subdistricts=frozenset({"双井街道"})))
+        away = keys.create(conn, "away", "read", KeyScope(subdistricts=frozenset({"其他街道"})))
+    timeout = httpx.Timeout(10.0, read=20.0)
+    for base in serve(ApiSettings(database_url=database_url, mqtt=mqtt)):
+        with (
+            httpx.stream("GET", f"{base}/v1/live", headers={"X-API-Key": here.key},
+                         timeout=timeout) as near,
+            httpx.stream("GET", f"{base}/v1/live", headers={"X-API-Key": away.key},
+                         timeout=timeout) as far,
+        ):  # fmt: skip
+            near_events, far_events = events(near.iter_lines()), events(far.iter_lines())
+            assert next(near_events)[0] == "ready"
+            assert next(far_events)[0] == "ready"
+            run_id = a_run_with_a_new_hotspot(database_url)
+            kind, data = next(near_events)
+            assert (kind, data["run_id"]) == ("hotspot", run_id)
+            # The hotspot events went to every viewer's queue before this status did: the
+            # viewer limited to grids elsewhere gets the status first, and no hotspot.
+            status = json.dumps({"state": "online", "time": "2026-05-01T08:01:00Z"}).encode()
+            publish(mqtt, Topics(topic_root).of("patrol-01", "status"), status)
+            kind, data = next(far_events)
+            assert (kind, data["state"]) == ("status", "online")
+
+
+def a_run_with_a_new_hotspot(database_url: str) -> int:
+    """Passes over a source in Shuangjing, and a run finding it after one that did not."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        resolution = read_analysis(conn).resolution
+        world = SyntheticWorld(
+            resolution=resolution,
+            vehicles=2,
+            days=8,
+            trips_per_day=2,
+            pollutants=("pm25",),
+            sources=(Source(*offset(SHUANGJING, -125.0, 125.0), "pm25", 40.0, 40.0),),
+            seed=4,
+        )
+        table = generate(world)
+        with conn.transaction(), conn.cursor() as cur:
+            pass_store.store(cur, resolution, as_stored(table))
+        end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
+        job = JobSettings(window=timedelta(days=30))
+        assert run_once(conn, job, now=end - timedelta(days=20)).hotspots == 0
+        after = run_once(conn, job, now=end)
+        assert after.hotspots > 0
+        return after.run_id
 
 
 def test_without_a_broker_setting_the_feed_is_a_503(database_url: str) -> None:
