@@ -16,6 +16,7 @@ import json
 import logging
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,12 +34,14 @@ from edge.mqtt import MqttSettings
 from edge.outbox import Outbox
 from edge.profile import load_profile
 from edge.publisher import Publisher
+from edge.wire import encode_message
 from firmware_sim.drive import CruiseDrive, SimClock
 from firmware_sim.field import SHUANGJING_SOURCES, PollutionField
 from firmware_sim.route import SHUANGJING_LOOP
 from firmware_sim.vehicle import SimVehicle
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from tests.integration.ingest_fixtures import fleet_messages, recent_start
 from tests.integration.other_brokers import MqttServer, Nats, RabbitMq, needs_nats, needs_rabbitmq
 from tests.services import wait_until
 
@@ -48,6 +51,7 @@ SPEED = 100.0  # simulated seconds per wall second: a reading every 0.1 s per ve
 VEHICLES = 2
 STEP = 15  # readings per vehicle made in each phase of the restart test
 PHASE_S = 60.0  # the longest any phase may take on a loaded machine
+BACKLOG = 1500  # one-reading messages queued for the stopped ingest
 REPORT: dict[str, dict[str, Any]] = {}
 
 
@@ -71,12 +75,13 @@ def server(
         broker.close()
 
 
-def _client(server: MqttServer, client_id: str = "") -> paho.Client:
+def _client(server: MqttServer, client_id: str = "", inflight: int = 20) -> paho.Client:
     client = paho.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id or f"probe-{uuid.uuid4().hex[:8]}",
         protocol=paho.MQTTv311,
     )
+    client.max_inflight_messages_set(inflight)
     settings = MqttSettings.from_url(server.url)
     client.connect(settings.host, settings.port, 30)
     client.loop_start()
@@ -251,6 +256,50 @@ def test_every_reading_is_stored_once_across_ingest_and_broker_restarts(
         "made_from_broker_restart_to_ingest_start": at_ingest_start - at_broker_stop,
     }
     print(f"\n{server.name}: {REPORT[server.name]}")
+
+
+def test_a_backlog_drains_in_large_batches(
+    server: MqttServer, database_url: str, topic_root: str
+) -> None:
+    """MQTT 3.1.1 has no Receive Maximum: how many unacknowledged messages the broker sends the
+    ingest is the broker's setting (other_brokers.INFLIGHT), and the ingest acknowledges only
+    after each COMMIT. At RabbitMQ's default of 10, every batch would hold 10 messages."""
+    settings = IngestSettings(
+        database_url=database_url,
+        mqtt=MqttSettings.from_url(server.url, topic_root=topic_root),
+        client_id=f"{topic_root}-ingest",
+    )
+    first = _Ingest(settings)
+    try:
+        _wait_subscribed(server, topic_root, database_url)
+    finally:
+        first.stop()
+    messages = fleet_messages(5, BACKLOG // 5, recent_start())
+    publisher = _client(server, inflight=500)
+    try:
+        sent = [
+            publisher.publish(f"{topic_root}/v1/{vehicle}/readings", encode_message(vehicle, rs), 1)
+            for vehicle, rs in messages
+        ]
+        for info in sent:
+            info.wait_for_publish(30)
+    finally:
+        _close(publisher)
+    started = time.monotonic()
+    second = _Ingest(settings)
+    try:
+        wait_until(
+            lambda: second.service.counters.readings_inserted >= BACKLOG,
+            60,
+            "the ingest to drain its queue",
+            every=0.1,
+        )
+        took = time.monotonic() - started
+    finally:
+        second.stop()
+    batches = second.service.counters.batches
+    print(f"\n{server.name}: {BACKLOG} queued messages drained in {took:.1f}s, {batches} batches")
+    assert batches <= BACKLOG // 100, batches
 
 
 def test_an_mqtt5_connection_ends_in_an_error_that_says_what_to_change(
