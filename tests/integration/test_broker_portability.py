@@ -5,9 +5,11 @@ speaking MQTT 3.1.1 only (`?protocol=3.1.1` on the broker URL).
 Real parts throughout: simulated boxes and GPS receivers on pseudo-terminals, the edge agent
 reading them, the ingest writing to PostgreSQL. Every reading an agent makes must be stored once
 while the ingest is stopped, the broker restarted with the readings queued for the ingest's
-persistent session, and the ingest started again. An MQTT 5 connection to either broker must end
-in an error that says what to change, and the vehicles' retained status and last will are
-checked for what each broker does with them (docs/broker.md, "Other brokers and clusters").
+persistent session, and the ingest started again. A backlog queued for the ingest must drain in
+large batches (the broker's in-flight setting, not MQTT 5's Receive Maximum, bounds them). An
+MQTT 5 connection to either broker must end in an error that says what to change, and the
+vehicles' retained status and last will are checked for what each broker does with them
+(docs/broker.md, "Other brokers and clusters").
 """
 
 from __future__ import annotations
