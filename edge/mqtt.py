@@ -12,6 +12,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.errors import SettingsError
 
@@ -120,3 +121,27 @@ def connect_properties(session_expiry_s: int = 0, receive_maximum: int | None = 
     if receive_maximum:
         props.ReceiveMaximum = receive_maximum
     return props
+
+
+# What a broker that speaks only MQTT 3.1.1 does with an MQTT 5 CONNECT: NATS answers
+# "unacceptable protocol version"; RabbitMQ before 3.13 closes the connection unanswered.
+_ONLY_311_HINT = (
+    "a broker that speaks only MQTT 3.1.1 does that: add ?protocol=3.1.1 to the broker URL"
+)
+UNSUPPORTED_PROTOCOL_VERSION = 0x84
+
+
+def connect_refused(settings: MqttSettings, reason: ReasonCode) -> str:
+    """What to say when the broker's CONNACK refuses the connection."""
+    text = f"the broker at {settings.url} refused the connection: {reason}"
+    if settings.protocol == "5" and reason.value == UNSUPPORTED_PROTOCOL_VERSION:
+        text += f" ({_ONLY_311_HINT})"
+    return text
+
+
+def closed_unanswered(settings: MqttSettings) -> str:
+    """What to say when the broker closed the connection without a CONNACK."""
+    text = f"the broker at {settings.url} closed the connection without answering CONNECT"
+    if settings.protocol == "5":
+        return f"{text} ({_ONLY_311_HINT})"
+    return f"{text} (is it an MQTT broker, and is TLS as the URL says?)"

@@ -36,7 +36,13 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.mqtt import MqttSettings, connect_properties, make_client
+from edge.mqtt import (
+    MqttSettings,
+    closed_unanswered,
+    connect_properties,
+    connect_refused,
+    make_client,
+)
 from edge.outbox import Entry, Outbox
 from edge.topics import Topics
 from edge.wire import SCHEMA_VERSION
@@ -150,6 +156,7 @@ class Publisher:
         self._stopping = threading.Event()  # the sender stops
         self._shutdown = threading.Event()  # the network loop stops
         self._attempt = 0  # reconnect attempts since the last accepted connect
+        self._answered = False  # whether the broker answered this connection's CONNECT
         self._thread = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
         self._network = threading.Thread(target=self._loop, name="mqtt-network", daemon=True)
         self.client = make_client(settings, client_id=vehicle)
@@ -229,6 +236,7 @@ class Publisher:
     def _loop(self) -> None:
         props = connect_properties() if self.settings.protocol == "5" else None
         while not self._shutdown.is_set():
+            self._answered = False
             try:
                 self.client.connect(
                     self.settings.host,
@@ -263,9 +271,10 @@ class Publisher:
     def _on_connect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, props: Any
     ) -> None:
+        self._answered = True
         if reason.is_failure:
             self.counters.connect_failures += 1
-            self.last_error = f"broker refused connection: {reason}"
+            self.last_error = connect_refused(self.settings, reason)
             log.warning(self.last_error)
             return
         self.counters.connects += 1
@@ -290,6 +299,10 @@ class Publisher:
             if not self._stopping.is_set():
                 self.last_error = f"disconnected from broker: {reason}"
                 log.warning(self.last_error)
+        elif not self._answered and not self._stopping.is_set():
+            self.counters.connect_failures += 1
+            self.last_error = closed_unanswered(self.settings)
+            log.warning(self.last_error)
         self._connected.clear()
 
     def _on_publish(

@@ -42,7 +42,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import start_http_server
 
 from edge.errors import SettingsError
-from edge.mqtt import connect_properties, make_client, read_secret
+from edge.mqtt import (
+    closed_unanswered,
+    connect_properties,
+    connect_refused,
+    make_client,
+    read_secret,
+)
 from edge.topics import TopicError, Topics
 from ingest.decode import Row, decode_rows, reading_dead_letters
 from ingest.inbox import Inbox
@@ -231,6 +237,8 @@ class IngestService:
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_subscribe = self._on_subscribe
+        self._answered = False  # whether the broker answered this connection's CONNECT
         self._connect_failures = 0
         self._next_failure_log = 0.0
         self._writer: Writer | None = None
@@ -284,8 +292,9 @@ class IngestService:
     def _on_connect(
         self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
+        self._answered = True
         if reason.is_failure:
-            log.error("broker refused the ingest: %s", reason)
+            log.error(connect_refused(self.settings.mqtt, reason))
             if self.adopted_by:
                 self.aborted.set()
             return
@@ -346,7 +355,25 @@ class IngestService:
                 self.aborted.set()
             return
         self.metrics.connected.set(0)
-        log.warning("disconnected from broker: %s", reason)
+        if self._answered:
+            log.warning("disconnected from broker: %s", reason)
+        else:
+            log.error(closed_unanswered(self.settings.mqtt))
+        self._answered = False
+
+    def _on_subscribe(
+        self, _client: paho.Client, _userdata: Any, _mid: int, reasons: list[ReasonCode], _p: Any
+    ) -> None:
+        """A refused subscription (an ACL, or a broker without some feature) would otherwise
+        look like a fleet with nothing to say."""
+        if self.adopted_by:
+            for reason in reasons:
+                if reason.is_failure:
+                    log.error("the broker refused a subscription of the adoption: %s", reason)
+            return
+        for (topic, _qos), reason in zip(self.subscriptions(), reasons, strict=False):
+            if reason.is_failure:
+                log.error("the broker refused the subscription to %s: %s", topic, reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         """What the client's lean decoder leaves to paho (properties present, QoS 2)."""

@@ -160,8 +160,8 @@ def load_ingest_settings(
         inbox_max_bytes=int(ingest.get("inbox_max_bytes", DEFAULT_INBOX_MAX_BYTES)),
         min_time=_moment("ingest.min_time", ingest.get("min_time", DEFAULT_MIN_TIME)),
     )
-    if settings.share_group and not _GROUP.fullmatch(settings.share_group):
-        raise SettingsError("ingest.share_group", "letters, digits, - and _ only")
+    if settings.share_group:
+        _check_share_group(settings.share_group, mqtt)
     if not 0 <= settings.metrics_port <= 65535:
         raise SettingsError("ingest.metrics_port", "must be 0..65535")
     if settings.inbox_max_bytes < MIN_INBOX_MAX_BYTES:
@@ -195,6 +195,14 @@ def _flag(key: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise SettingsError(key, "must be true or false")
     return value
+
+
+def _check_share_group(group: str, mqtt: MqttSettings) -> None:
+    if not _GROUP.fullmatch(group):
+        raise SettingsError("ingest.share_group", "letters, digits, - and _ only")
+    if mqtt.protocol != "5":
+        # MQTT 3.1.1 has no shared subscriptions: one worker per broker (docs/broker.md).
+        raise SettingsError("ingest.share_group", "needs MQTT 5; the broker URL asks for 3.1.1")
 
 
 def _moment(key: str, value: object) -> datetime:

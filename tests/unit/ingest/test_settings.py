@@ -89,3 +89,17 @@ def test_the_client_id_follows_the_broker_account_unless_fixed() -> None:
     assert load_ingest_settings(None, env).client_id == "envpatrol-ingest-2"
     fixed = {**env, "ENVPATROL_INGEST_CLIENT_ID": "worker-a"}
     assert load_ingest_settings(None, fixed).client_id == "worker-a"
+
+
+def test_a_share_group_over_mqtt_3_1_1_is_refused() -> None:
+    # MQTT 3.1.1 has no shared subscriptions: a broker would take `$share/...` as a plain topic
+    # (or refuse it) and the worker would wait for readings that never come.
+    env = {
+        **ENV,
+        "ENVPATROL_MQTT_URL": "mqtt://127.0.0.1:1883?protocol=3.1.1",
+        "ENVPATROL_INGEST_SHARE_GROUP": "ingest",
+    }
+    with pytest.raises(SettingsError) as info:
+        load_ingest_settings(None, env)
+    assert info.value.subject == "ingest.share_group"
+    assert "MQTT 5" in str(info.value)
