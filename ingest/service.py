@@ -40,7 +40,16 @@ from ingest.metrics import IngestMetrics
 from ingest.mqtt_client import IngestClient, Received, droppable, footprint, topic_text
 from ingest.settings import IngestSettings
 from ingest.validate import Limits, Rejection, check_document, undecodable
-from ingest.writer import REFUSED, DeadLetter, Rows, StatusUpdate, Writer, refusal, refused
+from ingest.writer import (
+    REFUSED,
+    DeadLetter,
+    Rows,
+    StatusUpdate,
+    Writer,
+    connect,
+    refusal,
+    refused,
+)
 from store.analysis_meta import read_analysis
 from store.migrate import migrate
 
@@ -272,11 +281,7 @@ class IngestService:
     # -- database ------------------------------------------------------------------------------
 
     def _open_writer(self) -> Writer:
-        conn = psycopg.connect(
-            self.settings.database_url,
-            autocommit=False,
-            connect_timeout=max(2, int(self.settings.db_timeout_s)),
-        )
+        conn = connect(self.settings.database_url, self.settings.db_timeout_s)
         try:
             with _Deadline(conn, self.settings.db_timeout_s):
                 backend = migrate(
