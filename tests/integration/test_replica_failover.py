@@ -131,7 +131,7 @@ def test_the_api_reads_from_the_replica_and_from_the_primary_while_it_lags(
                 primary.execute(insert)
 
             def reads_primary() -> bool:
-                return client.get("/v1/vehicles").headers["x-read-from"] == "primary"
+                return bool(client.get("/v1/vehicles").headers["x-read-from"] == "primary")
 
             wait_until(reads_primary, 15, "reads to move to the primary")
             lagging = client.get("/healthz").json()
@@ -142,7 +142,7 @@ def test_the_api_reads_from_the_replica_and_from_the_primary_while_it_lags(
             standby.execute("SELECT pg_wal_replay_resume()")
 
             def reads_replica() -> bool:
-                return client.get("/v1/vehicles").headers["x-read-from"] == "replica"
+                return bool(client.get("/v1/vehicles").headers["x-read-from"] == "replica")
 
             wait_until(reads_replica, 15, "reads to come back to the replica")
 
