@@ -43,6 +43,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from edge.config import load_toml, mqtt_from
 from edge.errors import SettingsError
 from edge.mqtt import MqttSettings
@@ -123,6 +126,18 @@ class ApiSettings:
                 raise SettingsError(f"database.{name}", "must be a positive number")
         if self.connect_timeout_s < 1:
             raise SettingsError("database.connect_timeout_s", "must be at least 1")
+        for key, url in (
+            ("database.url", self.database_url),
+            ("database.read_url", self.reader_url),
+        ):
+            if _session_attrs(url) == "read-write":
+                # libpq judges read-write by default_transaction_read_only, which the API's
+                # read sessions turn on: no server would ever match.
+                raise SettingsError(
+                    key,
+                    "target_session_attrs=read-write never matches the API's read-only "
+                    "sessions; use target_session_attrs=primary",
+                )
 
     @property
     def writer_url(self) -> str:
@@ -136,6 +151,14 @@ class ApiSettings:
     @property
     def has_replica(self) -> bool:
         return bool(self.read_database_url) and self.read_database_url != self.database_url
+
+
+def _session_attrs(url: str) -> str | None:
+    try:
+        value = conninfo_to_dict(url).get("target_session_attrs")
+    except psycopg.ProgrammingError:
+        return None  # a malformed URL fails at the first connection, with libpq's message
+    return None if value is None else str(value)
 
 
 _TYPES: dict[str, dict[str, type]] = {

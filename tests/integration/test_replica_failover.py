@@ -88,6 +88,14 @@ def test_multi_host_urls_find_the_primary_and_prefer_the_standby(template: Path)
         assert _port_of(writable) == standby.port
         # prefer-standby settles for a primary when there is no standby
         assert _port_of(prefer) == standby.port
+        # read-write is judged by default_transaction_read_only: a read-only session (as the
+        # API's reads are) never matches it, not even on the primary; "primary" does
+        readonly = "-c default_transaction_read_only=on"
+        with pytest.raises(psycopg.OperationalError, match="read-only"):
+            psycopg.connect(writable, connect_timeout=3, options=readonly).close()
+        primary_url = pair.multi_host_url(primary, standby, target_session_attrs="primary")
+        with psycopg.connect(primary_url, connect_timeout=3, options=readonly) as conn:
+            assert conn.info.port == standby.port
 
 
 def _api(pair: ReplicatedPair, **settings: Any) -> TestClient:
@@ -372,7 +380,7 @@ def test_drill_primary_lost_and_the_standby_promoted(
                 read_database_url=pair.multi_host_url(
                     standby, primary, target_session_attrs="prefer-standby"
                 ),
-                database_url=writable,
+                database_url=pair.multi_host_url(primary, standby, target_session_attrs="primary"),
             ) as client:
                 drill.begin()
                 lost_at = time.monotonic()
@@ -384,6 +392,9 @@ def test_drill_primary_lost_and_the_standby_promoted(
                     "readings while the primary is gone",
                 )
                 drill.assert_alive()
+                served = client.get("/v1/vehicles")
+                assert served.status_code == 200, served.text
+                assert served.headers["x-read-from"] == "replica"
                 before = _count(standby.url())
                 promote_s = _promote_and_time(standby)
                 promoted = time.monotonic()
@@ -401,6 +412,9 @@ def test_drill_primary_lost_and_the_standby_promoted(
                     },
                 )
                 assert request.status_code == 202, request.text
+                health = client.get("/healthz").json()
+                assert health["replica"] == "promoted"
+                assert health["primary"] == "ok"
                 took, acknowledged, rows = drill.settle(standby.url(), 60)
                 drill.assert_alive()
                 print(
