@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api.auth import KeyCache
-from api.database import Database
+from api.database import Database, ReadFromMiddleware
 from api.errors import install_error_handlers
 from api.live import LiveHub, LiveStats
 from api.ratelimit import FixedWindowLimiter, RateLimitMiddleware, RateLimits
@@ -135,4 +135,5 @@ def create_app(
     app.include_router(dashboard.router)
     dashboard.mount_static(app, settings)
     app.add_middleware(RateLimitMiddleware, limits=rate_limits, known_key=key_cache.verified)
+    app.add_middleware(ReadFromMiddleware)
     return app

@@ -4,6 +4,11 @@
 - `[database] admin_url`: libpq URL of the role that writes the officer-owned tables (grids,
   cases, API keys), normally `envpatrol_officer`; ENVPATROL_ADMIN_DATABASE_URL replaces it.
   Default: `url` (fine for a demo whose one role may write; in production give the officer role).
+- `[database] read_url`: where the reads go, normally a streaming replica of `url`'s server (or a
+  libpq multi-host URL ending in `target_session_attrs=prefer-standby`); ENVPATROL_READ_DATABASE_URL
+  replaces it. Default: `url`, and then reads and writes share one server as before.
+- `[database] max_replica_lag_s` (10): with a `read_url`, reads go to `url` (the primary) while
+  the replica is further behind than this, or does not answer (api/database.py).
 - `[database] statement_timeout_s` (30): a longer query is cancelled and answered with a 503.
 - `[database] connect_timeout_s` (5).
 - `[database] pool_size` (8): reader connections kept open between requests (0: none).
@@ -38,12 +43,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from edge.config import load_toml, mqtt_from
 from edge.errors import SettingsError
 from edge.mqtt import MqttSettings
 
 DATABASE_URL_ENV = "ENVPATROL_DATABASE_URL"
 ADMIN_DATABASE_URL_ENV = "ENVPATROL_ADMIN_DATABASE_URL"
+READ_DATABASE_URL_ENV = "ENVPATROL_READ_DATABASE_URL"
 MQTT_URL_ENV = "ENVPATROL_MQTT_URL"
 TILE_DATUMS = ("wgs84", "gcj02")
 TILE_PROVIDERS = ("osm", "tianditu", "amap")
@@ -58,6 +67,8 @@ class ApiSettings:
     connect_timeout_s: int = 5
     pool_size: int = 8
     admin_database_url: str | None = None
+    read_database_url: str | None = None
+    max_replica_lag_s: float = 10.0
     read_key_required: bool = False
     key_per_minute: int = 600
     anonymous_per_minute: int = 120
@@ -79,12 +90,7 @@ class ApiSettings:
             )
         if not 0 <= self.port <= 65535:
             raise SettingsError("api.port", f"must be 0..65535, got {self.port}")
-        if not 0 <= self.pool_size <= 100:
-            raise SettingsError("database.pool_size", "must be between 0 and 100")
-        if not (math.isfinite(self.statement_timeout_s) and self.statement_timeout_s > 0):
-            raise SettingsError("database.statement_timeout_s", "must be a positive number")
-        if self.connect_timeout_s < 1:
-            raise SettingsError("database.connect_timeout_s", "must be at least 1")
+        self._check_database()
         for key, value in (
             ("rate_limit.key_per_minute", self.key_per_minute),
             ("rate_limit.anonymous_per_minute", self.anonymous_per_minute),
@@ -109,15 +115,58 @@ class ApiSettings:
         if self.tile_url and not self.tile_url.startswith(("http://", "https://", "/")):
             raise SettingsError("dashboard.tile_url", "must be an http(s) URL or a local path")
 
+    def _check_database(self) -> None:
+        if not 0 <= self.pool_size <= 100:
+            raise SettingsError("database.pool_size", "must be between 0 and 100")
+        for name, seconds in (
+            ("statement_timeout_s", self.statement_timeout_s),
+            ("max_replica_lag_s", self.max_replica_lag_s),
+        ):
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise SettingsError(f"database.{name}", "must be a positive number")
+        if self.connect_timeout_s < 1:
+            raise SettingsError("database.connect_timeout_s", "must be at least 1")
+        for key, url in (
+            ("database.url", self.database_url),
+            ("database.read_url", self.reader_url),
+        ):
+            if _session_attrs(url) == "read-write":
+                # libpq judges read-write by default_transaction_read_only, which the API's
+                # read sessions turn on: no server would ever match.
+                raise SettingsError(
+                    key,
+                    "target_session_attrs=read-write never matches the API's read-only "
+                    "sessions; use target_session_attrs=primary",
+                )
+
     @property
     def writer_url(self) -> str:
         return self.admin_database_url or self.database_url
+
+    @property
+    def reader_url(self) -> str:
+        """Where reads go: the replica when one is set, else the primary's reader URL."""
+        return self.read_database_url or self.database_url
+
+    @property
+    def has_replica(self) -> bool:
+        return bool(self.read_database_url) and self.read_database_url != self.database_url
+
+
+def _session_attrs(url: str) -> str | None:
+    try:
+        value = conninfo_to_dict(url).get("target_session_attrs")
+    except psycopg.ProgrammingError:
+        return None  # a malformed URL fails at the first connection, with libpq's message
+    return None if value is None else str(value)
 
 
 _TYPES: dict[str, dict[str, type]] = {
     "database": {
         "url": str,
         "admin_url": str,
+        "read_url": str,
+        "max_replica_lag_s": float,
         "statement_timeout_s": float,
         "connect_timeout_s": int,
         "pool_size": int,
@@ -190,9 +239,12 @@ def load_api_settings(path: str | None, environ: Mapping[str, str] = os.environ)
     database.pop("url", None)
     admin_url = environ.get(ADMIN_DATABASE_URL_ENV) or database.pop("admin_url", None)
     database.pop("admin_url", None)
+    read_url = environ.get(READ_DATABASE_URL_ENV) or database.pop("read_url", None)
+    database.pop("read_url", None)
     return ApiSettings(
         database_url=url,
         admin_database_url=admin_url,
+        read_database_url=read_url,
         host=api.get("host", "127.0.0.1"),
         port=api.get("port", 8080),
         mqtt=_mqtt(doc, environ),

@@ -65,7 +65,16 @@ from ingest.workers import (
     worker_of,
     workers_filter,
 )
-from ingest.writer import REFUSED, DeadLetter, Rows, StatusUpdate, Writer, refusal, refused
+from ingest.writer import (
+    REFUSED,
+    DeadLetter,
+    Rows,
+    StatusUpdate,
+    Writer,
+    connect,
+    refusal,
+    refused,
+)
 from store.analysis_meta import read_analysis
 from store.migrate import migrate
 
@@ -176,7 +185,7 @@ def connect_database(url: str, timeout_s: float, keepalive_s: int) -> psycopg.Co
     without these the transaction holds its locks (the vehicles' rows, the readings' keys) for
     the kernel's two hours and more, and the other workers' batches, an adoption's first of
     all, wait on them. With them it is rolled back within about 2 x `keepalive_s`."""
-    conn = psycopg.connect(url, autocommit=False, connect_timeout=max(2, int(timeout_s)))
+    conn = connect(url, timeout_s)
     if keepalive_s:
         try:
             for name, value in (

@@ -15,6 +15,7 @@ import orjson
 import psycopg
 from h3.api import basic_int as h3_int
 from psycopg.adapt import PyFormat
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import set_json_dumps
 
 from edge.quality import STATS_EXCLUDED_FLAGS
@@ -35,6 +36,23 @@ from store.reading_columns import (
 )
 
 log = logging.getLogger("envpatrol.ingest.writer")
+
+# Per server a database URL names, unless the URL says otherwise (`connect_timeout`).
+CONNECT_TIMEOUT_MAX_S = 10
+
+
+def connect(url: str, db_timeout_s: float) -> psycopg.Connection[Any]:
+    """The connection batches are written on. A URL may name several servers, the primary
+    found among them by libpq (`host=a,b` with `target_session_attrs=read-write`): psycopg
+    tries them in turn, each within the connect timeout. That is the URL's own
+    `connect_timeout` when it has one, else `db_timeout_s` but at most CONNECT_TIMEOUT_MAX_S:
+    a lost machine's packets vanish, and every attempt on it would otherwise take the whole
+    `db_timeout_s` before the next server is tried."""
+    if conninfo_to_dict(url).get("connect_timeout"):
+        return psycopg.connect(url, autocommit=False)
+    timeout = max(2, min(CONNECT_TIMEOUT_MAX_S, int(db_timeout_s)))
+    return psycopg.connect(url, autocommit=False, connect_timeout=timeout)
+
 
 _COLS = ", ".join(COLUMNS)
 
