@@ -35,8 +35,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,15 @@ import aiomqtt
 import httpx
 import psycopg
 
-from bench.ingest import BROKER_PID, REPO, broker, cpu_seconds, database, machine
+from bench.ingest import (
+    BROKER_PID,
+    REPO,
+    broker,
+    cpu_seconds,
+    database,
+    database_backends_cpu,
+    machine,
+)
 from demo.embedded import free_port
 from edge.agent import Agent
 from edge.config import BoxSettings, EdgeSettings, GpsSettings
@@ -139,9 +149,11 @@ def reading(vehicle: str, seq: int, index: int) -> Reading:
 
 
 async def publisher(
-    port: int, index: int, cadence: float, stop: asyncio.Event, made: dict[str, int]
+    port: int, index: int, cadence: float, until: float, made: dict[str, int], late: list[float]
 ) -> None:
-    """One vehicle: its own connection, a reading every `cadence` seconds at a random phase."""
+    """One vehicle: its own connection, a reading every `cadence` seconds at a random phase,
+    until the wall clock passes `until`; `late` gets how long after its moment each reading's
+    publish was acknowledged (a generator that falls behind shows there, not as freshness)."""
     vehicle = f"live-{index:04d}"
     made[vehicle] = 0
     await asyncio.sleep(random.uniform(0, cadence))
@@ -150,29 +162,30 @@ async def publisher(
     ) as client:
         seq = 0
         next_at = time.monotonic()
-        while not stop.is_set():
+        while time.time() < until:
             seq += 1
             payload = encode_message(vehicle, [reading(vehicle, seq, index)])
             await client.publish(f"envpatrol/v1/{vehicle}/readings", payload, qos=1)
+            late.append(time.monotonic() - next_at)
             made[vehicle] = seq
             next_at += cadence
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
-async def fleet(port: int, vehicles: int, cadence: float, stop: threading.Event) -> dict[str, int]:
+async def fleet_part(
+    port: int, indices: range, cadence: float, until: float
+) -> tuple[dict[str, int], list[float]]:
     made: dict[str, int] = {}
-    done = asyncio.Event()
+    late: list[float] = []
+    await asyncio.gather(*(publisher(port, i, cadence, until, made, late) for i in indices))
+    return made, late
 
-    async def watch() -> None:
-        while not stop.is_set():
-            await asyncio.sleep(0.1)
-        done.set()
 
-    tasks = [asyncio.create_task(publisher(port, i, cadence, done, made)) for i in range(vehicles)]
-    await watch()
-    await asyncio.gather(*tasks)
-    return made
+def fleet_process(
+    port: int, indices: range, cadence: float, until: float
+) -> tuple[dict[str, int], list[float]]:
+    """One process's share of the direct publishers (one event loop carries a few thousand)."""
+    return asyncio.run(fleet_part(port, indices, cadence, until))
 
 
 def agents(
@@ -241,21 +254,76 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class Window:
+    """CPU seconds by process kind at the start and end of the measured stretch, the readings
+    stored in it, and the load average at its start."""
+
+    cpu0: dict[str, float]
+    cpu1: dict[str, float]
+    stored: int
+    load: float
+
+
+def summary(
+    args: argparse.Namespace,
+    url: str,
+    made: dict[str, int],
+    late: list[float],
+    seen: Seen,
+    window: Window,
+) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM reading").fetchone()
+        stored = int(row[0]) if row else 0
+        dup = conn.execute(
+            "SELECT count(*) FROM (SELECT vehicle, seq FROM reading"
+            " GROUP BY 1, 2 HAVING count(*) > 1) d"
+        ).fetchone()
+    direct = [x for v, xs in seen.fresh.items() if v.startswith("live-") for x in xs]
+    from_agents = [x for v, xs in seen.fresh.items() if v.startswith("agent-") for x in xs]
+    spent = {k: window.cpu1[k] - window.cpu0[k] for k in window.cpu0}
+    per_reading = {k: 1000 * v / max(1, window.stored) for k, v in spent.items()}
+    return {
+        "vehicles": args.vehicles,
+        "agents": args.agents,
+        "ingest_workers": args.ingest_workers,
+        "cadence_s": args.cadence,
+        "poll_s": args.poll,
+        "measured_s": args.duration,
+        "made": sum(made.values()),
+        "stored": stored,
+        "duplicated": int(dup[0]) if dup else 0,
+        "stored_per_s_measured": round(window.stored / args.duration, 1),
+        "publish_late_s": percentiles(late),
+        "freshness_direct_s": percentiles(direct),
+        "freshness_agents_s": percentiles(from_agents),
+        "freshness_all_s": percentiles(direct + from_agents),
+        "api_poll_request_s": percentiles(seen.poll_s),
+        "cpu_ms_per_reading": {k: round(v, 3) for k, v in per_reading.items()},
+        # readings a second one core would carry for the ingest and its database at this rate
+        "readings_per_core_s": round(
+            1000 / max(1e-9, per_reading["ingest"] + per_reading["database"])
+        ),
+        "cpu_share_of_one_core": {k: round(v / args.duration, 4) for k, v in spent.items()},
+        "load_before_after": [round(window.load, 2), round(os.getloadavg()[0], 2)],
+        "machine": machine(),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="envpatrol-fresh-"))
     with broker(directory) as port, database() as url:
         ingest = start_ingest(port, url, directory, args.ingest_workers)
         try:
             with api(url, directory) as (base, api_proc):
-                stop_fleet = threading.Event()
-                made: dict[str, int] = {}
-
-                def drive() -> None:
-                    made.update(asyncio.run(fleet(port, args.vehicles, args.cadence, stop_fleet)))
-
-                fleet_thread = threading.Thread(target=drive, daemon=True)
+                until = time.time() + args.warmup + args.duration
+                shares = [range(k, args.vehicles, args.processes) for k in range(args.processes)]
+                pool = ProcessPoolExecutor(args.processes, mp_context=get_context("spawn"))
+                parts = [
+                    pool.submit(fleet_process, port, share, args.cadence, until) for share in shares
+                ]
                 real = agents(port, args.agents, directory)
-                fleet_thread.start()
                 seen = Seen()
                 stop_observer = threading.Event()
                 count_after = time.time() + args.warmup
@@ -263,22 +331,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     target=observe, args=(base, args.poll, stop_observer, seen, count_after)
                 )
                 observer.start()
-                cpu0 = {
-                    "ingest": sum(cpu_seconds(p.pid) for p in ingest),
-                    "broker": cpu_seconds(BROKER_PID[0]),
-                    "api": cpu_seconds(api_proc.pid),
-                }
-                load0 = os.getloadavg()
-                time.sleep(args.warmup + args.duration)  # the measured stretch itself
-                cpu1 = {
-                    "ingest": sum(cpu_seconds(p.pid) for p in ingest),
-                    "broker": cpu_seconds(BROKER_PID[0]),
-                    "api": cpu_seconds(api_proc.pid),
-                }
-                stop_fleet.set()
+                with psycopg.connect(url) as db:
+
+                    def cpu() -> dict[str, float]:
+                        return {
+                            "ingest": sum(cpu_seconds(p.pid) for p in ingest),
+                            "database": database_backends_cpu(db),
+                            "broker": cpu_seconds(BROKER_PID[0]),
+                            "api": cpu_seconds(api_proc.pid),
+                        }
+
+                    def stored_now() -> int:
+                        row = db.execute("SELECT count(*) FROM reading").fetchone()
+                        db.commit()
+                        return int(row[0]) if row else 0
+
+                    time.sleep(args.warmup)  # connecting and settling, not measured
+                    cpu0, stored0 = cpu(), stored_now()
+                    load0 = os.getloadavg()
+                    time.sleep(args.duration)  # the measured stretch itself
+                    cpu1, stored1 = cpu(), stored_now()
                 for _, _, stop, _ in real:
                     stop.set()
-                fleet_thread.join(60)
+                made: dict[str, int] = {}
+                late: list[float] = []
+                for part in parts:
+                    part_made, part_late = part.result(timeout=120)
+                    made.update(part_made)
+                    late.extend(part_late)
+                pool.shutdown()
                 for _, thread, _, vehicle in real:
                     thread.join(30)
                     vehicle.stop()
@@ -286,43 +367,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(3 * args.poll + 2)
                 stop_observer.set()
                 observer.join(30)
-                with psycopg.connect(url) as conn:
-                    row = conn.execute("SELECT count(*) FROM reading").fetchone()
-                    stored = int(row[0]) if row else 0
-                    dup = conn.execute(
-                        "SELECT count(*) FROM (SELECT vehicle, seq FROM reading"
-                        " GROUP BY 1, 2 HAVING count(*) > 1) d"
-                    ).fetchone()
                 made_agents = {a.settings.vehicle: a.readings for a, _, _, _ in real}
-                direct = [x for v, xs in seen.fresh.items() if v.startswith("live-") for x in xs]
-                from_agents = [
-                    x for v, xs in seen.fresh.items() if v.startswith("agent-") for x in xs
-                ]
-                elapsed = args.warmup + args.duration
-                readings_in_window = (args.vehicles + args.agents) * elapsed / args.cadence
-                return {
-                    "vehicles": args.vehicles,
-                    "agents": args.agents,
-                    "ingest_workers": args.ingest_workers,
-                    "cadence_s": args.cadence,
-                    "poll_s": args.poll,
-                    "measured_s": args.duration,
-                    "made": sum(made.values()) + sum(made_agents.values()),
-                    "stored": stored,
-                    "duplicated": int(dup[0]) if dup else 0,
-                    "freshness_direct_s": percentiles(direct),
-                    "freshness_agents_s": percentiles(from_agents),
-                    "freshness_all_s": percentiles(direct + from_agents),
-                    "api_poll_request_s": percentiles(seen.poll_s),
-                    "cpu_ms_per_reading": {
-                        k: round(1000 * (cpu1[k] - cpu0[k]) / readings_in_window, 3) for k in cpu0
-                    },
-                    "cpu_share_of_one_core": {
-                        k: round((cpu1[k] - cpu0[k]) / elapsed, 4) for k in cpu0
-                    },
-                    "load_before_after": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
-                    "machine": machine(),
-                }
+                made["agents"] = sum(made_agents.values())
+                window = Window(cpu0, cpu1, stored1 - stored0, load0[0])
+                return summary(args, url, made, late, seen, window)
         finally:
             for p in ingest:
                 p.terminate()
@@ -334,6 +382,7 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vehicles", type=int, default=500, help="direct publishers")
     parser.add_argument("--agents", type=int, default=3, help="real agents on pseudo-terminals")
+    parser.add_argument("--processes", type=int, default=1, help="publisher processes")
     parser.add_argument("--ingest-workers", type=int, default=1)
     parser.add_argument("--cadence", type=float, default=10.0, help="seconds between readings")
     parser.add_argument("--duration", type=float, default=120.0, help="measured seconds")
