@@ -24,11 +24,12 @@ import json
 import logging
 import multiprocessing
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from types import TracebackType
+from multiprocessing.reduction import ForkingPickler
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 import numpy as np
@@ -120,6 +121,21 @@ class _Carried:
     results: dict[str, AreaResult] = field(default_factory=dict)
 
 
+def _read_only(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(items)
+
+
+def _proxy(
+    proxy: MappingProxyType[Any, Any],
+) -> tuple[Callable[[dict[Any, Any]], MappingProxyType[Any, Any]], tuple[dict[Any, Any]]]:
+    return _read_only, (dict(proxy),)
+
+
+# The settings' defaults and the reasons' texts are read-only mappings, which pickle cannot copy;
+# only the pool's own pickler learns to (in the job's process and, on import, in each worker).
+ForkingPickler.register(MappingProxyType, _proxy)
+
+
 def read_grids(conn: Connection) -> tuple[dict[str, dict[str, Any]], str]:
     """The management grids' polygons by id, and a signature that changes with any of them."""
     rows = conn.execute(_GRIDS).fetchall()
@@ -151,11 +167,12 @@ class AreaRunner:
         value: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(wait=kind is None)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers; after a failure, without waiting on work that may never end."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
     def run(
@@ -351,7 +368,7 @@ class AreaRunner:
             # forkserver: the job's process holds database connections and may run threads;
             # its workers start from a clean process that imports only the analysis.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["hotspots.analysis.by_area"])
+            context.set_forkserver_preload(["hotspots.area_runs"])
             self._pool = ProcessPoolExecutor(self.settings.workers, mp_context=context)
         return self._pool
 

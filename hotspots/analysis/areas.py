@@ -103,8 +103,9 @@ def halo_rings(cell_resolution: int, halo_m: float) -> int:
     centres is sqrt(3) times the mean edge length."""
     if halo_m < 0:
         raise AreaError("areas.halo_m", f"must be at least 0, got {halo_m}")
-    spacing = math.sqrt(3.0) * h3.average_hexagon_edge_length(cell_resolution, unit="m")
-    return int(math.ceil(halo_m / spacing))
+    spacing = float(math.sqrt(3.0) * h3.average_hexagon_edge_length(cell_resolution, unit="m"))
+    rings: int = math.ceil(halo_m / spacing)
+    return rings
 
 
 def rings_around(cells: Iterable[int], rings: int) -> set[int]:
