@@ -104,7 +104,8 @@ def test_the_number_of_workers_does_not_change_the_hotspots(
     assert totals(conn, runs[0])[2] >= 2
     # the API's reader sees the newest run whole
     run, found = hotspots(conn)
-    assert run is not None and run.id == runs[1]
+    assert run is not None
+    assert run.id == runs[1]
     assert len(found) == totals(conn, runs[1])[2]
 
 
