@@ -10,9 +10,10 @@ halo cells, so the list is the same whatever the number of workers.
 of the same length (same settings, same grids) re-analyses only the areas whose own or halo
 cells have passes that may differ between the two windows, and carries the rest over:
 - passes that left the window: start in [previous start, new start);
-- passes that joined it, or changed: start in [previous end - settle, new end). The ingest
-  rebuilds a vehicle's recent passes when late readings arrive; passes older than `settle` at the
-  previous run are taken as final.
+- passes that joined it, or changed: start in [previous end - settle, new end), and the cells
+  the previous run's passes of [previous end - settle, previous end) were in (the ingest rebuilds
+  a vehicle's recent passes when late readings arrive, and may put them in other cells); passes
+  older than `settle` at the previous run are taken as final.
 Every `full_every`-th run re-analyses everything, which also takes in readings that arrived more
 than `settle` late (a box offline for hours). A new runner (a restarted job) starts with a full
 run; so does a run whose window, settings or grids differ.
@@ -63,6 +64,12 @@ SELECT DISTINCT cell FROM pass
 WHERE resolution = %(resolution)s
   AND ((start_time >= %(left_from)s AND start_time < %(left_to)s)
     OR (start_time >= %(joined_from)s AND start_time < %(joined_to)s))
+"""
+# The cells of the passes that may still change at a run: the next run re-analyses them even if
+# the ingest has replaced those passes by passes in other cells.
+_RECENT_CELLS = """
+SELECT DISTINCT cell FROM pass
+WHERE resolution = %(resolution)s AND start_time >= %(from)s AND start_time < %(to)s
 """
 _GRIDS = "SELECT id, geometry, updated_at FROM management_grid ORDER BY id"
 
@@ -119,6 +126,7 @@ class _Carried:
     runs: int  # runs since the last full one
     cells: dict[str, frozenset[int]] = field(default_factory=dict)  # own present cells
     results: dict[str, AreaResult] = field(default_factory=dict)
+    recent: frozenset[int] = frozenset()  # cells of passes within `settle` of the window's end
 
 
 def _read_only(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -201,6 +209,21 @@ class AreaRunner:
             sort_keys=True,
             default=str,
         )
+        recent = (
+            frozenset(
+                int(row[0])
+                for row in conn.execute(
+                    _RECENT_CELLS,
+                    {
+                        "resolution": resolution,
+                        "from": window_end - self.settings.settle,
+                        "to": window_end,
+                    },
+                )
+            )
+            if carry
+            else frozenset()
+        )
         before = self._carried if carry else None
         if (
             before is None
@@ -221,6 +244,7 @@ class AreaRunner:
             )
             incremental = True
         if carry:
+            carried.recent = recent
             self._carried = carried
         results = [carried.results[k] for k in sorted(carried.results)]
         vehicles: set[str] = set()
@@ -293,6 +317,7 @@ class AreaRunner:
                 },
             )
         }
+        changed |= before.recent
         known: set[int] = set().union(*before.cells.values()) if before.cells else set()
         candidates = known | changed
         # Every area with a changed cell among its own or its halo's.
