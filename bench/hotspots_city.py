@@ -146,6 +146,19 @@ def store(conn: psycopg.Connection[Any], tables: list[PassTable], masks: list[An
     return total
 
 
+def cpu_s() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its reaped workers so far: on a shared
+    machine wall time says little, CPU time what the work costs."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, workers.ru_utime + workers.ru_stime
+
+
+def spent(since: tuple[float, float]) -> str:
+    now = cpu_s()
+    return f"CPU: job {now[0] - since[0]:.1f} s, workers {now[1] - since[1]:.1f} s"
+
+
 def measure(
     conn: psycopg.Connection[Any],
     args: argparse.Namespace,
@@ -156,9 +169,11 @@ def measure(
     later: datetime,
 ) -> None:
     """Full runs at each worker count, the new passes, an incremental run, a full run again."""
+    cpu = cpu_s()
     whole = run_once(conn, JobSettings(window=window, areas=AreaSettings(enabled=False)), now=now)
     print(
-        f"whole window:    {whole.seconds:.1f} s (one detect, no areas; {whole.hotspots} hotspots)"
+        f"whole window:    {whole.seconds:.1f} s (one detect, no areas; {whole.hotspots} "
+        f"hotspots; {spent(cpu)})"
     )
     job = JobSettings(window=window)
     runner = None
@@ -169,22 +184,26 @@ def measure(
         )
         if runner is not None:
             runner.close()
+        cpu = cpu_s()
         runner = AreaRunner(job.areas)
         summary = run_once(conn, job, now=now, runner=runner)
+        if workers > 1:
+            runner.close()  # reaps the workers, so their CPU time is counted
         print(
             f"full, {workers} worker(s): {summary.seconds:.1f} s ({summary.passes:,} passes, "
-            f"{summary.areas} areas, {summary.hotspots} hotspots)"
+            f"{summary.areas} areas, {summary.hotspots} hotspots; {spent(cpu)})"
         )
     assert runner is not None
     t0 = time.perf_counter()
     with conn.transaction():
         store(conn, tables, new)
     stored_new = time.perf_counter() - t0
+    cpu = cpu_s()
     again = run_once(conn, job, now=later, runner=runner)
     runner.close()
     print(
         f"incremental:     {again.seconds:.2f} s ({again.analysed} of {again.areas} areas "
-        f"re-analysed; storing the new passes {stored_new:.1f} s, not part of it)"
+        f"re-analysed; {spent(cpu)}; storing the new passes {stored_new:.1f} s, not part of it)"
     )
     with AreaRunner(job.areas) as fresh:
         full = run_once(conn, job, now=later, runner=fresh)
