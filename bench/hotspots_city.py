@@ -147,16 +147,16 @@ def store(conn: psycopg.Connection[Any], tables: list[PassTable], masks: list[An
 
 
 def cpu_s() -> tuple[float, float]:
-    """CPU seconds (user + system) of this process and of its reaped workers so far: on a shared
-    machine wall time says little, CPU time what the work costs."""
+    """CPU seconds (user + system) of this process and of its reaped children so far (the pool's
+    workers are the forkserver's children: their time is the runs' `cpu_s`). On a shared machine
+    wall time says little, CPU time what the work costs."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime, workers.ru_utime + workers.ru_stime
 
 
 def spent(since: tuple[float, float]) -> str:
-    now = cpu_s()
-    return f"CPU: job {now[0] - since[0]:.1f} s, workers {now[1] - since[1]:.1f} s"
+    return f"CPU of the job process {cpu_s()[0] - since[0]:.1f} s"
 
 
 def measure(
@@ -191,7 +191,8 @@ def measure(
             runner.close()  # reaps the workers, so their CPU time is counted
         print(
             f"full, {workers} worker(s): {summary.seconds:.1f} s ({summary.passes:,} passes, "
-            f"{summary.areas} areas, {summary.hotspots} hotspots; {spent(cpu)})"
+            f"{summary.areas} areas, {summary.hotspots} hotspots; {spent(cpu)}, areas "
+            f"{summary.cpu_s:.1f} s; largest area process {summary.peak_mb:.0f} MB)"
         )
     assert runner is not None
     t0 = time.perf_counter()
@@ -203,7 +204,7 @@ def measure(
     runner.close()
     print(
         f"incremental:     {again.seconds:.2f} s ({again.analysed} of {again.areas} areas "
-        f"re-analysed; {spent(cpu)}; storing the new passes {stored_new:.1f} s, not part of it)"
+        f"re-analysed; {spent(cpu)}, areas {again.cpu_s:.1f} s; storing the new passes {stored_new:.1f} s, not part of it)"
     )
     with AreaRunner(job.areas) as fresh:
         full = run_once(conn, job, now=later, runner=fresh)
@@ -262,8 +263,7 @@ def main() -> None:
         print(f"store (COPY):    {time.perf_counter() - t0:.1f} s (not part of the job)")
         measure(conn, args, tables, new, window, now, later)
     own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak RSS:        job {own_mb:.0f} MB, largest worker {workers_mb:.0f} MB")
+    print(f"peak RSS:        job {own_mb:.0f} MB (the workers': on the full runs' lines)")
     print(f"load average:    {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -21,9 +21,11 @@ run; so does a run whose window, settings or grids differ.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
+import resource
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -116,6 +118,8 @@ class AreaRun:
     areas: int  # areas with passes in their own cells
     analysed: int  # of them analysed in this run (the rest carried over)
     incremental: bool
+    cpu_s: float = 0.0  # CPU time of this run's area analyses, wherever they ran
+    peak_mb: float = 0.0  # the largest peak memory of a process that analysed an area
 
 
 @dataclass(slots=True)
@@ -154,7 +158,13 @@ def read_grids(conn: Connection) -> tuple[dict[str, dict[str, Any]], str]:
 
 def _analyse(task: tuple[Area, PassTable, AnalysisSettings]) -> AreaResult:
     area, table, settings = task
-    return analyse_area(area, table, settings)
+    started = time.process_time()
+    result = analyse_area(area, table, settings)
+    return dataclasses.replace(
+        result,
+        cpu_s=time.process_time() - started,
+        peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
 
 
 class AreaRunner:
@@ -165,6 +175,7 @@ class AreaRunner:
         self._pool: Executor | None = None
         self._carried: _Carried | None = None
         self._partition: tuple[str, int, Partition] | None = None
+        self._analysed: set[str] = set()  # areas the latest run analysed
 
     def __enter__(self) -> AreaRunner:
         return self
@@ -225,6 +236,7 @@ class AreaRunner:
             else frozenset()
         )
         before = self._carried if carry else None
+        self._analysed = set()
         if (
             before is None
             or before.signature != signature
@@ -243,6 +255,7 @@ class AreaRunner:
                 conn, before, partition, rings, resolution, window_start, window_end, analysis
             )
             incremental = True
+        fresh = [r for r in carried.results.values() if r.key in self._analysed]
         if carry:
             carried.recent = recent
             self._carried = carried
@@ -260,6 +273,8 @@ class AreaRunner:
             areas=len(results),
             analysed=analysed,
             incremental=incremental,
+            cpu_s=sum(r.cpu_s for r in fresh),
+            peak_mb=max((r.peak_mb for r in fresh), default=0.0),
         )
 
     def _partition_for(
@@ -386,6 +401,7 @@ class AreaRunner:
             results = list(self._executor().map(_analyse, _largest_first(tasks), chunksize=1))
             results.sort(key=lambda r: r.key)
         log.debug("%d areas analysed in %.2f s", len(areas), time.perf_counter() - started)
+        self._analysed = {r.key for r in results}
         return results
 
     def _executor(self) -> Executor:

@@ -100,6 +100,8 @@ class RunSummary:
     areas: int = 0  # analysed by area: the areas with passes, and how many this run analysed
     analysed: int = 0
     incremental: bool = False
+    cpu_s: float = 0.0  # by area: CPU time of the areas' analyses, in whichever process
+    peak_mb: float = 0.0  # by area: the largest peak memory of a process analysing an area
 
 
 def database_clock(conn: Connection) -> datetime:
@@ -132,6 +134,7 @@ def run_once(
     stored = read_analysis(conn)
     settings = job.analysis
     areas, analysed, incremental = 0, 0, False
+    cpu_s, peak_mb = 0.0, 0.0
     if runner is not None and job.areas.enabled:
         by_area = runner.run(
             conn,
@@ -144,6 +147,7 @@ def run_once(
         spots = by_area.hotspots
         passes, vehicles = by_area.passes, by_area.vehicles
         areas, analysed, incremental = by_area.areas, by_area.analysed, by_area.incremental
+        cpu_s, peak_mb = by_area.cpu_s, by_area.peak_mb
         written: dict[str, Any] = {"totals": (passes, vehicles), "figures": by_area.figures}
         recorded: dict[str, Any] | None = job.areas.recorded()
     else:
@@ -189,6 +193,8 @@ def run_once(
         areas=areas,
         analysed=analysed,
         incremental=incremental,
+        cpu_s=cpu_s,
+        peak_mb=peak_mb,
     )
 
 

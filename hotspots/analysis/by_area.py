@@ -44,6 +44,8 @@ class AreaResult:
     figures: Figures
     passes: int
     vehicles: frozenset[str]
+    cpu_s: float = 0.0  # CPU time of its analysis, and the peak memory of the process it ran in
+    peak_mb: float = 0.0
 
 
 def area_table(table: PassTable, cells: np.ndarray) -> PassTable:  # type: ignore[type-arg]
