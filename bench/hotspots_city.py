@@ -12,7 +12,7 @@ of the last full run; a full run with a new runner over the same window checks i
 hotspots. `--new-districts` limits the new passes to the first N districts (the rest parked).
 
     .venv/bin/python -m bench.hotspots_city [--districts 5] [--vehicles 10] [--days 30]
-        [--workers 1,2] [--area-resolution 7] [--new-districts N]
+        [--workers 1,2] [--area-resolution 7] [--new-districts N] [--settle-min 10]
 """
 
 from __future__ import annotations
@@ -180,7 +180,11 @@ def measure(
     for workers in (int(w) for w in args.workers.split(",")):
         job = JobSettings(
             window=window,
-            areas=AreaSettings(resolution=args.area_resolution, workers=workers),
+            areas=AreaSettings(
+                resolution=args.area_resolution,
+                workers=workers,
+                settle=timedelta(minutes=args.settle_min),
+            ),
         )
         if runner is not None:
             runner.close()
@@ -230,6 +234,7 @@ def main() -> None:
     parser.add_argument("--area-resolution", type=int, default=7)
     parser.add_argument("--new-minutes", type=float, default=60.0)
     parser.add_argument("--new-districts", type=int, help="districts driving in the new hour")
+    parser.add_argument("--settle-min", type=float, default=10.0, help="[hotspots] settle_min")
     args = parser.parse_args()
 
     started = time.perf_counter()

@@ -84,7 +84,9 @@ class AreaSettings:
     resolution: int = 7  # H3 parents where no management grid covers a cell (~5 km2)
     halo_m: float = 400.0  # neighbours within this distance take part in an area's analysis
     workers: int = 1  # analysis processes; 1: in the job's own process
-    settle: timedelta = timedelta(hours=1)  # passes older than this at a run are final
+    # passes older than this at a run are final: a live vehicle's readings arrive within
+    # seconds, its open pass grows for minutes; later deliveries wait for the next full run
+    settle: timedelta = timedelta(minutes=10)
     full_every: int = 24  # every n-th run of a runner re-analyses every area
 
     def __post_init__(self) -> None:

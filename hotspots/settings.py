@@ -12,7 +12,7 @@ The file is the one `envpatrol ingest` and `migrate` read (its `[database]` name
     area_resolution = 7     # H3 parents where no management grid covers a cell
     halo_m = 400            # neighbours an area is analysed with
     workers = 2             # analysis processes
-    settle_min = 60         # passes older than this at a run are taken as final
+    settle_min = 10         # passes older than this at a run are taken as final
     full_every = 24         # every n-th run re-analyses every area
 """
 
@@ -66,7 +66,7 @@ def hotspot_settings(section: Mapping[str, Any], overrides: Mapping[str, Any]) -
             resolution=int(given.get("area_resolution", areas.resolution)),
             halo_m=float(given.get("halo_m", areas.halo_m)),
             workers=int(given.get("workers", areas.workers)),
-            settle=timedelta(minutes=float(given.get("settle_min", 60.0))),
+            settle=timedelta(minutes=float(given.get("settle_min", 10.0))),
             full_every=int(given.get("full_every", areas.full_every)),
         )
         return JobSettings(
