@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from bench import world_scoring
 from bench.world_scoring import WorldSpec, evaluate_world
 from hotspots.scoring import (
     Counts,
@@ -408,6 +409,14 @@ def _first_detection(worlds: Sequence[World], res: int, passes: Sequence[int]) -
 # ---------------------------------------------------------------------------- main
 
 
+def by_area(resolution: int | None, args: argparse.Namespace) -> None:
+    """Detect area by area in every world (forked workers inherit it); --quick's counts."""
+    if args.quick:
+        args.worlds, args.nulls = 2, 2
+    if resolution is not None:
+        world_scoring.AREAS = (resolution, 400.0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--family", default="mixed", help="generated world family")
@@ -428,6 +437,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", help="write every world's records to this file")
     parser.add_argument("--from-json", help="report the records of an earlier --json run")
     parser.add_argument(
+        "--area-resolution",
+        type=int,
+        help="detect area by area (H3 parents at this resolution, 400 m halos), as the job does",
+    )
+    parser.add_argument(
         "--self-check", action="store_true", help="check the fast models against the scalar ones"
     )
     args = parser.parse_args(argv)
@@ -439,8 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(p)
         print("self-check: " + ("ok" if not problems else f"{len(problems)} problems"))
         return 1 if problems else 0
-    if args.quick:
-        args.worlds, args.nulls = 2, 2
+    by_area(args.area_resolution, args)
     resolutions = tuple(int(r) for r in args.resolutions.split(","))
     passes = tuple(int(n) for n in args.passes.split(","))
     command = "python -m bench.hotspot_worlds " + shlex.join(sys.argv[1:] if argv is None else argv)

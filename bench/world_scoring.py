@@ -34,6 +34,8 @@ from bench.world_readings import (
 from firmware_sim.field import BACKGROUND, NOISE_SIGMA, Source
 from firmware_sim.patrol import build_route
 from firmware_sim.scenario import Scenario, load_scenario
+from hotspots.analysis.areas import Partition, halo_rings
+from hotspots.analysis.by_area import detect_by_area
 from hotspots.analysis.detect import Hotspot, detect
 from hotspots.analysis.labels import RANK
 from hotspots.analysis.passes import PassTable
@@ -242,6 +244,11 @@ def hotspot_detection(h: Hotspot) -> Detection:
     )
 
 
+# (H3 resolution of the areas, halo in metres): the detector runs area by area as the job does
+# (hotspots.analysis.by_area); None: over the whole world at once. Set by `--area-resolution`.
+AREAS: tuple[int, float] | None = None
+
+
 def merged(raw: Sequence[Detection]) -> list[Detection]:
     """One detection per place and pollutant (hotspots of several strata, adjacent clusters)."""
     out: list[Detection] = []
@@ -255,7 +262,21 @@ def method_detections(
 ) -> tuple[dict[str, list[Detection]], list[Detection]]:
     """Each method's merged detections on the table, and the detector's hotspots unmerged."""
     pollutants = [p for p in settings.pollutants() if p in table.values]
-    raw = [hotspot_detection(h) for h in detect(table, settings, pollutants)]
+    if AREAS is None:
+        found = detect(table, settings, pollutants)
+    else:
+        cell_resolution = h3.get_resolution(h3.int_to_str(int(table.cell[0])))
+        found = detect_by_area(
+            replace(
+                table,
+                values={p: table.values[p] for p in pollutants},
+                counts={p: table.counts[p] for p in pollutants},
+            ),
+            settings,
+            Partition(AREAS[0], cell_resolution),
+            halo_rings(cell_resolution, AREAS[1]),
+        )
+    raw = [hotspot_detection(h) for h in found]
     threshold = [
         d
         for p in pollutants

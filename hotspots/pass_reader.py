@@ -51,9 +51,10 @@ COPY (
   SELECT v.k::int4, p.cell, p.start_time, p.end_time{columns}
   FROM pass p JOIN unnest(%(vehicles)s::text[]) WITH ORDINALITY AS v(name, k) ON v.name = p.vehicle
   WHERE p.resolution = %(resolution)s AND p.start_time >= %(start)s AND p.start_time < %(end)s
-    AND ({counted})
+    AND ({counted}){in_cells}
 ) TO STDOUT (FORMAT BINARY)
 """
+_IN_CELLS = " AND p.cell = ANY(%(cells)s::int8[])"
 _COPY_COLUMN = ", coalesce({value}, 'NaN'), {n}"
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _POSTGRES_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
@@ -222,10 +223,14 @@ def read_passes(
     start: datetime,
     end: datetime,
     channels: Sequence[str],
+    cells: Sequence[int] | None = None,
 ) -> PassTable:
     """The passes of [start, end) at `resolution` with a value of any of `channels` (those of
-    the channels without any value in the window are left out of the table)."""
+    the channels without any value in the window are left out of the table); only those in
+    `cells` when given."""
     params: dict[str, Any] = {"resolution": resolution, "start": start, "end": end}
+    if cells is not None:
+        params["cells"] = [int(c) for c in cells]
     vehicles = [str(row[0]) for row in conn.execute(_VEHICLES, params)]
     stats = [stat_columns(c) for c in channels]
     query = sql.SQL(_COPY_PASSES).format(
@@ -238,6 +243,7 @@ def read_passes(
         counted=sql.SQL(" OR ").join([stat.counted("p") for stat in stats])
         if stats
         else sql.SQL("false"),
+        in_cells=sql.SQL(_IN_CELLS if cells is not None else ""),
     )
     blocks: list[bytes] = []
     with conn.cursor() as cur, cur.copy(query, {**params, "vehicles": vehicles}) as copy:

@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import h3
-import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
+from hotspots.analysis import by_area
 from hotspots.analysis.detect import Hotspot
 from hotspots.analysis.passes import PassTable
 from hotspots.analysis.settings import AnalysisSettings
@@ -110,27 +110,7 @@ def cell_figures(
 ) -> dict[tuple[str, int], tuple[int, float | None]]:
     """(pollutant, cell) -> (passes with a value, their median value as measured), for every
     cell of the hotspots: the evidence the API shows without reading the passes again."""
-    wanted: dict[str, set[int]] = {}
-    for spot in hotspots:
-        wanted.setdefault(spot.pollutant, set()).update(h3.str_to_int(c) for c in spot.cells)
-    out: dict[tuple[str, int], tuple[int, float | None]] = {}
-    for pollutant, cells in wanted.items():
-        values = table.values.get(pollutant)
-        if values is None:
-            continue
-        chosen = np.isin(table.cell, np.fromiter(cells, dtype=np.int64)) & ~np.isnan(values)
-        order = np.argsort(table.cell[chosen], kind="stable")
-        cell_of, value_of = table.cell[chosen][order], values[chosen][order]
-        if len(cell_of) == 0:
-            continue
-        starts = np.flatnonzero(np.r_[True, np.diff(cell_of) != 0])
-        for k, begin in enumerate(starts):
-            end = starts[k + 1] if k + 1 < len(starts) else len(cell_of)
-            out[(pollutant, int(cell_of[begin]))] = (
-                int(end - begin),
-                float(np.median(value_of[begin:end])),
-            )
-    return out
+    return by_area.cell_figures(table, hotspots)
 
 
 def write_run(
@@ -141,14 +121,28 @@ def write_run(
     window_end: datetime,
     resolution: int,
     settings: AnalysisSettings,
-    table: PassTable,
+    table: PassTable | None = None,
     hotspots: Sequence[Hotspot],
+    totals: tuple[int, int] | None = None,
+    figures: Mapping[tuple[str, int], tuple[int, float | None]] | None = None,
+    areas: Mapping[str, Any] | None = None,
 ) -> int:
     """Insert one run with its hotspots and cells (in the caller's transaction); its id.
 
     `resolution` is that of the analysed cells (the stored one, store.analysis_meta); the run's
-    settings record it next to the analysis settings.
+    settings record it next to the analysis settings. The run's passes and vehicles and its
+    cells' figures come from the analysed `table`, or, for a run put together area by area
+    (hotspots.area_runs), from `totals` (passes, vehicles) and `figures`; such a run records
+    its `areas` settings beside the analysis settings.
     """
+    recorded = {"resolution": resolution, **settings_json(settings)}
+    if areas is not None:
+        recorded["areas"] = dict(areas)
+    if table is not None:
+        totals = (len(table), len(table.vehicles))
+        figures = cell_figures(table, hotspots)
+    if totals is None or figures is None:
+        raise TypeError("write_run needs the analysed table, or totals and figures")
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO hotspot_run (started_at, finished_at, window_start, window_end, "
@@ -159,10 +153,10 @@ def write_run(
                 window_start,
                 window_end,
                 resolution,
-                len(table),
-                len(table.vehicles),
+                totals[0],
+                totals[1],
                 len(hotspots),
-                Jsonb({"resolution": resolution, **settings_json(settings)}),
+                Jsonb(recorded),
                 METHOD,
             ),
         )
@@ -173,7 +167,6 @@ def write_run(
             for rank, spot in enumerate(hotspots):
                 copy.write_row(hotspot_row(run_id, rank, spot))
         assign_sites(cur, run_id, window_end, hotspots, SiteSettings())
-        figures = cell_figures(table, hotspots)
         with cur.copy(
             "COPY hotspot_cell (run_id, rank, cell, label, passes, median) FROM STDIN"
         ) as copy:

@@ -86,7 +86,8 @@ def load_ingest_settings(
     path: str | None, environ: Mapping[str, str] = os.environ
 ) -> IngestSettings:
     doc = load_toml(path)
-    unknown = set(doc) - {"mqtt", "database", "ingest"}
+    # [hotspots] is the analysis job's (hotspots.settings), in the same file.
+    unknown = set(doc) - {"mqtt", "database", "ingest", "hotspots"}
     if unknown:
         raise SettingsError(sorted(unknown)[0], "unknown setting")
     mqtt_doc = dict(doc.get("mqtt", {}))

@@ -135,12 +135,14 @@ class _Prepared:
     strata: tuple[BoolArray, ...]  # per stratum of the settings: which passes fall in it
 
 
-def detect(
+def detect_places(
     passes: Sequence[AnalysisPass] | PassTable,
     settings: AnalysisSettings,
     pollutants: Iterable[str] | None = None,
 ) -> list[Hotspot]:
-    """Hotspots of every pollutant and stratum: persistent first, then by excess."""
+    """Every hotspot of every pollutant and stratum, each with its time-of-day profile, before
+    `listed` keeps each place once and orders them: the analysis of one area
+    (hotspots.analysis.areas) is merged with its neighbours' at this stage."""
     table = passes if isinstance(passes, PassTable) else PassTable.from_passes(passes)
     if len(table) == 0:
         return []
@@ -163,6 +165,31 @@ def detect(
     for pollutant in wanted:
         if pollutant in table.values:
             found.extend(_pollutant(prepared, pollutant, settings))
+    return found
+
+
+def detect(
+    passes: Sequence[AnalysisPass] | PassTable,
+    settings: AnalysisSettings,
+    pollutants: Iterable[str] | None = None,
+) -> list[Hotspot]:
+    """Hotspots of every pollutant and stratum: persistent first, then by excess."""
+    return listed(detect_places(passes, settings, pollutants), settings)
+
+
+def listed(places: Iterable[Hotspot], settings: AnalysisSettings) -> list[Hotspot]:
+    """The officers' list of the places of `detect_places`: each place once (a later
+    stratum's hotspot at an earlier one's place is dropped, see `_first_per_place`), persistent
+    first, then by pollutant, stratum and excess."""
+    order = {stratum.name: i for i, stratum in enumerate(settings.strata)}
+    by_pollutant: dict[str, list[Hotspot]] = {}
+    for spot in places:
+        by_pollutant.setdefault(spot.pollutant, []).append(spot)
+    found: list[Hotspot] = []
+    for spots in by_pollutant.values():
+        found.extend(
+            _first_per_place(sorted(spots, key=lambda h: order.get(h.stratum, len(order))))
+        )
     found.sort(key=lambda h: (-RANK[h.label], h.pollutant, h.stratum, -h.excess, h.peak_cell))
     return found
 
@@ -265,7 +292,7 @@ def _pollutant(prep: _Prepared, pollutant: str, settings: AnalysisSettings) -> l
         spots = _hotspots(cells, tests, strength, stratum_passes, settings, energy)
         results.extend(_with_episode(spot, cells, tests, settings) for spot in spots)
     names = [stratum.name for stratum in settings.strata]
-    return [_with_profile(h, tables, names) for h in _first_per_place(results)]
+    return [_with_profile(h, tables, names) for h in results]
 
 
 def _first_per_place(spots: Sequence[Hotspot]) -> list[Hotspot]:
