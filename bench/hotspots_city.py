@@ -181,6 +181,7 @@ def measure(
         job = JobSettings(
             window=window,
             areas=AreaSettings(
+                enabled=True,
                 resolution=args.area_resolution,
                 workers=workers,
                 settle=timedelta(minutes=args.settle_min),

@@ -80,7 +80,9 @@ _GRIDS = "SELECT id, geometry, updated_at FROM management_grid ORDER BY id"
 class AreaSettings:
     """`[hotspots]` settings of the analysis by area (docs/hotspots.md, "Areas")."""
 
-    enabled: bool = True
+    # Off by default: per-area false-discovery control raises the false hotspots of a quiet
+    # city (docs/hotspots.md, "Areas"); a deployment too large for one run turns it on.
+    enabled: bool = False
     resolution: int = 7  # H3 parents where no management grid covers a cell (~5 km2)
     halo_m: float = 400.0  # neighbours within this distance take part in an area's analysis
     workers: int = 1  # analysis processes; 1: in the job's own process

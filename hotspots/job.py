@@ -7,7 +7,7 @@ writes one run with its hotspots and their cells in a single transaction, then p
 (hotspots.run_writer). The API reads the newest run (hotspots.results) instead of computing
 hotspots per request.
 
-With `JobSettings.areas` enabled (the default), the window is analysed area by area in a pool of
+With `JobSettings.areas` enabled (off by default), the window is analysed area by area in a pool of
 worker processes, and a periodic job's runs after the first re-analyse only the areas with new
 passes, carrying the others over (hotspots.area_runs, docs/hotspots.md "Areas"); the run written
 is complete either way.

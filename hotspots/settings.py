@@ -8,7 +8,7 @@ The file is the one `envpatrol ingest` and `migrate` read (its `[database]` name
     interval_min = 60       # between periodic runs
     keep_runs = 24
     timezone = "Asia/Shanghai"
-    areas = true            # analyse area by area (docs/hotspots.md, "Areas")
+    areas = false           # analyse area by area (docs/hotspots.md, "Areas")
     area_resolution = 7     # H3 parents where no management grid covers a cell
     halo_m = 400            # neighbours an area is analysed with
     workers = 2             # analysis processes

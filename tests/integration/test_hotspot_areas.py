@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 STREETS = [-375.0 + 250.0 * i for i in range(4)]
 # Resolution-8 parents (~0.7 km2) cut the 750 m grid into several areas at resolution 10.
-AREAS = AreaSettings(resolution=8, halo_m=400.0)
+AREAS = AreaSettings(enabled=True, resolution=8, halo_m=400.0)
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_the_number_of_workers_does_not_change_the_hotspots(
     end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
     runs = []
     for workers in (1, 2):
-        job = JobSettings(window=timedelta(days=30), areas=AreaSettings(
+        job = JobSettings(window=timedelta(days=30), areas=AreaSettings(enabled=True,
             resolution=AREAS.resolution, halo_m=AREAS.halo_m, workers=workers))  # fmt: skip
         with AreaRunner(job.areas) as runner:
             summary = run_once(conn, job, now=end, runner=runner)

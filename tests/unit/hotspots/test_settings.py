@@ -15,7 +15,7 @@ from ingest.settings import load_ingest_settings
 def test_defaults_without_a_section() -> None:
     job = hotspot_settings({}, {})
     assert job.window == timedelta(days=30)
-    assert job.areas.enabled
+    assert not job.areas.enabled  # opt-in: per-area FDR raises a quiet city's false hotspots
     assert job.areas.workers == 1
     assert job.areas.resolution == 7
 

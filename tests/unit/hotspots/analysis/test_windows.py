@@ -68,7 +68,9 @@ def test_a_source_on_in_the_afternoon_is_found_in_its_hours(seed: int, strength:
     assert found.start[0] < found.end[0]
     assert 13 * 60 <= (found.start[0] + found.end[0]) / 2 <= 17 * 60
     assert found.inside[0] > found.outside[0]
-    assert int((found.start[1:] >= 0).sum()) <= 1
+    # The 19 ordinary cells are null cells: each shows a false window at about 2 % here (held
+    # under 5 % by the null test above); four or more of 19 has a chance under 0.04 % at 2 %.
+    assert int((found.start[1:] >= 0).sum()) <= 3
 
 
 def test_a_cell_met_at_one_hour_every_day_has_no_window() -> None:
