@@ -158,6 +158,13 @@ def test_every_reading_arrives_once_with_position_and_values_and_sources_show_as
             "the ingest to store everything",
         )
     finally:
+        # However the test ends: simulated vehicles left running at this speed-up would take a
+        # core from every test after this one.
+        for _, thread, stop in agents:
+            stop.set()
+            thread.join(30)
+        for vehicle in vehicles:
+            vehicle.stop()
         stop_ingest.set()
         ingest_thread.join(30)
 
