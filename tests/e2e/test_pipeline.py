@@ -40,7 +40,7 @@ SIM_HOURS = 2.5
 # At the 10 s cadence the nominal drive makes 900 readings a vehicle; an idle machine makes
 # about 750-830 of them.
 MIN_READINGS = 500
-DRIVE_LIMIT_S = 120.0  # wall seconds beyond the nominal drive
+DRIVE_LIMIT_S = 240.0  # wall seconds beyond the nominal drive (a starved agent needs them)
 VEHICLES = 2
 
 
