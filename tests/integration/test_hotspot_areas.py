@@ -3,7 +3,6 @@ worker processes, and an incremental run equal to a full run over the same passe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,12 +30,6 @@ pytestmark = pytest.mark.integration
 STREETS = [-375.0 + 250.0 * i for i in range(4)]
 # Resolution-8 parents (~0.7 km2) cut the 750 m grid into several areas at resolution 10.
 AREAS = AreaSettings(enabled=True, resolution=8, halo_m=400.0)
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        yield connection
 
 
 def world(resolution: int) -> SyntheticWorld:
@@ -84,41 +77,41 @@ def totals(conn: psycopg.Connection[Any], run_id: int) -> tuple[Any, ...]:
 
 
 def test_the_number_of_workers_does_not_change_the_hotspots(
-    conn: psycopg.Connection[Any],
+    db: psycopg.Connection[Any],
 ) -> None:
-    resolution = read_analysis(conn).resolution
+    resolution = read_analysis(db).resolution
     table = generate(world(resolution))
-    store(conn, table, resolution)
+    store(db, table, resolution)
     end = datetime.fromtimestamp(float(table.end.max()), UTC) + timedelta(hours=1)
     runs = []
     for workers in (1, 2):
         job = JobSettings(window=timedelta(days=30), areas=AreaSettings(enabled=True,
             resolution=AREAS.resolution, halo_m=AREAS.halo_m, workers=workers))  # fmt: skip
         with AreaRunner(job.areas) as runner:
-            summary = run_once(conn, job, now=end, runner=runner)
+            summary = run_once(db, job, now=end, runner=runner)
         assert summary.areas >= 3
         assert summary.passes == len(table)
         runs.append(summary.run_id)
-    assert listed(conn, runs[0]) == listed(conn, runs[1])
-    assert totals(conn, runs[0]) == totals(conn, runs[1])
-    assert totals(conn, runs[0])[2] >= 2
+    assert listed(db, runs[0]) == listed(db, runs[1])
+    assert totals(db, runs[0]) == totals(db, runs[1])
+    assert totals(db, runs[0])[2] >= 2
     # the API's reader sees the newest run whole
-    run, found = hotspots(conn)
+    run, found = hotspots(db)
     assert run is not None
     assert run.id == runs[1]
-    assert len(found) == totals(conn, runs[1])[2]
+    assert len(found) == totals(db, runs[1])[2]
 
 
-def test_an_incremental_run_equals_a_full_run(conn: psycopg.Connection[Any]) -> None:
-    resolution = read_analysis(conn).resolution
+def test_an_incremental_run_equals_a_full_run(db: psycopg.Connection[Any]) -> None:
+    resolution = read_analysis(db).resolution
     table = generate(world(resolution))
     first_end = datetime.fromtimestamp(float(np.quantile(table.start, 0.9)), UTC)
     earlier = table.subset(table.start < first_end.timestamp())
-    store(conn, earlier, resolution)
+    store(db, earlier, resolution)
     window = timedelta(days=8)  # shorter than the data: passes also leave the window
     job = JobSettings(window=window, areas=AREAS)
     with AreaRunner(job.areas) as runner:
-        first = run_once(conn, job, now=first_end, runner=runner)
+        first = run_once(db, job, now=first_end, runner=runner)
         assert not first.incremental
         # An hour of new passes, one vehicle only: its cells' areas change, not the others.
         hour = (
@@ -126,13 +119,13 @@ def test_an_incremental_run_equals_a_full_run(conn: psycopg.Connection[Any]) -> 
             & (table.start < first_end.timestamp() + 3600)
             & (table.vehicle == 0)
         )
-        store(conn, table.subset(hour), resolution)
+        store(db, table.subset(hour), resolution)
         now = first_end + timedelta(hours=1)
-        again = run_once(conn, job, now=now, runner=runner)
+        again = run_once(db, job, now=now, runner=runner)
     assert again.incremental
     assert again.analysed < again.areas
     with AreaRunner(job.areas) as fresh:
-        full = run_once(conn, job, now=now, runner=fresh)
+        full = run_once(db, job, now=now, runner=fresh)
     assert not full.incremental
-    assert listed(conn, again.run_id) == listed(conn, full.run_id)
-    assert totals(conn, again.run_id) == totals(conn, full.run_id)
+    assert listed(db, again.run_id) == listed(db, full.run_id)
+    assert totals(db, again.run_id) == totals(db, full.run_id)

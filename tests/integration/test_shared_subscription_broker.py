@@ -122,6 +122,14 @@ class Setup:
         self.publisher.client.publish(mark, "", qos=1)
         wait_until(lambda: self.b.has(mark), 10, "B to receive the marker")
 
+    def strand_a(self) -> None:
+        """40 published (A holds 5 in flight), A's connection gone without a word, 40 more."""
+        self.publish(40)
+        wait_until(lambda: self.a.count() == 5, 10, "A's 5 in flight")
+        self.a.vanish()
+        self.publish(40)
+        self.b_caught_up()
+
     def close(self) -> None:
         for member in (self.b, self.publisher):
             member.close()
@@ -157,11 +165,7 @@ def test_a_member_returning_with_clean_start_discards_its_share(
 ) -> None:
     s = Setup(private_broker, expiry=3600)
     try:
-        s.publish(40)
-        wait_until(lambda: s.a.count() == 5, 10, "A's 5 in flight")
-        s.a.vanish()
-        s.publish(40)
-        s.b_caught_up()
+        s.strand_a()
         back = Member(private_broker, "A", expiry=3600, clean_start=True)
         back.subscribe(SHARED)
         s.b_caught_up()
@@ -199,11 +203,7 @@ def test_a_member_without_session_expiry_loses_what_was_in_flight_and_queued(
 def test_a_session_that_expires_takes_its_share_with_it(private_broker: PrivateBroker) -> None:
     s = Setup(private_broker, expiry=2)
     try:
-        s.publish(40)
-        wait_until(lambda: s.a.count() == 5, 10, "A's 5 in flight")
-        s.a.vanish()
-        s.publish(40)
-        s.b_caught_up()
+        s.strand_a()
         assert s.b.count() == 40
 
         def expired() -> bool:  # once the session is gone, B is dealt every message
@@ -230,11 +230,7 @@ def test_an_adopter_drains_a_vanished_members_session_and_removes_it(
     """What the ingest does for a lost worker (`IngestService.adopt`), with raw clients."""
     s = Setup(private_broker, expiry=3600)
     try:
-        s.publish(40)
-        wait_until(lambda: s.a.count() == 5, 10, "A's 5 in flight")
-        s.a.vanish()
-        s.publish(40)
-        s.b_caught_up()
+        s.strand_a()
         adopter = Member(private_broker, "A", expiry=3600)
         assert adopter.session_present
         done = threading.Event()
