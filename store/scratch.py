@@ -27,6 +27,7 @@ __all__ = [
     "admin_database_url",
     "answers",
     "scratch_database",
+    "scratch_template",
     "with_database",
 ]
 
@@ -75,19 +76,49 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def scratch_database(admin_url: str, h3_resolution: int = 10) -> Iterator[str]:
-    """A new database on `admin_url`'s server, migrated with `h3_resolution`; its URL. Dropped
-    on leaving, connections and all."""
+def scratch_database(
+    admin_url: str, h3_resolution: int = 10, template: str | None = None
+) -> Iterator[str]:
+    """A new database on `admin_url`'s server, migrated with `h3_resolution` (or a copy of
+    `template`, a database `scratch_template` made); its URL. Dropped on leaving, connections
+    and all."""
     name = f"envpatrol_test_{uuid.uuid4().hex[:12]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.execute(create)
     url = with_database(admin_url, name)
     try:
-        with psycopg.connect(url) as conn:
-            migrate(conn, h3_resolution=h3_resolution)
+        if template is None:
+            with psycopg.connect(url) as conn:
+                migrate(conn, h3_resolution=h3_resolution)
         yield url
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        _drop(admin_url, name)
+
+
+@contextlib.contextmanager
+def scratch_template(admin_url: str, h3_resolution: int = 10) -> Iterator[str | None]:
+    """A migrated database that `scratch_database(..., template=name)` copies instead of
+    migrating each new one (a copy takes a fraction of the migrations' time); dropped on
+    leaving. None where the server offers TimescaleDB: its background workers connect to every
+    database with the extension, and PostgreSQL copies no database that has a connection."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        offered = admin.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+        ).fetchone()
+    if offered is not None:
+        yield None
+        return
+    with scratch_database(admin_url, h3_resolution) as url:
+        yield urlsplit(url).path.lstrip("/")
+
+
+def _drop(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

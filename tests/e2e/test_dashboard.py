@@ -83,6 +83,25 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> 
         time.sleep(0.1)
 
 
+def click_when(find: Callable[[], list[Any]], what: str, timeout: float = 20.0) -> None:
+    """Click the first element `find` returns once there is one. The page redraws parts of
+    itself after each change, so an element found a moment before may be gone by the click:
+    that is tried again, not a failure."""
+
+    def clicked() -> bool:
+        elements = find()
+        if not elements:
+            return False
+        elements[0].click()
+        return True
+
+    wait_for(clicked, what, timeout)
+
+
+def buttons(browser: webdriver.Chrome, css: str, text: str) -> Callable[[], list[Any]]:
+    return lambda: [b for b in browser.find_elements(By.CSS_SELECTOR, css) if b.text == text]
+
+
 @pytest.fixture
 def browser() -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
@@ -161,29 +180,17 @@ def test_hotspots_show_and_a_case_can_be_opened(
         )
         dots = browser.find_elements(By.CSS_SELECTOR, "#detail-body svg.chart circle")
         assert len(dots) == 16  # the hotspot's passes
-        open_button = wait_for(
-            lambda: [
-                b
-                for b in browser.find_elements(By.CSS_SELECTOR, "#case-panel button")
-                if b.text == "Open a case"
-            ],
-            "the case button",
-        )
+        open_case = buttons(browser, "#case-panel button", "Open a case")
+        wait_for(open_case, "the case button")
         browser.save_screenshot(str(SCREENSHOTS / "dashboard-detail.png"))
-        open_button[0].click()
+        click_when(open_case, "the case button")
         wait_for(
             lambda: "open" in browser.find_element(By.ID, "cases").text, "the new case in the list"
         )
-        dispatch = wait_for(
-            lambda: [
-                b
-                for b in browser.find_elements(By.CSS_SELECTOR, "#case-panel button")
-                if b.text == "Dispatch"
-            ],
-            "the dispatch button",
-        )
+        dispatch = buttons(browser, "#case-panel button", "Dispatch")
+        wait_for(dispatch, "the dispatch button")
         browser.save_screenshot(str(SCREENSHOTS / "dashboard-case.png"))
-        dispatch[0].click()
+        click_when(dispatch, "the dispatch button")
         wait_for(lambda: "dispatched" in browser.find_element(By.ID, "cases").text, "dispatched")
 
         # The grid workflow: assigned with a deadline, a photo, all in the case's history.
@@ -194,12 +201,7 @@ def test_hotspots_show_and_a_case_can_be_opened(
         browser.execute_script(
             "document.getElementById('case-deadline').value = '2025-03-01';"
         )  # a date already past: the case is overdue
-        save = [
-            b
-            for b in browser.find_elements(By.CSS_SELECTOR, ".case-form button")
-            if b.text == "Save"
-        ]
-        save[0].click()
+        click_when(buttons(browser, ".case-form button", "Save"), "the Save button")
         wait_for(
             lambda: "Overdue" in browser.find_element(By.ID, "case-panel").text,
             "the assignment and the overdue badge",
@@ -350,11 +352,10 @@ def test_the_page_fits_desktops_and_phones_in_both_languages(
         browser.execute_script("localStorage.setItem('envpatrol.lang', arguments[0]);", lang)
         browser.get(url)
         wait_for(lambda: browser.execute_script("return document.body.dataset.loaded"), "data")
-        rows = wait_for(
+        click_when(
             lambda: browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr[data-cell]"),
             "the hotspot row",
         )
-        rows[0].click()
         wait_for(
             lambda: browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr.selected"),
             "the selection",
@@ -434,15 +435,10 @@ def test_from_and_to_choose_the_analysis_run_or_request_one(
             set('to', '2025-03-09T00:00');
             """
         )
-        button = wait_for(
-            lambda: [
-                b
-                for b in browser.find_elements(By.CSS_SELECTOR, "#run-note button")
-                if b.text == "Analyse this period"
-            ],
+        click_when(
+            buttons(browser, "#run-note button", "Analyse this period"),
             "the offer to analyse the period",
         )
-        button[0].click()
         with psycopg.connect(database_url, autocommit=True) as conn:
             wait_for(
                 lambda: serve_pending(conn, JobSettings(window=timedelta(days=30))) or None,
@@ -488,20 +484,7 @@ def test_an_officer_on_a_phone_in_chinese_goes_from_the_map_to_a_verified_treatm
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def press(text: str) -> None:
-        """Click the case panel's button `text` once it is there (the panel redraws itself
-        after each change, so a button found a moment before may be gone)."""
-
-        def clicked() -> bool:
-            try:
-                for b in browser.find_elements(By.CSS_SELECTOR, "#case-panel button"):
-                    if b.text == text:
-                        b.click()
-                        return True
-            except StaleElementReferenceException:
-                pass
-            return False
-
-        wait_for(clicked, f"the {text} button")
+        click_when(buttons(browser, "#case-panel button", text), f"the {text} button")
 
     for base in serve(ApiSettings(database_url=database_url, streets_file=str(streets))):
         url = f"{base}/?pollutant=pm25"
@@ -514,17 +497,14 @@ def test_an_officer_on_a_phone_in_chinese_goes_from_the_map_to_a_verified_treatm
         browser.get(url)
         wait_for(lambda: browser.execute_script("return document.body.dataset.loaded"), "data")
 
-        def open_row() -> bool:
-            try:
-                rows = browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr[data-cell]")
-                if rows and "双井街" in rows[0].text:  # its street
-                    rows[0].click()
-                    return True
-            except StaleElementReferenceException:  # the table was redrawn meanwhile
-                pass
-            return False
-
-        wait_for(open_row, "the hotspot on its street, in the drawer")
+        click_when(
+            lambda: [
+                row
+                for row in browser.find_elements(By.CSS_SELECTOR, "#hotspots tbody tr[data-cell]")
+                if "双井街" in row.text  # its street
+            ][:1],
+            "the hotspot on its street, in the drawer",
+        )
         wait_for(
             lambda: browser.find_elements(By.CSS_SELECTOR, "#detail-body svg.chart"),
             "its evidence",
