@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # its week drives in under a minute of wall time at 400x, long enough for the default analysis
 # settings (passes on several days) to find most of its sources.
 WORLD = ["--family", "spurs", "--seed", "5", "--days", "7"]
-SPEED = 400.0  # the speed-up the other end-to-end tests run stably at on two loaded cores
-WALL_LIMIT_S = 240.0  # about 60 s on an idle machine
+SPEED = 300.0
+WALL_LIMIT_S = 240.0  # about 75 s on an idle machine
 # The two sides simulate the same world with different noise draws (the simulator's modules and
 # the harness's numpy models share their models, not their random streams), and the agents miss a
 # few readings after each power-on that the harness has: a weak source (this world has five weak
@@ -36,7 +36,7 @@ WALL_LIMIT_S = 240.0  # about 60 s on an idle machine
 # report at most that many more false hotspots.
 STRONG_SIGMA = 5.0
 MAX_DIFFERENCES = 2
-MIN_SHARE = 0.55  # of the harness's readings the agents must make
+MIN_SHARE = 0.6  # of the harness's readings the agents must make
 
 
 def run_world(admin_url: str, folder: Path) -> tuple[dict[str, Any], str]:
@@ -83,9 +83,9 @@ def test_a_generated_world_through_the_pipeline_agrees_with_the_harness(
         assert v["stored_seqs_ok"], (name, v, printed)
     assert figures["inserted"] == figures["produced"] == figures["stored"], printed
     assert figures["dead_letters"] == 0
-    # A starved agent samples fewer of the simulated hours (a poll every 25 ms of wall time at
-    # 400x, beside two simulated boxes and receivers in one process: 67 % of the harness's
-    # readings on an idle machine in one run); most must still be there.
+    # A starved agent samples fewer of the simulated hours (a poll every 33 ms of wall time at
+    # 300x, beside two simulated boxes and receivers in one process: 76 % of the harness's
+    # readings in one run; at 400x 51-67 %, too few for the sides to agree); most must be there.
     assert figures["produced"] > MIN_SHARE * figures["harness_readings"]
 
     # The job ran over the stored passes and the API serves its hotspots, all of them.
