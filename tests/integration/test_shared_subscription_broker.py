@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.integration, needs_mosquitto]
 __all__ = ["private_broker"]  # a fixture used by name below
 
 SHARED = "$share/g/t/#"
+A_GONE = "mark/a-gone"
 
 
 class Member:
@@ -43,6 +44,7 @@ class Member:
         receive_maximum: int = 100,
         acknowledge: bool = True,
         clean_start: bool = False,
+        will: str | None = None,
     ) -> None:
         self.received: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
@@ -59,6 +61,8 @@ class Member:
         if expiry:
             props.SessionExpiryInterval = expiry
         props.ReceiveMaximum = receive_maximum
+        if will is not None:
+            self.client.will_set(will, "", qos=1)
         self.client.connect("127.0.0.1", broker.port, 60, clean_start=clean_start, properties=props)
         self.client.loop_start()
         wait_until(lambda: self.session_present is not None, 10, f"{client_id} to connect")
@@ -104,7 +108,10 @@ class Member:
 class Setup:
     def __init__(self, broker: PrivateBroker, expiry: int) -> None:
         self.broker = broker
-        self.a = Member(broker, "A", expiry=expiry, receive_maximum=5, acknowledge=False)
+        # A's will tells B (subscribed to mark/#) when the broker has seen A's connection end.
+        self.a = Member(
+            broker, "A", expiry=expiry, receive_maximum=5, acknowledge=False, will=A_GONE
+        )
         self.b = Member(broker, "B", expiry=3600)
         self.a.subscribe(SHARED)
         self.b.subscribe(SHARED, "mark/#")
@@ -122,11 +129,17 @@ class Setup:
         self.publisher.client.publish(mark, "", qos=1)
         wait_until(lambda: self.b.has(mark), 10, "B to receive the marker")
 
+    def a_vanishes(self) -> None:
+        """A's connection ends without a word, and the broker has seen it end (what is
+        published after that is dealt without A's connection)."""
+        self.a.vanish()
+        wait_until(lambda: self.b.has(A_GONE), 10, "the broker to see A's connection end")
+
     def strand_a(self) -> None:
         """40 published (A holds 5 in flight), A's connection gone without a word, 40 more."""
         self.publish(40)
         wait_until(lambda: self.a.count() == 5, 10, "A's 5 in flight")
-        self.a.vanish()
+        self.a_vanishes()
         self.publish(40)
         self.b_caught_up()
 
@@ -144,7 +157,7 @@ def test_a_vanished_member_with_a_session_keeps_its_share_until_it_resumes(
         wait_until(lambda: s.a.count() == 5, 10, "A's 5 in flight")
         s.b_caught_up()
         assert s.b.count() == 20  # strict round robin: A's other 15 wait queued
-        s.a.vanish()
+        s.a_vanishes()
         s.publish(40)
         s.b_caught_up()
         assert s.b.count() == 40  # the absent member is still dealt every other message
@@ -184,7 +197,7 @@ def test_a_member_without_session_expiry_loses_what_was_in_flight_and_queued(
         s.publish(40)
         wait_until(lambda: s.a.count() == 5, 10, "A's 5 in flight")
         s.b_caught_up()
-        s.a.vanish()
+        s.a_vanishes()
         wait_until(lambda: s.b.count() == 20, 10, "B's share")
         # The session ended with the connection: A is no longer a member, B gets everything.
         s.publish(40)
