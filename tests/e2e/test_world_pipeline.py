@@ -16,7 +16,17 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# Opt-in (ENVPATROL_WORLD_E2E=1): at 300x the agents made 70-76 % of the harness's readings in
+# runs of this module alone and 46-51 % late in two whole-suite runs on the same machine, too few
+# for the two sides to agree. Until the harness is scored on the readings the agents made, this
+# is a check to run on its own (and `python -m bench.world_pipeline`, docs/hotspot-evaluation.md).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        os.environ.get("ENVPATROL_WORLD_E2E") != "1",
+        reason="set ENVPATROL_WORLD_E2E=1: the agents' share of readings varies with the load",
+    ),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
