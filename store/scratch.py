@@ -97,7 +97,10 @@ def scratch_database(
                 migrate(conn, h3_resolution=h3_resolution)
         yield url
     finally:
-        _drop(admin_url, name)
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @contextlib.contextmanager
@@ -115,10 +118,3 @@ def scratch_template(admin_url: str, h3_resolution: int = 10) -> Iterator[str | 
         return
     with scratch_database(admin_url, h3_resolution) as url:
         yield urlsplit(url).path.lstrip("/")
-
-
-def _drop(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from store.scratch import scratch_template
-from tests.services import admin_database_url, mqtt_url, scratch_database
+from tests.services import admin_database_url, mqtt_url, scratch_database, scratch_template
 
 # CI shares two cores with the services under test: a property test's example is judged on what
 # it checks, not on how long generating it took while the machine was busy.

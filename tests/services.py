@@ -12,9 +12,15 @@ from collections.abc import Callable
 from functools import cache
 
 from store import scratch
-from store.scratch import scratch_database, with_database
+from store.scratch import scratch_database, scratch_template, with_database
 
-__all__ = ["admin_database_url", "mqtt_url", "scratch_database", "with_database"]
+__all__ = [
+    "admin_database_url",
+    "mqtt_url",
+    "scratch_database",
+    "scratch_template",
+    "with_database",
+]
 
 
 def _embedded_database() -> str:
